@@ -1,0 +1,252 @@
+"""The blocked Cholesky factor behind every evaluation of the profiled deviance.
+
+The cross-product matrix ``A = [Z X y]ᵀ W [Z X y]`` is built once per model and
+split in two, MixedModels.jl style:
+
+* the *first* random-effects term (the one with the most random effects) has a
+  block-diagonal ``ZᵀZ`` (one S×S block per level), so its Cholesky factor is
+  ``ℓ`` independent tiny factorizations done as one batched array operation;
+* everything after it (the other terms, then X, then y) forms the *rest*: its
+  Schur complement after eliminating the first term is dense and factored by
+  LAPACK.  Crossed terms fill this block in anyway, so storing it dense costs
+  nothing extra for them.
+
+For each θ only the scaling by Λθ and the two factorizations are redone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import lapack, solve_triangular
+
+from .terms import Design, RandomEffectsTerm
+
+
+def _level_crossprod(term: RandomEffectsTerm, sw: np.ndarray) -> np.ndarray:
+    """Per-level ``zᵀWz`` blocks of one term, shape (ℓ, S, S)."""
+    z = term.z * sw[:, None]
+    S = term.size
+    out = np.empty((term.nlevels, S, S))
+    for s in range(S):
+        for t in range(s + 1):
+            out[:, s, t] = np.bincount(term.codes, weights=z[:, s] * z[:, t], minlength=term.nlevels)
+            out[:, t, s] = out[:, s, t]
+    return out
+
+
+def _term_columns(term: RandomEffectsTerm) -> np.ndarray:
+    """Column index (level-major) in the term's block of each (row, s), shape (n, S)."""
+    return term.codes[:, None] * term.size + np.arange(term.size)[None, :]
+
+
+def _dense_by_term(F: np.ndarray, term: RandomEffectsTerm, sw: np.ndarray) -> np.ndarray:
+    """``Fᵀ W Z_t`` for a dense (n, k) matrix ``F`` already scaled by √w: shape (k, q_t)."""
+    z = term.z * sw[:, None]
+    out = np.empty((F.shape[1], term.nlevels, term.size))
+    for s in range(term.size):
+        for j in range(F.shape[1]):
+            out[j, :, s] = np.bincount(term.codes, weights=F[:, j] * z[:, s], minlength=term.nlevels)
+    return out.reshape(F.shape[1], -1)
+
+
+def _sparse_term_by_term(a: RandomEffectsTerm, b: RandomEffectsTerm, sw: np.ndarray) -> sp.csr_matrix:
+    """``Z_aᵀ W Z_b`` as a sparse (q_a, q_b) matrix."""
+    za = a.z * sw[:, None]
+    zb = b.z * sw[:, None]
+    rows = np.repeat(_term_columns(a)[:, :, None], b.size, axis=2).ravel()
+    cols = np.repeat(_term_columns(b)[:, None, :], a.size, axis=1).ravel()
+    vals = (za[:, :, None] * zb[:, None, :]).ravel()
+    m = sp.coo_matrix((vals, (rows, cols)), shape=(a.nlevels * a.size, b.nlevels * b.size))
+    return m.tocsr()
+
+
+def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
+    """The S×S lower-triangular template of one term from its θ slice (column major).
+
+    Examples
+    --------
+    >>> lower_template(np.array([1.0, 0.5, 2.0]), 2)
+    array([[1. , 0. ],
+           [0.5, 2. ]])
+    """
+    T = np.zeros((size, size))
+    rows, cols = np.triu_indices(size)  # row-major upper triangle of Tᵀ = column-major lower of T
+    T[cols, rows] = theta
+    return T
+
+
+@dataclass
+class Factor:
+    """The blocked Cholesky factor at one θ.
+
+    ``L00`` (ℓ, S, S) is the first term's block-diagonal factor; ``Lrr`` is the
+    dense factor of the rest (random rest, then X, then y).
+    """
+
+    L00: np.ndarray
+    Lrr: np.ndarray
+    templates: list[np.ndarray]
+
+
+class CrossProducts:
+    """``A = [Z X y]ᵀW[Z X y]`` in blocks, and its Λθ-scaled Cholesky factor.
+
+    Parameters
+    ----------
+    design : Design
+        The model's data. Terms are re-ordered internally (most random effects
+        first); ``theta`` passed to :meth:`factor` is in the engine order given
+        by :attr:`order`.
+    """
+
+    def __init__(self, design: Design):
+        terms = design.terms
+        self.order = sorted(range(len(terms)), key=lambda i: -terms[i].size * terms[i].nlevels)
+        self.terms = [terms[i] for i in self.order]
+        n = design.nobs
+        w = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
+        sw = np.sqrt(w)
+        yo = design.y - (0.0 if design.offset is None else design.offset)
+        F = np.column_stack([design.X, yo]) * sw[:, None]
+        self.p = design.X.shape[1]
+        self.n = n
+        self.sum_log_w = float(np.sum(np.log(w)))
+        first, rest = self.terms[0], self.terms[1:]
+        self.S0 = first.size
+        self.l0 = first.nlevels
+        self.A00 = _level_crossprod(first, sw)
+        # Row offsets of the rest's pieces: each rest term's columns, then X and y.
+        sizes = [t.size * t.nlevels for t in rest]
+        self.rest_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        self.qr = int(self.rest_offsets[-1])
+        m = self.qr + self.p + 1
+        self.m = m
+        # Random rows of A_r0 (sparse) and the dense X/y rows.
+        self.R0 = (
+            sp.vstack([_sparse_term_by_term(t, first, sw) for t in rest]).tocsr()
+            if rest
+            else sp.csr_matrix((0, self.S0 * self.l0))
+        )
+        self.F0 = _dense_by_term(F, first, sw)
+        Arr = np.zeros((m, m))
+        for i, ti in enumerate(rest):
+            oi = self.rest_offsets[i]
+            qi = sizes[i]
+            for j in range(i + 1):
+                tj = rest[j]
+                oj = self.rest_offsets[j]
+                Arr[oi : oi + qi, oj : oj + sizes[j]] = _sparse_term_by_term(ti, tj, sw).toarray()
+            Arr[self.qr :, oi : oi + qi] = _dense_by_term(F, ti, sw)
+        Arr[self.qr :, self.qr :] = F.T @ F
+        self.Arr = np.tril(Arr)
+        self.Arr = self.Arr + np.tril(self.Arr, -1).T
+        self._rest_sizes = [t.size for t in rest]
+        self._rest_levels = [t.nlevels for t in rest]
+        self._bsr_index = (np.arange(self.l0), np.arange(self.l0 + 1))
+
+    # -- per-θ work -----------------------------------------------------------
+    def templates(self, theta_engine: list[np.ndarray]) -> list[np.ndarray]:
+        return [lower_template(th, t.size) for th, t in zip(theta_engine, self.terms)]
+
+    def _first_block(self, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """L00 (batched Cholesky of T0ᵀA00T0 + I) and M = T0 (T0ᵀA00T0 + I)⁻¹ T0ᵀ."""
+        if self.S0 == 1:
+            lam = T0[0, 0]
+            b = lam * lam * self.A00[:, 0, 0] + 1.0
+            L00 = np.sqrt(b).reshape(-1, 1, 1)
+            M = (lam * lam / b).reshape(-1, 1, 1)
+            return L00, M
+        B = T0.T @ self.A00 @ T0
+        B[:, np.arange(self.S0), np.arange(self.S0)] += 1.0
+        L00 = np.linalg.cholesky(B)
+        # T0 L⁻ᵀ, so that M = (T0 L⁻ᵀ)(T0 L⁻ᵀ)ᵀ stays symmetric to rounding.
+        eye = np.broadcast_to(np.eye(self.S0), L00.shape)
+        Linv = np.linalg.solve(L00, eye)
+        TL = T0 @ np.swapaxes(Linv, 1, 2)
+        return L00, TL @ np.swapaxes(TL, 1, 2)
+
+    def _schur_correction(self, M: np.ndarray) -> np.ndarray:
+        """``A_r0 M A_r0ᵀ`` as a dense (m, m) matrix (lower and upper filled)."""
+        out = np.empty((self.m, self.m))
+        S0, l0 = self.S0, self.l0
+        FM = np.einsum("kls,lst->klt", self.F0.reshape(-1, l0, S0), M).reshape(self.F0.shape[0], -1)
+        qr = self.qr
+        out[qr:, qr:] = FM @ self.F0.T
+        if qr:
+            if S0 == 1:
+                RM = self.R0.multiply(M[:, 0, 0][None, :]).tocsr()
+            else:
+                Mb = sp.bsr_matrix((M, *self._bsr_index), shape=(l0 * S0, l0 * S0))
+                RM = (self.R0 @ Mb).tocsr()
+            out[:qr, :qr] = (RM @ self.R0.T).toarray()
+            out[qr:, :qr] = (RM @ self.F0.T).T
+            out[:qr, qr:] = out[qr:, :qr].T
+        return out
+
+    def _scale_rest(self, G: np.ndarray, templates: list[np.ndarray]) -> None:
+        """In place ``G ← ΛrᵀGΛr`` for the random rest (X and y rows are not scaled)."""
+        for k, T in enumerate(templates[1:]):
+            o, S, ell = self.rest_offsets[k], self._rest_sizes[k], self._rest_levels[k]
+            sl = slice(o, o + S * ell)
+            if S == 1:
+                G[sl, :] *= T[0, 0]
+                G[:, sl] *= T[0, 0]
+            else:
+                G[:, sl] = (G[:, sl].reshape(self.m, ell, S) @ T).reshape(self.m, -1)
+                G[sl, :] = (T.T @ G[sl, :].reshape(ell, S, self.m)).reshape(-1, self.m)
+
+    def factor(self, theta_engine: list[np.ndarray]) -> Factor | None:
+        """Factor at θ (one array per term, engine order); None if not positive definite."""
+        templates = self.templates(theta_engine)
+        L00, M = self._first_block(templates[0])
+        G = self.Arr - self._schur_correction(M)
+        self._scale_rest(G, templates)
+        idx = np.arange(self.qr)
+        G[idx, idx] += 1.0
+        Lrr, info = lapack.dpotrf(G, lower=1, clean=1, overwrite_a=1)
+        if info != 0:
+            return None
+        return Factor(L00=L00, Lrr=Lrr, templates=templates)
+
+    # -- quantities read off the factor ---------------------------------------
+    def logdets(self, f: Factor) -> tuple[float, float, float]:
+        """(log|L_Z|², log|L_X|², r²) from the factor's diagonal."""
+        d0 = np.diagonal(f.L00, axis1=1, axis2=2)
+        dr = np.diagonal(f.Lrr)
+        ldL2 = 2.0 * (np.sum(np.log(d0)) + np.sum(np.log(dr[: self.qr])))
+        ldRX2 = 2.0 * np.sum(np.log(dr[self.qr : self.qr + self.p]))
+        return float(ldL2), float(ldRX2), float(dr[-1] ** 2)
+
+    def lower_offdiag(self, f: Factor) -> np.ndarray:
+        """L_r0 = Λrᵀ A_r0 Λ0 L00⁻ᵀ as a dense (m, q0) array (used once, after the fit)."""
+        T0 = f.templates[0]
+        eye = np.broadcast_to(np.eye(self.S0), f.L00.shape)
+        D = T0 @ np.swapaxes(np.linalg.solve(f.L00, eye), 1, 2)  # (ℓ, S, S) blocks of Λ0 L00⁻ᵀ
+        Ar0 = np.vstack([self.R0.toarray(), self.F0]) if self.qr else self.F0.copy()
+        out = np.einsum("kls,lst->klt", Ar0.reshape(self.m, self.l0, self.S0), D).reshape(self.m, -1)
+        return self._scale_rows(out, f.templates)
+
+    def _scale_rows(self, B: np.ndarray, templates: list[np.ndarray]) -> np.ndarray:
+        """``Λrᵀ B`` for an (m, k) array: scale the random-rest rows."""
+        B = B.copy()
+        for k, T in enumerate(templates[1:]):
+            o, S, ell = self.rest_offsets[k], self._rest_sizes[k], self._rest_levels[k]
+            sl = slice(o, o + S * ell)
+            B[sl, :] = (T.T @ B[sl, :].reshape(ell, S, -1)).reshape(-1, B.shape[1])
+        return B
+
+    def solve(self, f: Factor) -> tuple[np.ndarray, list[np.ndarray]]:
+        """β̂ and the spherical random effects u (engine term order, each (ℓ, S))."""
+        Lr0 = self.lower_offdiag(f)
+        top = f.Lrr[:-1, :-1]
+        v = solve_triangular(top, f.Lrr[-1, :-1], lower=True, trans="T")
+        rhs0 = Lr0[-1, :] - Lr0[:-1, :].T @ v
+        u0 = np.linalg.solve(np.swapaxes(f.L00, 1, 2), rhs0.reshape(self.l0, self.S0, 1))[..., 0]
+        us = [u0]
+        for k in range(len(self.terms) - 1):
+            o, S, ell = self.rest_offsets[k], self._rest_sizes[k], self._rest_levels[k]
+            us.append(v[o : o + S * ell].reshape(ell, S))
+        return v[self.qr :], us

@@ -1,0 +1,76 @@
+"""Exceptions and warnings raised by mixedfit.
+
+Every error names what is wrong with the user's input (the column, the level,
+the position in the formula), so that it can be fixed without reading a
+traceback.
+
+Examples
+--------
+>>> import mixedfit as mf
+>>> issubclass(mf.errors.FormulaError, mf.errors.MixedFitError)
+True
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MixedFitError",
+    "FormulaError",
+    "DataError",
+    "ModelSpecError",
+    "MixedFitWarning",
+    "SingularFitWarning",
+    "ConvergenceWarning",
+    "RankDeficiencyWarning",
+    "ScaleWarning",
+]
+
+
+class MixedFitError(ValueError):
+    """Base class of every error mixedfit raises about its input."""
+
+
+class FormulaError(MixedFitError):
+    """The formula cannot be read; the message points at the position."""
+
+
+class DataError(MixedFitError):
+    """The data cannot be used: a missing column, a bad value, a bad level."""
+
+
+class ModelSpecError(MixedFitError):
+    """The model cannot be fitted to these data (e.g. too many random effects)."""
+
+
+class MixedFitWarning(UserWarning):
+    """Base class of mixedfit's warnings."""
+
+
+class SingularFitWarning(MixedFitWarning):
+    """The fit is on the boundary: a variance is zero or a correlation is ±1."""
+
+
+class ConvergenceWarning(MixedFitWarning):
+    """The optimizer stopped early or the gradient at the optimum is large."""
+
+
+class RankDeficiencyWarning(MixedFitWarning):
+    """The fixed-effects matrix is rank deficient; columns were dropped."""
+
+
+class ScaleWarning(MixedFitWarning):
+    """Predictors are on very different scales; consider rescaling."""
+
+
+def caret_message(text: str, start: int, end: int | None = None, message: str = "") -> str:
+    """Return *message* followed by *text* with a caret line under ``text[start:end]``.
+
+    Examples
+    --------
+    >>> print(caret_message("y ~ (x | g", 4, message="unbalanced parenthesis"))
+    unbalanced parenthesis
+        y ~ (x | g
+            ^
+    """
+    end = start + 1 if end is None else max(end, start + 1)
+    return f"{message}\n    {text}\n    {' ' * start}{'^' * (end - start)}"

@@ -1,0 +1,214 @@
+"""The linear mixed model: its profiled deviance and the fit.
+
+``MixedModel`` holds a :class:`~mixedfit.terms.Design` and the cross products
+built from it once; :meth:`MixedModel.objective` evaluates lme4's profiled
+deviance (ML) or REML criterion at θ, and :meth:`MixedModel.fit` minimizes it
+the way lme4 does and returns a :class:`~mixedfit.results.MixedResults`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from .blocks import CrossProducts, Factor
+from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
+from .optimize import OptSummary, bobyqa, finite_derivatives
+from .terms import Design
+
+_SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance
+_BOUNDARY_TOL = 1e-5  # lme4's lmerControl(boundary.tol)
+_GRAD_TOL = 2e-3  # lme4's check.conv.grad tolerance
+_HESS_TOL = 1e-6  # lme4's check.conv.hess tolerance
+
+
+@dataclass
+class Convergence:
+    """lme4's convergence diagnostics: its messages and code (0 = no problem)."""
+
+    messages: list[str]
+    code: int
+
+
+class MixedModel:
+    """A linear mixed model ready to be fitted.
+
+    Parameters
+    ----------
+    design : Design
+        Response, fixed-effects matrix and random-effects terms.
+    reml : bool
+        Fit by REML (True, lme4's default) or maximum likelihood.
+
+    Examples
+    --------
+    >>> import mixedfit as mf
+    >>> from mixedfit.terms import build_design
+    >>> d = build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy"))
+    >>> m = MixedModel(d, reml=True)
+    >>> round(m.objective(m.start), 4)
+    1784.6423
+    """
+
+    def __init__(self, design: Design, reml: bool = True):
+        if not design.terms:
+            raise ModelSpecError("No random effects terms specified in formula")
+        self.design = design
+        self.reml = bool(reml)
+        self.cross = CrossProducts(design)
+        sizes = [t.size for t in design.terms]
+        bounds = np.cumsum([0] + [s * (s + 1) // 2 for s in sizes])
+        self.theta_slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.lower = np.concatenate([_diagonal_mask(s) for s in sizes]).astype(float)
+        self.lower[self.lower == 0] = -np.inf
+        self.lower[np.isfinite(self.lower)] = 0.0
+        self.start = np.where(np.isfinite(self.lower), 1.0, 0.0)
+        n, p = design.nobs, design.X.shape[1]
+        if self.reml and n <= p:
+            raise ModelSpecError(f"REML needs more observations ({n}) than fixed effects ({p})")
+
+    @property
+    def ntheta(self) -> int:
+        return self.lower.size
+
+    def engine_theta(self, theta: np.ndarray) -> list[np.ndarray]:
+        """θ (lme4 order) split per term and re-ordered as the engine stores terms."""
+        return [theta[self.theta_slices[i]] for i in self.cross.order]
+
+    def factor(self, theta: np.ndarray) -> Factor | None:
+        return self.cross.factor(self.engine_theta(np.asarray(theta, float)))
+
+    def objective(self, theta: np.ndarray) -> float:
+        """lme4's profiled deviance (ML) or REML criterion at θ (lme4's order).
+
+        Returns ``inf`` where the system is not positive definite.
+        """
+        f = self.factor(theta)
+        if f is None:
+            return np.inf
+        return self.objective_from_factor(f)
+
+    def objective_from_factor(self, f: Factor) -> float:
+        ldL2, ldRX2, r2 = self.cross.logdets(f)
+        n, p = self.cross.n, self.cross.p
+        dof = n - p if self.reml else n
+        dev = ldL2 - self.cross.sum_log_w + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
+        return float(dev + ldRX2) if self.reml else float(dev)
+
+    # -- fitting --------------------------------------------------------------
+    def optimize(self, start: np.ndarray | None = None, maxeval: int = 100_000) -> OptSummary:
+        """Minimize the objective over θ the way lme4's ``optimizeLmer`` does."""
+        theta0 = self.start if start is None else np.asarray(start, float)
+        opt = bobyqa(self.objective, theta0, self.lower, maxeval=maxeval)
+        opt = self._restart_edge(opt, maxeval)
+        opt = self._snap_to_boundary(opt)
+        opt.gradient, opt.hessian = finite_derivatives(self.objective, opt.final, opt.fmin)
+        return opt
+
+    def _restart_edge(self, opt: OptSummary, maxeval: int) -> OptSummary:
+        """Restart once from an optimum on the boundary if the deviance falls inward."""
+        on_edge = np.flatnonzero(opt.final == self.lower)
+        if on_edge.size == 0:
+            return opt
+        falls = []
+        for i in on_edge:
+            th = opt.final.copy()
+            th[i] = self.lower[i] + _BOUNDARY_TOL
+            falls.append(self.objective(th) < opt.fmin)
+        if not any(falls):
+            return opt
+        again = bobyqa(self.objective, opt.final, self.lower, maxeval=maxeval)
+        again.feval += opt.feval
+        again.initial = opt.initial
+        return again if again.fmin <= opt.fmin else opt
+
+    def _snap_to_boundary(self, opt: OptSummary) -> OptSummary:
+        """Set θ within lme4's boundary tolerance of a bound to the bound when that is no worse."""
+        near = np.flatnonzero((opt.final - self.lower > 0) & (opt.final - self.lower < _BOUNDARY_TOL))
+        for i in near:
+            th = opt.final.copy()
+            th[i] = self.lower[i]
+            val = self.objective(th)
+            if val <= opt.fmin:
+                opt.final, opt.fmin = th, val
+        return opt
+
+    def convergence(self, opt: OptSummary) -> Convergence:
+        """lme4's ``checkConv``: singular fit, then gradient and Hessian checks."""
+        messages: list[str] = []
+        if opt.code != 0:
+            messages.append(f"convergence code {opt.code} from nloptwrap: {opt.message}")
+        if self.is_singular(opt.final):
+            return Convergence(messages + ["boundary (singular) fit: see help('isSingular')"], 0)
+        grad, hess = opt.gradient, opt.hessian
+        code = 0
+        try:
+            scaled = np.linalg.solve(np.linalg.cholesky(hess).T, grad)
+        except np.linalg.LinAlgError:
+            scaled = None
+        if scaled is None or not np.all(np.isfinite(scaled)):
+            messages.append("unable to evaluate scaled gradient")
+            code = -1
+        else:
+            mingrad = np.minimum(np.abs(scaled), np.abs(grad))
+            if mingrad.max() > _GRAD_TOL:
+                code = -1
+                messages.append(
+                    f"Model failed to converge with max|grad| = {_r_g(mingrad.max())} "
+                    f"(tol = {_r_g(_GRAD_TOL)}, component {int(np.argmax(mingrad)) + 1})"
+                )
+        hess_messages, hess_code = _check_hessian(hess)
+        messages += hess_messages
+        return Convergence(messages, hess_code or code)
+
+    def is_singular(self, theta: np.ndarray) -> bool:
+        bounded = np.isfinite(self.lower)
+        return bool(np.any(theta[bounded] < _SINGULAR_TOL))
+
+    def fit(self, *, start: np.ndarray | None = None, maxeval: int = 100_000, **names: str | None):
+        """Fit the model; keyword ``names`` (data_name, ...) are kept for printing."""
+        from .results import MixedResults
+
+        opt = self.optimize(start, maxeval)
+        conv = self.convergence(opt)
+        for msg in conv.messages:
+            cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
+            warnings.warn(msg, cls, stacklevel=3)
+        return MixedResults(self, opt, conv, **names)
+
+
+def _diagonal_mask(size: int) -> np.ndarray:
+    """1 where a term's θ (column-major lower triangle) is a diagonal element."""
+    rows, cols = np.tril_indices(size)
+    order = np.lexsort((rows, cols))
+    return (rows[order] == cols[order]).astype(float)
+
+
+def _r_g(x: float) -> str:
+    """R's ``%g`` formatting (six significant digits, no trailing zeros)."""
+    return f"{x:g}"
+
+
+def _check_hessian(hess: np.ndarray) -> tuple[list[str], int]:
+    """lme4's ``checkHess`` on the Hessian of the objective in θ."""
+    try:
+        ev = np.linalg.eigvalsh(hess)
+    except np.linalg.LinAlgError:
+        return ["Problem with Hessian check (infinite or missing values?)"], -6
+    if not np.all(np.isfinite(ev)):
+        return ["Problem with Hessian check (infinite or missing values?)"], -6
+    negative = int(np.sum(ev < -_HESS_TOL))
+    if negative:
+        return [f"Model failed to converge: degenerate  Hessian with {negative} negative eigenvalues"], -3
+    if np.any(np.abs(ev) < _HESS_TOL):
+        return [" Hessian is numerically singular: parameters are not uniquely determined"], -4
+    messages, code = [], 0
+    if ev.max() * _HESS_TOL > 1:
+        messages.append("Model is nearly unidentifiable: very large eigenvalue\n - Rescale variables?")
+        code = 2
+    if ev.min() / ev.max() < _HESS_TOL:
+        messages.append("Model is nearly unidentifiable: large eigenvalue ratio\n - Rescale variables?")
+        code = 3
+    return messages, code

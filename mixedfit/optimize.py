@@ -1,0 +1,160 @@
+"""Minimizing the profiled deviance over θ, and the record of how it went.
+
+The default optimizer is BOBYQA from NLopt, the one lme4's default
+``nloptwrap`` calls, with lme4's settings (``xtol_abs = ftol_abs = 1e-8``),
+so that fits land where lme4's do.  After the optimizer stops, the gradient
+and Hessian are estimated by finite differences as lme4 does, for its
+convergence checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import nlopt
+import numpy as np
+
+
+@dataclass
+class OptSummary:
+    """What the optimizer was given and what it returned.
+
+    Attributes
+    ----------
+    optimizer : str
+        Name of the optimizer (lme4's default is reported as ``"nloptwrap"``).
+    initial, lower : ndarray
+        Start and lower bounds of θ (lme4's order).
+    final : ndarray
+        θ at the optimum.
+    fmin : float
+        Objective at the optimum (deviance for ML, REML criterion for REML).
+    feval : int
+        Objective evaluations used by the optimizer.
+    code : int
+        0 when the optimizer met its tolerances, nonzero otherwise.
+    message : str
+        The optimizer's own words on why it stopped.
+    gradient, hessian : ndarray
+        Finite-difference derivatives of the objective at ``final``.
+    """
+
+    optimizer: str
+    initial: np.ndarray
+    lower: np.ndarray
+    final: np.ndarray
+    fmin: float
+    feval: int
+    code: int
+    message: str
+    xtol_abs: float = 1e-8
+    ftol_abs: float = 1e-8
+    maxeval: int = 100_000
+    gradient: np.ndarray = field(default_factory=lambda: np.empty(0))
+    hessian: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+
+
+_NLOPT_MESSAGES = {
+    nlopt.SUCCESS: "success",
+    nlopt.STOPVAL_REACHED: "stopval reached",
+    nlopt.FTOL_REACHED: "ftol_abs or ftol_rel reached",
+    nlopt.XTOL_REACHED: "xtol_abs or xtol_rel reached",
+    nlopt.MAXEVAL_REACHED: "maxeval reached",
+    nlopt.MAXTIME_REACHED: "maxtime reached",
+}
+
+
+def bobyqa(
+    objective: Callable[[np.ndarray], float],
+    start: np.ndarray,
+    lower: np.ndarray,
+    *,
+    xtol_abs: float = 1e-8,
+    ftol_abs: float = 1e-8,
+    maxeval: int = 100_000,
+) -> OptSummary:
+    """Minimize ``objective`` from ``start`` subject to ``θ ≥ lower`` by NLopt's BOBYQA.
+
+    Examples
+    --------
+    >>> r = bobyqa(lambda x: float((x[0] - 2.0) ** 2 + 1.0), np.array([1.0]), np.array([0.0]))
+    >>> round(float(r.final[0]), 6), r.fmin
+    (2.0, 1.0)
+    """
+    n = start.size
+    count = 0
+
+    def f(x: np.ndarray, grad: np.ndarray) -> float:
+        nonlocal count
+        count += 1
+        return objective(x)
+
+    opt = nlopt.opt(nlopt.LN_BOBYQA, n)
+    opt.set_min_objective(f)
+    opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
+    opt.set_xtol_abs(xtol_abs)
+    opt.set_ftol_abs(ftol_abs)
+    opt.set_maxeval(maxeval)
+    code = 0
+    try:
+        x = opt.optimize(start.astype(float))
+        result = opt.last_optimize_result()
+        message = _NLOPT_MESSAGES.get(result, str(result))
+        if result == nlopt.MAXEVAL_REACHED:
+            code = 5
+    except nlopt.RoundoffLimited:
+        x = opt.last_optimum_x() if hasattr(opt, "last_optimum_x") else start
+        message = "roundoff limited"
+    fmin = objective(x)
+    return OptSummary(
+        optimizer="nloptwrap",
+        initial=start.copy(),
+        lower=lower.copy(),
+        final=np.asarray(x, float),
+        fmin=float(fmin),
+        feval=count,
+        code=code,
+        message=message,
+        xtol_abs=xtol_abs,
+        ftol_abs=ftol_abs,
+        maxeval=maxeval,
+    )
+
+
+def finite_derivatives(
+    objective: Callable[[np.ndarray], float], x: np.ndarray, fx: float, delta: float = 1e-4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradient and Hessian by central differences, as lme4's ``deriv12`` computes them.
+
+    lme4 calls ``deriv12`` without bounds, so steps may cross a lower bound of θ;
+    the deviance is defined there, and the same is done here.
+
+    Examples
+    --------
+    >>> g, H = finite_derivatives(lambda x: float(x @ x), np.array([1.0, 2.0]), 5.0)
+    >>> np.round(g, 6).tolist(), np.round(np.diag(H), 6).tolist()
+    ([2.0, 4.0], [2.0, 2.0])
+    """
+    n = x.size
+    grad = np.empty(n)
+    hess = np.empty((n, n))
+
+    def at(steps: dict[int, float]) -> float:
+        z = x.copy()
+        for i, s in steps.items():
+            z[i] += s
+        return objective(z)
+
+    for j in range(n):
+        fadd, fsub = at({j: delta}), at({j: -delta})
+        hess[j, j] = (fadd - 2.0 * fx + fsub) / delta**2
+        grad[j] = (fadd - fsub) / (2.0 * delta)
+        for i in range(j):
+            hess[i, j] = hess[j, i] = (
+                at({i: delta, j: delta})
+                - at({i: delta, j: -delta})
+                - at({i: -delta, j: delta})
+                + at({i: -delta, j: -delta})
+            ) / (4.0 * delta**2)
+    return grad, hess

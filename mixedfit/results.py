@@ -1,0 +1,349 @@
+"""The fitted model: estimates, random effects and lme4's summaries.
+
+Everything here is computed once from the factor at the optimum θ; nothing
+refits.  Names and layouts follow lme4: ``fixef``, ``ranef``, ``VarCorr``
+(:attr:`MixedResults.varcorr`), ``coef``, ``getME(fit, "theta")``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import solve_triangular
+
+from .model import Convergence, MixedModel
+from .optimize import OptSummary
+
+
+class MixedResults:
+    """A fitted linear mixed model, as ``lmer`` returns it.
+
+    Build one with :func:`mixedfit.mixed`.
+
+    Examples
+    --------
+    >>> import mixedfit as mf
+    >>> fit = mf.mixed("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy"))
+    >>> fit.fixef.round(3)
+    (Intercept)    251.405
+    Days            10.467
+    dtype: float64
+    >>> round(fit.sigma, 3)
+    25.592
+    """
+
+    def __init__(
+        self,
+        model: MixedModel,
+        opt: OptSummary,
+        conv: Convergence,
+        *,
+        data_name: str | None = None,
+        weights_name: str | None = None,
+        offset_name: str | None = None,
+    ):
+        self.model = model
+        self.optsummary = opt
+        self._conv = conv
+        self.data_name = data_name
+        self.weights_name = weights_name
+        self.offset_name = offset_name
+        design = model.design
+        self.reml = model.reml
+        self.formula = design.formula
+        self.nobs = design.nobs
+        self._factor = model.factor(opt.final)
+        beta, u = model.cross.solve(self._factor)
+        self._beta = beta
+        self._u = u  # engine order
+
+    # -- parameters -----------------------------------------------------------
+    @property
+    def theta(self) -> pd.Series:
+        """θ in lme4's order and with lme4's names (``getME(fit, "theta")``)."""
+        names = []
+        for term, label in zip(self.model.design.terms, self._term_labels):
+            cn = term.cnames
+            for j in range(term.size):
+                for i in range(j, term.size):
+                    names.append(f"{label}.{cn[i]}" if i == j else f"{label}.{cn[i]}.{cn[j]}")
+        return pd.Series(self.optsummary.final, index=names, name="theta")
+
+    @cached_property
+    def _term_labels(self) -> list[str]:
+        """Group labels per term, lme4-style: ``Subject``, then ``Subject.1`` for a repeat."""
+        seen: dict[str, int] = {}
+        labels = []
+        for term in self.model.design.terms:
+            k = seen.get(term.group, 0)
+            labels.append(term.group if k == 0 else f"{term.group}.{k}")
+            seen[term.group] = k + 1
+        return labels
+
+    @property
+    def xnames(self) -> list[str]:
+        return list(self.model.design.xnames)
+
+    @property
+    def fixef(self) -> pd.Series:
+        """Fixed-effects estimates β̂ (lme4's ``fixef``)."""
+        return pd.Series(self._beta, index=self.xnames)
+
+    params = fixef
+
+    @cached_property
+    def pwrss(self) -> float:
+        """Penalized weighted residual sum of squares r²."""
+        return self.model.cross.logdets(self._factor)[2]
+
+    @property
+    def df_sigma(self) -> int:
+        n, p = self.nobs, len(self.xnames)
+        return n - p if self.reml else n
+
+    @property
+    def sigma(self) -> float:
+        """Residual standard deviation σ̂ (r²/(n−p) under REML, r²/n under ML)."""
+        return float(np.sqrt(self.pwrss / self.df_sigma))
+
+    @cached_property
+    def _rx_inverse(self) -> np.ndarray:
+        cross = self.model.cross
+        RX = self._factor.Lrr[cross.qr : cross.qr + cross.p, cross.qr : cross.qr + cross.p]
+        return solve_triangular(RX, np.eye(cross.p), lower=True)
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance matrix of β̂: σ² (R_X R_Xᵀ)⁻¹."""
+        Ri = self._rx_inverse
+        return pd.DataFrame(self.sigma**2 * (Ri.T @ Ri), index=self.xnames, columns=self.xnames)
+
+    @property
+    def bse(self) -> pd.Series:
+        """Standard errors of β̂."""
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.xnames)
+
+    @property
+    def tvalues(self) -> pd.Series:
+        return self.fixef / self.bse
+
+    # -- likelihood -----------------------------------------------------------
+    @property
+    def npar(self) -> int:
+        """Number of parameters: θ, β and σ."""
+        return self.model.ntheta + len(self.xnames) + 1
+
+    @property
+    def llf(self) -> float:
+        """Log-likelihood (the REML log-likelihood for REML fits), as lme4's ``logLik``."""
+        return -0.5 * self.optsummary.fmin
+
+    @property
+    def reml_criterion(self) -> float:
+        """The REML criterion at convergence (−2 × REML log-likelihood); NaN for ML fits."""
+        return self.optsummary.fmin if self.reml else float("nan")
+
+    @property
+    def deviance(self) -> float:
+        """−2 × log-likelihood (for REML fits, −2 × the REML log-likelihood)."""
+        return -2.0 * self.llf
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.llf + 2.0 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.llf + np.log(self.nobs) * self.npar
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.npar
+
+    # -- random effects -------------------------------------------------------
+    @property
+    def ngroups(self) -> dict[str, int]:
+        """Number of levels of each grouping factor, in lme4's order."""
+        out: dict[str, int] = {}
+        for term in self.model.design.terms:
+            out.setdefault(term.group, term.nlevels)
+        return out
+
+    @property
+    def vc_blocks(self) -> list[tuple[str, list[str], np.ndarray]]:
+        """Per term: (lme4 group label, column names, covariance matrix σ²TTᵀ)."""
+        out = []
+        s2 = self.sigma**2
+        for term, label, th in zip(self.model.design.terms, self._term_labels, self._templates_lme4):
+            out.append((label, list(term.cnames), s2 * (th @ th.T)))
+        return out
+
+    @cached_property
+    def _templates_lme4(self) -> list[np.ndarray]:
+        inv = np.argsort(self.model.cross.order)
+        return [self._factor.templates[i] for i in inv]
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """lme4's ``as.data.frame(VarCorr(fit))``: columns grp, var1, var2, vcov, sdcor."""
+        rows = []
+        for label, cnames, cov in self.vc_blocks:
+            sd = np.sqrt(np.diag(cov))
+            for i, name in enumerate(cnames):
+                rows.append((label, name, None, cov[i, i], sd[i]))
+            for j in range(len(cnames)):
+                for i in range(j + 1, len(cnames)):
+                    denom = sd[i] * sd[j]
+                    cor = cov[i, j] / denom if denom > 0 else float("nan")
+                    rows.append((label, cnames[j], cnames[i], cov[i, j], cor))
+        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    @cached_property
+    def _b(self) -> list[np.ndarray]:
+        """Conditional modes b = Λu per term (lme4 order), each (ℓ, S)."""
+        inv = np.argsort(self.model.cross.order)
+        return [self._u[i] @ self._factor.templates[i].T for i in inv]
+
+    @cached_property
+    def _condvar(self) -> list[np.ndarray]:
+        """Conditional covariance σ² Λ (ΛᵀZᵀWZΛ + I)⁻¹ Λᵀ per level, per term (lme4 order)."""
+        f, cross = self._factor, self.model.cross
+        s2 = self.sigma**2
+        l0, S0, qr = cross.l0, cross.S0, cross.qr
+        eye = np.broadcast_to(np.eye(S0), f.L00.shape)
+        L00inv = np.linalg.solve(f.L00, eye)  # (ℓ, S, S)
+        blocks0 = np.swapaxes(L00inv, 1, 2) @ L00inv
+        engine = [blocks0]
+        if qr:
+            D = f.Lrr[:qr, :qr]
+            Dinv = solve_triangular(D, np.eye(qr), lower=True)
+            C = cross.lower_offdiag(f)[:qr]  # (q_r, q0)
+            CL = np.einsum("kls,lst->klt", C.reshape(qr, l0, S0), L00inv).reshape(qr, -1)
+            E = (Dinv @ CL).reshape(qr, l0, S0)
+            engine[0] = blocks0 + np.einsum("kls,klt->lst", E, E)
+            for k in range(len(cross.terms) - 1):
+                o, term = cross.rest_offsets[k], cross.terms[k + 1]
+                cols = Dinv[:, o : o + term.size * term.nlevels].reshape(qr, term.nlevels, term.size)
+                engine.append(np.einsum("kls,klt->lst", cols, cols))
+        out = [None] * len(engine)
+        for pos, i in enumerate(cross.order):
+            T = f.templates[pos]
+            out[i] = s2 * (T @ engine[pos] @ T.T)
+        return out
+
+    def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
+        """Conditional modes of the random effects, one DataFrame per grouping factor.
+
+        Terms on the same grouping factor are joined column-wise, as lme4 does.
+        With ``condvar=True`` each frame carries ``attrs["condsd"]`` (conditional
+        standard deviations, same shape) and ``attrs["condvar"]`` (a list of the
+        per-term (ℓ, S, S) conditional covariance arrays).
+        """
+        out: dict[str, pd.DataFrame] = {}
+        for k, term in enumerate(self.model.design.terms):
+            frame = pd.DataFrame(self._b[k], index=pd.Index(term.levels, name=term.group), columns=term.cnames)
+            if condvar:
+                cv = self._condvar[k]
+                frame.attrs["condsd"] = pd.DataFrame(
+                    np.sqrt(np.diagonal(cv, axis1=1, axis2=2)), index=frame.index, columns=term.cnames
+                )
+                frame.attrs["condvar"] = [cv]
+            if term.group in out:
+                prev = out[term.group]
+                joined = pd.concat([prev, frame], axis=1)
+                if condvar:
+                    joined.attrs["condsd"] = pd.concat([prev.attrs["condsd"], frame.attrs["condsd"]], axis=1)
+                    joined.attrs["condvar"] = prev.attrs["condvar"] + frame.attrs["condvar"]
+                frame = joined
+            out[term.group] = frame
+        return out
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per-group coefficients: fixed effects plus that group's random effects (lme4's ``coef``)."""
+        fe = self.fixef
+        out = {}
+        for group, re in self.ranef().items():
+            missing = [c for c in re.columns if c not in fe.index]
+            base = pd.concat([pd.Series(0.0, index=missing), fe]) if missing else fe
+            frame = pd.DataFrame(np.tile(base.to_numpy(), (len(re), 1)), index=re.index, columns=base.index)
+            for c in re.columns:
+                frame[c] = frame[c] + re[c]
+            out[group] = frame
+        return out
+
+    # -- fitted values --------------------------------------------------------
+    @cached_property
+    def fittedvalues(self) -> pd.Series:
+        """Fitted values Xβ̂ + Zb̂ + offset, indexed like the rows used."""
+        d = self.model.design
+        eta = d.X @ self._beta
+        for term, b in zip(d.terms, self._b):
+            eta = eta + np.einsum("ns,ns->n", term.z, b[term.codes])
+        if d.offset is not None:
+            eta = eta + d.offset
+        return pd.Series(eta, index=d.rows)
+
+    @property
+    def resid(self) -> pd.Series:
+        """Response residuals y − fitted."""
+        return pd.Series(self.model.design.y, index=self.model.design.rows) - self.fittedvalues
+
+    @property
+    def scaled_resid(self) -> np.ndarray:
+        """Pearson residuals divided by σ̂, as lme4's summary uses them."""
+        w = self.model.design.weights
+        r = self.resid.to_numpy()
+        if w is not None:
+            r = r * np.sqrt(w)
+        return r / self.sigma
+
+    # -- diagnostics ----------------------------------------------------------
+    @property
+    def is_singular(self) -> bool:
+        """lme4's ``isSingular``: some variance parameter θ within 1e-4 of zero."""
+        return self.model.is_singular(self.optsummary.final)
+
+    @property
+    def convergence_messages(self) -> list[str]:
+        return [m for m in self._conv.messages if not m.startswith("boundary")]
+
+    @property
+    def converged(self) -> bool:
+        return self.optsummary.code == 0 and self._conv.code == 0
+
+    @property
+    def optimizer_code(self) -> int:
+        return self.optsummary.code
+
+    @property
+    def optimizer_name(self) -> str:
+        return self.optsummary.optimizer
+
+    @property
+    def fit_warnings(self) -> list[str]:
+        dropped = self.model.design.dropped_xnames
+        if not dropped:
+            return []
+        k = len(dropped)
+        return [
+            f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''}"
+            f" / coefficient{'s' if k > 1 else ''}"
+        ]
+
+    # -- printing -------------------------------------------------------------
+    def summary(self, ddf: str | None = None):
+        """lme4's ``summary(fit)``: print it, or show it in a notebook."""
+        from .summary import Summary
+
+        return Summary(self, ddf=ddf)
+
+    def __str__(self) -> str:
+        from .summary import print_text
+
+        return print_text(self)
+
+    def __repr__(self) -> str:
+        return self.__str__()
