@@ -63,6 +63,33 @@ def _sparse_term_by_term(a: RandomEffectsTerm, b: RandomEffectsTerm, sw: np.ndar
     return m.tocsr()
 
 
+def _schur_pattern(R0: sp.csr_matrix, S0: int, m: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The fixed sparsity pattern of ``R0 M R0ᵀ`` (lower triangle) for block-diagonal M.
+
+    Entry (i, j) of ``R0 M R0ᵀ`` is ``Σ_l Σ_st R0[i,(l,s)] M_l[s,t] R0[j,(l,t)]``: a
+    fixed linear map of the entries of M.  Returns that map as a sparse matrix
+    ``P`` (one row per structurally nonzero (i, j), i ≥ j) and the flat positions
+    of those (i, j) in an (m, m) array, so that each θ costs one ``P @ M.ravel()``.
+    """
+    coo = R0.tocoo()
+    level, s = np.divmod(coo.col, S0)
+    order = np.argsort(level, kind="stable")
+    rows, level, s, vals = coo.row[order], level[order], s[order], coo.data[order]
+    counts = np.bincount(level, minlength=R0.shape[1] // S0)
+    starts = np.concatenate([[0], np.cumsum(counts)])[level]
+    reps = counts[level]
+    a = np.repeat(np.arange(rows.size), reps)
+    b = starts[a] + (np.arange(a.size) - np.repeat(np.cumsum(reps) - reps, reps))
+    keep = rows[a] >= rows[b]
+    a, b = a[keep], b[keep]
+    flat = rows[a].astype(np.int64) * m + rows[b]
+    pos, inverse = np.unique(flat, return_inverse=True)
+    mcol = level[a] * S0 * S0 + s[a] * S0 + s[b]
+    P = sp.csr_matrix((vals[a] * vals[b], (inverse, mcol)), shape=(pos.size, (R0.shape[1] // S0) * S0 * S0))
+    P.sum_duplicates()
+    return P, pos
+
+
 def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
     """The S×S lower-triangular template of one term from its θ slice (column major).
 
@@ -145,7 +172,7 @@ class CrossProducts:
         self.Arr = self.Arr + np.tril(self.Arr, -1).T
         self._rest_sizes = [t.size for t in rest]
         self._rest_levels = [t.nlevels for t in rest]
-        self._bsr_index = (np.arange(self.l0), np.arange(self.l0 + 1))
+        self._pairs, self._pair_pos = _schur_pattern(self.R0, self.S0, m)
 
     # -- per-θ work -----------------------------------------------------------
     def templates(self, theta_engine: list[np.ndarray]) -> list[np.ndarray]:
@@ -168,23 +195,18 @@ class CrossProducts:
         TL = T0 @ np.swapaxes(Linv, 1, 2)
         return L00, TL @ np.swapaxes(TL, 1, 2)
 
-    def _schur_correction(self, M: np.ndarray) -> np.ndarray:
-        """``A_r0 M A_r0ᵀ`` as a dense (m, m) matrix (lower and upper filled)."""
-        out = np.empty((self.m, self.m))
-        S0, l0 = self.S0, self.l0
+    def _schur_update(self, G: np.ndarray, M: np.ndarray) -> None:
+        """In place ``G ← G − A_r0 M A_r0ᵀ`` on the lower triangle (all dpotrf reads).
+
+        The random-rest rows use the precomputed pattern (:func:`_schur_pattern`),
+        a single sparse mat-vec per θ; the dense X/y rows use BLAS.
+        """
+        S0, l0, qr = self.S0, self.l0, self.qr
         FM = np.einsum("kls,lst->klt", self.F0.reshape(-1, l0, S0), M).reshape(self.F0.shape[0], -1)
-        qr = self.qr
-        out[qr:, qr:] = FM @ self.F0.T
+        G[qr:, qr:] -= FM @ self.F0.T
         if qr:
-            if S0 == 1:
-                RM = self.R0.multiply(M[:, 0, 0][None, :]).tocsr()
-            else:
-                Mb = sp.bsr_matrix((M, *self._bsr_index), shape=(l0 * S0, l0 * S0))
-                RM = (self.R0 @ Mb).tocsr()
-            out[:qr, :qr] = (RM @ self.R0.T).toarray()
-            out[qr:, :qr] = (RM @ self.F0.T).T
-            out[:qr, qr:] = out[qr:, :qr].T
-        return out
+            G.reshape(-1)[self._pair_pos] -= self._pairs @ M.reshape(-1)
+            G[qr:, :qr] -= (self.R0 @ FM.T).T
 
     def _scale_rest(self, G: np.ndarray, templates: list[np.ndarray]) -> None:
         """In place ``G ← ΛrᵀGΛr`` for the random rest (X and y rows are not scaled)."""
@@ -202,7 +224,8 @@ class CrossProducts:
         """Factor at θ (one array per term, engine order); None if not positive definite."""
         templates = self.templates(theta_engine)
         L00, M = self._first_block(templates[0])
-        G = self.Arr - self._schur_correction(M)
+        G = self.Arr.copy()
+        self._schur_update(G, M)
         self._scale_rest(G, templates)
         idx = np.arange(self.qr)
         G[idx, idx] += 1.0

@@ -1,8 +1,9 @@
 """Minimizing the profiled deviance over θ, and the record of how it went.
 
 The default optimizer is BOBYQA from NLopt, the one lme4's default
-``nloptwrap`` calls, with lme4's settings (``xtol_abs = ftol_abs = 1e-8``),
-so that fits land where lme4's do.  After the optimizer stops, the gradient
+``nloptwrap`` calls, with the settings lme4 ends up with: its own
+``xtol_abs = ftol_abs = 1e-8`` and nloptr's default ``xtol_rel = 1e-4``
+(nloptr adds it silently), so that fits follow lme4's path.  After the optimizer stops, the gradient
 and Hessian are estimated by finite differences as lme4 does, for its
 convergence checks.
 """
@@ -50,6 +51,7 @@ class OptSummary:
     message: str
     xtol_abs: float = 1e-8
     ftol_abs: float = 1e-8
+    xtol_rel: float = 1e-4
     maxeval: int = 100_000
     gradient: np.ndarray = field(default_factory=lambda: np.empty(0))
     hessian: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
@@ -72,6 +74,7 @@ def bobyqa(
     *,
     xtol_abs: float = 1e-8,
     ftol_abs: float = 1e-8,
+    xtol_rel: float = 1e-4,
     maxeval: int = 100_000,
 ) -> OptSummary:
     """Minimize ``objective`` from ``start`` subject to ``θ ≥ lower`` by NLopt's BOBYQA.
@@ -95,6 +98,7 @@ def bobyqa(
     opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
     opt.set_xtol_abs(xtol_abs)
     opt.set_ftol_abs(ftol_abs)
+    opt.set_xtol_rel(xtol_rel)
     opt.set_maxeval(maxeval)
     code = 0
     try:
@@ -118,6 +122,7 @@ def bobyqa(
         message=message,
         xtol_abs=xtol_abs,
         ftol_abs=ftol_abs,
+        xtol_rel=xtol_rel,
         maxeval=maxeval,
     )
 

@@ -308,7 +308,8 @@ class MixedResults:
 
     @property
     def convergence_messages(self) -> list[str]:
-        return [m for m in self._conv.messages if not m.startswith("boundary")]
+        """lme4's ``optinfo$conv$lme4$messages``: singular fit, gradient and Hessian checks."""
+        return list(self._conv.messages)
 
     @property
     def converged(self) -> bool:
