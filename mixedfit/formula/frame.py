@@ -1,0 +1,115 @@
+"""R's model frame: every variable of the model evaluated, incomplete rows removed.
+
+As R's ``model.frame``, each variable is evaluated on all rows first (so
+``scale(x)`` uses every non-missing ``x``), then rows with a missing value
+in any variable, the weights or the offset are dropped (``na.omit``) or
+reported (``na.fail``), and unused factor levels are dropped.
+
+Examples
+--------
+>>> import numpy as np, pandas as pd
+>>> from mixedfit.formula.parse import parse_expression
+>>> from mixedfit.formula.evaluate import Evaluator
+>>> data = pd.DataFrame({"y": [1.0, np.nan, 3.0], "g": ["a", "b", "c"]})
+>>> frame = model_frame(Evaluator(data, ""), [parse_expression("y"), parse_expression("g")])
+>>> frame.n_dropped, frame[parse_expression("g")].levels
+(1, ['a', 'c'])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mixedfit.errors import DataError
+
+from .deparse import deparse
+from .evaluate import Evaluator, Value
+from .nodes import Node
+from .rvalues import RFactor
+
+__all__ = ["ModelFrame", "model_frame"]
+
+
+@dataclass
+class ModelFrame:
+    """The model's variables on the rows used.
+
+    Attributes
+    ----------
+    values : dict of Node to value
+        Each variable on the rows kept.
+    keep : ndarray of bool
+        Which data rows are used.
+    extras : dict of str to ndarray
+        Extra columns (weights, offset) on the rows kept.
+    """
+
+    values: dict[Node, Value]
+    keep: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __getitem__(self, node: Node) -> Value:
+        return self.values[node]
+
+    @property
+    def nrows(self) -> int:
+        return int(self.keep.sum())
+
+    @property
+    def n_dropped(self) -> int:
+        return int((~self.keep).sum())
+
+
+def _describe(missing: Mapping[str, np.ndarray]) -> str:
+    return ", ".join(f"'{name}' ({int(m.sum())} row{'s' if m.sum() != 1 else ''})"
+                     for name, m in missing.items() if m.any())
+
+
+def model_frame(evaluator: Evaluator, variables: list[Node],
+                extras: Mapping[str, np.ndarray] | None = None,
+                na_action: str = "omit") -> ModelFrame:
+    """Evaluate *variables* and drop (or report) incomplete rows.
+
+    Parameters
+    ----------
+    evaluator : Evaluator
+        Evaluates variables on the data.
+    variables : list of Node
+        The model's variables (each evaluated once).
+    extras : mapping of str to ndarray, optional
+        Further columns that take part in the missing-value check (weights,
+        offset), keyed by the name to report.
+    na_action : {"omit", "raise"}
+        Drop incomplete rows, or raise :class:`DataError` naming the
+        variables with missing values.
+
+    Returns
+    -------
+    ModelFrame
+    """
+    if na_action not in ("omit", "raise"):
+        raise ValueError(f"na_action must be 'omit' or 'raise', not {na_action!r}")
+    extras = dict(extras or {})
+    values = {v: evaluator.evaluate(v) for v in dict.fromkeys(variables)}
+    missing = {deparse(v): value.missing() for v, value in values.items()}
+    missing.update({name: np.isnan(column) for name, column in extras.items()})
+    incomplete = np.zeros(len(evaluator.data), dtype=bool)
+    for mask in missing.values():
+        incomplete |= mask
+    if incomplete.any() and na_action == "raise":
+        raise DataError(f"missing values in {_describe(missing)}; remove those rows or use "
+                        "na_action='omit'")
+    keep = ~incomplete
+    if not keep.any():
+        raise DataError(f"0 (non-NA) cases: every row has a missing value "
+                        f"(in {_describe(missing)})")
+    kept = {v: _drop_unused(value.take(keep)) for v, value in values.items()}
+    return ModelFrame(kept, keep, {name: column[keep] for name, column in extras.items()})
+
+
+def _drop_unused(value: Value) -> Value:
+    # lme4 builds its model frame with drop.unused.levels = TRUE.
+    return value.drop_unused() if isinstance(value, RFactor) else value

@@ -1,0 +1,85 @@
+"""Grouping factors of random-effects terms, as lme4's ``mkBlist`` makes them.
+
+The grouping expression's variables become factors (a numeric column is
+``factor()``-ed: its sorted values are the levels); ``a:b`` is lme4's
+``%i%`` interaction, whose levels are the ``a:b`` combinations present,
+ordered by (level of ``a``, level of ``b``); unused levels are dropped.
+
+Examples
+--------
+>>> import numpy as np
+>>> a = RFactor(np.array([1, 0, 1, 1]), ["x", "y"])
+>>> b = RFactor(np.array([0, 0, 1, 1]), ["p", "q"])
+>>> interaction(a, b).levels  # x:q never occurs
+['x:p', 'y:p', 'y:q']
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .evaluate import Evaluator, Logical, Numeric
+from .frame import ModelFrame
+from .nodes import BinOp, Name, Node, Paren
+from .rvalues import RFactor, as_factor
+
+__all__ = ["grouping_variables", "grouping_factor", "interaction"]
+
+
+def grouping_variables(group: Node) -> list[Node]:
+    """The model-frame variables of a grouping expression (``a:b`` has two)."""
+    if isinstance(group, BinOp) and group.op == ":":
+        return grouping_variables(group.left) + grouping_variables(group.right)
+    if isinstance(group, Paren):
+        return grouping_variables(group.inner)
+    return [group]
+
+
+def interaction(first: RFactor, second: RFactor) -> RFactor:
+    """lme4's ``%i%``: the combinations present, in (first, second) level order."""
+    combined = first.codes * len(second.levels) + second.codes
+    present, codes = np.unique(combined, return_inverse=True)
+    levels = [f"{first.levels[c // len(second.levels)]}:{second.levels[c % len(second.levels)]}"
+              for c in present]
+    return RFactor(codes, levels)
+
+
+def _make_factor(node: Node, frame: ModelFrame, evaluator: Evaluator) -> RFactor:
+    """lme4's makeFac: a factor as is, anything else through ``factor()``."""
+    if isinstance(node, Name) and node.name in evaluator.names:
+        # The raw column keeps integers integers: level 100000, not 1e+05.
+        column = evaluator.column(node.name)
+        raw = column.take(frame.keep) if isinstance(column, RFactor) else column[frame.keep]
+        return as_factor(raw)
+    value = frame[node]
+    if isinstance(value, Logical):
+        return as_factor(value.values)
+    if isinstance(value, Numeric):
+        if value.values.shape[1] != 1:
+            raise ValueError("a grouping factor must be a single column")
+        return as_factor(value.values[:, 0])
+    return value
+
+
+def grouping_factor(group: Node, frame: ModelFrame, evaluator: Evaluator) -> RFactor:
+    """Evaluate a grouping expression to a factor without unused levels.
+
+    Parameters
+    ----------
+    group : Node
+        The expression right of the bar (``Subject``, ``cask:batch``).
+    frame : ModelFrame
+        The model frame (which holds the expression's variables).
+    evaluator : Evaluator
+        Gives access to the raw data columns.
+
+    Returns
+    -------
+    RFactor
+    """
+    if isinstance(group, BinOp) and group.op == ":":
+        return interaction(grouping_factor(group.left, frame, evaluator),
+                           grouping_factor(group.right, frame, evaluator))
+    if isinstance(group, Paren):
+        return grouping_factor(group.inner, frame, evaluator)
+    return _make_factor(group, frame, evaluator).drop_unused()

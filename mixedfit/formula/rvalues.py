@@ -1,0 +1,180 @@
+"""R's factors: level order, level labels and the factor type itself.
+
+R's ``factor(x)`` sorts the distinct values: numbers numerically, strings by
+the locale's collation.  R on Linux and macOS collates with ICU's root
+locale, which :func:`collation_key` reproduces for ASCII text: letters
+compare case-insensitively first (lower case first on a tie), digits come
+before letters, punctuation before digits.  Level labels of numbers are
+``as.character`` of them (``1e+05``, ``0.5``).
+
+Examples
+--------
+>>> import numpy as np
+>>> f = as_factor(np.array(["b", "B", "a", "b"], dtype=object))
+>>> f.levels, f.codes.tolist()
+(['a', 'b', 'B'], [1, 2, 0, 1])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .deparse import format_number
+
+__all__ = ["RFactor", "as_factor", "collation_key", "level_label", "sort_levels"]
+
+# ICU root collation order of the printable ASCII characters (primary
+# strength, case folded), as R's sort() returns them.
+_ASCII_ORDER = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789abcdefghijklmnopqrstuvwxyz"
+_PRIMARY = {char: rank for rank, char in enumerate(_ASCII_ORDER)}
+
+
+def collation_key(text: str) -> tuple:
+    """Sort key reproducing R's (ICU root) string order for ASCII text.
+
+    Examples
+    --------
+    >>> sorted(["b", "B", "a1", "A1", "a10", "a2", "a_b", "a.b"], key=collation_key)
+    ['a_b', 'a.b', 'a1', 'A1', 'a10', 'a2', 'b', 'B']
+    """
+    folded = text.lower()
+    primary = tuple(_PRIMARY.get(c, len(_PRIMARY) + ord(c)) for c in folded)
+    case = tuple(c.isupper() for c in text)
+    return primary, case
+
+
+def level_label(value: object) -> str:
+    """The label R gives a value when it becomes a factor level.
+
+    Examples
+    --------
+    >>> level_label(3), level_label(2.5), level_label(1e5), level_label(True)
+    ('3', '2.5', '1e+05', 'TRUE')
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return format_number(float(value))
+    return str(value)
+
+
+def sort_levels(values: Sequence) -> list:
+    """Distinct values in the order R's ``factor()`` puts them.
+
+    Examples
+    --------
+    >>> sort_levels([10, 2, 2, 1])
+    [1, 2, 10]
+    """
+    distinct = list(dict.fromkeys(values))
+    if all(isinstance(v, str) for v in distinct):
+        return sorted(distinct, key=collation_key)
+    return sorted(distinct)
+
+
+class RFactor:
+    """An R factor: integer codes into a list of level labels.
+
+    Parameters
+    ----------
+    codes : array of int
+        Index into *levels* of each element; -1 marks a missing value.
+    levels : list of str
+        Level labels, in order.
+    ordered : bool
+        An ordered factor (R codes it with polynomial contrasts).
+    contrasts : callable, optional
+        Contrasts set with ``C()``; ``None`` means R's default.
+
+    Examples
+    --------
+    >>> f = RFactor(np.array([0, 1, -1]), ["a", "b"])
+    >>> (f == "b").tolist(), f.missing().tolist()
+    ([False, True, False], [False, False, True])
+    """
+
+    __hash__ = None  # comparisons are elementwise, as R's
+
+    def __init__(self, codes: np.ndarray, levels: list[str], ordered: bool = False,
+                 contrasts: Callable | None = None):
+        self.codes = np.asarray(codes, dtype=np.intp)
+        self.levels = list(levels)
+        self.ordered = ordered
+        self.contrasts = contrasts
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __repr__(self) -> str:
+        return f"RFactor({self.labels().tolist()!r}, levels={self.levels!r})"
+
+    def labels(self) -> np.ndarray:
+        """Each element's level label (None where missing)."""
+        table = np.array(self.levels + [None], dtype=object)
+        return table[self.codes]
+
+    def missing(self) -> np.ndarray:
+        return self.codes < 0
+
+    def __eq__(self, other: object) -> np.ndarray:  # type: ignore[override]
+        return _compare(self, other, np.equal)
+
+    def __ne__(self, other: object) -> np.ndarray:  # type: ignore[override]
+        return _compare(self, other, np.not_equal)
+
+    def take(self, rows: np.ndarray) -> RFactor:
+        """The elements at *rows* (levels unchanged)."""
+        return RFactor(self.codes[rows], self.levels, self.ordered, self.contrasts)
+
+    def with_levels(self, levels: list[str]) -> RFactor:
+        """Recode onto *levels* (labels not among them become missing)."""
+        position = {label: i for i, label in enumerate(levels)}
+        table = np.array([position.get(label, -1) for label in self.levels] + [-1])
+        return RFactor(table[self.codes], levels, self.ordered, self.contrasts)
+
+    def drop_unused(self) -> RFactor:
+        """Drop levels that no element uses (R's ``droplevels``)."""
+        used = np.zeros(len(self.levels), dtype=bool)
+        used[self.codes[self.codes >= 0]] = True
+        if used.all():
+            return self
+        return self.with_levels([label for label, u in zip(self.levels, used) if u])
+
+
+def _compare(factor: RFactor, other: object, op: Callable) -> np.ndarray:
+    other_labels = other.labels() if isinstance(other, RFactor) else other
+    result = op(factor.labels(), other_labels)
+    return np.asarray(result, dtype=bool) & ~factor.missing()
+
+
+def as_factor(values: object) -> RFactor:
+    """Make an R factor of *values*, as R's ``factor()`` would.
+
+    Categoricals keep their categories' order; other values get R's sorted
+    levels.  Missing values (None, NaN) get code -1.
+
+    Examples
+    --------
+    >>> as_factor(np.array([2.0, 10.0, np.nan, 2.0])).levels
+    ['2', '10']
+    """
+    if isinstance(values, RFactor):
+        return values
+    if isinstance(values, pd.Categorical | pd.Series) and isinstance(
+            getattr(values, "dtype", None), pd.CategoricalDtype):
+        categorical = pd.Categorical(values)
+        levels = [level_label(c) for c in categorical.categories]
+        return RFactor(categorical.codes.astype(np.intp), levels, bool(categorical.ordered))
+    values = np.asarray(values)
+    missing = pd.isna(values)
+    present = values[~missing].tolist()
+    distinct = sort_levels(present)
+    position = {value: i for i, value in enumerate(distinct)}
+    codes = np.full(len(values), -1, dtype=np.intp)
+    codes[~missing] = [position[v] for v in present]
+    return RFactor(codes, [level_label(v) for v in distinct])

@@ -1,0 +1,422 @@
+"""Model terms: the fixed-effects matrix and the random-effects terms of a model.
+
+A :class:`Design` is what the formula and the data become before any fitting:
+the response, the fixed-effects matrix ``X`` with lme4's column names (rank
+deficient columns already dropped), prior weights, offset, and one
+:class:`RandomEffectsTerm` per bar term, in lme4's order.
+:func:`build_design` makes one, as lme4's ``lFormula`` does.
+
+Examples
+--------
+>>> import mixedfit as mf
+>>> d = build_design("Reaction ~ Days + (Days | Subject)", mf.load_dataset("sleepstudy"))
+>>> d.xnames, [(t.group, t.cnames) for t in d.terms]
+(['(Intercept)', 'Days'], [('Subject', ['(Intercept)', 'Days'])])
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, FormulaError, ModelSpecError, RankDeficiencyWarning, ScaleWarning
+from .errors import caret_message
+from .formula import lme4_deparse, parse_formula
+from .formula.evaluate import Evaluator, Logical
+from .formula.frame import ModelFrame, model_frame
+from .formula.grouping import grouping_factor, grouping_variables
+from .formula.model_matrix import model_matrix
+from .formula.rvalues import RFactor
+from .formula.spec import ParsedFormula
+
+__all__ = ["RandomEffectsTerm", "Design", "build_design"]
+
+_RANK_TOLERANCE = 1e-7  # lme4's chkRank.drop.cols
+_SCALE_TOLERANCE = 1000.0  # lme4's checkScaleX
+
+
+@dataclass
+class RandomEffectsTerm:
+    """One random-effects term ``(lhs | group)``.
+
+    Attributes
+    ----------
+    group : str
+        The grouping factor's label as lme4 prints it (``"Subject"``, ``"a:b"``).
+    cnames : list of str
+        Names of the columns of ``z``, as lme4 prints them
+        (``"(Intercept)"``, ``"Days"``, ``"MachineB"``).
+    z : ndarray, shape (n, S)
+        The term's model matrix (one row per observation).
+    codes : ndarray of intp, shape (n,)
+        Index into ``levels`` of each observation's level.
+    levels : list of str
+        The grouping factor's levels, in R's order; unused levels dropped.
+    correlated : bool
+        False for the pieces of a ``||`` term (diagonal covariance template
+        is still lower triangular per piece; each piece is its own term).
+    label : str
+        The term as lme4 deparses it, ``names(getME(fit, "Ztlist"))``
+        (``"Days | Subject"``, ``"0 + Days | Subject"``).
+    """
+
+    group: str
+    cnames: list[str]
+    z: np.ndarray
+    codes: np.ndarray
+    levels: list[str]
+    correlated: bool = True
+    label: str = ""
+
+    @property
+    def nlevels(self) -> int:
+        return len(self.levels)
+
+    @property
+    def size(self) -> int:
+        """S, the number of columns of the term's template."""
+        return self.z.shape[1]
+
+    @property
+    def ntheta(self) -> int:
+        return self.size * (self.size + 1) // 2
+
+
+@dataclass
+class Design:
+    """A model's data, ready for the engine.
+
+    Attributes
+    ----------
+    y : ndarray, shape (n,)
+        Response.
+    X : ndarray, shape (n, p)
+        Fixed-effects matrix, full column rank.
+    xnames : list of str
+        lme4 names of X's columns.
+    terms : list of RandomEffectsTerm
+        Random-effects terms in lme4's order (that of ``getME(fit, "theta")``).
+    weights : ndarray or None
+        Prior weights (None: all one).
+    offset : ndarray or None
+        Offset (None: zero); the sum of ``offset()`` terms and ``offset=``.
+    response : str
+        The response's name as written in the formula.
+    formula : str
+        The formula as R deparses it (``Reaction ~ Days + (Days | Subject)``).
+    dropped_xnames : list of str
+        Fixed-effect columns dropped for rank deficiency.
+    rows : pandas.Index
+        The index labels of the data rows used (after NA removal).
+    n_dropped : int
+        Rows removed for missing values.
+    """
+
+    y: np.ndarray
+    X: np.ndarray
+    xnames: list[str]
+    terms: list[RandomEffectsTerm]
+    response: str
+    formula: str
+    rows: pd.Index
+    weights: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    dropped_xnames: list[str] = field(default_factory=list)
+    n_dropped: int = 0
+
+    @property
+    def nobs(self) -> int:
+        return self.y.shape[0]
+
+
+def _as_dataframe(data: Any) -> pd.DataFrame:
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, Mapping):
+        lengths = {name: len(np.atleast_1d(values)) for name, values in data.items()}
+        if len(set(lengths.values())) > 1:
+            raise DataError("the columns of data have different lengths: "
+                            + ", ".join(f"'{k}' ({v})" for k, v in lengths.items()))
+        return pd.DataFrame(dict(data))
+    raise DataError(f"data must be a pandas DataFrame or a dict of arrays, not "
+                    f"{type(data).__name__}")
+
+
+def _extra_column(argument: Any, what: str, evaluator: Evaluator) -> tuple[str, np.ndarray]:
+    """The weights or offset argument: a column name or one value per data row.
+
+    Returns the name to report it by (the column's, else *what*) and its values.
+    """
+    n = len(evaluator.data)
+    if isinstance(argument, str):
+        value = evaluator.column(argument)
+        if isinstance(value, RFactor):
+            raise DataError(f"{what} column '{argument}' is not numeric")
+        return argument, np.asarray(value, dtype=float)
+    values = np.asarray(argument, dtype=float)
+    if values.ndim != 1 or len(values) != n:
+        raise DataError(f"{what} must be a column name or {n} values (one per data row), "
+                        f"not an array of shape {values.shape}")
+    return what, values
+
+
+def _response(parsed: ParsedFormula, frame: ModelFrame) -> np.ndarray:
+    value = frame[parsed.response]
+    label = parsed.response_label
+    if isinstance(value, RFactor):
+        raise DataError(f"the response '{label}' is a factor; a linear mixed model needs a "
+                        "numeric response")
+    values = value.values.astype(float) if isinstance(value, Logical) else value.values
+    if values.ndim == 2 and values.shape[1] != 1:
+        raise DataError(f"the response '{label}' has {values.shape[1]} columns; it needs one")
+    return values.reshape(-1)
+
+
+def _check_finite(values: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        rows = np.unique(np.nonzero(bad)[0])
+        raise DataError(f"{what} has infinite values ({len(rows)} row"
+                        f"{'s' if len(rows) != 1 else ''}); lme4 cannot fit them")
+
+
+def _pivoted_qr_rank(X: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
+    """Rank and column pivot of R's ``qr(X, LAPACK = FALSE)`` (LINPACK dqrdc2).
+
+    A column whose norm, after removing the earlier columns, falls below
+    ``tol`` times its original norm is moved to the end; the others keep
+    their order.
+    """
+    x = np.array(X, dtype=float, copy=True)
+    n, p = x.shape
+    qraux = np.linalg.norm(x, axis=0)
+    work = qraux.copy()  # norms to downdate
+    original = np.where(qraux == 0, 1.0, qraux)
+    pivot = np.arange(p)
+    limit = p  # columns at and after `limit` are negligible
+    for col in range(min(n, p)):
+        while col < limit and qraux[col] < original[col] * tol:
+            order = np.r_[np.arange(col), np.arange(col + 1, p), col]
+            x, pivot, qraux, work, original = (x[:, order], pivot[order], qraux[order],
+                                              work[order], original[order])
+            limit -= 1
+        if col == n - 1:
+            break
+        norm = np.linalg.norm(x[col:, col])
+        if norm == 0:
+            continue
+        norm = math.copysign(norm, x[col, col]) if x[col, col] != 0 else norm
+        x[col:, col] /= norm
+        x[col, col] += 1.0
+        rest = slice(col + 1, p)
+        step = -(x[col:, col] @ x[col:, rest]) / x[col, col]
+        x[col:, rest] += np.outer(x[col:, col], step)
+        for j in range(col + 1, p):
+            if qraux[j] == 0:
+                continue
+            shrink = max(1.0 - (abs(x[col, j]) / qraux[j]) ** 2, 0.0)
+            if abs(shrink) < 1e-6:  # recompute rather than downdate (R's 9/99 fix)
+                qraux[j] = work[j] = np.linalg.norm(x[col + 1:, j])
+            else:
+                qraux[j] *= math.sqrt(shrink)
+        qraux[col] = x[col, col]
+        x[col, col] = -norm
+    return min(limit, n), pivot
+
+
+def _drop_rank_deficient(X: np.ndarray, xnames: list[str]) -> tuple[np.ndarray, list[str],
+                                                                   list[str]]:
+    """lme4's chkRank.drop.cols: keep the pivoted QR's first rank columns."""
+    p = X.shape[1]
+    if p == 0:
+        return X, xnames, []
+    rank, pivot = _pivoted_qr_rank(X, _RANK_TOLERANCE)
+    if rank == p:
+        return X, xnames, []
+    dropped = p - rank
+    plural = "column / coefficient" if dropped == 1 else "columns / coefficients"
+    warnings.warn(f"fixed-effect model matrix is rank deficient so dropping {dropped} "
+                  f"{plural}", RankDeficiencyWarning, stacklevel=3)
+    keep = pivot[:rank]
+    return X[:, keep], [xnames[i] for i in keep], [xnames[i] for i in pivot[rank:]]
+
+
+def _check_scale(X: np.ndarray) -> None:
+    """lme4's checkScaleX: warn when predictor scales differ by over 1000 times."""
+    continuous = ~np.all((X == 0) | (X == 1), axis=0)
+    if continuous.sum() == 0 or X.shape[0] < 2:
+        return
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_sd = np.log(X[:, continuous].std(axis=0, ddof=1))
+        spread = np.abs(log_sd[:, None] - log_sd[None, :])
+    if np.any(np.abs(log_sd) > math.log(_SCALE_TOLERANCE)) or \
+            np.any(spread[np.tril_indices(len(log_sd), -1)] > math.log(_SCALE_TOLERANCE)):
+        warnings.warn("Some predictor variables are on very different scales: consider "
+                      "rescaling", ScaleWarning, stacklevel=3)
+
+
+def _random_term(parsed: ParsedFormula, index: int, frame: ModelFrame,
+                 evaluator: Evaluator) -> RandomEffectsTerm:
+    bar = parsed.bars[index]
+    z, cnames = model_matrix(parsed.bar_terms(bar), frame.values, frame.nrows)
+    if z.shape[1] == 0:
+        raise FormulaError(caret_message(parsed.text, max(bar.lhs.start, 0), bar.lhs.end,
+                                         f"the random-effects term ({bar.label}) has no "
+                                         "columns"))
+    try:
+        factor = grouping_factor(bar.group, frame, evaluator)
+    except ValueError as error:
+        raise DataError(caret_message(parsed.text, max(bar.group.start, 0), bar.group.end,
+                                      f"bad grouping factor '{bar.group_label}': {error}")
+                        ) from None
+    return RandomEffectsTerm(bar.group_label, cnames, z, factor.codes.astype(np.intp),
+                             factor.levels, bar.correlated, bar.label)
+
+
+def _lme4_order(terms: list[RandomEffectsTerm]) -> list[RandomEffectsTerm]:
+    """mkReTrms: if the numbers of levels ever increase, sort them decreasing.
+
+    lme4 uses ``rev(order(nl))``, so terms with tied numbers of levels end
+    up in reverse order.
+    """
+    nlevels = [t.nlevels for t in terms]
+    if not any(b > a for a, b in zip(nlevels, nlevels[1:])):
+        return terms
+    increasing = sorted(range(len(terms)), key=lambda i: nlevels[i])  # stable, as order()
+    return [terms[i] for i in reversed(increasing)]
+
+
+def _check_levels(terms: list[RandomEffectsTerm], n: int) -> None:
+    """lme4's checkNlevels and checkZdims, at lmerControl's defaults (stop)."""
+    nlevels = {t.group: t.nlevels for t in terms}
+    if any(k < 2 for k in nlevels.values()):
+        raise ModelSpecError("grouping factors must have > 1 sampled level (problems: "
+                             + ", ".join(g for g, k in nlevels.items() if k < 2) + ")")
+    too_many = [g for g, k in nlevels.items() if k >= n]
+    if too_many:
+        raise ModelSpecError("number of levels of each grouping factor must be < number of "
+                             f"observations (problems: {', '.join(too_many)})")
+    for term in terms:
+        q = term.nlevels * term.size
+        if n <= q:
+            raise ModelSpecError(
+                f"number of observations (={n}) <= number of random effects (={q}) for term "
+                f"({term.label}); the random-effects parameters and the residual variance "
+                "(or scale parameter) are probably unidentifiable")
+
+
+def _model_variables(parsed: ParsedFormula) -> list:
+    """Every variable of the formula, as in lme4's model frame (``subbars``)."""
+    variables = list(parsed.fixed_terms.variables)
+    for bar in parsed.bars:
+        variables.extend(parsed.bar_terms(bar).variables)
+        variables.extend(grouping_variables(bar.group))
+    return variables
+
+
+def _offset(parsed: ParsedFormula, frame: ModelFrame, key: str | None) -> np.ndarray | None:
+    """The sum of the formula's offset() terms and the offset argument."""
+    fixed = parsed.fixed_terms
+    parts = [frame[fixed.variables[i]].values.reshape(-1) for i in fixed.offsets]
+    if key is not None:
+        parts.append(frame.extras[key])
+    return np.sum(parts, axis=0) if parts else None
+
+
+def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = None,
+                 na_action: str = "omit") -> Design:
+    """Turn an lme4 formula and a data frame into a :class:`Design`, as ``lFormula``.
+
+    Parameters
+    ----------
+    formula : str
+        An lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    data : pandas.DataFrame or dict of arrays
+        The data (never modified).
+    weights : str or array-like, optional
+        Prior weights: a column name or one value per row; non-negative.
+    offset : str or array-like, optional
+        An offset: a column name or one value per row; added to any
+        ``offset()`` terms of the formula.
+    na_action : {"omit", "raise"}
+        Drop rows with a missing value in any variable of the model, or
+        raise a :class:`DataError` naming them.
+
+    Returns
+    -------
+    Design
+
+    Raises
+    ------
+    FormulaError
+        For a malformed formula (with a caret under the problem).
+    DataError
+        For an unknown column, a bad value or missing values with
+        ``na_action="raise"``.
+    ModelSpecError
+        When lme4 would stop: too few or too many levels, or more random
+        effects than observations.
+
+    Warns
+    -----
+    RankDeficiencyWarning
+        When columns of X are dropped.
+    ScaleWarning
+        When predictors are on very different scales.
+
+    Examples
+    --------
+    >>> import mixedfit as mf
+    >>> d = build_design("strength ~ 1 + (1 | batch/cask)", mf.load_dataset("Pastes"))
+    >>> [(t.group, t.nlevels) for t in d.terms]
+    [('cask:batch', 30), ('batch', 10)]
+    """
+    frame_data = _as_dataframe(data)
+    parsed = parse_formula(formula)
+    if not parsed.bars:
+        raise FormulaError(caret_message(formula, 0, len(formula),
+                                         "no random effects terms specified in formula"))
+    evaluator = Evaluator(frame_data, formula)
+    weight_key, weight_values = _extra_column(weights, "weights", evaluator) \
+        if weights is not None else (None, None)
+    offset_key, offset_arg = _extra_column(offset, "offset", evaluator) \
+        if offset is not None else (None, None)
+    extras = {key: values for key, values in ((weight_key, weight_values),
+                                              (offset_key, offset_arg)) if key is not None}
+    frame = model_frame(evaluator, _model_variables(parsed), extras, na_action)
+    y = _response(parsed, frame)
+    n = frame.nrows
+    terms = _lme4_order([_random_term(parsed, i, frame, evaluator)
+                         for i in range(len(parsed.bars))])
+    _check_levels(terms, n)
+    X, xnames = model_matrix(parsed.fixed_terms, frame.values, n)
+    prior_weights = None if weight_key is None else _weights(frame.extras[weight_key], weight_key)
+    offset_values = _offset(parsed, frame, offset_key)
+    for what, values in (("the response", y), ("the fixed-effects matrix X", X),
+                         ("the offset", offset_values)):
+        if values is not None:
+            _check_finite(values, what)
+    for term in terms:
+        _check_finite(term.z, f"the random-effects term ({term.label})")
+    X, xnames, dropped = _drop_rank_deficient(X, xnames)
+    _check_scale(X)
+    return Design(y=y, X=X, xnames=xnames, terms=terms, response=parsed.response_label,
+                  formula=lme4_deparse(formula), rows=frame_data.index[frame.keep],
+                  weights=prior_weights, offset=offset_values, dropped_xnames=dropped,
+                  n_dropped=frame.n_dropped)
+
+
+def _weights(values: np.ndarray, name: str) -> np.ndarray:
+    """Prior weights; lme4 stops on negative ones and accepts zeros."""
+    _check_finite(values, f"'{name}'")
+    negative = int((values < 0).sum())
+    if negative:
+        raise DataError(f"'{name}' has {negative} negative value"
+                        f"{'s' if negative != 1 else ''}; weights must be >= 0")
+    return values
