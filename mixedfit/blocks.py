@@ -90,6 +90,15 @@ def _schur_pattern(R0: sp.csr_matrix, S0: int, m: int) -> tuple[sp.csr_matrix, n
     return P, pos
 
 
+def _diagonal_block_mirror(offset: int, S: int, ell: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Flat positions (upper, lower) of the strictly upper entries of a term's S×S
+    diagonal blocks in an (m, m) array, and of their mirror images below the diagonal."""
+    a, b = np.triu_indices(S, 1)
+    base = offset + np.arange(ell)[:, None] * S
+    rows, cols = (base + a).ravel(), (base + b).ravel()
+    return rows * m + cols, cols * m + rows
+
+
 def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
     """The S×S lower-triangular template of one term from its θ slice (column major).
 
@@ -173,6 +182,7 @@ class CrossProducts:
         self._rest_sizes = [t.size for t in rest]
         self._rest_levels = [t.nlevels for t in rest]
         self._pairs, self._pair_pos = _schur_pattern(self.R0, self.S0, m)
+        self._block_mirror = [_diagonal_block_mirror(o, t.size, t.nlevels, m) for o, t in zip(self.rest_offsets, rest)]
 
     # -- per-θ work -----------------------------------------------------------
     def templates(self, theta_engine: list[np.ndarray]) -> list[np.ndarray]:
@@ -209,7 +219,13 @@ class CrossProducts:
             G[qr:, :qr] -= (self.R0 @ FM.T).T
 
     def _scale_rest(self, G: np.ndarray, templates: list[np.ndarray]) -> None:
-        """In place ``G ← ΛrᵀGΛr`` for the random rest (X and y rows are not scaled)."""
+        """In place ``G ← ΛrᵀGΛr`` for the random rest (X and y rows are not scaled).
+
+        Only G's lower triangle is current (the Schur update writes no more); a
+        template with S > 1 mixes the columns within each level's S×S diagonal
+        block, so those blocks are made symmetric first.
+        """
+        flat = G.reshape(-1)
         for k, T in enumerate(templates[1:]):
             o, S, ell = self.rest_offsets[k], self._rest_sizes[k], self._rest_levels[k]
             sl = slice(o, o + S * ell)
@@ -217,6 +233,8 @@ class CrossProducts:
                 G[sl, :] *= T[0, 0]
                 G[:, sl] *= T[0, 0]
             else:
+                upper, lower = self._block_mirror[k]
+                flat[upper] = flat[lower]
                 G[:, sl] = (G[:, sl].reshape(self.m, ell, S) @ T).reshape(self.m, -1)
                 G[sl, :] = (T.T @ G[sl, :].reshape(ell, S, self.m)).reshape(-1, self.m)
 

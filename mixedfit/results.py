@@ -242,23 +242,24 @@ class MixedResults:
         standard deviations, same shape) and ``attrs["condvar"]`` (a list of the
         per-term (ℓ, S, S) conditional covariance arrays).
         """
-        out: dict[str, pd.DataFrame] = {}
+        values: dict[str, list[np.ndarray]] = {}
+        columns: dict[str, list[str]] = {}
+        condvars: dict[str, list[np.ndarray]] = {}
+        levels: dict[str, list[str]] = {}
         for k, term in enumerate(self.model.design.terms):
-            frame = pd.DataFrame(self._b[k], index=pd.Index(term.levels, name=term.group), columns=term.cnames)
+            values.setdefault(term.group, []).append(self._b[k])
+            columns.setdefault(term.group, []).extend(term.cnames)
+            condvars.setdefault(term.group, []).append(self._condvar[k] if condvar else None)
+            levels[term.group] = term.levels
+        out: dict[str, pd.DataFrame] = {}
+        for group, blocks in values.items():
+            index = pd.Index(levels[group], name=group)
+            frame = pd.DataFrame(np.hstack(blocks), index=index, columns=columns[group])
             if condvar:
-                cv = self._condvar[k]
-                frame.attrs["condsd"] = pd.DataFrame(
-                    np.sqrt(np.diagonal(cv, axis1=1, axis2=2)), index=frame.index, columns=term.cnames
-                )
-                frame.attrs["condvar"] = [cv]
-            if term.group in out:
-                prev = out[term.group]
-                joined = pd.concat([prev, frame], axis=1)
-                if condvar:
-                    joined.attrs["condsd"] = pd.concat([prev.attrs["condsd"], frame.attrs["condsd"]], axis=1)
-                    joined.attrs["condvar"] = prev.attrs["condvar"] + frame.attrs["condvar"]
-                frame = joined
-            out[term.group] = frame
+                sd = np.hstack([np.sqrt(np.diagonal(cv, axis1=1, axis2=2)) for cv in condvars[group]])
+                frame.attrs["condsd"] = pd.DataFrame(sd, index=index, columns=columns[group])
+                frame.attrs["condvar"] = condvars[group]
+            out[group] = frame
         return out
 
     def coef(self) -> dict[str, pd.DataFrame]:

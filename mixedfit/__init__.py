@@ -1,0 +1,17 @@
+"""mixedfit: linear mixed-effects models with lme4's formulas and lme4's numbers.
+
+Examples
+--------
+>>> import mixedfit as mf
+>>> fit = mf.mixed("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy"))
+>>> fit.theta.round(4).tolist()
+[0.9667, 0.0152, 0.2309]
+"""
+
+from . import errors
+from .datasets import list_datasets, load_dataset
+from .model import MixedModel, mixed
+from .results import MixedResults
+
+__all__ = ["mixed", "MixedModel", "MixedResults", "load_dataset", "list_datasets", "errors"]
+__version__ = "0.1.0"
