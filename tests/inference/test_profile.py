@@ -1,0 +1,196 @@
+"""Profile likelihood intervals against lme4's ``confint(fit, method = "profile")``.
+
+Reference numbers: ``tests/lme4/fixtures/inference_profile.json``, written by
+``tests/lme4/inference_cases.R`` (lme4 1.1-31) from the bundled data files.
+
+Tolerances
+----------
+* interval bounds: within 0.5 % of the interval's width of lme4's (a bound
+  that lme4 puts on a parameter's limit -- 0 for an sd -- must be that limit);
+* the profile itself (``as.data.frame(profile(fit))``): the same points per
+  parameter; where |ζ| ≤ qnorm(0.995) -- all that any interval up to 99 % reads
+  -- ζ within 2e-3 and every parameter within 0.5 % of its interval width.
+  (Further out, where a correlation reaches ±1, the re-optimized parameters
+  sit on a flat ridge and both optimizers stop at different points of it.)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+import mixedfit as mf
+from mixedfit.inference.confint import confint, format_perc, parameter_names
+from mixedfit.inference.lrt import refit_ml as ml_refit
+from mixedfit.inference.profile import ProfileError, profile, profile_confint
+from mixedfit.model import Convergence
+from mixedfit.results import MixedResults
+
+FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "inference_profile.json"
+BOUND_TOL = 5e-3  # fraction of lme4's interval width
+CASES = ["sleepstudy_reml", "sleepstudy_ml", "dyestuff_reml", "dyestuff_ml", "dyestuff2", "penicillin"]
+
+
+@lru_cache(maxsize=None)
+def fixture() -> dict:
+    return json.loads(FIXTURE.read_text())
+
+
+@lru_cache(maxsize=None)
+def fitted(case: str):
+    c = fixture()["cases"][case]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mf.mixed(c["formula"], mf.load_dataset(c["dataset"]), reml=c["reml"])
+
+
+@lru_cache(maxsize=None)
+def profiled(case: str) -> pd.DataFrame:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return profile(fitted(case))
+
+
+def _num(v) -> float:
+    """A fixture number: null is NaN, "Inf"/"-Inf" are infinities."""
+    if v is None:
+        return math.nan
+    return float(v)
+
+
+def reference(case: str, key: str) -> pd.DataFrame:
+    rec = fixture()["cases"][case][key]
+    values = np.column_stack([[_num(v) for v in rec["lower"]], [_num(v) for v in rec["upper"]]])
+    return pd.DataFrame(values, index=rec["rownames"], columns=rec["colnames"])
+
+
+def assert_bounds_close(ours: pd.DataFrame, ref: pd.DataFrame) -> None:
+    assert list(ours.index) == list(ref.index)
+    assert list(ours.columns) == list(ref.columns)
+    width = (ref.iloc[:, 1] - ref.iloc[:, 0]).to_numpy()
+    for k in range(2):
+        o, r = ours.iloc[:, k].to_numpy(), ref.iloc[:, k].to_numpy()
+        same_nan = np.isnan(o) == np.isnan(r)
+        assert same_nan.all(), (ours, ref)
+        ok = ~np.isnan(r)
+        err = np.abs(o[ok] - r[ok]) / width[ok]
+        assert np.all(err <= BOUND_TOL), pd.DataFrame({"ours": o, "lme4": r, "rel_to_width": np.abs(o - r) / width})
+
+
+@pytest.mark.parametrize("level", [0.95, 0.9])
+@pytest.mark.parametrize("case", CASES)
+def test_profile_intervals_match_lme4(case, level):
+    ours = profile_confint(profiled(case), level=level)
+    assert_bounds_close(ours, reference(case, f"profile_{round(100 * level):02d}"))
+
+
+def test_confint_entry_point_profiles_by_default():
+    fit = fitted("dyestuff_ml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = confint(fit)
+    assert_bounds_close(ours, reference("dyestuff_ml", "profile_95"))
+
+
+@pytest.mark.parametrize(
+    "parm, expected",
+    [
+        ("theta_", ["sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "sd_Days|Subject", "sigma"]),
+        ("beta_", ["(Intercept)", "Days"]),
+        (["Days", "sigma"], ["sigma", "Days"]),  # lme4 keeps its own order
+        ([0, 5], ["sd_(Intercept)|Subject", "Days"]),
+    ],
+)
+def test_parm_selects_rows_as_lme4(parm, expected):
+    fit = fitted("sleepstudy_ml")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = confint(fit, method="profile", parm=parm)
+    assert list(ours.index) == expected
+    assert_bounds_close(ours, reference("sleepstudy_ml", "profile_95").loc[expected])
+
+
+def test_singular_fit_interval_starts_at_the_bound():
+    ours = profile_confint(profiled("dyestuff2"))
+    ref = reference("dyestuff2", "profile_95")
+    assert ours.loc["sd_(Intercept)|Batch"].iloc[0] == ref.loc["sd_(Intercept)|Batch"].iloc[0] == 0.0
+    prof = profiled("dyestuff2")
+    sd = prof[prof[".par"] == "sd_(Intercept)|Batch"]
+    assert (sd["sd_(Intercept)|Batch"] >= 0).all()  # never profiled below the bound
+
+
+def test_reml_fit_is_profiled_through_its_ml_refit():
+    reml, ml = fitted("sleepstudy_reml"), fitted("sleepstudy_ml")
+    refit = ml_refit(reml)
+    assert not refit.reml
+    np.testing.assert_allclose(refit.optsummary.fmin, ml.optsummary.fmin, rtol=1e-10)
+    np.testing.assert_allclose(refit.theta.to_numpy(), ml.theta.to_numpy(), rtol=0, atol=1e-4)
+
+
+def test_profile_frame_matches_lme4():
+    pf = fixture()["profile_frame"]
+    case = pf["case"]
+    ours = profiled(case)
+    assert list(ours.columns) == pf["columns"]
+    ref = pd.DataFrame(pf["values"])
+    ref[".par"] = pf["par"]
+    names = [c for c in pf["columns"] if not c.startswith(".")]
+    ci = reference(case, "profile_95")
+    width = (ci.iloc[:, 1] - ci.iloc[:, 0]).to_dict()
+    cut = norm.ppf(0.995)
+    assert list(dict.fromkeys(ours[".par"])) == list(dict.fromkeys(pf["par"]))
+    for par in dict.fromkeys(pf["par"]):
+        o = ours[ours[".par"] == par].sort_values(par).reset_index(drop=True)
+        r = ref[ref[".par"] == par].sort_values(par).reset_index(drop=True)
+        assert len(o) == len(r), par
+        inner = (r[".zeta"].abs() <= cut).to_numpy()
+        assert inner.sum() >= 4
+        np.testing.assert_allclose(o[".zeta"][inner], r[".zeta"][inner], atol=2e-3, err_msg=par)
+        for col in names:
+            err = np.abs(o[col] - r[col]).to_numpy()[inner] / width[col]
+            assert err.max() <= BOUND_TOL, (par, col, err.max())
+        np.testing.assert_array_equal(o[".focal"], o[par])
+
+
+def test_profile_is_zero_at_the_estimate_and_increasing():
+    prof = profiled("penicillin")
+    fit = ml_refit(fitted("penicillin"))
+    for par in dict.fromkeys(prof[".par"]):
+        rows = prof[prof[".par"] == par].sort_values(par)
+        assert (np.diff(rows[".zeta"].to_numpy()) > 0).all(), par
+        at_opt = rows[rows[".zeta"] == 0]
+        assert len(at_opt) == 1
+    assert prof.attrs["base_deviance"] == fit.optsummary.fmin
+
+
+def test_which_profiles_only_the_chosen_parameters():
+    fit = fitted("sleepstudy_ml")
+    prof = profile(fit, which=["sigma", "beta_"])
+    assert list(dict.fromkeys(prof[".par"])) == ["sigma", "(Intercept)", "Days"]
+    assert list(prof.columns[1:-2]) == parameter_names(fit)
+
+
+def test_non_optimal_fit_raises_like_lme4():
+    # an ML fit moved off its optimum: profiling finds a lower deviance
+    fit = fitted("dyestuff_ml")
+    opt = fit.optsummary
+    moved = type(opt)(**{**opt.__dict__, "final": opt.final * 1.3, "fmin": fit.model.objective(opt.final * 1.3)})
+    off = MixedResults(fit.model, moved, Convergence([], 0))
+    with pytest.raises(ProfileError, match="lower deviance"):
+        profile(off, which="theta_")
+
+
+@pytest.mark.parametrize("k", range(9))
+def test_percent_labels_as_lme4(k):
+    rec = fixture()["format_perc"]
+    level = rec["levels"][k]
+    a = (1 - level) / 2
+    assert format_perc([a, 1 - a]) == rec["labels"][k]
