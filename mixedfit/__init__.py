@@ -10,8 +10,9 @@ Examples
 
 from . import errors
 from .datasets import list_datasets, load_dataset
+from .inference.lrt import anova
 from .model import MixedModel, mixed
 from .results import MixedResults
 
-__all__ = ["mixed", "MixedModel", "MixedResults", "load_dataset", "list_datasets", "errors"]
+__all__ = ["mixed", "anova", "MixedModel", "MixedResults", "load_dataset", "list_datasets", "errors"]
 __version__ = "0.1.0"

@@ -98,6 +98,23 @@ class MixedModel:
         dev = ldL2 - self.cross.sum_log_w + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
         return float(dev + ldRX2) if self.reml else float(dev)
 
+    def objective_at_sigma(self, theta: np.ndarray, sigma: float) -> float:
+        """The objective with σ free instead of profiled out (lme4's ``devfun2``, lmerTest's ``devfun_vp``).
+
+        ``log|L_Z|² − Σ log wᵢ + r²/σ² + n log(2πσ²)``, plus ``log|R_X|² − p log(2πσ²)``
+        under REML; it equals :meth:`objective` at σ = σ̂(θ).  Returns ``inf`` where
+        θ gives no factor or σ is not positive.
+        """
+        f = self.factor(theta) if sigma > 0 and np.all(np.isfinite(theta)) else None
+        if f is None:
+            return np.inf
+        ldL2, ldRX2, r2 = self.cross.logdets(f)
+        s2 = sigma * sigma
+        dev = ldL2 - self.cross.sum_log_w + r2 / s2 + self.cross.n * np.log(2.0 * np.pi * s2)
+        if self.reml:
+            dev += ldRX2 - self.cross.p * np.log(2.0 * np.pi * s2)
+        return float(dev)
+
     # -- fitting --------------------------------------------------------------
     def optimize(self, start: np.ndarray | None = None, maxeval: int = 100_000) -> OptSummary:
         """Minimize the objective over θ the way lme4's ``optimizeLmer`` does."""

@@ -335,9 +335,77 @@ class MixedResults:
             f" / coefficient{'s' if k > 1 else ''}"
         ]
 
+    # -- inference (mixedfit.inference) ---------------------------------------
+    def confint(self, method: str = "profile", level: float = 0.95, parm=None, **kw) -> pd.DataFrame:
+        """Confidence intervals, as lme4's ``confint(fit, method=, oldNames=FALSE)``.
+
+        ``method`` is ``"profile"`` (likelihood profile, lme4's default), ``"wald"``
+        or ``"boot"`` (parametric bootstrap; pass ``n=`` and ``seed=``).
+        See :func:`mixedfit.inference.confint.confint`.
+        """
+        from .inference.confint import confint
+
+        return confint(self, method=method, level=level, parm=parm, **kw)
+
+    def profile(self, which=None, **kw) -> pd.DataFrame:
+        """The likelihood profile (lme4's ``as.data.frame(profile(fit))``); see :func:`mixedfit.inference.profile.profile`."""
+        from .inference.profile import profile
+
+        return profile(self, which=which, **kw)
+
+    def bootstrap(self, n: int, seed: int | None = None, progress: bool | None = None):
+        """Parametric bootstrap refits (lme4's ``bootMer``); see :func:`mixedfit.inference.bootstrap.bootstrap`."""
+        from .inference.bootstrap import bootstrap
+
+        return bootstrap(self, n, seed=seed, progress=progress)
+
+    def vcov_varpar(self, scale: str = "theta") -> pd.DataFrame:
+        """Asymptotic covariance of the variance parameters from the Hessian of the deviance."""
+        from .inference.wald import vcov_varpar
+
+        return vcov_varpar(self, scale=scale)
+
+    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """lmerTest's coefficient table: Estimate, Std. Error, df, t value, Pr(>|t|)."""
+        from .inference.satterthwaite import coef_table
+
+        return coef_table(self, ddf=ddf)
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Satterthwaite p-values of the fixed effects (lmerTest's default)."""
+        return self.coef_table()["Pr(>|t|)"]
+
+    def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """lmerTest's Type III ANOVA table of the fixed-effect terms.
+
+        To compare models by likelihood ratio, use :func:`mixedfit.anova`.
+        """
+        from .inference.satterthwaite import anova_type3
+
+        return anova_type3(self, ddf=ddf)
+
+    def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> pd.Series:
+        """Predictions with lme4's semantics; see :func:`mixedfit.inference.predict.predict`."""
+        from .inference.predict import predict
+
+        return predict(self, newdata=newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+
+    def simulate(self, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
+        """Responses simulated from the fitted model (lme4's ``simulate``)."""
+        from .inference.predict import simulate
+
+        return simulate(self, nsim=nsim, seed=seed, use_u=use_u)
+
+    def refit(self, new_y) -> "MixedResults":
+        """The same model fitted to a new response (lme4's ``refit``)."""
+        from .inference.predict import refit
+
+        return refit(self, new_y)
+
     # -- printing -------------------------------------------------------------
     def summary(self, ddf: str | None = None):
-        """lme4's ``summary(fit)``: print it, or show it in a notebook."""
+        """lme4's ``summary(fit)``; with ``ddf="satterthwaite"`` lmerTest's, with p-values."""
         from .summary import Summary
 
         return Summary(self, ddf=ddf)

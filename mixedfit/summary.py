@@ -378,6 +378,7 @@ class Summary:
         self.ddf = ddf
 
     def __str__(self) -> str:
-        return summary_text(self.fit, self.ddf)
+        written = self.fit.model.design.formula_written if self.ddf else None
+        return summary_text(self.fit, self.ddf, formula=written or None)
 
     __repr__ = __str__

@@ -27,7 +27,7 @@ import pandas as pd
 
 from .errors import DataError, FormulaError, ModelSpecError, RankDeficiencyWarning, ScaleWarning
 from .errors import caret_message
-from .formula import lme4_deparse, parse_formula
+from .formula import deparse_formula, lme4_deparse, parse_formula
 from .formula.evaluate import Evaluator, Logical
 from .formula.frame import ModelFrame, model_frame
 from .formula.grouping import grouping_factor, grouping_variables
@@ -109,7 +109,10 @@ class Design:
     response : str
         The response's name as written in the formula.
     formula : str
-        The formula as R deparses it (``Reaction ~ Days + (Days | Subject)``).
+        The formula as lme4 prints it: deparsed, ``||`` expanded
+        (``Reaction ~ Days + ((1 | Subject) + (0 + Days | Subject))``).
+    formula_written : str
+        The formula as written, deparsed (lmerTest prints this one).
     dropped_xnames : list of str
         Fixed-effect columns dropped for rank deficiency.
     rows : pandas.Index
@@ -129,6 +132,7 @@ class Design:
     offset: np.ndarray | None = None
     dropped_xnames: list[str] = field(default_factory=list)
     n_dropped: int = 0
+    formula_written: str = ""
 
     @property
     def nobs(self) -> int:
@@ -407,7 +411,7 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
     X, xnames, dropped = _drop_rank_deficient(X, xnames)
     _check_scale(X)
     return Design(y=y, X=X, xnames=xnames, terms=terms, response=parsed.response_label,
-                  formula=lme4_deparse(formula), rows=frame_data.index[frame.keep],
+                  formula=lme4_deparse(formula), formula_written=deparse_formula(formula), rows=frame_data.index[frame.keep],
                   weights=prior_weights, offset=offset_values, dropped_xnames=dropped,
                   n_dropped=frame.n_dropped)
 
