@@ -127,6 +127,85 @@ class Factor:
     templates: list[np.ndarray]
 
 
+def engine_order(terms: list[RandomEffectsTerm]) -> list[int]:
+    """Term order of the engine: most random effects first (stable)."""
+    return sorted(range(len(terms)), key=lambda i: -terms[i].size * terms[i].nlevels)
+
+
+@dataclass
+class CrossBlocks:
+    """The sums over rows that make up ``A = [Z X y]ᵀW[Z X y]``, in engine order.
+
+    Every field is a sum over observations, so the blocks of two sets of rows
+    add up to the blocks of their union: partitions of a large data set can be
+    reduced with ``+`` (see :meth:`__add__`).
+
+    Attributes
+    ----------
+    A00 : ndarray (ℓ, S, S)
+        The first term's per-level ``zᵀWz``.
+    R0 : scipy.sparse.csr_matrix (q_r, q0)
+        ``Z_restᵀ W Z_0``.
+    F0 : ndarray (p + 1, q0)
+        ``[X y]ᵀ W Z_0``.
+    Arr : ndarray (m, m)
+        The rest's cross products (symmetric).
+    n : int
+        Number of observations.
+    sum_log_w : float
+        Σ log wᵢ.
+    """
+
+    A00: np.ndarray
+    R0: sp.csr_matrix
+    F0: np.ndarray
+    Arr: np.ndarray
+    n: int
+    sum_log_w: float
+
+    def __add__(self, other: "CrossBlocks") -> "CrossBlocks":
+        return CrossBlocks(
+            self.A00 + other.A00,
+            (self.R0 + other.R0).tocsr(),
+            self.F0 + other.F0,
+            self.Arr + other.Arr,
+            self.n + other.n,
+            self.sum_log_w + other.sum_log_w,
+        )
+
+    @classmethod
+    def from_design(cls, design: Design, order: list[int] | None = None) -> "CrossBlocks":
+        """The blocks of a design's rows, terms taken in ``order`` (default: :func:`engine_order`)."""
+        order = engine_order(design.terms) if order is None else order
+        terms = [design.terms[i] for i in order]
+        n = design.nobs
+        w = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
+        sw = np.sqrt(w)
+        yo = design.y - (0.0 if design.offset is None else design.offset)
+        F = np.column_stack([design.X, yo]) * sw[:, None]
+        first, rest = terms[0], terms[1:]
+        sizes = [t.size * t.nlevels for t in rest]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        qr = int(offsets[-1])
+        m = qr + F.shape[1]
+        R0 = (
+            sp.vstack([_sparse_term_by_term(t, first, sw) for t in rest]).tocsr()
+            if rest
+            else sp.csr_matrix((0, first.size * first.nlevels))
+        )
+        Arr = np.zeros((m, m))
+        for i, ti in enumerate(rest):
+            oi = offsets[i]
+            for j in range(i + 1):
+                oj = offsets[j]
+                Arr[oi : oi + sizes[i], oj : oj + sizes[j]] = _sparse_term_by_term(ti, rest[j], sw).toarray()
+            Arr[qr:, oi : oi + sizes[i]] = _dense_by_term(F, ti, sw)
+        Arr[qr:, qr:] = F.T @ F
+        Arr = np.tril(Arr)
+        Arr += np.tril(Arr, -1).T
+        return cls(_level_crossprod(first, sw), R0, _dense_by_term(F, first, sw), Arr, n, float(np.sum(np.log(w))))
+
+
 class CrossProducts:
     """``A = [Z X y]ᵀW[Z X y]`` in blocks, and its Λθ-scaled Cholesky factor.
 
@@ -136,53 +215,34 @@ class CrossProducts:
         The model's data. Terms are re-ordered internally (most random effects
         first); ``theta`` passed to :meth:`factor` is in the engine order given
         by :attr:`order`.
+    blocks : CrossBlocks, optional
+        Cross products already summed (e.g. over the partitions of a data set
+        too large for memory); then ``design`` only supplies the structure
+        (terms, their levels and column names; X's column count).
     """
 
-    def __init__(self, design: Design):
-        terms = design.terms
-        self.order = sorted(range(len(terms)), key=lambda i: -terms[i].size * terms[i].nlevels)
-        self.terms = [terms[i] for i in self.order]
-        n = design.nobs
-        w = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
-        sw = np.sqrt(w)
-        yo = design.y - (0.0 if design.offset is None else design.offset)
-        F = np.column_stack([design.X, yo]) * sw[:, None]
+    def __init__(self, design: Design, blocks: CrossBlocks | None = None):
+        self.order = engine_order(design.terms)
+        self.terms = [design.terms[i] for i in self.order]
+        blocks = CrossBlocks.from_design(design, self.order) if blocks is None else blocks
         self.p = design.X.shape[1]
-        self.n = n
-        self.sum_log_w = float(np.sum(np.log(w)))
+        self.n = blocks.n
+        self.sum_log_w = blocks.sum_log_w
         first, rest = self.terms[0], self.terms[1:]
         self.S0 = first.size
         self.l0 = first.nlevels
-        self.A00 = _level_crossprod(first, sw)
+        self.A00, self.R0, self.F0, self.Arr = blocks.A00, blocks.R0, blocks.F0, blocks.Arr
         # Row offsets of the rest's pieces: each rest term's columns, then X and y.
         sizes = [t.size * t.nlevels for t in rest]
         self.rest_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         self.qr = int(self.rest_offsets[-1])
-        m = self.qr + self.p + 1
-        self.m = m
-        # Random rows of A_r0 (sparse) and the dense X/y rows.
-        self.R0 = (
-            sp.vstack([_sparse_term_by_term(t, first, sw) for t in rest]).tocsr()
-            if rest
-            else sp.csr_matrix((0, self.S0 * self.l0))
-        )
-        self.F0 = _dense_by_term(F, first, sw)
-        Arr = np.zeros((m, m))
-        for i, ti in enumerate(rest):
-            oi = self.rest_offsets[i]
-            qi = sizes[i]
-            for j in range(i + 1):
-                tj = rest[j]
-                oj = self.rest_offsets[j]
-                Arr[oi : oi + qi, oj : oj + sizes[j]] = _sparse_term_by_term(ti, tj, sw).toarray()
-            Arr[self.qr :, oi : oi + qi] = _dense_by_term(F, ti, sw)
-        Arr[self.qr :, self.qr :] = F.T @ F
-        self.Arr = np.tril(Arr)
-        self.Arr = self.Arr + np.tril(self.Arr, -1).T
+        self.m = self.qr + self.p + 1
         self._rest_sizes = [t.size for t in rest]
         self._rest_levels = [t.nlevels for t in rest]
-        self._pairs, self._pair_pos = _schur_pattern(self.R0, self.S0, m)
-        self._block_mirror = [_diagonal_block_mirror(o, t.size, t.nlevels, m) for o, t in zip(self.rest_offsets, rest)]
+        self._pairs, self._pair_pos = _schur_pattern(self.R0, self.S0, self.m)
+        self._block_mirror = [
+            _diagonal_block_mirror(o, t.size, t.nlevels, self.m) for o, t in zip(self.rest_offsets, rest)
+        ]
 
     # -- per-θ work -----------------------------------------------------------
     def templates(self, theta_engine: list[np.ndarray]) -> list[np.ndarray]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blocks import CrossProducts, Factor
+from .blocks import CrossBlocks, CrossProducts, Factor
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from .optimize import OptSummary, bobyqa, finite_derivatives
 from .terms import Design
@@ -42,6 +42,9 @@ class MixedModel:
         Response, fixed-effects matrix and random-effects terms.
     reml : bool
         Fit by REML (True, lme4's default) or maximum likelihood.
+    blocks : CrossBlocks, optional
+        The cross products, already summed over the data (out-of-memory data);
+        ``design`` then only needs to carry the model's structure.
 
     Examples
     --------
@@ -53,12 +56,12 @@ class MixedModel:
     1773.6803
     """
 
-    def __init__(self, design: Design, reml: bool = True):
+    def __init__(self, design: Design, reml: bool = True, blocks: CrossBlocks | None = None):
         if not design.terms:
             raise ModelSpecError("No random effects terms specified in formula")
         self.design = design
         self.reml = bool(reml)
-        self.cross = CrossProducts(design)
+        self.cross = CrossProducts(design, blocks)
         sizes = [t.size for t in design.terms]
         bounds = np.cumsum([0] + [s * (s + 1) // 2 for s in sizes])
         self.theta_slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
@@ -66,7 +69,7 @@ class MixedModel:
         self.lower[self.lower == 0] = -np.inf
         self.lower[np.isfinite(self.lower)] = 0.0
         self.start = np.where(np.isfinite(self.lower), 1.0, 0.0)
-        n, p = design.nobs, design.X.shape[1]
+        n, p = self.cross.n, self.cross.p
         if self.reml and n <= p:
             raise ModelSpecError(f"REML needs more observations ({n}) than fixed effects ({p})")
 
