@@ -99,6 +99,52 @@ def _diagonal_block_mirror(offset: int, S: int, ell: int, m: int) -> tuple[np.nd
     return rows * m + cols, cols * m + rows
 
 
+def _right_multiply(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A[..., l, :, :] @ B[l]`` for stacks of tiny blocks: A (..., ℓ, R, S), B (ℓ, S, T).
+
+    Written as S broadcast products: for S ≤ 3 this is several times faster
+    than ``matmul``/``einsum`` on stacks of thousands of tiny matrices.
+    """
+    out = A[..., 0, None] * B[..., 0, None, :]
+    for s in range(1, B.shape[-2]):
+        out = out + A[..., s, None] * B[..., s, None, :]
+    return out
+
+
+def _congruence(A: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """``Tᵀ A_l T`` for every block of a stack (ℓ, S, S)."""
+    Tb = np.broadcast_to(T, A.shape)
+    return _right_multiply(np.swapaxes(Tb, 1, 2), _right_multiply(A, Tb))
+
+
+def _batched_cholesky(B: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of a stack of SPD blocks; closed form for S ≤ 2."""
+    S = B.shape[-1]
+    if S == 1:
+        return np.sqrt(B)
+    if S == 2:
+        L = np.zeros_like(B)
+        L[:, 0, 0] = np.sqrt(B[:, 0, 0])
+        L[:, 1, 0] = B[:, 1, 0] / L[:, 0, 0]
+        L[:, 1, 1] = np.sqrt(B[:, 1, 1] - L[:, 1, 0] ** 2)
+        return L
+    return np.linalg.cholesky(B)
+
+
+def _batched_lower_inverse(L: np.ndarray) -> np.ndarray:
+    """Inverses of a stack of lower-triangular blocks; closed form for S ≤ 2."""
+    S = L.shape[-1]
+    if S == 1:
+        return 1.0 / L
+    if S == 2:
+        inv = np.zeros_like(L)
+        inv[:, 0, 0] = 1.0 / L[:, 0, 0]
+        inv[:, 1, 1] = 1.0 / L[:, 1, 1]
+        inv[:, 1, 0] = -L[:, 1, 0] * inv[:, 0, 0] * inv[:, 1, 1]
+        return inv
+    return np.linalg.solve(L, np.broadcast_to(np.eye(S), L.shape))
+
+
 def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
     """The S×S lower-triangular template of one term from its θ slice (column major).
 
@@ -250,20 +296,13 @@ class CrossProducts:
 
     def _first_block(self, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """L00 (batched Cholesky of T0ᵀA00T0 + I) and M = T0 (T0ᵀA00T0 + I)⁻¹ T0ᵀ."""
-        if self.S0 == 1:
-            lam = T0[0, 0]
-            b = lam * lam * self.A00[:, 0, 0] + 1.0
-            L00 = np.sqrt(b).reshape(-1, 1, 1)
-            M = (lam * lam / b).reshape(-1, 1, 1)
-            return L00, M
-        B = T0.T @ self.A00 @ T0
-        B[:, np.arange(self.S0), np.arange(self.S0)] += 1.0
-        L00 = np.linalg.cholesky(B)
-        # T0 L⁻ᵀ, so that M = (T0 L⁻ᵀ)(T0 L⁻ᵀ)ᵀ stays symmetric to rounding.
-        eye = np.broadcast_to(np.eye(self.S0), L00.shape)
-        Linv = np.linalg.solve(L00, eye)
-        TL = T0 @ np.swapaxes(Linv, 1, 2)
-        return L00, TL @ np.swapaxes(TL, 1, 2)
+        B = _congruence(self.A00, T0)
+        for s in range(self.S0):
+            B[:, s, s] += 1.0
+        L00 = _batched_cholesky(B)
+        # M = (T0 L⁻ᵀ)(T0 L⁻ᵀ)ᵀ, symmetric to rounding by construction.
+        TL = _right_multiply(np.broadcast_to(T0, L00.shape), np.swapaxes(_batched_lower_inverse(L00), 1, 2))
+        return L00, _right_multiply(TL, np.swapaxes(TL, 1, 2))
 
     def _schur_update(self, G: np.ndarray, M: np.ndarray) -> None:
         """In place ``G ← G − A_r0 M A_r0ᵀ`` on the lower triangle (all dpotrf reads).
@@ -272,7 +311,7 @@ class CrossProducts:
         a single sparse mat-vec per θ; the dense X/y rows use BLAS.
         """
         S0, l0, qr = self.S0, self.l0, self.qr
-        FM = np.einsum("kls,lst->klt", self.F0.reshape(-1, l0, S0), M).reshape(self.F0.shape[0], -1)
+        FM = _right_multiply(self.F0.reshape(-1, l0, 1, S0), M).reshape(self.F0.shape[0], -1)
         G[qr:, qr:] -= FM @ self.F0.T
         if qr:
             G.reshape(-1)[self._pair_pos] -= self._pairs @ M.reshape(-1)

@@ -8,10 +8,12 @@ the way lme4 does and returns a :class:`~mixedfit.results.MixedResults`.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .blocks import CrossBlocks, CrossProducts, Factor
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
@@ -22,6 +24,7 @@ _SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance
 _BOUNDARY_TOL = 1e-5  # lme4's lmerControl(boundary.tol)
 _GRAD_TOL = 2e-3  # lme4's check.conv.grad tolerance
 _HESS_TOL = 1e-6  # lme4's check.conv.hess tolerance
+_SMALL_DENSE = 512  # below this size the dense block is factored single-threaded
 _GAP_TOL = 1e-9  # predicted objective decrease, relative, that warrants a restart
 
 
@@ -205,11 +208,24 @@ class MixedModel:
         bounded = np.isfinite(self.lower)
         return bool(np.any(theta[bounded] < _SINGULAR_TOL))
 
+    def blas_threads(self):
+        """A context limiting BLAS to one thread when the dense block is small.
+
+        Threads gain nothing on a small factorization, and OpenBLAS's spinning
+        threads make it hundreds of times slower when the cores are busy
+        (measured: a 134×134 ``dpotrf`` from 0.04 ms to 112 ms on a loaded
+        2-core machine).
+        """
+        if self.cross.m < _SMALL_DENSE:
+            return threadpool_limits(1, user_api="blas")
+        return contextlib.nullcontext()
+
     def fit(self, *, start: np.ndarray | None = None, maxeval: int = 100_000, **names: str | None):
         """Fit the model; keyword ``names`` (data_name, ...) are kept for printing."""
         from .results import MixedResults
 
-        opt = self.optimize(start, maxeval)
+        with self.blas_threads():
+            opt = self.optimize(start, maxeval)
         conv = self.convergence(opt)
         for msg in conv.messages:
             cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
