@@ -9,6 +9,7 @@ the way lme4 does and returns a :class:`~mixedfit.results.MixedResults`.
 from __future__ import annotations
 
 import contextlib
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ _GRAD_TOL = 2e-3  # lme4's check.conv.grad tolerance
 _HESS_TOL = 1e-6  # lme4's check.conv.hess tolerance
 _SMALL_DENSE = 512  # below this size the dense block is factored single-threaded
 _GAP_TOL = 1e-9  # predicted objective decrease, relative, that warrants a restart
+_UNIT_LIMIT = 1000.0  # Z column scales beyond this factor from 1 get a restart in their units
 
 
 @dataclass
@@ -63,6 +65,8 @@ class MixedModel:
         if not design.terms:
             raise ModelSpecError("No random effects terms specified in formula")
         self.design = design
+        if not isinstance(reml, (bool, np.bool_)):  # bool("no") is True: refuse, as R does
+            raise ModelSpecError(f"reml must be True or False, not {reml!r}")
         self.reml = bool(reml)
         self.cross = CrossProducts(design, blocks)
         sizes = [t.size for t in design.terms]
@@ -124,9 +128,12 @@ class MixedModel:
     # -- fitting --------------------------------------------------------------
     def optimize(self, start: np.ndarray | None = None, maxeval: int = 100_000) -> OptSummary:
         """Minimize the objective over θ the way lme4's ``optimizeLmer`` does."""
-        theta0 = self.start if start is None else np.asarray(start, float)
+        theta0 = self.start if start is None else self._checked_start(start)
+        if maxeval < 1:  # NLopt reads 0 or less as "no limit"
+            raise ModelSpecError(f"maxeval must be a positive number of evaluations, not {maxeval!r}")
         opt = bobyqa(self.objective, theta0, self.lower, maxeval=maxeval)
         opt = self._restart_edge(opt, maxeval)
+        opt = self._restart_in_units(opt, maxeval)
         opt = self._snap_to_boundary(opt)
         opt.gradient, opt.hessian = finite_derivatives(self.objective, opt.final, opt.fmin)
         if not self.is_singular(opt.final) and (
@@ -134,6 +141,45 @@ class MixedModel:
         ):
             opt = self._polish(opt, maxeval)
         return opt
+
+    def _restart_in_units(self, opt: OptSummary, maxeval: int) -> OptSummary:
+        """Fit again with θ in the units of Z's columns when those are extreme; keep the lower.
+
+        BOBYQA steps alike in every direction: a column of Z scaled by 1e-6 needs θ
+        near 1e5, one scaled by 1e6 θ near 1e-7, and neither BOBYQA nor lme4 gets
+        there from θ = 1.  In each column's units (θ' = θ × scale) the optimum is of
+        order one, as if the user had rescaled the predictor.
+        """
+        units = self._theta_units()
+        if np.all(np.abs(np.log(units)) <= np.log(_UNIT_LIMIT)):
+            return opt
+        again = bobyqa(lambda t: self.objective(t * units), self.start, self.lower, maxeval=maxeval)
+        if not again.fmin < opt.fmin:
+            return opt
+        again.final = again.final * units
+        again.feval += opt.feval
+        again.initial = opt.initial
+        return again
+
+    def _theta_units(self) -> np.ndarray:
+        """Per θ element (lme4 order), 1 / the RMS of the Z column its template row scales."""
+        units = []
+        for term in self.design.terms:
+            rms = np.sqrt(np.mean(term.z**2, axis=0)) if len(term.z) else np.ones(term.size)
+            rms[~(np.isfinite(rms) & (rms > 0))] = 1.0
+            rows, cols = np.tril_indices(term.size)
+            units.append(1.0 / rms[rows[np.lexsort((rows, cols))]])
+        return np.concatenate(units)
+
+    def _checked_start(self, start) -> np.ndarray:
+        """A user's starting θ, checked as lme4 checks it."""
+        theta0 = np.asarray(start, float).reshape(-1)
+        if theta0.size != self.ntheta:
+            raise ModelSpecError(f"incorrect number of theta components (!={self.ntheta}): "
+                                 f"start has {theta0.size}")
+        if not np.all(np.isfinite(theta0)) or np.any(theta0 < self.lower):
+            raise ModelSpecError(f"start must be finite with the diagonal of θ >= 0, not {theta0.tolist()}")
+        return theta0
 
     @staticmethod
     def _predicted_gap(opt: OptSummary) -> float:
@@ -209,14 +255,14 @@ class MixedModel:
         return bool(np.any(theta[bounded] < _SINGULAR_TOL))
 
     def blas_threads(self):
-        """A context limiting BLAS to one thread when the dense block is small.
+        """A context limiting BLAS to one thread when threads cannot help.
 
         Threads gain nothing on a small factorization, and OpenBLAS's spinning
-        threads make it hundreds of times slower when the cores are busy
-        (measured: a 134×134 ``dpotrf`` from 0.04 ms to 112 ms on a loaded
-        2-core machine).
+        threads make it many times slower when the cores are already busy
+        (measured on a loaded 2-core machine: a 134×134 ``dpotrf`` from 0.04 ms
+        to 112 ms, a 1145×1145 one from 24 ms single-threaded to 93 ms).
         """
-        if self.cross.m < _SMALL_DENSE:
+        if self.cross.m < _SMALL_DENSE or _cores_busy():
             return threadpool_limits(1, user_api="blas")
         return contextlib.nullcontext()
 
@@ -231,6 +277,18 @@ class MixedModel:
             cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
             warnings.warn(msg, cls, stacklevel=3)
         return MixedResults(self, opt, conv, **names)
+
+
+def _cores_busy() -> bool:
+    """Whether the last minute's load already fills the cores this process may use."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    try:
+        return os.getloadavg()[0] >= cores
+    except OSError:
+        return False
 
 
 def _diagonal_mask(size: int) -> np.ndarray:

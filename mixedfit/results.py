@@ -325,6 +325,14 @@ class MixedResults:
         return self.optsummary.optimizer
 
     @property
+    def n_dropped(self) -> int:
+        """Data rows left out of the fit: missing values (``na_action="omit"``) or zero weight.
+
+        As with lme4's ``na.omit``, the summary does not mention them; ``nobs`` counts the rows fitted.
+        """
+        return self.model.design.n_dropped
+
+    @property
     def fit_warnings(self) -> list[str]:
         dropped = self.model.design.dropped_xnames
         if not dropped:
@@ -345,31 +353,36 @@ class MixedResults:
         """
         from .inference.confint import confint
 
-        return confint(self, method=method, level=level, parm=parm, **kw)
+        with self.model.blas_threads():
+            return confint(self, method=method, level=level, parm=parm, **kw)
 
     def profile(self, which=None, **kw) -> pd.DataFrame:
         """The likelihood profile (lme4's ``as.data.frame(profile(fit))``); see :func:`mixedfit.inference.profile.profile`."""
         from .inference.profile import profile
 
-        return profile(self, which=which, **kw)
+        with self.model.blas_threads():
+            return profile(self, which=which, **kw)
 
     def bootstrap(self, n: int, seed: int | None = None, progress: bool | None = None):
         """Parametric bootstrap refits (lme4's ``bootMer``); see :func:`mixedfit.inference.bootstrap.bootstrap`."""
         from .inference.bootstrap import bootstrap
 
-        return bootstrap(self, n, seed=seed, progress=progress)
+        with self.model.blas_threads():
+            return bootstrap(self, n, seed=seed, progress=progress)
 
     def vcov_varpar(self, scale: str = "theta") -> pd.DataFrame:
         """Asymptotic covariance of the variance parameters from the Hessian of the deviance."""
         from .inference.wald import vcov_varpar
 
-        return vcov_varpar(self, scale=scale)
+        with self.model.blas_threads():
+            return vcov_varpar(self, scale=scale)
 
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """lmerTest's coefficient table: Estimate, Std. Error, df, t value, Pr(>|t|)."""
         from .inference.satterthwaite import coef_table
 
-        return coef_table(self, ddf=ddf)
+        with self.model.blas_threads():
+            return coef_table(self, ddf=ddf)
 
     @property
     def pvalues(self) -> pd.Series:
@@ -383,7 +396,8 @@ class MixedResults:
         """
         from .inference.satterthwaite import anova_type3
 
-        return anova_type3(self, ddf=ddf)
+        with self.model.blas_threads():
+            return anova_type3(self, ddf=ddf)
 
     def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> pd.Series:
         """Predictions with lme4's semantics; see :func:`mixedfit.inference.predict.predict`."""
@@ -417,3 +431,136 @@ class MixedResults:
 
     def __repr__(self) -> str:
         return self.__str__()
+
+    # -- serialization --------------------------------------------------------
+    # Pickling needs nothing special: the fit holds arrays, frames and plain
+    # dataclasses.  to_dict is the language-neutral record of every estimate.
+    def to_dict(self) -> dict:
+        """Every estimate of the fit as plain Python values, ready for ``json.dumps``.
+
+        Non-finite numbers (an undefined correlation, an unbounded θ) are
+        ``None``, so that the result is strict JSON.  Names follow lme4
+        (``fixef``, ``VarCorr``, ``ranef``, ``optinfo``).
+
+        Examples
+        --------
+        >>> import json
+        >>> import mixedfit as mf
+        >>> fit = mf.mixed("Yield ~ 1 + (1|Batch)", mf.load_dataset("Dyestuff"))
+        >>> record = fit.to_dict()
+        >>> round(record["beta"]["(Intercept)"], 4), record["ngroups"], record["varcorr"][0]["grp"]
+        (1527.5, {'Batch': 6}, 'Batch')
+        >>> json.loads(json.dumps(record, allow_nan=False))["nobs"]
+        30
+        """
+        design, opt, plain = self.model.design, self.optsummary, self._plain
+        vcov = self.vcov
+        return {
+            "formula": self.formula,
+            "formula_written": design.formula_written,
+            "reml": self.reml,
+            "data_name": self.data_name,
+            "weights_name": self.weights_name,
+            "offset_name": self.offset_name,
+            "nobs": int(self.nobs),
+            "n_dropped": int(design.n_dropped),
+            "ngroups": {g: int(k) for g, k in self.ngroups.items()},
+            "theta": plain(self.theta.to_dict()),
+            "beta": plain(self.fixef.to_dict()),
+            "se": plain(self.bse.to_dict()),
+            "vcov": {"names": list(vcov.index), "values": plain(vcov.to_numpy())},
+            "dropped_xnames": list(design.dropped_xnames),
+            "sigma": plain(self.sigma),
+            "logLik": plain(self.llf),
+            "df_logLik": int(self.npar),
+            "AIC": plain(self.aic),
+            "BIC": plain(self.bic),
+            "deviance": plain(self.deviance),
+            "REML_criterion": plain(self.reml_criterion),
+            "df_resid": int(self.df_resid),
+            "varcorr": plain(self.varcorr.to_dict(orient="records")),
+            "ranef": self._ranef_record(),
+            "optimizer": {
+                "name": opt.optimizer, "code": int(opt.code), "message": opt.message,
+                "feval": int(opt.feval), "fmin": plain(opt.fmin),
+                "initial": plain(opt.initial), "final": plain(opt.final), "lower": plain(opt.lower),
+                "xtol_abs": opt.xtol_abs, "ftol_abs": opt.ftol_abs, "xtol_rel": opt.xtol_rel,
+                "maxeval": int(opt.maxeval),
+                "gradient": plain(opt.gradient), "hessian": plain(opt.hessian),
+            },
+            "convergence": {
+                "messages": self.convergence_messages, "code": int(self._conv.code),
+                "converged": self.converged, "is_singular": self.is_singular,
+            },
+            "fit_warnings": self.fit_warnings,
+        }
+
+    def _ranef_record(self) -> dict:
+        """Conditional modes and conditional SDs per grouping factor, as nested lists."""
+        out = {}
+        for group, frame in self.ranef(condvar=True).items():
+            out[group] = {
+                "levels": [str(v) for v in frame.index],
+                "columns": list(frame.columns),
+                "values": self._plain(frame.to_numpy()),
+                "condsd": self._plain(frame.attrs["condsd"].to_numpy()),
+            }
+        return out
+
+    @staticmethod
+    def _plain(value):
+        """*value* with numpy scalars and arrays made Python numbers and lists; NaN/inf as None."""
+        if isinstance(value, dict):
+            return {k: MixedResults._plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple, np.ndarray)):
+            return [MixedResults._plain(v) for v in value]
+        if isinstance(value, (float, np.floating)):
+            return float(value) if np.isfinite(value) else None
+        if isinstance(value, np.integer):
+            return int(value)
+        return value
+
+    # -- presentation ---------------------------------------------------------
+    def _repr_html_(self) -> str:
+        """lme4's summary as HTML tables, for notebooks (see :mod:`mixedfit.html`)."""
+        from .html import summary_html
+
+        return summary_html(self)
+
+    def tidy(
+        self,
+        effects="fixed",
+        conf_int: bool = False,
+        conf_level: float = 0.95,
+        conf_method: str = "wald",
+        ddf: str | None = "satterthwaite",
+        **kw,
+    ) -> pd.DataFrame:
+        """Estimates as a data frame, as broom.mixed's ``tidy()``; see :func:`mixedfit.tidy.tidy`."""
+        from .tidy import tidy
+
+        return tidy(self, effects, conf_int, conf_level, conf_method, ddf, **kw)
+
+    def glance(self) -> pd.DataFrame:
+        """One row of fit statistics, as broom.mixed's ``glance()``; see :func:`mixedfit.tidy.glance`."""
+        from .tidy import glance
+
+        return glance(self)
+
+    def plot_ranef(self, **kw):
+        """Caterpillar plot of the random effects; see :func:`mixedfit.plots.plot_ranef`."""
+        from .plots import plot_ranef
+
+        return plot_ranef(self, **kw)
+
+    def plot_profile(self, profile: pd.DataFrame | None = None, **kw):
+        """ζ against each parameter; see :func:`mixedfit.plots.plot_profile`."""
+        from .plots import plot_profile
+
+        return plot_profile(self, profile=profile, **kw)
+
+    def plot_diagnostics(self, **kw):
+        """Residual and random-effects QQ plots; see :func:`mixedfit.plots.plot_diagnostics`."""
+        from .plots import plot_diagnostics
+
+        return plot_diagnostics(self, **kw)
