@@ -63,6 +63,15 @@ def _sparse_term_by_term(a: RandomEffectsTerm, b: RandomEffectsTerm, sw: np.ndar
     return m.tocsr()
 
 
+_PATTERN_BUDGET = 4_000_000  # most (i, j, s, t) products the precomputed pattern may hold
+
+
+def _pattern_size(R0: sp.csr_matrix, S0: int) -> int:
+    """Number of products the pattern of :func:`_schur_pattern` would enumerate."""
+    per_level = np.bincount(R0.indices // S0, minlength=R0.shape[1] // S0).astype(np.int64)
+    return int(np.sum(per_level * per_level))
+
+
 def _schur_pattern(R0: sp.csr_matrix, S0: int, m: int) -> tuple[sp.csr_matrix, np.ndarray]:
     """The fixed sparsity pattern of ``R0 M R0ᵀ`` (lower triangle) for block-diagonal M.
 
@@ -285,7 +294,9 @@ class CrossProducts:
         self.m = self.qr + self.p + 1
         self._rest_sizes = [t.size for t in rest]
         self._rest_levels = [t.nlevels for t in rest]
-        self._pairs, self._pair_pos = _schur_pattern(self.R0, self.S0, self.m)
+        self._pairs, self._pair_pos = (
+            _schur_pattern(self.R0, self.S0, self.m) if _pattern_size(self.R0, self.S0) <= _PATTERN_BUDGET else (None, None)
+        )
         self._block_mirror = [
             _diagonal_block_mirror(o, t.size, t.nlevels, self.m) for o, t in zip(self.rest_offsets, rest)
         ]
@@ -308,13 +319,19 @@ class CrossProducts:
         """In place ``G ← G − A_r0 M A_r0ᵀ`` on the lower triangle (all dpotrf reads).
 
         The random-rest rows use the precomputed pattern (:func:`_schur_pattern`),
-        a single sparse mat-vec per θ; the dense X/y rows use BLAS.
+        a single sparse mat-vec per θ, unless the pattern would be too large to
+        keep (heavily crossed factors), in which case a sparse product is formed
+        each time; the dense X/y rows use BLAS.
         """
         S0, l0, qr = self.S0, self.l0, self.qr
         FM = _right_multiply(self.F0.reshape(-1, l0, 1, S0), M).reshape(self.F0.shape[0], -1)
         G[qr:, qr:] -= FM @ self.F0.T
         if qr:
-            G.reshape(-1)[self._pair_pos] -= self._pairs @ M.reshape(-1)
+            if self._pairs is not None:
+                G.reshape(-1)[self._pair_pos] -= self._pairs @ M.reshape(-1)
+            else:
+                Mb = sp.bsr_matrix((M, np.arange(l0), np.arange(l0 + 1)), shape=(l0 * S0, l0 * S0))
+                G[:qr, :qr] -= ((self.R0 @ Mb) @ self.R0.T).toarray()
             G[qr:, :qr] -= (self.R0 @ FM.T).T
 
     def _scale_rest(self, G: np.ndarray, templates: list[np.ndarray]) -> None:
