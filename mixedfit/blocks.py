@@ -16,6 +16,7 @@ For each θ only the scaling by Λθ and the two factorizations are redone.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -164,9 +165,15 @@ def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
            [0.5, 2. ]])
     """
     T = np.zeros((size, size))
-    rows, cols = np.triu_indices(size)  # row-major upper triangle of Tᵀ = column-major lower of T
-    T[cols, rows] = theta
+    T[_template_positions(size)] = theta
     return T
+
+
+@functools.lru_cache(maxsize=None)
+def _template_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) of θ's entries in a template: its lower triangle, column major."""
+    rows, cols = np.triu_indices(size)  # row-major upper triangle of Tᵀ = column-major lower of T
+    return cols, rows
 
 
 @dataclass

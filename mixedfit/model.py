@@ -9,12 +9,13 @@ the way lme4 does and returns a :class:`~mixedfit.results.MixedResults`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .blocks import CrossBlocks, CrossProducts, Factor
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
@@ -129,8 +130,9 @@ class MixedModel:
     def optimize(self, start: np.ndarray | None = None, maxeval: int = 100_000) -> OptSummary:
         """Minimize the objective over θ the way lme4's ``optimizeLmer`` does."""
         theta0 = self.start if start is None else self._checked_start(start)
-        if maxeval < 1:  # NLopt reads 0 or less as "no limit"
-            raise ModelSpecError(f"maxeval must be a positive number of evaluations, not {maxeval!r}")
+        # NLopt reads 0 or less as "no limit", and takes only C ints.
+        if isinstance(maxeval, bool) or not isinstance(maxeval, (int, np.integer)) or maxeval < 1:
+            raise ModelSpecError(f"maxeval must be a positive whole number of evaluations, not {maxeval!r}")
         opt = bobyqa(self.objective, theta0, self.lower, maxeval=maxeval)
         opt = self._restart_edge(opt, maxeval)
         opt = self._restart_in_units(opt, maxeval)
@@ -263,7 +265,7 @@ class MixedModel:
         to 112 ms, a 1145×1145 one from 24 ms single-threaded to 93 ms).
         """
         if self.cross.m < _SMALL_DENSE or _cores_busy():
-            return threadpool_limits(1, user_api="blas")
+            return _blas_controller().limit(limits=1, user_api="blas")
         return contextlib.nullcontext()
 
     def fit(self, *, start: np.ndarray | None = None, maxeval: int = 100_000, **names: str | None):
@@ -277,6 +279,12 @@ class MixedModel:
             cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
             warnings.warn(msg, cls, stacklevel=3)
         return MixedResults(self, opt, conv, **names)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    """One controller per process: finding the loaded BLAS libraries costs milliseconds."""
+    return ThreadpoolController()
 
 
 def _cores_busy() -> bool:
@@ -363,8 +371,9 @@ def mixed(
     ----------
     formula : str
         An lme4 formula, e.g. ``"Reaction ~ Days + (Days|Subject)"``.
-    data : pandas.DataFrame or dict of arrays
-        The data; it is never modified.
+    data : pandas.DataFrame, dict of arrays or dask.dataframe.DataFrame
+        The data; it is never modified.  A Dask DataFrame is fitted partition
+        by partition, with the same results (:func:`mixedfit.distributed.mixed_dask`).
     reml : bool, default True
         REML (lme4's default) or maximum likelihood (``reml=False``).
     weights : str or array-like, optional
@@ -393,6 +402,11 @@ def mixed(
     """
     from .terms import build_design
 
+    if type(data).__module__.startswith("dask"):  # checked by name: dask stays optional
+        from .distributed import mixed_dask
+
+        return mixed_dask(formula, data, reml=reml, weights=weights, offset=offset,
+                          na_action=na_action, data_name=data_name, start=start, maxeval=maxeval)
     design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
     model = MixedModel(design, reml=reml)
     return model.fit(
