@@ -39,7 +39,8 @@ class DataError(MixedFitError):
 
 
 class ModelSpecError(MixedFitError):
-    """The model cannot be fitted to these data (e.g. too many random effects)."""
+    """The model cannot be fitted as asked: too many random effects for the data,
+    or an option with an unusable value (``na_action``, ``start``, ``maxeval``)."""
 
 
 class MixedFitWarning(UserWarning):

@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, FormulaError, ModelSpecError, RankDeficiencyWarning, ScaleWarning
+from .errors import (DataError, FormulaError, MixedFitWarning, ModelSpecError,
+                     RankDeficiencyWarning, ScaleWarning)
 from .errors import caret_message
-from .formula import deparse_formula, lme4_deparse, parse_formula
+from .formula import deparse, deparse_formula, lme4_deparse, parse_formula
 from .formula.evaluate import Evaluator, Logical
 from .formula.frame import ModelFrame, model_frame
 from .formula.grouping import grouping_factor, grouping_variables
@@ -39,6 +40,7 @@ __all__ = ["RandomEffectsTerm", "Design", "build_design"]
 
 _RANK_TOLERANCE = 1e-7  # lme4's chkRank.drop.cols
 _SCALE_TOLERANCE = 1000.0  # lme4's checkScaleX
+_EXACT_FIT_TOLERANCE = 1e-10  # residual norm / response norm at which y = Xβ exactly
 
 
 @dataclass
@@ -118,7 +120,15 @@ class Design:
     rows : pandas.Index
         The index labels of the data rows used (after NA removal).
     n_dropped : int
-        Rows removed for missing values.
+        Data rows left out of the fit: rows with a missing value in a
+        variable of the model (``na_action="omit"``) and rows of zero weight.
+        lme4 keeps no such count (``na.omit`` leaves its summary unchanged),
+        so the summary does not show it either; ``nobs`` is what is fitted.
+    xlevels : dict of str to list of str
+        The levels of each factor of the fixed part and of the random-effects
+        terms' left-hand sides, keyed by the deparsed variable (``"Machine"``,
+        ``"C(f, sum)"``), after unused levels are dropped: R's
+        ``.getXlevels``, with which new data are coded for prediction.
     """
 
     y: np.ndarray
@@ -133,6 +143,7 @@ class Design:
     dropped_xnames: list[str] = field(default_factory=list)
     n_dropped: int = 0
     formula_written: str = ""
+    xlevels: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def nobs(self) -> int:
@@ -140,16 +151,26 @@ class Design:
 
 
 def _as_dataframe(data: Any) -> pd.DataFrame:
-    if isinstance(data, pd.DataFrame):
-        return data
+    """The data as a DataFrame: a dict of arrays, or a table with ``to_pandas()``
+    (polars, pyarrow), is converted; the caller's object is never modified."""
+    if not isinstance(data, (pd.DataFrame, Mapping)) and callable(getattr(data, "to_pandas", None)):
+        try:
+            data = data.to_pandas()
+        except (ImportError, TypeError, ValueError) as error:
+            raise DataError(f"could not convert the {type(data).__name__} to a pandas "
+                            f"DataFrame: {error}") from None
     if isinstance(data, Mapping):
         lengths = {name: len(np.atleast_1d(values)) for name, values in data.items()}
         if len(set(lengths.values())) > 1:
             raise DataError("the columns of data have different lengths: "
                             + ", ".join(f"'{k}' ({v})" for k, v in lengths.items()))
-        return pd.DataFrame(dict(data))
-    raise DataError(f"data must be a pandas DataFrame or a dict of arrays, not "
-                    f"{type(data).__name__}")
+        data = pd.DataFrame(dict(data))
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame or a dict of arrays, not "
+                        f"{type(data).__name__}")
+    if len(data) == 0:
+        raise DataError("0 (non-NA) cases: the data have no rows")
+    return data
 
 
 def _extra_column(argument: Any, what: str, evaluator: Evaluator) -> tuple[str, np.ndarray]:
@@ -163,7 +184,11 @@ def _extra_column(argument: Any, what: str, evaluator: Evaluator) -> tuple[str, 
         if isinstance(value, RFactor):
             raise DataError(f"{what} column '{argument}' is not numeric")
         return argument, np.asarray(value, dtype=float)
-    values = np.asarray(argument, dtype=float)
+    try:
+        values = np.asarray(argument, dtype=float)
+    except (TypeError, ValueError):
+        raise DataError(f"{what} must be a column name or numbers; got a "
+                        f"{type(argument).__name__} holding {_preview(argument)}") from None
     if values.ndim != 1 or len(values) != n:
         raise DataError(f"{what} must be a column name or {n} values (one per data row), "
                         f"not an array of shape {values.shape}")
@@ -174,20 +199,58 @@ def _response(parsed: ParsedFormula, frame: ModelFrame) -> np.ndarray:
     value = frame[parsed.response]
     label = parsed.response_label
     if isinstance(value, RFactor):
-        raise DataError(f"the response '{label}' is a factor; a linear mixed model needs a "
-                        "numeric response")
+        raise DataError(f"the response '{label}' is not numeric (it holds text or categories, "
+                        f"e.g. {value.levels[0]!r}); lme4: response must be numeric")
     values = value.values.astype(float) if isinstance(value, Logical) else value.values
     if values.ndim == 2 and values.shape[1] != 1:
         raise DataError(f"the response '{label}' has {values.shape[1]} columns; it needs one")
     return values.reshape(-1)
 
 
-def _check_finite(values: np.ndarray, what: str) -> None:
-    bad = ~np.isfinite(values)
-    if bad.any():
-        rows = np.unique(np.nonzero(bad)[0])
-        raise DataError(f"{what} has infinite values ({len(rows)} row"
-                        f"{'s' if len(rows) != 1 else ''}); lme4 cannot fit them")
+def _preview(values: Any, limit: int = 5) -> str:
+    """The first few of *values*, for a message: ``3, 7, 9, ...``."""
+    items = [str(v) for v in list(np.atleast_1d(np.asarray(values, dtype=object)))[: limit + 1]]
+    return ", ".join(items[:limit]) + (", ..." if len(items) > limit else "")
+
+
+def _plural(k: int, word: str) -> str:
+    return f"{k} {word}{'s' if k != 1 else ''}"
+
+
+def _check_finite(values: np.ndarray, what: str, rows: pd.Index,
+                  names: list[str] | None = None) -> None:
+    """Stop, as lme4 does, on infinite values; name the column and the data rows.
+
+    Missing values never get here (the model frame drops them), so any
+    non-finite value is an infinity.
+    """
+    bad = ~np.isfinite(values if values.ndim == 2 else values[:, None])  # (0, k) for no rows too
+    if not bad.any():
+        return
+    column = int(np.argmax(bad.any(axis=0)))
+    where = np.flatnonzero(bad[:, column])
+    label = f"{what} '{names[column]}'" if names else what
+    raise DataError(f"{label} has infinite values in {_plural(len(where), 'row')} "
+                    f"(index {_preview(rows[where])}); remove those rows or transform "
+                    "the variable (lme4 stops on them too)")
+
+
+def _check_response_varies(y: np.ndarray, X: np.ndarray, offset: np.ndarray | None,
+                           label: str) -> None:
+    """Refuse a response the fixed effects fit exactly (a constant one, say).
+
+    Its residual variance is zero, so the deviance is -inf: lme4 returns
+    arbitrary estimates with convergence warnings.
+    """
+    target = y if offset is None else y - offset
+    residual = target - X @ np.linalg.lstsq(X, target, rcond=None)[0] if X.shape[1] else target
+    if np.linalg.norm(residual) > _EXACT_FIT_TOLERANCE * np.linalg.norm(target):
+        return
+    if np.all(y == y[0]):
+        raise DataError(f"the response '{label}' is constant ({_preview(y[:1])} in every row "
+                        "used): there is no variation to model")
+    raise DataError(f"the response '{label}' is an exact linear function of the fixed effects "
+                    "(every residual is zero): no variance can be estimated")
 
 
 def _pivoted_qr_rank(X: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
@@ -256,17 +319,22 @@ def _check_scale(X: np.ndarray) -> None:
     continuous = ~np.all((X == 0) | (X == 1), axis=0)
     if continuous.sum() == 0 or X.shape[0] < 2:
         return
+    _warn_on_scales(X[:, continuous].std(axis=0, ddof=1))
+
+
+def _warn_on_scales(sd: np.ndarray) -> None:
+    """checkScaleX's test on the standard deviations of X's continuous columns."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_sd = np.log(X[:, continuous].std(axis=0, ddof=1))
+        log_sd = np.log(sd)
         spread = np.abs(log_sd[:, None] - log_sd[None, :])
     if np.any(np.abs(log_sd) > math.log(_SCALE_TOLERANCE)) or \
             np.any(spread[np.tril_indices(len(log_sd), -1)] > math.log(_SCALE_TOLERANCE)):
         warnings.warn("Some predictor variables are on very different scales: consider "
-                      "rescaling", ScaleWarning, stacklevel=3)
+                      "rescaling", ScaleWarning, stacklevel=4)
 
 
-def _random_term(parsed: ParsedFormula, index: int, frame: ModelFrame,
-                 evaluator: Evaluator) -> RandomEffectsTerm:
+def _random_term(parsed: ParsedFormula, index: int, frame: ModelFrame, evaluator: Evaluator,
+                 levels: Mapping[str, Sequence[str]] | None = None) -> RandomEffectsTerm:
     bar = parsed.bars[index]
     z, cnames = model_matrix(parsed.bar_terms(bar), frame.values, frame.nrows)
     if z.shape[1] == 0:
@@ -279,8 +347,20 @@ def _random_term(parsed: ParsedFormula, index: int, frame: ModelFrame,
         raise DataError(caret_message(parsed.text, max(bar.group.start, 0), bar.group.end,
                                       f"bad grouping factor '{bar.group_label}': {error}")
                         ) from None
+    if levels is not None:
+        factor = _on_levels(factor, levels[bar.group_label], bar.group_label)
     return RandomEffectsTerm(bar.group_label, cnames, z, factor.codes.astype(np.intp),
                              factor.levels, bar.correlated, bar.label)
+
+
+def _on_levels(factor: RFactor, levels: Sequence[str], group: str) -> RFactor:
+    """A partition's grouping factor coded on the levels of the whole data set."""
+    recoded = factor.with_levels(list(levels))
+    unknown = sorted(set(factor.labels()[recoded.missing() & ~factor.missing()]))
+    if unknown:
+        raise DataError(f"grouping factor '{group}' has level(s) {', '.join(unknown[:10])} "
+                        "that are not among the levels given")
+    return recoded
 
 
 def _lme4_order(terms: list[RandomEffectsTerm]) -> list[RandomEffectsTerm]:
@@ -334,23 +414,35 @@ def _offset(parsed: ParsedFormula, frame: ModelFrame, key: str | None) -> np.nda
 
 
 def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = None,
-                 na_action: str = "omit") -> Design:
+                 na_action: str = "omit",
+                 levels: Mapping[str, Sequence[str]] | None = None) -> Design:
     """Turn an lme4 formula and a data frame into a :class:`Design`, as ``lFormula``.
 
     Parameters
     ----------
     formula : str
         An lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-    data : pandas.DataFrame or dict of arrays
-        The data (never modified).
+    data : pandas.DataFrame, dict of arrays, or a table with ``to_pandas()``
+        The data (never modified); polars and pyarrow tables are converted.
     weights : str or array-like, optional
         Prior weights: a column name or one value per row; non-negative.
+        Rows of zero weight are left out (they carry no information; lme4
+        keeps them and its deviance becomes infinite).
     offset : str or array-like, optional
         An offset: a column name or one value per row; added to any
         ``offset()`` terms of the formula.
     na_action : {"omit", "raise"}
         Drop rows with a missing value in any variable of the model, or
         raise a :class:`DataError` naming them.
+    levels : mapping of str to list of str, optional
+        For *data* that are one partition of a larger data set (see
+        :mod:`mixedfit.distributed`): every grouping factor's levels in the
+        whole data set, by its label (``"Subject"``, ``"cask:batch"``).  Each
+        grouping factor is coded on them; no unused level is dropped
+        (categorical columns keep all their categories), the partition may
+        have no complete row, and the checks that need all the rows (numbers
+        of levels, rank of X, a varying response, scales) are left to the
+        caller.
 
     Returns
     -------
@@ -361,14 +453,17 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
     FormulaError
         For a malformed formula (with a caret under the problem).
     DataError
-        For an unknown column, a bad value or missing values with
-        ``na_action="raise"``.
+        For an unknown column, a bad value (infinite, text where numbers are
+        needed, a response the fixed effects fit exactly), missing values
+        with ``na_action="raise"``, or no row left to fit.
     ModelSpecError
         When lme4 would stop: too few or too many levels, or more random
-        effects than observations.
+        effects than observations; an unknown *na_action*.
 
     Warns
     -----
+    MixedFitWarning
+        When rows of zero weight are left out.
     RankDeficiencyWarning
         When columns of X are dropped.
     ScaleWarning
@@ -387,40 +482,94 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
         raise FormulaError(caret_message(formula, 0, len(formula),
                                          "no random effects terms specified in formula"))
     evaluator = Evaluator(frame_data, formula)
+    frame, weight_key, offset_key = _model_frame(parsed, evaluator, weights, offset, na_action,
+                                                 fixed_levels=levels is not None)
+    y = _response(parsed, frame)
+    n = frame.nrows
+    terms = _lme4_order([_random_term(parsed, i, frame, evaluator, levels)
+                         for i in range(len(parsed.bars))])
+    if levels is None:  # a partition's checks are made on the whole data set
+        _check_levels(terms, n)
+    X, xnames = model_matrix(parsed.fixed_terms, frame.values, n)
+    offset_values = _offset(parsed, frame, offset_key)
+    rows = frame_data.index[frame.keep]
+    _check_values(parsed.response_label, y, X, xnames, offset_values, terms, rows)
+    dropped: list[str] = []
+    if levels is None:
+        X, xnames, dropped = _drop_rank_deficient(X, xnames)
+        _check_response_varies(y, X, offset_values, parsed.response_label)
+        _check_scale(X)
+    return Design(y=y, X=X, xnames=xnames, terms=terms, response=parsed.response_label,
+                  formula=lme4_deparse(formula), formula_written=deparse_formula(formula),
+                  rows=rows, weights=None if weight_key is None else frame.extras[weight_key],
+                  offset=offset_values, dropped_xnames=dropped, n_dropped=frame.n_dropped,
+                  xlevels=_xlevels(parsed, frame))
+
+
+def _model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offset: Any,
+                 na_action: str, fixed_levels: bool = False
+                 ) -> tuple[ModelFrame, str | None, str | None]:
+    """The model frame, and the keys of the weights and the offset among its extras.
+
+    Rows of zero weight are left out with the incomplete ones (with a warning).
+    """
     weight_key, weight_values = _extra_column(weights, "weights", evaluator) \
         if weights is not None else (None, None)
     offset_key, offset_arg = _extra_column(offset, "offset", evaluator) \
         if offset is not None else (None, None)
     extras = {key: values for key, values in ((weight_key, weight_values),
                                               (offset_key, offset_arg)) if key is not None}
-    frame = model_frame(evaluator, _model_variables(parsed), extras, na_action)
-    y = _response(parsed, frame)
-    n = frame.nrows
-    terms = _lme4_order([_random_term(parsed, i, frame, evaluator)
-                         for i in range(len(parsed.bars))])
-    _check_levels(terms, n)
-    X, xnames = model_matrix(parsed.fixed_terms, frame.values, n)
-    prior_weights = None if weight_key is None else _weights(frame.extras[weight_key], weight_key)
-    offset_values = _offset(parsed, frame, offset_key)
-    for what, values in (("the response", y), ("the fixed-effects matrix X", X),
-                         ("the offset", offset_values)):
-        if values is not None:
-            _check_finite(values, what)
+    zero = None if weight_key is None else _zero_weight_rows(weight_values, weight_key,
+                                                             evaluator.data.index)
+    frame = model_frame(evaluator, _model_variables(parsed), extras, na_action,
+                        exclude=zero, exclude_reason="a zero weight", fixed_levels=fixed_levels)
+    if zero is not None and zero.any():
+        warnings.warn(f"{_plural(int(zero.sum()), 'row')} of zero weight left out of the fit: "
+                      "they carry no information (lme4 keeps them and reports an infinite "
+                      "deviance)", MixedFitWarning, stacklevel=4)
+    return frame, weight_key, offset_key
+
+
+def _zero_weight_rows(values: np.ndarray, name: str, index: pd.Index) -> np.ndarray:
+    """Check prior weights as lme4 does (none negative) and find the zero ones.
+
+    lme4 accepts a zero weight but its deviance is then infinite (Σ log w),
+    and its estimates arbitrary.  A weight tending to zero makes its
+    observation's likelihood term constant in the parameters, so the fit is
+    that of the other rows: zero-weight rows are left out.  Missing weights
+    are left to the model frame.
+    """
+    label = "the weights argument" if name == "weights" else f"column '{name}'"
+    present = ~np.isnan(values)
+    _check_finite(values[present], label, index[present])
+    negative = np.flatnonzero(present & (values < 0))
+    if negative.size:
+        raise DataError(f"{_plural(negative.size, 'negative weight')} in {label} (index "
+                        f"{_preview(index[negative])}); weights must be >= 0 (lme4: "
+                        "all(weights >= 0) is not TRUE)")
+    return values == 0
+
+
+def _check_values(response: str, y: np.ndarray, X: np.ndarray, xnames: list[str],
+                  offset: np.ndarray | None, terms: list[RandomEffectsTerm],
+                  rows: pd.Index) -> None:
+    """Stop on an infinite value in anything the engine reads, naming where it is."""
+    _check_finite(y, "the response", rows, [response])
+    _check_finite(X, "the fixed-effects column", rows, xnames)
+    if offset is not None:
+        _check_finite(offset, "the offset", rows)
     for term in terms:
-        _check_finite(term.z, f"the random-effects term ({term.label})")
-    X, xnames, dropped = _drop_rank_deficient(X, xnames)
-    _check_scale(X)
-    return Design(y=y, X=X, xnames=xnames, terms=terms, response=parsed.response_label,
-                  formula=lme4_deparse(formula), formula_written=deparse_formula(formula), rows=frame_data.index[frame.keep],
-                  weights=prior_weights, offset=offset_values, dropped_xnames=dropped,
-                  n_dropped=frame.n_dropped)
+        _check_finite(term.z, f"the random-effects term ({term.label}) column", rows,
+                      term.cnames)
 
 
-def _weights(values: np.ndarray, name: str) -> np.ndarray:
-    """Prior weights; lme4 stops on negative ones and accepts zeros."""
-    _check_finite(values, f"'{name}'")
-    negative = int((values < 0).sum())
-    if negative:
-        raise DataError(f"'{name}' has {negative} negative value"
-                        f"{'s' if negative != 1 else ''}; weights must be >= 0")
-    return values
+def _xlevels(parsed: ParsedFormula, frame: ModelFrame) -> dict[str, list[str]]:
+    """R's ``.getXlevels``: the levels of each factor variable (not the response)."""
+    sources = [parsed.fixed_terms] + [parsed.bar_terms(bar) for bar in parsed.bars]
+    out: dict[str, list[str]] = {}
+    for mterms in sources:
+        for variable in mterms.variables[1 if mterms.has_response else 0:]:
+            value = frame[variable]
+            if isinstance(value, RFactor):
+                out.setdefault(deparse(variable), list(value.levels))
+    return out

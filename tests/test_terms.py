@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 
 from mixedfit.datasets import load_dataset
-from mixedfit.errors import (DataError, FormulaError, ModelSpecError, RankDeficiencyWarning,
-                             ScaleWarning)
+from mixedfit.errors import (DataError, FormulaError, MixedFitWarning, ModelSpecError,
+                             RankDeficiencyWarning, ScaleWarning)
 from mixedfit.formula.evaluate import Evaluator
 from mixedfit.formula.frame import model_frame
 from mixedfit.formula.model_matrix import model_matrix
@@ -184,12 +184,14 @@ def test_unknown_function_is_a_formula_error(sleep):
         build_design("Reaction ~ lg(Days) + (1 | Subject)", sleep)
 
 
-def test_negative_weights_are_refused_and_zero_weights_kept(sleep):
+def test_negative_weights_are_refused_and_zero_weights_left_out(sleep):
     weights = np.ones(len(sleep))
     weights[4] = 0.0
-    assert build_design("Reaction ~ Days + (1 | Subject)", sleep, weights=weights).nobs == 180
+    with pytest.warns(MixedFitWarning, match="1 row of zero weight left out"):
+        design = build_design("Reaction ~ Days + (1 | Subject)", sleep, weights=weights)
+    assert (design.nobs, design.n_dropped, 4 in design.rows) == (179, 1, False)
     weights[4] = -1.0
-    with pytest.raises(DataError, match="1 negative value"):
+    with pytest.raises(DataError, match="1 negative weight"):
         build_design("Reaction ~ Days + (1 | Subject)", sleep, weights=weights)
 
 

@@ -19,6 +19,7 @@ Examples
 from __future__ import annotations
 
 import difflib
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -119,6 +120,7 @@ class Evaluator:
         self.data = data
         self.text = text
         self.names = {str(c): c for c in data.columns}
+        self.duplicated = {name for name, k in Counter(map(str, data.columns)).items() if k > 1}
         self.state: dict[str, Any] = {}
         self._columns: dict[str, np.ndarray | RFactor] = {}
 
@@ -127,6 +129,9 @@ class Evaluator:
         if name not in self._columns:
             if name not in self.names:
                 raise self.unknown_column(name, node)
+            if name in self.duplicated:
+                raise self.located(f"the data have more than one column named '{name}'; "
+                                   "rename them so that the formula names one", node)
             self._columns[name] = column_value(self.data[self.names[name]], name)
         return self._columns[name]
 
@@ -134,7 +139,10 @@ class Evaluator:
         close = difflib.get_close_matches(name, list(self.names), n=1)
         hint = f"did you mean '{close[0]}'?" if close else \
             "the columns are: " + ", ".join(list(self.names)[:20])
-        message = f"column '{name}' not found in the data; {hint}"
+        return self.located(f"column '{name}' not found in the data; {hint}", node)
+
+    def located(self, message: str, node: Node | None) -> DataError:
+        """A DataError whose message points at *node* in the formula, when it has a place."""
         if node is not None and node.start >= 0:
             message = caret_message(self.text, node.start, node.end, message)
         return DataError(message)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mixedfit.errors import DataError
+from mixedfit.errors import DataError, ModelSpecError
 
 from .deparse import deparse
 from .evaluate import Evaluator, Value
@@ -70,7 +70,8 @@ def _describe(missing: Mapping[str, np.ndarray]) -> str:
 
 def model_frame(evaluator: Evaluator, variables: list[Node],
                 extras: Mapping[str, np.ndarray] | None = None,
-                na_action: str = "omit") -> ModelFrame:
+                na_action: str = "omit", exclude: np.ndarray | None = None,
+                exclude_reason: str = "", fixed_levels: bool = False) -> ModelFrame:
     """Evaluate *variables* and drop (or report) incomplete rows.
 
     Parameters
@@ -85,13 +86,27 @@ def model_frame(evaluator: Evaluator, variables: list[Node],
     na_action : {"omit", "raise"}
         Drop incomplete rows, or raise :class:`DataError` naming the
         variables with missing values.
+    exclude : ndarray of bool, optional
+        Further rows to leave out whatever their values (rows of zero
+        weight); *exclude_reason* says why when no row is left.
+    fixed_levels : bool
+        The factors' levels were fixed beforehand, on the whole of a data set
+        of which these rows are one partition: keep unused levels, and accept
+        a partition without a complete row.
 
     Returns
     -------
     ModelFrame
+
+    Raises
+    ------
+    DataError
+        Missing values under ``na_action="raise"``; no row left.
+    ModelSpecError
+        An unknown *na_action*.
     """
     if na_action not in ("omit", "raise"):
-        raise ValueError(f"na_action must be 'omit' or 'raise', not {na_action!r}")
+        raise ModelSpecError(f"na_action must be 'omit' or 'raise', not {na_action!r}")
     extras = dict(extras or {})
     values = {v: evaluator.evaluate(v) for v in dict.fromkeys(variables)}
     missing = {deparse(v): value.missing() for v, value in values.items()}
@@ -102,12 +117,22 @@ def model_frame(evaluator: Evaluator, variables: list[Node],
     if incomplete.any() and na_action == "raise":
         raise DataError(f"missing values in {_describe(missing)}; remove those rows or use "
                         "na_action='omit'")
-    keep = ~incomplete
-    if not keep.any():
-        raise DataError(f"0 (non-NA) cases: every row has a missing value "
-                        f"(in {_describe(missing)})")
-    kept = {v: _drop_unused(value.take(keep)) for v, value in values.items()}
+    keep = ~incomplete if exclude is None else ~(incomplete | exclude)
+    if not keep.any() and not fixed_levels:
+        raise DataError(_no_rows_left(missing, exclude, exclude_reason))
+    kept = {v: value.take(keep) if fixed_levels else _drop_unused(value.take(keep))
+            for v, value in values.items()}
     return ModelFrame(kept, keep, {name: column[keep] for name, column in extras.items()})
+
+
+def _no_rows_left(missing: Mapping[str, np.ndarray], exclude: np.ndarray | None,
+                  exclude_reason: str) -> str:
+    """lme4's "0 (non-NA) cases", saying why each row went."""
+    reasons = [f"a missing value (in {_describe(missing)})"] if any(
+        m.any() for m in missing.values()) else []
+    if exclude is not None and exclude.any():
+        reasons.append(exclude_reason)
+    return f"0 (non-NA) cases: every row has {' or '.join(reasons)}"
 
 
 def _drop_unused(value: Value) -> Value:

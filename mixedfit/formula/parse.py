@@ -127,7 +127,19 @@ class _Parser:
         return token
 
     def fail(self, token: _Token, message: str) -> FormulaError:
-        return FormulaError(caret_message(self.text, token.start, token.end, message))
+        return FormulaError(caret_message(self.text, token.start, token.end,
+                                          message + self.spaced_name_hint(token)))
+
+    def spaced_name_hint(self, token: _Token) -> str:
+        """A hint when *token* follows a name: most likely a column name with a space."""
+        index = self.tokens.index(token)
+        previous = self.tokens[index - 1] if index else None
+        if previous is None or previous.kind not in ("name", "backtick") \
+                or token.kind not in ("name", "backtick", "number"):
+            return ""
+        words = " ".join(_unescape(t.text[1:-1]) if t.kind == "backtick" else t.text
+                         for t in (previous, token))
+        return f"; write a name with spaces in backticks: `{words}`"
 
     def expect(self, text: str) -> _Token:
         token = self.advance()
@@ -251,6 +263,9 @@ def parse_expression(text: str) -> Node:
     >>> parse_expression("I(Days^2)")
     Call(func='I', args=(Arg(name=None, value=BinOp(op='^', left=Name(name='Days'), right=Number(value=2.0, integer=False))),))
     """
+    if not isinstance(text, str):
+        raise FormulaError(f"a formula must be a string such as 'y ~ x + (1 | g)', not "
+                           f"{type(text).__name__}")
     if not text.strip():
         raise FormulaError(caret_message(text, 0, message="empty formula"))
     return _Parser(text).parse_all()
