@@ -102,12 +102,14 @@ class MixedModel:
             return np.inf
         return self.objective_from_factor(f)
 
-    def objective_from_factor(self, f: Factor) -> float:
+    def objective_from_factor(self, f: Factor, reml: bool | None = None) -> float:
+        """The objective read off a factor; ``reml`` overrides the model's criterion."""
+        reml = self.reml if reml is None else reml
         ldL2, ldRX2, r2 = self.cross.logdets(f)
         n, p = self.cross.n, self.cross.p
-        dof = n - p if self.reml else n
+        dof = n - p if reml else n
         dev = ldL2 - self.cross.sum_log_w + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
-        return float(dev + ldRX2) if self.reml else float(dev)
+        return float(dev + ldRX2) if reml else float(dev)
 
     def objective_at_sigma(self, theta: np.ndarray, sigma: float) -> float:
         """The objective with σ free instead of profiled out (lme4's ``devfun2``, lmerTest's ``devfun_vp``).

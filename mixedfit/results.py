@@ -147,8 +147,15 @@ class MixedResults:
 
     @property
     def deviance(self) -> float:
-        """−2 × log-likelihood (for REML fits, −2 × the REML log-likelihood)."""
-        return -2.0 * self.llf
+        """The ML deviance −2 log L at the estimates (lme4's ``deviance(fit, REML = FALSE)``).
+
+        For ML fits this is the minimized objective; for REML fits it is the ML
+        deviance at the REML estimates (lme4 deprecates ``deviance()`` of a REML fit,
+        which returned the REML criterion: that is :attr:`reml_criterion`).
+        """
+        if not self.reml:
+            return -2.0 * self.llf
+        return self.model.objective_from_factor(self._factor, reml=False)
 
     @property
     def aic(self) -> float:

@@ -91,6 +91,10 @@ def test_scalars(case):
         np.testing.assert_allclose(ours - theirs, shift, rtol=0, atol=atol)
     if fx["reml"]:
         np.testing.assert_allclose(fit.reml_criterion - fx["REMLcrit"], shift, rtol=0, atol=atol)
+        # lme4's deviance(fit, REML = FALSE): the ML deviance at the REML estimates.
+        np.testing.assert_allclose(fit.deviance, fx["deviance_ML"], rtol=1e-6)
+    else:
+        np.testing.assert_allclose(fit.deviance - fx["deviance_ML"], shift, rtol=0, atol=atol)
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -362,7 +362,7 @@ run_case <- function(cs) {
     df_logLik = attr(ll, "df"),
     AIC = jnum(AIC(fit)),
     BIC = jnum(BIC(fit)),
-    deviance_ML = if (reml) NULL else jnum(-2 * as.numeric(ll)),
+    deviance_ML = jnum(as.numeric(deviance(fit, REML = FALSE))),
     # the minimized value: deviance for ML, REML criterion for REML.  (Note:
     # fit@optinfo$val is the optimizer's final parameter vector, i.e. theta.)
     objective = jnum(if (reml) dc$cmp[["REML"]] else dc$cmp[["dev"]]),
