@@ -1,0 +1,797 @@
+#!/usr/bin/env python
+"""Benchmark mixedfit against lme4 (R) and statsmodels MixedLM, side by side.
+
+    python benchmarks/run.py [--repeats N | --repeats case=N,...] [--cases a,b]
+                             [--quick] [--skip-lme4-big] [--no-memory]
+
+See benchmarks/README.md for what is measured and how.  Writes
+benchmarks/RESULTS.md (one markdown table plus machine and versions) and
+benchmarks/results.json (every individual run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import json
+import os
+import platform
+import queue
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _early_blas_threads(argv: list[str]) -> None:
+    """Apply --blas-threads before numpy is imported (and for every child process)."""
+    for i, arg in enumerate(argv):
+        val = None
+        if arg == "--blas-threads" and i + 1 < len(argv):
+            val = argv[i + 1]
+        elif arg.startswith("--blas-threads="):
+            val = arg.split("=", 1)[1]
+        if val is not None:
+            for var in BLAS_THREAD_VARS:
+                os.environ[var] = str(int(val))
+
+
+if __name__ == "__main__":
+    _early_blas_threads(sys.argv[1:])
+
+from common import (  # noqa: E402
+    CASES,
+    CASES_BY_KEY,
+    REPO,
+    Case,
+    frames_identical,
+    load_manifest,
+    source_frame,
+    write_manifest,
+)
+
+LIBS = ("mixedfit", "lme4", "statsmodels")
+OBJ_RTOL = 1e-7
+WARMUP_FORMULA = "Reaction ~ Days + (Days|Subject)"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- child processes
+class WorkerError(RuntimeError):
+    pass
+
+
+class WorkerTimeout(WorkerError):
+    pass
+
+
+class LineWorker:
+    """A child process that takes one JSON command per line on stdin and answers
+    each with one ``@@ {json}`` line on stdout (other output is ignored)."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path, env: dict | None = None):
+        self.name = name
+        self.argv = argv
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+            text=True, bufsize=1, cwd=str(REPO), env=env, start_new_session=True,
+        )
+        self._q: queue.Queue = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    # fields that lme4_server.R sends as "%.17g" text so that no digit is lost
+    _EXACT = ("elapsed", "fmin", "objective", "sigma", "theta", "beta")
+
+    @classmethod
+    def _decode(cls, rep: dict) -> dict:
+        for key in cls._EXACT:
+            val = rep.get(key)
+            if isinstance(val, str):
+                rep[key] = float(val)
+            elif isinstance(val, list):
+                rep[key] = [float(v) if isinstance(v, str) else v for v in val]
+        return rep
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("@@ "):
+                try:
+                    self._q.put(self._decode(json.loads(line[3:])))
+                except json.JSONDecodeError as exc:
+                    self._q.put({"ok": False, "error": f"bad reply from {self.name}: {exc}"})
+        self._q.put(None)
+
+    def log_tail(self, n: int = 2000) -> str:
+        try:
+            return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def call(self, msg: dict, timeout: float | None = None) -> dict:
+        if self.proc.poll() is not None:
+            raise WorkerError(f"{self.name} is not running; its log ends:\n{self.log_tail()}")
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(msg) + "\n")
+        self.proc.stdin.flush()
+        try:
+            rep = self._q.get(timeout=timeout)
+        except queue.Empty:
+            self.kill()
+            raise WorkerTimeout(f"{self.name}: no answer within {timeout:.0f} s") from None
+        if rep is None:
+            raise WorkerError(f"{self.name} exited; its log ends:\n{self.log_tail()}")
+        return rep
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
+        self._log.close()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.call({"cmd": "quit"}, timeout=30)
+                self.proc.wait(timeout=30)
+            except (WorkerError, subprocess.TimeoutExpired, OSError):
+                pass
+        self.kill()
+
+
+def start_r(args, tmp: Path, tag: str) -> LineWorker:
+    return LineWorker(f"lme4 ({tag})", [args.rscript, "--vanilla", str(HERE / "lme4_server.R")],
+                      tmp / f"r-{tag}.log")
+
+
+def start_sm(tmp: Path) -> LineWorker:
+    return LineWorker("statsmodels", [sys.executable, str(HERE / "worker.py"), "statsmodels"],
+                      tmp / "statsmodels.log", env=_child_env())
+
+
+def _child_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+# --------------------------------------------------------------------------- machine & versions
+def machine_info() -> dict:
+    info: dict[str, Any] = {"platform": platform.platform(), "hostname_hidden": True}
+    cpu_model, cores = None, set()
+    try:
+        phys = core = None
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, val = line.partition(":")
+                key, val = key.strip(), val.strip()
+                if key == "model name" and cpu_model is None:
+                    cpu_model = val
+                elif key == "physical id":
+                    phys = val
+                elif key == "core id":
+                    core = val
+                elif not key and phys is not None:
+                    cores.add((phys, core))
+                    phys = core = None
+    except OSError:
+        pass
+    info["cpu_model"] = cpu_model or platform.processor() or "unknown"
+    info["logical_cpus"] = os.cpu_count()
+    info["physical_cores"] = len(cores) or None
+    try:
+        info["usable_cpus"] = len(os.sched_getaffinity(0))
+    except AttributeError:
+        info["usable_cpus"] = os.cpu_count()
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    info["ram_gib"] = round(int(line.split()[1]) / 1024**2, 1)
+    except OSError:
+        info["ram_gib"] = None
+    info["thread_env"] = {k: os.environ[k] for k in BLAS_THREAD_VARS if k in os.environ}
+    return info
+
+
+def python_versions() -> dict:
+    import mixedfit
+
+    out = {"python": platform.python_version(), "mixedfit": getattr(mixedfit, "__version__", "?")}
+    for pkg in ("numpy", "scipy", "pandas", "statsmodels", "formulaic", "nlopt"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = None
+    try:
+        import numpy as np
+
+        cfg = np.show_config(mode="dicts")  # numpy >= 1.25
+        blas = cfg.get("Build Dependencies", {}).get("blas", {})
+        out["numpy_blas"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # pragma: no cover - old numpy
+        out["numpy_blas"] = None
+    return out
+
+
+# --------------------------------------------------------------------------- runs
+def fit_mixedfit(frame, case: Case) -> dict:
+    import mixedfit as mf
+    import numpy as np
+
+    data = frame.copy(deep=True)  # untimed; a fresh object every run, so no identity caching
+    gc.collect()
+    t0 = time.perf_counter()
+    fit = mf.mixed(case.formula, data, reml=case.reml)
+    elapsed = time.perf_counter() - t0
+    opt = fit.optsummary
+    return {
+        "ok": True, "elapsed": elapsed, "fmin": float(opt.fmin), "feval": int(opt.feval),
+        "theta": np.asarray(getattr(opt, "final", []), dtype=float).tolist(),
+        "optimizer": str(getattr(opt, "optimizer", "")),
+    }
+
+
+def _err(exc: BaseException) -> dict:
+    return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _memprobe_mixedfit(args, case: Case, manifest: Path, warm_manifest: Path) -> dict:
+    cmd = [sys.executable, str(HERE / "worker.py"), "memprobe", "--manifest", str(manifest),
+           "--warmup", str(warm_manifest), "--formula", case.formula, "--reml", str(int(case.reml))]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=_child_env(),
+                              timeout=args.memory_timeout, cwd=str(REPO))
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": f"memory probe ran past {args.memory_timeout} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("@@ "):
+            return json.loads(line[3:])
+    return {"ok": False, "error": f"memory probe failed (rc {proc.returncode}): {proc.stderr[-800:]}"}
+
+
+def _memprobe_lme4(args, case: Case, manifest: Path, warm_manifest: Path, tmp: Path) -> dict:
+    r = start_r(args, tmp, f"mem-{case.key}")
+    try:
+        for msg in ({"cmd": "load", "id": "warm", "manifest": str(warm_manifest)},
+                    {"cmd": "fit", "id": "warm", "formula": WARMUP_FORMULA, "reml": True},
+                    {"cmd": "drop", "id": "warm"},
+                    {"cmd": "load", "id": case.key, "manifest": str(manifest)}):
+            rep = r.call(msg, timeout=args.memory_timeout)
+            if not rep.get("ok"):
+                return rep
+        return r.call({"cmd": "fit", "id": case.key, "formula": case.formula,
+                       "reml": case.reml, "memory": True}, timeout=args.memory_timeout)
+    except WorkerError as exc:
+        return _err(exc)
+    finally:
+        r.close()
+
+
+def run_case(case: Case, args, ctx: dict) -> dict:
+    tmp: Path = ctx["tmp"]
+    libs = ctx["libs"]
+    repeats = ctx["repeats"][case.key]
+    big_skip = args.skip_lme4_big and case.size == "big"
+    res: dict[str, Any] = {
+        "case": case.key, "title": case.title, "formula": case.formula, "reml": case.reml,
+        "size": case.size, "repeats": repeats, "note": case.note,
+        "runs": {lib: [] for lib in LIBS}, "skipped": {}, "memory": {}, "data": {},
+    }
+    log(f"== {case.title}: {case.formula}  ({'REML' if case.reml else 'ML'}, {repeats} run(s))")
+
+    t0 = time.perf_counter()
+    src = source_frame(case)
+    manifest = write_manifest(case, src, tmp / case.key)
+    frame = load_manifest(manifest)
+    if not frames_identical(src, frame):
+        raise RuntimeError(f"{case.key}: manifest round trip changed the data")
+    del src
+    res["data"].update(nrow=len(frame), ncol=frame.shape[1], prepare_s=time.perf_counter() - t0)
+
+    use = {lib: lib in libs for lib in LIBS}
+    if use["lme4"] and big_skip:
+        use["lme4"] = False
+        res["skipped"]["lme4"] = "--skip-lme4-big"
+    if use["statsmodels"] and case.statsmodels is None:
+        use["statsmodels"] = False
+        res["skipped"]["statsmodels"] = "n/a: " + case.statsmodels_na
+    for lib in LIBS:
+        if lib not in libs:
+            res["skipped"][lib] = "not selected (--libs)"
+
+    r_loaded = use["lme4"]
+    if use["lme4"]:
+        rep = ctx["r"].call({"cmd": "load", "id": case.key, "manifest": str(manifest)})
+        if not rep.get("ok"):
+            raise RuntimeError(f"R could not load {case.key}: {rep.get('error')}")
+        res["data"]["r_identical"] = rep["identical"]
+        res["data"]["r_mismatch"] = rep.get("mismatch", [])
+        res["data"]["r_load_s"] = rep["load_s"]
+        if not rep["identical"]:
+            log(f"   !! R's data differ from Python's in columns {rep.get('mismatch')}")
+    if use["statsmodels"]:
+        sm = ctx.get("sm")
+        if sm is None or sm.proc.poll() is not None:
+            sm = ctx["sm"] = start_sm(tmp)
+        rep = sm.call({"cmd": "load", "id": case.key, "manifest": str(manifest)})
+        if not rep.get("ok"):
+            raise RuntimeError(f"statsmodels worker could not load {case.key}: {rep.get('error')}")
+
+    # alternate: mixedfit run i, lme4 run i, statsmodels run i, then run i + 1
+    for i in range(repeats):
+        if use["mixedfit"]:
+            try:
+                out = fit_mixedfit(frame, case)
+            except Exception as exc:  # record and stop timing this library on this case
+                out = _err(exc)
+                use["mixedfit"] = False
+            res["runs"]["mixedfit"].append(out)
+            log(f"   run {i + 1}/{repeats} mixedfit    {_show_run(out)}")
+        if use["lme4"]:
+            try:
+                out = ctx["r"].call({"cmd": "fit", "id": case.key, "formula": case.formula,
+                                     "reml": case.reml})
+            except WorkerError as exc:
+                raise RuntimeError(f"the R child failed: {exc}") from exc
+            if not out.get("ok"):
+                use["lme4"] = False
+            res["runs"]["lme4"].append(out)
+            log(f"   run {i + 1}/{repeats} lme4        {_show_run(out)}")
+        if use["statsmodels"]:
+            try:
+                out = ctx["sm"].call({"cmd": "fit", "id": case.key, "spec": case.statsmodels,
+                                      "reml": case.reml}, timeout=args.sm_timeout)
+            except WorkerTimeout:
+                out = {"ok": False, "timeout": True, "elapsed_min": args.sm_timeout,
+                       "error": f"no result within {args.sm_timeout:.0f} s (stopped)"}
+                ctx["sm"] = None  # killed; restarted for the next case that needs it
+            except WorkerError as exc:
+                out = _err(exc)
+                ctx["sm"] = None
+            if not out.get("ok"):
+                use["statsmodels"] = False
+            res["runs"]["statsmodels"].append(out)
+            log(f"   run {i + 1}/{repeats} statsmodels {_show_run(out)}")
+
+    if r_loaded:
+        ctx["r"].call({"cmd": "drop", "id": case.key})
+    if ctx.get("sm") is not None and case.statsmodels is not None:
+        try:
+            ctx["sm"].call({"cmd": "drop", "id": case.key}, timeout=120)
+        except WorkerError:
+            ctx["sm"] = None
+    del frame
+    gc.collect()
+
+    if not args.no_memory:
+        warm = ctx["warm_manifest"]
+        if "mixedfit" in libs:
+            log("   memory probe: mixedfit (fresh process)")
+            res["memory"]["mixedfit"] = _memprobe_mixedfit(args, case, manifest, warm)
+        if "lme4" in libs and not big_skip:
+            log("   memory probe: lme4 (fresh Rscript)")
+            res["memory"]["lme4"] = _memprobe_lme4(args, case, manifest, warm, tmp)
+    shutil.rmtree(tmp / case.key, ignore_errors=True)
+    summarize(res)
+    return res
+
+
+def _show_run(out: dict) -> str:
+    if not out.get("ok"):
+        return "FAILED: " + str(out.get("error", ""))[:300]
+    obj = out.get("fmin", out.get("objective"))
+    return f"{out['elapsed']:9.3f} s   objective {obj:.10g}   feval {out.get('feval')}"
+
+
+# --------------------------------------------------------------------------- summary
+def _median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def summarize(res: dict) -> None:
+    s: dict[str, Any] = {}
+    for lib in LIBS:
+        runs = res["runs"][lib]
+        ok = [r for r in runs if r.get("ok")]
+        times = [r["elapsed"] for r in ok]
+        entry: dict[str, Any] = {"n_ok": len(ok), "median_s": _median(times),
+                                 "min_s": min(times) if times else None,
+                                 "max_s": max(times) if times else None}
+        if lib in res["skipped"]:
+            entry["status"] = res["skipped"][lib]
+        elif not runs:
+            entry["status"] = "not run"
+        elif any(r.get("timeout") for r in runs):
+            entry["status"] = "timeout"
+            entry["timeout_s"] = next(r["elapsed_min"] for r in runs if r.get("timeout"))
+        elif not ok:
+            entry["status"] = "error: " + str(runs[0].get("error"))
+        else:
+            entry["status"] = "ok"
+        if ok:
+            key = "fmin" if lib == "mixedfit" else "objective"
+            objs = [r[key] for r in ok if r.get(key) is not None]
+            entry["objective"] = max(objs) if lib == "mixedfit" else (min(objs) if objs else None)
+            entry["objective_spread"] = (max(objs) - min(objs)) if objs else None
+            entry["feval"] = ok[0].get("feval")
+            warns = sorted({w for r in ok for w in (r.get("warnings") or []) + (r.get("conv_messages") or [])})
+            if warns:
+                entry["warnings"] = warns
+        s[lib] = entry
+
+    mf, r, sm = s["mixedfit"], s["lme4"], s["statsmodels"]
+    if mf["median_s"] and r["median_s"]:
+        s["speedup_lme4"] = r["median_s"] / mf["median_s"]
+    if mf["median_s"] and sm["median_s"]:
+        s["speedup_statsmodels"] = sm["median_s"] / mf["median_s"]
+    elif mf["median_s"] and sm.get("status") == "timeout":
+        s["speedup_statsmodels_at_least"] = sm["timeout_s"] / mf["median_s"]
+    if mf.get("objective") is not None and r.get("objective") is not None:
+        ref = r["objective"]
+        s["objective_rel_diff"] = (mf["objective"] - ref) / abs(ref) if ref else mf["objective"] - ref
+        s["objective_ok"] = mf["objective"] <= ref + OBJ_RTOL * abs(ref)
+    mem = res.get("memory", {})
+    s["memory"] = {}
+    for lib in ("mixedfit", "lme4"):
+        m = mem.get(lib)
+        if m and m.get("ok") and m.get("peak_rss_mb") is not None:
+            s["memory"][lib] = {
+                "peak_rss_mb": m["peak_rss_mb"],
+                "fit_delta_mb": (m["peak_rss_mb"] - m["rss_before_mb"]) if m.get("peak_reset") else None,
+                "gc_max_used_mb": m.get("gc_max_used_mb"),
+                "gc_fit_delta_mb": (m["gc_max_used_mb"] - m["gc_used_before_mb"])
+                if m.get("gc_used_before_mb") is not None else None,
+                "ru_maxrss_mb": m.get("ru_maxrss_mb"),
+            }
+        elif m:
+            s["memory"][lib] = {"error": m.get("error", "failed")}
+    res["summary"] = s
+
+
+# --------------------------------------------------------------------------- report
+def _fmt_time(x: float | None) -> str:
+    if x is None:
+        return "–"
+    if x < 1:
+        return f"{x * 1000:.3g} ms"
+    if x < 100:
+        return f"{x:.3g} s"
+    return f"{x:.0f} s"
+
+
+def _fmt_ratio(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.3g}×" if x < 100 else f"{x:.0f}×"
+
+
+def _fmt_obj(x: float | None) -> str:
+    return "–" if x is None else f"{x:.6f}"
+
+
+def _cell_time(entry: dict) -> str:
+    st = entry.get("status", "")
+    if st == "ok":
+        return _fmt_time(entry["median_s"])
+    if st == "timeout":
+        return f"> {entry['timeout_s']:.0f} s (stopped)"
+    if st.startswith("n/a"):
+        return "n/a"
+    if st == "--skip-lme4-big":
+        return "skipped"
+    if st.startswith("not selected"):
+        return "–"
+    if st.startswith("error"):
+        return "error"
+    return st
+
+
+def _cell_mem(m: dict | None, with_heap: bool = False) -> str:
+    if not m:
+        return "–"
+    if "error" in m:
+        return "error"
+    txt = f"{m['peak_rss_mb']:.0f}"
+    if m.get("fit_delta_mb") is not None:
+        txt += f" (+{max(m['fit_delta_mb'], 0):.0f})"
+    if with_heap and m.get("gc_fit_delta_mb") is not None:
+        txt += f"; R heap +{max(m['gc_fit_delta_mb'], 0):.0f}"
+    return txt
+
+
+def _md(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: dict) -> str:
+    mach, ver, cfg = report["machine"], report["versions"], report["config"]
+    lines = [
+        "# mixedfit benchmark results",
+        "",
+        f"Generated {report['date']} by `{report['command']}` "
+        f"(total {report['total_s'] / 60:.1f} min). How to read this: see `benchmarks/README.md`.",
+        "",
+        "## Machine and versions",
+        "",
+        f"- CPU: {mach['cpu_model']}; {mach['logical_cpus']} logical CPUs"
+        + (f" ({mach['physical_cores']} physical cores)" if mach.get("physical_cores") else "")
+        + (f", {mach['usable_cpus']} usable by this process" if mach.get("usable_cpus") != mach["logical_cpus"] else "")
+        + f"; RAM {mach.get('ram_gib')} GiB; {mach['platform']}",
+        f"- Python {ver['python']}; mixedfit {ver['mixedfit']}; numpy {ver['numpy']} "
+        f"(BLAS: {ver.get('numpy_blas')}); scipy {ver['scipy']}; pandas {ver['pandas']}; "
+        f"formulaic {ver.get('formulaic')}; nlopt {ver.get('nlopt')}; statsmodels {ver.get('statsmodels')}",
+        f"- {ver.get('R', 'R: not run')}; lme4 {ver.get('lme4', '–')}; Matrix {ver.get('Matrix', '–')}; "
+        f"R BLAS: {ver.get('R_blas', '–')}",
+        "- Thread settings: " + (", ".join(f"{k}={v}" for k, v in mach["thread_env"].items())
+                                 or "library defaults (no *_NUM_THREADS set)"),
+        f"- Runs per case: {', '.join(f'{k} {v}' for k, v in cfg['repeats'].items())}; "
+        f"statsmodels limit {cfg['sm_timeout']:.0f} s per fit"
+        + ("; lme4 skipped on the big simulated cases (--skip-lme4-big)" if cfg["skip_lme4_big"] else ""),
+        "",
+        "## Results",
+        "",
+        "Median wall time per fit, end to end from the data frame; speed-up = other library's "
+        "median / mixedfit's median. Objective: REML criterion (REML) or deviance (ML); "
+        "statsmodels' is −2·log-likelihood, the same quantity. Peak RSS: MB of the process during one fit "
+        "in a fresh process (in parentheses: increase over the RSS just before the fit); for lme4 also "
+        "R's `gc()` max used minus used before the fit (R heap only, not C++ allocations).",
+        "",
+        "| case | rows | runs | mixedfit | lme4 | statsmodels | speed-up vs lme4 | vs statsmodels "
+        "| objective mixedfit | objective lme4 | objective statsmodels | rel. diff (mf−lme4) "
+        "| feval mf / lme4 / sm | peak RSS MB mixedfit | peak RSS MB lme4 | check |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    notes: list[str] = []
+    flagged: list[str] = []
+    for res in report["cases"]:
+        s = res.get("summary", {})
+        if "error" in res:
+            lines.append(f"| {_md(res['title'])} | | | error: {_md(res['error'][:80])} |" + " |" * 12)
+            continue
+        mf, r, sm = s["mixedfit"], s["lme4"], s["statsmodels"]
+        vs_sm = _fmt_ratio(s.get("speedup_statsmodels"))
+        if s.get("speedup_statsmodels_at_least"):
+            vs_sm = f"> {_fmt_ratio(s['speedup_statsmodels_at_least'])}"
+        elif sm.get("status", "").startswith("n/a"):
+            vs_sm = "n/a"
+        rel = s.get("objective_rel_diff")
+        rel_txt = "–" if rel is None else ("0" if rel == 0 else f"{rel:+.1e}")
+        fe = " / ".join("–" if e.get("feval") is None else str(e["feval"]) for e in (mf, r, sm))
+        check = []
+        if s.get("objective_ok") is False:
+            check.append("**WORSE than lme4**")
+            flagged.append(f"{res['title']}: mixedfit {mf['objective']:.10g} vs lme4 "
+                           f"{r['objective']:.10g} (rel. {rel:+.2e})")
+        elif s.get("objective_ok"):
+            check.append("ok")
+        if res["data"].get("r_identical") is False:
+            check.append("**R data differ**")
+        if mf.get("status", "ok") != "ok" and not mf["status"].startswith("not selected"):
+            check.append("mixedfit failed")
+        mem = s.get("memory", {})
+        lines.append(
+            f"| {_md(res['title'])} | {res['data']['nrow']:,} | {res['repeats']} | {_cell_time(mf)} | {_cell_time(r)} "
+            f"| {_cell_time(sm)} | {_fmt_ratio(s.get('speedup_lme4'))} | {vs_sm} "
+            f"| {_fmt_obj(mf.get('objective'))} | {_fmt_obj(r.get('objective'))} | {_fmt_obj(sm.get('objective'))} "
+            f"| {rel_txt} | {fe} | {_cell_mem(mem.get('mixedfit'))} | {_cell_mem(mem.get('lme4'), True)} "
+            f"| {', '.join(check) or '–'} |"
+        )
+        case_notes = []
+        if res.get("note"):
+            case_notes.append(res["note"])
+        for lib in LIBS:
+            st = s[lib].get("status", "")
+            if st.startswith("n/a") or st.startswith("error"):
+                case_notes.append(f"{lib} {st}")
+            elif st == "timeout":
+                case_notes.append(f"{lib} stopped after {s[lib]['timeout_s']:.0f} s without a result "
+                                  "(speed-up shown as a lower bound)")
+            elif st == "--skip-lme4-big":
+                case_notes.append(f"{lib} skipped (--skip-lme4-big)")
+            if s[lib].get("warnings"):
+                case_notes.append(f"{lib} warnings: " + "; ".join(s[lib]["warnings"])[:300])
+        if res["data"].get("r_identical") is False:
+            case_notes.append(f"R read different values in columns {res['data'].get('r_mismatch')}")
+        for lib, m in mem.items():
+            if "error" in m:
+                case_notes.append(f"{lib} memory probe: {m['error'][:200]}")
+        for lib in LIBS:
+            e = s[lib]
+            if e.get("n_ok", 0) >= 2 and e["min_s"] and e["max_s"] > 2 * e["min_s"]:
+                case_notes.append(f"{lib} runs ranged {_fmt_time(e['min_s'])} – {_fmt_time(e['max_s'])}")
+        probe = res.get("memory", {})
+        probe_t = [f"{lib} {_fmt_time(probe[lib]['elapsed'])}" for lib in ("mixedfit", "lme4")
+                   if isinstance(probe.get(lib), dict) and probe[lib].get("ok")
+                   and isinstance(probe[lib].get("elapsed"), (int, float))]
+        if probe_t:
+            case_notes.append("one more fit in a fresh process (memory probe, not in the median): "
+                              + ", ".join(probe_t))
+        if case_notes:
+            notes.append(f"- **{res['title']}** (`{res['formula']}`, {'REML' if res['reml'] else 'ML'}): "
+                         + " — ".join(case_notes))
+        else:
+            notes.append(f"- **{res['title']}**: `{res['formula']}`, {'REML' if res['reml'] else 'ML'}")
+    lines += ["", "## Objective check", ""]
+    if flagged:
+        lines.append(f"mixedfit's objective is worse than lme4's by more than {OBJ_RTOL:g} relative in:")
+        lines += [f"- {f}" for f in flagged]
+    else:
+        lines.append(f"In every case where both fitted, mixedfit's objective is ≤ lme4's + {OBJ_RTOL:g} relative.")
+    lines += ["", "## Notes per case", ""] + notes + [""]
+    return "\n".join(lines)
+
+
+def write_outputs(report: dict, outdir: Path) -> None:
+    outdir.mkdir(parents=True, exist_ok=True)
+    (outdir / "results.json").write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
+    (outdir / "RESULTS.md").write_text(render_markdown(report), encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- main
+def parse_repeats(text: str | None, cases: list[Case], quick: bool) -> dict[str, int]:
+    reps = {c.key: (1 if quick else c.repeats) for c in cases}
+    if not text:
+        return reps
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    for part in parts:  # a plain N applies to every case ...
+        if "=" not in part:
+            reps = {k: int(part) for k in reps}
+    for part in parts:  # ... and case=N pairs override it
+        if "=" in part:
+            key, _, val = part.partition("=")
+            key = key.strip().lower()
+            if key not in CASES_BY_KEY:
+                raise SystemExit(f"--repeats: unknown case {key!r}")
+            if key in reps:
+                reps[key] = int(val)
+    if any(v < 1 for v in reps.values()):
+        raise SystemExit("--repeats must be at least 1")
+    return reps
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", help="comma-separated case keys (default: all): "
+                    + ", ".join(c.key for c in CASES))
+    ap.add_argument("--repeats", help="runs per library per case: N for every case, and/or "
+                    "case=N pairs, e.g. '3' or 'sleepstudy=10,insteval=2' "
+                    "(default: 5 small, 3 InstEval, 1 simulated)")
+    ap.add_argument("--quick", action="store_true", help="1 run each, no memory probes, and the "
+                    "big simulated cases left out unless named in --cases")
+    ap.add_argument("--skip-lme4-big", action="store_true",
+                    help="do not run lme4 on the big simulated cases (they take minutes)")
+    ap.add_argument("--libs", default=",".join(LIBS), help="libraries to run (default: all three)")
+    ap.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory probes")
+    ap.add_argument("--sm-timeout", type=float, default=300.0,
+                    help="seconds before a statsmodels fit is stopped and reported as '> limit' (default 300)")
+    ap.add_argument("--memory-timeout", type=float, default=3600.0, help="limit for one memory probe")
+    ap.add_argument("--rscript", default=os.environ.get("RSCRIPT", "Rscript"))
+    ap.add_argument("--output-dir", default=str(HERE), help="where RESULTS.md and results.json go")
+    ap.add_argument("--blas-threads", type=int, help="set OPENBLAS/OMP/MKL_NUM_THREADS to this for "
+                    "every process (R's reference BLAS is single-threaded anyway); default: "
+                    "library defaults")
+    ap.add_argument("--render", metavar="RESULTS_JSON",
+                    help="only rewrite RESULTS.md from an existing results.json, running nothing")
+    args = ap.parse_args(argv)
+    if args.render:
+        report = json.loads(Path(args.render).read_text(encoding="utf-8"))
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        out = Path(args.output_dir) / "RESULTS.md"
+        out.write_text(render_markdown(report), encoding="utf-8")
+        log(f"wrote {out}")
+        return 0
+    if args.blas_threads is not None and argv is not None:
+        _early_blas_threads(["--blas-threads", str(args.blas_threads)])
+
+    libs = [x.strip() for x in args.libs.split(",") if x.strip()]
+    bad = [x for x in libs if x not in LIBS]
+    if bad:
+        raise SystemExit(f"--libs: unknown {bad}; choose from {LIBS}")
+    if args.cases:
+        keys = [k.strip().lower() for k in args.cases.split(",") if k.strip()]
+        unknown = [k for k in keys if k not in CASES_BY_KEY]
+        if unknown:
+            raise SystemExit(f"--cases: unknown {unknown}; choose from {[c.key for c in CASES]}")
+        cases = [CASES_BY_KEY[k] for k in keys]
+    else:
+        cases = [c for c in CASES if not (args.quick and c.size == "big")]
+    if args.quick:
+        args.no_memory = True
+    repeats = parse_repeats(args.repeats, cases, args.quick)
+
+    t_start = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="mixedfit-bench-"))
+    report: dict[str, Any] = {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": "python benchmarks/run.py" + "".join(" " + shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])),
+        "machine": machine_info(), "versions": python_versions(),
+        "config": {"repeats": repeats, "libs": libs, "skip_lme4_big": args.skip_lme4_big,
+                   "memory": not args.no_memory, "sm_timeout": args.sm_timeout,
+                   "objective_rtol": OBJ_RTOL},
+        "cases": [], "total_s": 0.0,
+    }
+    outdir = Path(args.output_dir)
+    ctx: dict[str, Any] = {"tmp": tmp, "libs": libs, "repeats": repeats}
+    try:
+        # untimed warm-up of every library on sleepstudy, so first-call costs
+        # (lazy imports, method dispatch tables) land in no case
+        warm_case = CASES_BY_KEY["sleepstudy"]
+        warm_manifest = write_manifest(warm_case, source_frame(warm_case), tmp / "_warmup")
+        ctx["warm_manifest"] = warm_manifest
+        warm = load_manifest(warm_manifest)
+        if "lme4" in libs:
+            ctx["r"] = start_r(args, tmp, "main")
+            v = ctx["r"].call({"cmd": "versions"}, timeout=300)
+            report["versions"].update(R=v["R"], lme4=v["lme4"], Matrix=v["Matrix"], R_blas=v["blas"])
+            ctx["r"].call({"cmd": "load", "id": "warm", "manifest": str(warm_manifest)}, timeout=300)
+            rep = ctx["r"].call({"cmd": "fit", "id": "warm", "formula": WARMUP_FORMULA, "reml": True})
+            if not rep.get("ok"):
+                raise RuntimeError(f"lme4 warm-up failed: {rep.get('error')}")
+            ctx["r"].call({"cmd": "drop", "id": "warm"})
+        if "statsmodels" in libs:
+            ctx["sm"] = start_sm(tmp)
+            report["versions"]["statsmodels"] = ctx["sm"].call({"cmd": "versions"}, timeout=300)["statsmodels"]
+            ctx["sm"].call({"cmd": "load", "id": "warm", "manifest": str(warm_manifest)}, timeout=300)
+            ctx["sm"].call({"cmd": "fit", "id": "warm", "spec": warm_case.statsmodels, "reml": True},
+                           timeout=300)
+            ctx["sm"].call({"cmd": "drop", "id": "warm"}, timeout=300)
+        if "mixedfit" in libs:
+            try:
+                fit_mixedfit(warm, warm_case)
+            except Exception as exc:
+                log(f"mixedfit warm-up failed: {type(exc).__name__}: {exc}")
+        del warm
+        log(f"warm-up done; cases: {', '.join(c.key for c in cases)}")
+
+        for case in cases:
+            try:
+                res = run_case(case, args, ctx)
+            except Exception as exc:
+                log(f"   case {case.key} failed: {type(exc).__name__}: {exc}")
+                res = {"case": case.key, "title": case.title, "formula": case.formula,
+                       "reml": case.reml, "error": f"{type(exc).__name__}: {exc}"}
+                if "lme4" in libs and (ctx.get("r") is None or ctx["r"].proc.poll() is not None):
+                    ctx["r"] = start_r(args, tmp, f"main-{case.key}")
+            report["cases"].append(res)
+            report["total_s"] = time.perf_counter() - t_start
+            write_outputs(report, outdir)  # partial results survive an interrupted run
+    finally:
+        for key in ("r", "sm"):
+            if ctx.get(key) is not None:
+                ctx[key].close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    report["total_s"] = time.perf_counter() - t_start
+    write_outputs(report, outdir)
+    log(f"wrote {outdir / 'RESULTS.md'} and {outdir / 'results.json'} "
+        f"({report['total_s'] / 60:.1f} min)")
+    print(render_markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
