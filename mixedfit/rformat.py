@@ -833,6 +833,29 @@ def print_coefmat(
 ) -> str:
     """R's ``printCoefmat()`` with its default column roles.
 
+    The cells are :func:`format_coefmat`'s.
+
+    Returns
+    -------
+    str
+        The printed table (and the stars legend when stars are shown).
+    """
+    cf, labels, show_stars = format_coefmat(x, col_names, digits, signif_stars, na_print)
+    out = print_char_matrix(cf, row_names, labels, right=True)
+    if show_stars and (signif_stars if signif_legend is None else signif_legend):
+        out += "---\nSignif. codes:  " + SIGNIF_LEGEND + "\n"
+    return out
+
+
+def format_coefmat(
+    x: Sequence[Sequence[Number]],
+    col_names: Sequence[str],
+    digits: int = max(3, R_DIGITS - 2),
+    signif_stars: bool = True,
+    na_print: str = "NA",
+) -> tuple[list[list[str]], list[str], bool]:
+    """The formatted cells of R's ``printCoefmat()``, before they are printed.
+
     The last column holds p-values when its name starts with ``Pr(`` or
     ``p-v`` (and there are at least 4 columns); the column before it (or the
     last one) holds test statistics; all columns before that are estimates
@@ -841,8 +864,14 @@ def print_coefmat(
 
     Returns
     -------
-    str
-        The printed table (and the stars legend when stars are shown).
+    cells, col_labels, stars
+        Rows of formatted cells (with a stars column when ``stars``), their
+        column labels, and whether significance stars are shown.
+
+    Examples
+    --------
+    >>> format_coefmat([[1.5, 0.25, 6.0, 1e-9]], ["Estimate", "SE", "t", "Pr(>|t|)"])
+    ([['1.50', '0.25', '6', '1e-09', '***']], ['Estimate', 'SE', 't', 'Pr(>|t|)', ''], True)
     """
     xm = [[_as_number(v) for v in row] for row in x]
     nr, nc = len(xm), len(col_names)
@@ -906,7 +935,4 @@ def print_coefmat(
                 for i in range(nr):
                     cf[i].append(stars[i])
                 labels.append("")
-    out = print_char_matrix(cf, row_names, labels, right=True)
-    if show_stars and (signif_stars if signif_legend is None else signif_legend):
-        out += "---\nSignif. codes:  " + SIGNIF_LEGEND + "\n"
-    return out
+    return cf, labels, show_stars

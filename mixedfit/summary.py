@@ -93,25 +93,39 @@ def call_block(fit: Any, formula: str | None = None) -> str:
     return out
 
 
-def aic_block(fit: Any, digits: int) -> str:
-    """``.prt.aictab``: the REML criterion, or the AIC/BIC/logLik table."""
+def aic_cells(fit: Any, digits: int) -> tuple[list[str], list[str]]:
+    """``.prt.aictab``'s names and formatted values: the REML criterion, or
+    AIC, BIC, logLik, deviance and df.resid."""
     if fit.reml:
         crit = rf.r_round(float(fit.reml_criterion), digits)
-        return rf.cat_fill(["REML criterion at convergence:", rf.cat_num(crit)])
+        return ["REML criterion at convergence:"], [rf.cat_num(crit)]
     names = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
     values = [fit.aic, fit.bic, fit.llf, fit.deviance, fit.df_resid]
     rounded = [rf.r_round(float(v), digits) for v in values]
     # format() the whole vector, then df.resid on its own (no decimals)
     text = rf.format_num(rounded)
     text[-1] = rf.format_num(rounded[-1:])[0]
+    return names, text
+
+
+def aic_block(fit: Any, digits: int) -> str:
+    """``.prt.aictab``: the REML criterion, or the AIC/BIC/logLik table."""
+    names, text = aic_cells(fit, digits)
+    if fit.reml:
+        return rf.cat_fill(names + text)
     return rf.print_named_vector(text, names)
+
+
+def residual_cells(scaled_resid: Any, digits: int) -> tuple[list[str], list[str]]:
+    """``.prt.resids``' quantile names and their values, formatted as ``print()`` does."""
+    q = rf.zapsmall(rf.quantile7(np.asarray(scaled_resid, dtype=float)), digits + 1)
+    return ["Min", "1Q", "Median", "3Q", "Max"], rf.format_num(q, digits=digits)
 
 
 def residuals_block(scaled_resid: Any, digits: int) -> str:
     """``.prt.resids``: quantiles of the scaled residuals."""
-    q = rf.zapsmall(rf.quantile7(np.asarray(scaled_resid, dtype=float)), digits + 1)
-    names = ["Min", "1Q", "Median", "3Q", "Max"]
-    return "Scaled residuals: \n" + rf.print_numeric_named(q, names, digits) + "\n"
+    names, text = residual_cells(scaled_resid, digits)
+    return "Scaled residuals: \n" + rf.print_named_vector(text, names) + "\n"
 
 
 # --------------------------------------------------------------------------
@@ -228,8 +242,9 @@ def fixef_block(fit: Any, digits: int = PRINT_DIGITS, ddf: str | None = None) ->
     return "\nFixed effects:\n" + rf.print_coefmat(rows, names, cols, digits=digits)
 
 
-def correlation_block(fit: Any) -> str:
-    """``Correlation of Fixed Effects:``, lower triangle, when 1 < p <= 12.
+def correlation_cells(fit: Any) -> tuple[list[list[str]], list[str], list[str]] | None:
+    """The ``Correlation of Fixed Effects:`` matrix: rows (lower triangle),
+    row names and column names; ``None`` unless 1 < p <= 12.
 
     Abbreviated row names (``minlength = 11``) and column names
     (``minlength = 6``) as lme4 prints them.
@@ -237,7 +252,7 @@ def correlation_block(fit: Any) -> str:
     names = list(fit.fixef.index)
     p = len(names)
     if p <= 1 or p > rf.COR_MAX:
-        return ""
+        return None
     v = np.asarray(fit.vcov, dtype=float)
     # Matrix's corMatrix coercion: Diagonal(1/sd) %*% V %*% Diagonal(1/sd)
     inv = 1.0 / np.sqrt(np.diag(v))
@@ -245,9 +260,15 @@ def correlation_block(fit: Any) -> str:
     cells = rf.format_num([rf.r_round(x, 3) for x in corr.ravel(order="F")], nsmall=3)
     mat = np.array(cells, dtype=object).reshape((p, p), order="F")
     rows = [[mat[i, j] if i > j else "" for j in range(p - 1)] for i in range(1, p)]
-    row_names = rf.abbreviate(names, 11)[1:]
-    col_names = rf.abbreviate(names, 6)[:-1]
-    return "\nCorrelation of Fixed Effects:\n" + rf.print_char_matrix(rows, row_names, col_names)
+    return rows, rf.abbreviate(names, 11)[1:], rf.abbreviate(names, 6)[:-1]
+
+
+def correlation_block(fit: Any) -> str:
+    """``Correlation of Fixed Effects:``, lower triangle, when 1 < p <= 12."""
+    cells = correlation_cells(fit)
+    if cells is None:
+        return ""
+    return "\nCorrelation of Fixed Effects:\n" + rf.print_char_matrix(*cells)
 
 
 def correlation_note(p: int, name: str = "summary(fit)") -> str:
@@ -377,8 +398,18 @@ class Summary:
         self.fit = fit
         self.ddf = ddf
 
-    def __str__(self) -> str:
+    def _formula(self) -> str | None:
+        """lmerTest prints the formula as written; lme4 its expansion (``fit.formula``)."""
         written = self.fit.model.design.formula_written if self.ddf else None
-        return summary_text(self.fit, self.ddf, formula=written or None)
+        return written or None
+
+    def __str__(self) -> str:
+        return summary_text(self.fit, self.ddf, formula=self._formula())
 
     __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        """The same blocks and numbers as the text, as HTML tables for notebooks."""
+        from .html import summary_html
+
+        return summary_html(self.fit, self.ddf, formula=self._formula())

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import warnings
 from collections import Counter
 from typing import Iterable
@@ -32,6 +31,7 @@ from scipy.stats import norm
 from ..blocks import lower_template
 from ..errors import MixedFitError
 from ..model import MixedModel
+from ..progress import progress_bar
 from .confint import estimates, level_labels, theta_to_sdcor
 
 __all__ = ["bootstrap", "BootResult", "simulate_response"]
@@ -227,19 +227,6 @@ def _statistic(model: MixedModel, theta: np.ndarray) -> np.ndarray:
     return np.concatenate([theta_to_sdcor(model, theta, sigma), beta])
 
 
-def _progress_bar(total: int, progress: bool | None):
-    """tqdm when asked (or, by default, when stderr is a terminal) and importable; else None."""
-    if progress is False:
-        return None
-    if progress is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc="bootstrap", leave=False)
-
-
 def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None) -> BootResult:
     """Parametric bootstrap of a fit (lme4's ``bootMer(fit, FUN, nsim = n, use.u = FALSE)``).
 
@@ -281,7 +268,7 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
     out = np.full((n, t0.size), np.nan)
     messages: Counter = Counter()
     failed = 0
-    bar = _progress_bar(n, progress)
+    bar = progress_bar(n, "bootstrap", progress)
     try:
         for i in range(n):
             try:
@@ -296,11 +283,9 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
             except (np.linalg.LinAlgError, ValueError, FloatingPointError) as err:
                 failed += 1
                 messages[f"error: {err}"] += 1
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     if failed:
         warnings.warn(f"some bootstrap runs failed ({failed}/{n})", stacklevel=2)
     t = pd.DataFrame(out, columns=t0.index)

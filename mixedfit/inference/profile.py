@@ -50,6 +50,7 @@ from scipy.stats import chi2, norm
 
 from ..errors import MixedFitError, MixedFitWarning
 from ..model import MixedModel
+from ..progress import progress_bar
 from .lrt import refit_ml
 from .confint import (
     estimates,
@@ -184,6 +185,7 @@ def profile(
     delta_cutoff: float = 1 / 8,
     devtol: float = 1e-9,
     maxmult: float = 10,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Profile the deviance over each parameter, as lme4's ``profile(fit, signames = FALSE)``.
 
@@ -201,6 +203,9 @@ def profile(
         Step in ζ between points (default: that cutoff × ``delta_cutoff``).
     delta_cutoff, devtol, maxmult : float
         lme4's ``delta.cutoff``, ``devtol`` and ``maxmult``.
+    progress : bool, optional
+        A tqdm bar over the parameters: ``None`` (default) when stderr is a
+        terminal, ``True`` always, ``False`` never (see :mod:`mixedfit.progress`).
 
     Returns
     -------
@@ -246,10 +251,16 @@ def profile(
         raise ProfileError("profiling over σ is not numerically consistent with the fit's deviance")
 
     frames = []
-    for w in (r for r in rows if r < nvp):
-        frames.append(_profile_varpar(dev, base, opt.to_numpy(), w, nvp, lower, upper, grid, devtol))
-    for j in (r - nvp for r in rows if r >= nvp):
-        frames.append(_profile_fixef(ml, base, opt.to_numpy(), j, nvp, grid))
+    bar = progress_bar(len(rows), "profile", progress)
+    try:
+        for w in (r for r in rows if r < nvp):
+            frames.append(_profile_varpar(dev, base, opt.to_numpy(), w, nvp, lower, upper, grid, devtol))
+            bar.update(1)
+        for j in (r - nvp for r in rows if r >= nvp):
+            frames.append(_profile_fixef(ml, base, opt.to_numpy(), j, nvp, grid))
+            bar.update(1)
+    finally:
+        bar.close()
     out = pd.DataFrame(np.vstack(frames) if frames else np.empty((0, len(names) + 1)),
                        columns=[".zeta"] + names)
     out[".par"] = np.concatenate([[names[r]] * len(fr) for r, fr in zip(_order(rows, nvp), frames)])

@@ -1,0 +1,237 @@
+"""The plots lme4 users draw with lattice, drawn with matplotlib.
+
+* :func:`plot_ranef`: caterpillar plot, lattice's ``dotplot(ranef(fit, condVar = TRUE))``;
+* :func:`plot_profile`: ζ against each parameter, lattice's ``xyplot(profile(fit))``;
+* :func:`plot_diagnostics`: residuals against fitted values, and normal QQ
+  plots of the scaled residuals and of each column of the random effects.
+
+matplotlib is optional (``pip install mixedfit[plot]``) and imported only
+when a plot is drawn.  Each function returns the figure, made through
+``pyplot`` so that ``plt.show()`` shows it in a script; in a notebook end
+the line with ``;`` to show it once.
+
+Examples
+--------
+>>> import matplotlib
+>>> matplotlib.use("Agg")
+>>> import mixedfit as mf
+>>> fit = mf.mixed("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy"))
+>>> fig = plot_ranef(fit)
+>>> [ax.get_title() for ax in fig.axes]
+['Subject: (Intercept)', 'Subject: Days']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+__all__ = ["plot_ranef", "plot_profile", "plot_diagnostics"]
+
+#: where to stop labelling levels: beyond this a caterpillar shows only its shape
+_MAX_LABELLED_LEVELS = 60
+
+
+def _pyplot():
+    """matplotlib's pyplot, or an ImportError that says how to get it."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ImportError(
+            "mixedfit's plots need matplotlib: pip install mixedfit[plot]  (or pip install matplotlib)"
+        ) from err
+    return plt
+
+
+def _grid(plt, n: int, ncols: int, panel_size: tuple[float, float], sharey: bool = False):
+    """A figure with ``n`` axes on a grid of ``ncols`` columns (unused cells removed)."""
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows), sharey=sharey, squeeze=False
+    )
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        fig.delaxes(ax)
+    return fig, flat[:n]
+
+
+def ppoints(n: int) -> np.ndarray:
+    """R's ``ppoints(n)``: probabilities for a QQ plot of n points.
+
+    Examples
+    --------
+    >>> ppoints(4).round(4).tolist()
+    [0.1471, 0.3824, 0.6176, 0.8529]
+    """
+    a = 3 / 8 if n <= 10 else 1 / 2
+    return (np.arange(1, n + 1) - a) / (n + 1 - 2 * a)
+
+
+def _qq(ax, values: np.ndarray, title: str) -> None:
+    """Normal QQ plot with R's ``qqline`` (through the quartiles)."""
+    y = np.sort(np.asarray(values, float))
+    x = norm.ppf(ppoints(y.size))
+    ax.plot(x, y, "o", markersize=3, alpha=0.7)
+    q_y = np.quantile(y, [0.25, 0.75])
+    q_x = norm.ppf([0.25, 0.75])
+    slope = (q_y[1] - q_y[0]) / (q_x[1] - q_x[0])
+    ax.axline((q_x[0], q_y[0]), slope=slope if np.isfinite(slope) else 0.0, color="grey", lw=1)
+    ax.set(title=title, xlabel="Standard normal quantiles", ylabel="Sample quantiles")
+
+
+# -- caterpillar -------------------------------------------------------------------------
+def plot_ranef(fit: Any, level: float = 0.95, ncols: int = 3):
+    """Caterpillar plot of the conditional modes, as ``dotplot(ranef(fit, condVar = TRUE))``.
+
+    One panel per grouping factor and random-effects column; within a
+    grouping factor the levels are sorted by their first column, as
+    lattice does, with bars of ± z·(conditional SD) (z = 1.96 for 95 %).
+
+    Parameters
+    ----------
+    fit : MixedResults
+    level : float
+        Coverage of the bars.
+    ncols : int
+        Most panels in a row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import mixedfit as mf
+    >>> fit = mf.mixed("diameter ~ 1 + (1|plate) + (1|sample)", mf.load_dataset("Penicillin"))
+    >>> len(plot_ranef(fit).axes)
+    2
+    """
+    plt = _pyplot()
+    modes = fit.ranef(condvar=True)
+    panels = [(g, term) for g, frame in modes.items() for term in frame.columns]
+    tallest = max(len(frame) for frame in modes.values())
+    height = min(max(2.5, 0.16 * min(tallest, _MAX_LABELLED_LEVELS) + 1.0), 12.0)
+    fig, axes = _grid(plt, len(panels), ncols, (3.6, height))
+    z = norm.ppf((1 + level) / 2)
+    for ax, (group, term) in zip(axes, panels):
+        frame = modes[group]
+        order = np.argsort(frame.iloc[:, 0].to_numpy(), kind="stable")
+        est = frame[term].to_numpy()[order]
+        sd = frame.attrs["condsd"][term].to_numpy()[order]
+        pos = np.arange(est.size)
+        ax.errorbar(est, pos, xerr=z * sd, fmt="o", markersize=3, lw=0.8, capsize=0)
+        ax.axvline(0.0, color="grey", lw=0.8, ls=":")
+        if est.size <= _MAX_LABELLED_LEVELS:
+            ax.set_yticks(pos, frame.index.astype(str)[order], fontsize=7)
+        else:
+            ax.set_yticks([])
+        ax.set_title(f"{group}: {term}")
+    fig.tight_layout()
+    return fig
+
+
+# -- profile -------------------------------------------------------------------------
+def plot_profile(fit: Any = None, profile: pd.DataFrame | None = None, level: float = 0.95, ncols: int = 4):
+    """ζ against each parameter, as lattice's ``xyplot(profile(fit))``.
+
+    Each panel shows the signed square root ζ of the likelihood-ratio
+    statistic along one parameter, with the ±z lines of ``level`` and the
+    profile confidence limits where they cross.  A straight line means the
+    Wald interval would be as good as the profile one.
+
+    Parameters
+    ----------
+    fit : MixedResults, optional
+        Profiled with :meth:`~mixedfit.results.MixedResults.profile` unless
+        ``profile`` is given.
+    profile : pandas.DataFrame, optional
+        A profile already computed (the slow part).
+    level : float
+        Confidence level of the reference lines.
+    ncols : int
+        Most panels in a row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import mixedfit as mf
+    >>> fit = mf.mixed("Yield ~ 1 + (1|Batch)", mf.load_dataset("Dyestuff"), reml=False)
+    >>> [ax.get_xlabel() for ax in plot_profile(fit).axes]
+    ['sd_(Intercept)|Batch', 'sigma', '(Intercept)']
+    """
+    from .inference.profile import profile_confint
+
+    plt = _pyplot()
+    if profile is None:
+        if fit is None:
+            raise TypeError("plot_profile needs a fit or a profile")
+        profile = fit.profile()
+    params = list(dict.fromkeys(profile[".par"]))
+    limits = profile_confint(profile, level=level)
+    z = norm.ppf((1 + level) / 2)
+    fig, axes = _grid(plt, len(params), ncols, (3.0, 3.0), sharey=True)
+    for ax, name in zip(axes, params):
+        rows = profile[profile[".par"] == name].sort_values(".focal")
+        ax.plot(rows[".focal"], rows[".zeta"], "-", marker=".", markersize=3, lw=1)
+        for sign in (-1, 1):
+            ax.axhline(sign * z, color="grey", lw=0.8, ls=":")
+        for x, end in zip(limits.loc[name], (-z, z)):
+            if np.isfinite(x):
+                ax.vlines(x, 0.0, end, color="grey", lw=0.8)
+        ax.set_xlabel(name)
+    axes[0].set_ylabel("ζ")
+    fig.tight_layout()
+    return fig
+
+
+# -- diagnostics -------------------------------------------------------------------------
+def plot_diagnostics(fit: Any, ncols: int = 2):
+    """Residual checks: residuals vs fitted, QQ of scaled residuals, QQ of each random effect.
+
+    The first panel is lme4's ``plot(fit)`` (Pearson residuals against
+    fitted values), the second ``qqnorm(residuals(fit, scaled = TRUE))``,
+    then one ``qqmath(ranef(fit))`` panel per grouping factor and column.
+
+    Parameters
+    ----------
+    fit : MixedResults
+    ncols : int
+        Most panels in a row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import mixedfit as mf
+    >>> fit = mf.mixed("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy"))
+    >>> len(plot_diagnostics(fit).axes)
+    4
+    """
+    plt = _pyplot()
+    modes = fit.ranef()
+    panels = [(g, term) for g, frame in modes.items() for term in frame.columns]
+    fig, axes = _grid(plt, 2 + len(panels), ncols, (3.6, 3.2))
+    scaled = np.asarray(fit.scaled_resid, float)
+    axes[0].plot(fit.fittedvalues.to_numpy(), scaled * fit.sigma, "o", markersize=3, alpha=0.6)
+    axes[0].axhline(0.0, color="grey", lw=0.8)
+    axes[0].set(title="Residuals vs fitted", xlabel="Fitted values", ylabel="Pearson residuals")
+    _qq(axes[1], scaled, "Scaled residuals")
+    for ax, (group, term) in zip(axes[2:], panels):
+        _qq(ax, modes[group][term].to_numpy(), f"{group}: {term}")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,94 @@
+"""mixedfit.plots: each plot renders headless to a PNG with the panels lattice would draw."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import mixedfit as mf
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return mf.mixed("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy"))
+
+
+@pytest.fixture(scope="module")
+def penicillin():
+    return mf.mixed("diameter ~ 1 + (1|plate) + (1|sample)", mf.load_dataset("Penicillin"))
+
+
+def saved(fig, path) -> bytes:
+    fig.savefig(path)
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > 5000
+    return data
+
+
+def test_ranef_caterpillar(sleep, tmp_path):
+    fig = sleep.plot_ranef()
+    saved(fig, tmp_path / "ranef.png")
+    assert [ax.get_title() for ax in fig.axes] == ["Subject: (Intercept)", "Subject: Days"]
+    # levels sorted by the first column's modes, in every panel of the factor (lattice's order)
+    modes = sleep.ranef(condvar=True)["Subject"]
+    order = np.argsort(modes["(Intercept)"].to_numpy(), kind="stable")
+    expected = list(modes.index.astype(str)[order])
+    for ax in fig.axes:
+        assert [t.get_text() for t in ax.get_yticklabels()] == expected
+    # bars of ±1.96 conditional SD around each mode
+    bars = fig.axes[1].collections[0].get_segments()
+    sd = modes.attrs["condsd"]["Days"].to_numpy()[order]
+    np.testing.assert_allclose([seg[1, 0] - seg[0, 0] for seg in bars], 2 * 1.959964 * sd, rtol=1e-5)
+
+
+def test_ranef_one_panel_per_factor(penicillin, tmp_path):
+    fig = penicillin.plot_ranef()
+    saved(fig, tmp_path / "ranef2.png")
+    assert [ax.get_title() for ax in fig.axes] == ["plate: (Intercept)", "sample: (Intercept)"]
+
+
+def test_profile_panels_and_precomputed_profile(tmp_path, monkeypatch):
+    fit = mf.mixed("Yield ~ 1 + (1|Batch)", mf.load_dataset("Dyestuff"), reml=False)
+    prof = fit.profile(progress=False)
+    monkeypatch.setattr(type(fit), "profile", lambda *a, **k: pytest.fail("profiled again"))
+    fig = fit.plot_profile(profile=prof)
+    saved(fig, tmp_path / "profile.png")
+    assert [ax.get_xlabel() for ax in fig.axes] == ["sd_(Intercept)|Batch", "sigma", "(Intercept)"]
+    assert fig.axes[0].get_ylabel() == "ζ"
+
+
+def test_profile_from_a_fit_alone(sleep, tmp_path):
+    fig = sleep.plot_profile(level=0.9)
+    saved(fig, tmp_path / "profile6.png")
+    assert len(fig.axes) == 6
+
+
+def test_diagnostics(sleep, penicillin, tmp_path):
+    fig = sleep.plot_diagnostics()
+    saved(fig, tmp_path / "diag.png")
+    assert [ax.get_title() for ax in fig.axes] == [
+        "Residuals vs fitted", "Scaled residuals", "Subject: (Intercept)", "Subject: Days"]
+    x, y = fig.axes[0].lines[0].get_data()
+    np.testing.assert_allclose(x, sleep.fittedvalues)
+    np.testing.assert_allclose(y, sleep.resid)
+    assert len(penicillin.plot_diagnostics().axes) == 4
+
+
+def test_without_matplotlib_the_error_says_what_to_install(sleep, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r"pip install mixedfit\[plot\]"):
+        sleep.plot_ranef()

@@ -1,0 +1,47 @@
+"""mixedfit.progress: tqdm bars on profiles and bootstraps only when wanted and possible."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import mixedfit as mf
+from mixedfit.progress import progress_bar
+
+tqdm = pytest.importorskip("tqdm")
+
+
+@pytest.fixture(scope="module")
+def dyestuff():
+    return mf.mixed("Yield ~ 1 + (1|Batch)", mf.load_dataset("Dyestuff"))
+
+
+def test_silent_when_asked_or_not_a_terminal(monkeypatch):
+    assert type(progress_bar(5, "x", progress=False)).__name__ == "_Silent"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert type(progress_bar(5, "x")).__name__ == "_Silent"
+
+
+def test_tqdm_on_a_terminal_or_when_asked(monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    for progress in (None, True):
+        bar = progress_bar(5, "x", progress=progress)
+        assert isinstance(bar, tqdm.tqdm)
+        bar.close()
+
+
+def test_silent_without_tqdm(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    assert type(progress_bar(5, "x", progress=True)).__name__ == "_Silent"
+
+
+@pytest.mark.parametrize("run, label", [
+    (lambda fit, progress: fit.profile(progress=progress), "profile"),
+    (lambda fit, progress: fit.bootstrap(5, seed=1, progress=progress), "bootstrap"),
+])
+def test_profile_and_bootstrap_report_progress(dyestuff, capsys, run, label):
+    run(dyestuff, False)
+    assert capsys.readouterr().err == ""
+    run(dyestuff, True)
+    assert label in capsys.readouterr().err
