@@ -28,38 +28,22 @@ The two 1000-replicate bootstraps take about 2 s (Dyestuff) and 8 s
 
 from __future__ import annotations
 
-import json
-import warnings
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import expon
 
-import mixedfit as mf
 from mixedfit.inference.bootstrap import BootResult, bootstrap, simulate_response
 from mixedfit.inference.confint import confint, estimates
 
-FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "inference_profile.json"
+from _cases import fitted, fixture
+
 SEED = 20240611
 NSIM = 1000
 MC_SE = 3.0
 PROFILE_WIDTH_ALLOWANCE = 0.20
-
-
-@lru_cache(maxsize=None)
-def fixture() -> dict:
-    return json.loads(FIXTURE.read_text())
-
-
-@lru_cache(maxsize=None)
-def fitted(case: str):
-    c = fixture()["cases"][case]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mf.mixed(c["formula"], mf.load_dataset(c["dataset"]), reml=c["reml"])
 
 
 @lru_cache(maxsize=None)

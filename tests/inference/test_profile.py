@@ -16,40 +16,24 @@ Tolerances
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import norm
 
-import mixedfit as mf
 from mixedfit.inference.confint import confint, format_perc, parameter_names
 from mixedfit.inference.lrt import refit_ml as ml_refit
 from mixedfit.inference.profile import ProfileError, profile, profile_confint
 from mixedfit.model import Convergence
 from mixedfit.results import MixedResults
 
-FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "inference_profile.json"
+from _cases import CASES, fitted, fixture
+
 BOUND_TOL = 5e-3  # fraction of lme4's interval width
-CASES = ["sleepstudy_reml", "sleepstudy_ml", "dyestuff_reml", "dyestuff_ml", "dyestuff2", "penicillin"]
-
-
-@lru_cache(maxsize=None)
-def fixture() -> dict:
-    return json.loads(FIXTURE.read_text())
-
-
-@lru_cache(maxsize=None)
-def fitted(case: str):
-    c = fixture()["cases"][case]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mf.mixed(c["formula"], mf.load_dataset(c["dataset"]), reml=c["reml"])
 
 
 @lru_cache(maxsize=None)

@@ -23,41 +23,24 @@ errors (the project's fit tolerance: β within 0.002 SE, SE within 0.2 %).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import warnings
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import norm
 
-import mixedfit as mf
 from mixedfit.inference.confint import confint, varpar_names
 from mixedfit.inference.numderiv import richardson_hessian
 from mixedfit.inference.wald import vcov_varpar, varpar_wald_confint, wald_confint
 from mixedfit.model import Convergence
 from mixedfit.results import MixedResults
 
-FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "inference_profile.json"
-CASES = ["sleepstudy_reml", "sleepstudy_ml", "dyestuff_reml", "dyestuff_ml", "dyestuff2", "penicillin"]
+from _cases import CASES, fitted, fixture
+
 WALD_RTOL = 1e-6
 VCOV_RTOL = {"dyestuff2": 1e-3}
-
-
-@lru_cache(maxsize=None)
-def fixture() -> dict:
-    return json.loads(FIXTURE.read_text())
-
-
-@lru_cache(maxsize=None)
-def fitted(case: str):
-    c = fixture()["cases"][case]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mf.mixed(c["formula"], mf.load_dataset(c["dataset"]), reml=c["reml"])
 
 
 @lru_cache(maxsize=None)

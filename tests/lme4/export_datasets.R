@@ -9,7 +9,8 @@
 #                                           digits that reads back bit-identical
 #     mixedfit/datasets/data/<name>.json    column types and factor levels in
 #                                           R's level order
-# and then re-reads every file and checks it is identical() to the R object.
+# and then re-reads every file (with read_dataset() of common.R, as the other
+# scripts do) and checks it is identical() to the R object.
 
 suppressPackageStartupMessages({
   library(lme4)
@@ -17,8 +18,8 @@ suppressPackageStartupMessages({
   library(jsonlite)
 })
 
-out_dir <- file.path("mixedfit", "datasets", "data")
-if (!dir.exists(out_dir)) stop("run from the repository root (", out_dir, " not found)")
+# common.R, next to this script: data_dir, format_num(), read_dataset()
+source(file.path(dirname(c(sub("--file=", "", grep("^--file=", commandArgs(), value = TRUE)), "tests/lme4/.")[1]), "common.R"))
 
 datasets <- list(
   sleepstudy = "lme4", Dyestuff = "lme4", Dyestuff2 = "lme4",
@@ -45,57 +46,6 @@ get_dataset <- function(name, pkg) {
   d
 }
 
-# Decimal text for doubles that BOTH R and a correctly rounding parser
-# (Python, pandas) read back as exactly the same double.
-#
-# R's own parser (R_strtod) divides in long double and so can round twice:
-# e.g. "0.2485454545454545" reads in R as 0x1.fd056636bcc9cp-3 but is really
-# nearest to 0x1.fd056636bcc9bp-3.  A string is therefore kept short (15
-# significant digits) only when R reads it back as x AND its exact distance to
-# x, computed error-free below, is inside x's rounding interval (half the gap
-# to the neighbouring doubles, less a 1e-9 relative margin), so every
-# correctly rounding parser also lands on x.  Otherwise %.17g is used: the
-# 17-digit decimal of x is always well inside x's rounding interval, so both
-# parsers read it as x.
-two_prod <- function(a, b) {   # Dekker: a*b == p + e exactly (no FMA needed)
-  split <- function(v) { c <- 134217729 * v; hi <- c - (c - v); list(hi = hi, lo = v - hi) }
-  p <- a * b
-  A <- split(a); B <- split(b)
-  e <- ((A$hi * B$hi - p) + A$hi * B$lo + A$lo * B$hi) + A$lo * B$lo
-  list(p = p, e = e)
-}
-
-format_num <- function(x) {
-  x <- as.double(x)
-  out <- sprintf("%.15g", x)
-  body <- sub("^-", "", out)
-  frac <- ifelse(grepl(".", body, fixed = TRUE), sub("^[^.]*[.]", "", body), "")
-  digits <- paste0(sub("[.].*$", "", body), frac)
-  k <- nchar(frac)
-  short <- is.finite(x) & !grepl("[eE]", out) & k <= 22 &
-    nchar(sub("^0+", "", digits)) <= 15
-  short[short] <- as.numeric(out[short]) == x[short]     # R reads it back as x
-  ax <- abs(x)
-  test <- short & ax > 0
-  if (any(test)) {
-    M <- as.numeric(digits[test])                          # integer < 1e15 < 2^53: exact
-    P <- as.numeric(paste0("1e", k[test]))                 # 10^k, exact for k <= 22
-    tp <- two_prod(ax[test], P)                            # |x| 10^k == p + e exactly
-    r <- (M - tp$p) - tp$e                                 # M - p exact (Sterbenz)
-    e2 <- floor(log2(ax[test]))
-    e2 <- e2 - (2^e2 > ax[test]) + (2^(e2 + 1) <= ax[test])
-    # half the gap to the neighbouring doubles (halved below a power of 2);
-    # the 1e-9 margin absorbs the rounding of r and r/P
-    half_gap <- ifelse(ax[test] == 2^e2, 2^(e2 - 54), 2^(e2 - 53))
-    short[test] <- abs(r) / P < half_gap * (1 - 1e-9)
-  }
-  long <- !is.na(x) & !short
-  if (any(long)) out[long] <- sprintf("%.17g", x[long])
-  stopifnot(all(is.na(x) | suppressWarnings(as.numeric(out)) == x))
-  out[is.na(x)] <- NA_character_
-  out
-}
-
 column_spec <- function(x) {
   if (is.factor(x)) {
     list(type = "factor", levels = I(levels(x)), ordered = is.ordered(x))
@@ -118,7 +68,7 @@ write_dataset <- function(d, name, pkg) {
   txt <- as.data.frame(txt, stringsAsFactors = FALSE, optional = TRUE)
   names(txt) <- names(d)
   is_fac <- which(vapply(d, is.factor, logical(1)))
-  csv <- file.path(out_dir, paste0(name, ".csv.gz"))
+  csv <- file.path(data_dir, paste0(name, ".csv.gz"))
   con <- gzfile(csv, open = "wb", compression = 9)
   utils::write.table(txt, con, sep = ",", row.names = FALSE, col.names = TRUE,
                      quote = if (length(is_fac)) unname(is_fac) else FALSE,
@@ -132,28 +82,9 @@ write_dataset <- function(d, name, pkg) {
     ncol = ncol(d),
     columns = spec
   )
-  jsonlite::write_json(meta, file.path(out_dir, paste0(name, ".json")),
+  jsonlite::write_json(meta, file.path(data_dir, paste0(name, ".json")),
                        auto_unbox = TRUE, pretty = TRUE, digits = NA)
   invisible(csv)
-}
-
-# Re-read exactly as tests/lme4/make_fixtures.R does.
-read_dataset <- function(name) {
-  meta <- jsonlite::read_json(file.path(out_dir, paste0(name, ".json")))
-  cols <- meta$columns
-  classes <- vapply(cols, function(s) switch(s$type, factor = "character",
-                                               integer = "integer", numeric = "numeric"),
-                    character(1))
-  d <- utils::read.csv(file.path(out_dir, paste0(name, ".csv.gz")),
-                       colClasses = unname(classes), na.strings = "",
-                       check.names = FALSE, stringsAsFactors = FALSE)
-  for (nm in names(cols)) {
-    s <- cols[[nm]]
-    if (s$type == "factor") {
-      d[[nm]] <- factor(d[[nm]], levels = unlist(s$levels), ordered = isTRUE(s$ordered))
-    }
-  }
-  d
 }
 
 for (name in names(datasets)) {
@@ -167,8 +98,8 @@ for (name in names(datasets)) {
   }
   cat(sprintf("%-11s %6d x %2d  %9d bytes csv.gz  %8d bytes json  (read back identical)\n",
               name, nrow(d), ncol(d),
-              file.size(file.path(out_dir, paste0(name, ".csv.gz"))),
-              file.size(file.path(out_dir, paste0(name, ".json")))))
+              file.size(file.path(data_dir, paste0(name, ".csv.gz"))),
+              file.size(file.path(data_dir, paste0(name, ".json")))))
 }
-tot <- sum(file.size(list.files(out_dir, full.names = TRUE)))
-cat(sprintf("total size of %s: %.1f kB\n", out_dir, tot / 1024))
+tot <- sum(file.size(list.files(data_dir, full.names = TRUE)))
+cat(sprintf("total size of %s: %.1f kB\n", data_dir, tot / 1024))

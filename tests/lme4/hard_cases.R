@@ -18,56 +18,12 @@ suppressPackageStartupMessages({
   library(jsonlite)
 })
 
-data_dir <- file.path("mixedfit", "datasets", "data")
-out_file <- file.path("tests", "lme4", "fixtures", "hard_cases.json")
-if (!dir.exists(data_dir)) stop("run from the repository root (", data_dir, " not found)")
+# common.R, next to this script: read_dataset(), jnum() ..., write_fixture(), with_conditions()
+source(file.path(dirname(c(sub("--file=", "", grep("^--file=", commandArgs(), value = TRUE)), "tests/lme4/.")[1]), "common.R"))
 
+out_file <- file.path(fixtures_dir, "hard_cases.json")
 # 17 significant digits always read back as R's double; NA/Inf as null.
-num_txt <- function(x) {
-  x <- as.double(x)
-  out <- sprintf("%.17g", x)
-  out[!is.finite(x)] <- "null"
-  out
-}
-verbatim <- function(txt) structure(txt, class = "json")
-jnum <- function(x) verbatim(num_txt(x[[1]]))
-jarr <- function(x) verbatim(paste0("[", paste(num_txt(unname(x)), collapse = ","), "]"))
-jstr <- function(x) I(as.character(unname(x)))
-
-read_dataset <- function(name) {
-  meta <- jsonlite::read_json(file.path(data_dir, paste0(name, ".json")))
-  cols <- meta$columns
-  classes <- vapply(cols, function(s) switch(s$type, factor = "character",
-                                               integer = "integer", numeric = "numeric"),
-                    character(1))
-  d <- utils::read.csv(file.path(data_dir, paste0(name, ".csv.gz")),
-                       colClasses = unname(classes), na.strings = "",
-                       check.names = FALSE, stringsAsFactors = FALSE)
-  for (nm in names(cols)) {
-    s <- cols[[nm]]
-    if (s$type == "factor") {
-      d[[nm]] <- factor(d[[nm]], levels = unlist(s$levels), ordered = isTRUE(s$ordered))
-    }
-  }
-  d
-}
-
-# Evaluate expr; return its value (or error text) and its messages/warnings.
-with_conditions <- function(expr) {
-  msgs <- character(0)
-  warns <- character(0)
-  value <- withCallingHandlers(
-    tryCatch(expr, error = function(e) structure(conditionMessage(e), class = "lme4_error")),
-    message = function(m) {
-      msgs <<- c(msgs, sub("\n+$", "", conditionMessage(m)))
-      invokeRestart("muffleMessage")
-    },
-    warning = function(w) {
-      warns <<- c(warns, conditionMessage(w))
-      invokeRestart("muffleWarning")
-    })
-  list(value = value, messages = msgs, warnings = warns)
-}
+json_number_style(digits = "17")
 
 # ---------------------------------------------------------------------------
 # hard fits
@@ -113,13 +69,15 @@ fit_case <- function(cs) {
   d <- read_dataset(cs$dataset)
   for (nm in names(cs$extra)) d[[nm]] <- cs$extra[[nm]]
   if (length(cs$drop_rows)) d <- d[-(cs$drop_rows + 1L), , drop = FALSE]
-  cond <- with_conditions(lmer(as.formula(cs$formula), data = d, REML = cs$reml))
+  # the value, or lme4's error text (class "lme4_error"); warnings kept apart from messages
+  cond <- with_conditions(lmer(as.formula(cs$formula), data = d, REML = cs$reml),
+                          errors = TRUE, warnings_as_messages = FALSE)
   fit <- cond$value
   if (inherits(fit, "lme4_error")) stop(cs$id, ": lme4 failed: ", fit)
   dc <- getME(fit, "devcomp")
   list(
     id = cs$id, dataset = cs$dataset, formula = cs$formula, reml = cs$reml,
-    extra_columns = if (length(cs$extra)) lapply(cs$extra, jarr) else setNames(list(), character(0)),
+    extra_columns = if (length(cs$extra)) lapply(cs$extra, jarr) else empty_obj(),
     drop_rows = I(as.integer(cs$drop_rows)),
     objective = jnum(if (cs$reml) dc$cmp[["REML"]] else dc$cmp[["dev"]]),
     theta = jarr(getME(fit, "theta")),
@@ -137,7 +95,7 @@ fit_case <- function(cs) {
 # lme4's words for the inputs it refuses
 
 error_text <- function(expr) {
-  value <- with_conditions(expr)$value
+  value <- with_conditions(expr, errors = TRUE, warnings_as_messages = FALSE)$value
   if (!inherits(value, "lme4_error")) stop("lme4 did not refuse: ", deparse(substitute(expr)))
   as.character(value)
 }
@@ -174,6 +132,5 @@ out <- list(
   fits = lapply(fits, fit_case),
   errors = errors
 )
-jsonlite::write_json(out, out_file, digits = NA, auto_unbox = TRUE, pretty = TRUE,
-                     na = "null", null = "null", json_verbatim = TRUE)
+write_fixture(out, out_file)
 message("wrote ", out_file)

@@ -19,71 +19,12 @@ suppressPackageStartupMessages({
   library(jsonlite)
 })
 
-data_dir <- file.path("mixedfit", "datasets", "data")
-out_file <- file.path("tests", "lme4", "fixtures", "inference_lrt_satt.json")
-if (!dir.exists(data_dir)) stop("run from the repository root (", data_dir, " not found)")
+# common.R, next to this script: read_dataset(), jnum() ..., write_fixture(), with_conditions()
+source(file.path(dirname(c(sub("--file=", "", grep("^--file=", commandArgs(), value = TRUE)), "tests/lme4/.")[1]), "common.R"))
 
-# ---------------------------------------------------------------------------
-# numbers as JSON: 17 significant digits always read back as R's double
-
-num_txt <- function(x) {
-  x <- as.double(x)
-  out <- sprintf("%.17g", x)
-  out[!is.finite(x)] <- "null"
-  out
-}
-verbatim <- function(txt) structure(txt, class = "json")
-jnum <- function(x) verbatim(num_txt(x[[1]]))
-jarr <- function(x) verbatim(paste0("[", paste(num_txt(unname(x)), collapse = ","), "]"))
-jstr <- function(x) I(as.character(unname(x)))
-jrows <- function(m) {
-  m <- as.matrix(m)
-  lapply(seq_len(nrow(m)), function(i) jarr(m[i, ]))
-}
-# a table: rownames plus one array per column (numeric columns as numbers)
-jtable <- function(tab) {
-  tab <- as.data.frame(tab, check.names = FALSE, stringsAsFactors = FALSE)
-  out <- list(rownames = jstr(rownames(tab)), columns = jstr(names(tab)))
-  for (nm in names(tab)) {
-    col <- tab[[nm]]
-    out[[nm]] <- if (is.numeric(col)) jarr(col) else jstr(col)
-  }
-  out
-}
-
-read_dataset <- function(name) {
-  meta <- jsonlite::read_json(file.path(data_dir, paste0(name, ".json")))
-  cols <- meta$columns
-  classes <- vapply(cols, function(s) switch(s$type, factor = "character",
-                                               integer = "integer", numeric = "numeric"),
-                    character(1))
-  d <- utils::read.csv(file.path(data_dir, paste0(name, ".csv.gz")),
-                       colClasses = unname(classes), na.strings = "",
-                       check.names = FALSE, stringsAsFactors = FALSE)
-  for (nm in names(cols)) {
-    s <- cols[[nm]]
-    if (s$type == "factor") {
-      d[[nm]] <- factor(d[[nm]], levels = unlist(s$levels), ordered = isTRUE(s$ordered))
-    }
-  }
-  d
-}
-
-# Evaluate expr, returning its value and the text of its messages/warnings.
-with_conditions <- function(expr) {
-  msgs <- character(0)
-  value <- withCallingHandlers(
-    expr,
-    message = function(m) {
-      msgs <<- c(msgs, sub("\n+$", "", conditionMessage(m)))
-      invokeRestart("muffleMessage")
-    },
-    warning = function(w) {
-      msgs <<- c(msgs, conditionMessage(w))
-      invokeRestart("muffleWarning")
-    })
-  list(value = value, messages = msgs)
-}
+out_file <- file.path(fixtures_dir, "inference_lrt_satt.json")
+# numbers as JSON: 17 significant digits (always read back as R's double)
+json_number_style(digits = "17")
 
 # Fit in an environment where the data set has its own name, so that the
 # anova heading reads "Data: sleepstudy" as it would for a user.
@@ -105,19 +46,15 @@ fit_in <- function(env, dataset, formula, reml, fun = quote(lme4::lmer)) {
 # ---------------------------------------------------------------------------
 # Satterthwaite (and Kenward-Roger) tables from lmerTest
 
-satt_cases <- list(
-  list(name = "sleepstudy_reml", dataset = "sleepstudy",
-       formula = "Reaction ~ Days + (Days|Subject)", reml = TRUE),
-  list(name = "sleepstudy_ml", dataset = "sleepstudy",
-       formula = "Reaction ~ Days + (Days|Subject)", reml = FALSE),
-  list(name = "cake", dataset = "cake",
-       formula = "angle ~ recipe * temp + (1|recipe:replicate)", reml = TRUE),
-  list(name = "cake_factors", dataset = "cake", unordered = TRUE,
-       formula = "angle ~ recipe * temperature + (1|recipe:replicate)", reml = TRUE),
-  list(name = "machines_nested", dataset = "Machines",
-       formula = "score ~ Machine + (1|Worker/Machine)", reml = TRUE),
-  list(name = "penicillin", dataset = "Penicillin",
-       formula = "diameter ~ 1 + (1|plate) + (1|sample)", reml = TRUE)
+# sleepstudy, Machines and Penicillin as in fixture_cases (common.R); cake
+# here by REML, with temperature as an ordered factor and as a plain one
+satt_cases <- c(
+  cases_named("sleepstudy_reml", "sleepstudy_ml"),
+  list(list(name = "cake", dataset = "cake",
+            formula = "angle ~ recipe * temp + (1|recipe:replicate)", reml = TRUE),
+       list(name = "cake_factors", dataset = "cake", unordered = TRUE,
+            formula = "angle ~ recipe * temperature + (1|recipe:replicate)", reml = TRUE)),
+  cases_named("machines_nested", "penicillin")
 )
 
 run_satt <- function(cs) {
@@ -132,8 +69,8 @@ run_satt <- function(cs) {
     sigma = jnum(sigma(fit)),
     beta_names = jstr(names(fixef(fit))),
     vcov_varpar = jrows(fit@vcov_varpar),
-    coef_satterthwaite = jtable(summary(fit)$coefficients),
-    anova_type3 = jtable(av),
+    coef_satterthwaite = jtable(summary(fit)$coefficients, column_names = TRUE),
+    anova_type3 = jtable(av, column_names = TRUE),
     anova_heading = attr(av, "heading"),
     # lmerTest's Type III hypothesis matrices, one per term (rows: contrasts)
     hypotheses = lapply(attr(av, "hypotheses"), function(L) jrows(matrix(L, ncol = length(fixef(fit)))))
@@ -141,8 +78,8 @@ run_satt <- function(cs) {
   if (cs$reml) {
     kr <- with_conditions(list(coef = summary(fit, ddf = "Kenward-Roger")$coefficients,
                                anova = anova(fit, type = "III", ddf = "Kenward-Roger")))
-    out$coef_kenward_roger <- jtable(kr$value$coef)
-    out$anova_type3_kenward_roger <- jtable(kr$value$anova)
+    out$coef_kenward_roger <- jtable(kr$value$coef, column_names = TRUE)
+    out$anova_type3_kenward_roger <- jtable(kr$value$anova, column_names = TRUE)
     out$kenward_roger_messages <- jstr(kr$messages)
   }
   message(sprintf("satterthwaite %-16s done", cs$name))
@@ -175,7 +112,7 @@ run_lrt <- function(cs) {
   tab <- res$value
   list(name = cs$name, dataset = cs$dataset, formulas = jstr(cs$formulas),
        reml = cs$reml, refit = cs$refit,
-       table = jtable(tab),
+       table = jtable(tab, column_names = TRUE),
        heading = jstr(attr(tab, "heading")),
        messages = jstr(res$messages),
        print_text = paste(capture.output(print(tab)), collapse = "\n"))
@@ -271,6 +208,5 @@ fixture <- list(
   refit = run_refit()
 )
 
-jsonlite::write_json(fixture, out_file, digits = NA, auto_unbox = TRUE, pretty = TRUE,
-                     na = "null", null = "null", json_verbatim = TRUE)
+write_fixture(fixture, out_file)
 message("wrote ", out_file)

@@ -9,9 +9,9 @@
 #
 # The data are read back from mixedfit/datasets/data/*.csv.gz + *.json, the
 # very files Python loads, so both sides fit identical numbers.  Numbers are
-# written with the shortest decimal that reads back as R's double (the rule
-# of make_fixtures.R); NA, NaN and +-Inf are written as null, except that
-# interval bounds keep their sign of infinity as the strings "Inf"/"-Inf".
+# written with the shortest decimal that reads back as R's double (format_num
+# of common.R, as in make_fixtures.R); NA and NaN are written as null, +-Inf
+# as the strings "Inf"/"-Inf" (interval bounds keep their sign of infinity).
 #
 # What is recorded, per case:
 #   profile_<L>  confint(fit, method = "profile", oldNames = FALSE, level = L)
@@ -34,78 +34,17 @@ suppressPackageStartupMessages({
   library(boot)
 })
 
-data_dir <- file.path("mixedfit", "datasets", "data")
-out_file <- file.path("tests", "lme4", "fixtures", "inference_profile.json")
-if (!dir.exists(data_dir)) stop("run from the repository root (", data_dir, " not found)")
+# common.R, next to this script: read_dataset(), jnum() ..., write_fixture()
+source(file.path(dirname(c(sub("--file=", "", grep("^--file=", commandArgs(), value = TRUE)), "tests/lme4/.")[1]), "common.R"))
 
-# ---------------------------------------------------------------------------
-# exact number formatting (same rule as make_fixtures.R / export_datasets.R)
-
-two_prod <- function(a, b) {
-  split <- function(v) { c <- 134217729 * v; hi <- c - (c - v); list(hi = hi, lo = v - hi) }
-  p <- a * b
-  A <- split(a); B <- split(b)
-  e <- ((A$hi * B$hi - p) + A$hi * B$lo + A$lo * B$hi) + A$lo * B$lo
-  list(p = p, e = e)
-}
-
-format_num <- function(x) {
-  x <- as.double(x)
-  out <- sprintf("%.15g", x)
-  body <- sub("^-", "", out)
-  frac <- ifelse(grepl(".", body, fixed = TRUE), sub("^[^.]*[.]", "", body), "")
-  digits <- paste0(sub("[.].*$", "", body), frac)
-  k <- nchar(frac)
-  short <- is.finite(x) & !grepl("[eE]", out) & k <= 22 &
-    nchar(sub("^0+", "", digits)) <= 15
-  short[short] <- as.numeric(out[short]) == x[short]
-  ax <- abs(x)
-  test <- short & ax > 0
-  if (any(test)) {
-    M <- as.numeric(digits[test])
-    P <- as.numeric(paste0("1e", k[test]))
-    tp <- two_prod(ax[test], P)
-    r <- (M - tp$p) - tp$e
-    e2 <- floor(log2(ax[test]))
-    e2 <- e2 - (2^e2 > ax[test]) + (2^(e2 + 1) <= ax[test])
-    half_gap <- ifelse(ax[test] == 2^e2, 2^(e2 - 54), 2^(e2 - 53))
-    short[test] <- abs(r) / P < half_gap * (1 - 1e-9)
-  }
-  long <- is.finite(x) & !short
-  if (any(long)) out[long] <- sprintf("%.17g", x[long])
-  out[!is.finite(x)] <- "null"
-  out[is.infinite(x) & x > 0] <- "\"Inf\""
-  out[is.infinite(x) & x < 0] <- "\"-Inf\""
-  out
-}
-
-verbatim <- function(txt) structure(txt, class = "json")
-jnum <- function(x) verbatim(format_num(x))
-jarr <- function(x) verbatim(paste0("[", paste(format_num(unname(x)), collapse = ","), "]"))
-jstr <- function(x) I(as.character(unname(x)))
-jmat <- function(m) lapply(seq_len(nrow(m)), function(i) jarr(m[i, ]))
+out_file <- file.path(fixtures_dir, "inference_profile.json")
+# interval bounds keep the sign of an infinity ("Inf" / "-Inf")
+json_number_style(digits = "shortest", infinity = "string")
 
 # an interval table: row names, column labels, lower and upper bounds
 jci <- function(ci) {
   list(rownames = jstr(rownames(ci)), colnames = jstr(colnames(ci)),
        lower = jarr(ci[, 1]), upper = jarr(ci[, 2]))
-}
-
-read_dataset <- function(name) {
-  meta <- jsonlite::read_json(file.path(data_dir, paste0(name, ".json")))
-  cols <- meta$columns
-  classes <- vapply(cols, function(s) switch(s$type, factor = "character",
-                                               integer = "integer", numeric = "numeric"),
-                    character(1))
-  d <- utils::read.csv(file.path(data_dir, paste0(name, ".csv.gz")),
-                       colClasses = unname(classes), na.strings = "",
-                       check.names = FALSE, stringsAsFactors = FALSE)
-  for (nm in names(cols)) {
-    s <- cols[[nm]]
-    if (s$type == "factor")
-      d[[nm]] <- factor(d[[nm]], levels = unlist(s$levels), ordered = isTRUE(s$ordered))
-  }
-  d
 }
 
 quietly <- function(expr) suppressMessages(suppressWarnings(expr))
@@ -147,25 +86,14 @@ vcov_varpar <- function(fit, scale) {
       t(e$vectors[, pos, drop = FALSE])
   }, error = function(e) NULL)
   if (is.null(out) || any(!is.finite(out))) return(NULL)
-  jmat(out)
+  jrows(out)
 }
 
 # ---------------------------------------------------------------------------
 
-cases <- list(
-  list(name = "sleepstudy_reml", dataset = "sleepstudy",
-       formula = "Reaction ~ Days + (Days|Subject)", reml = TRUE),
-  list(name = "sleepstudy_ml", dataset = "sleepstudy",
-       formula = "Reaction ~ Days + (Days|Subject)", reml = FALSE),
-  list(name = "dyestuff_reml", dataset = "Dyestuff",
-       formula = "Yield ~ 1 + (1|Batch)", reml = TRUE),
-  list(name = "dyestuff_ml", dataset = "Dyestuff",
-       formula = "Yield ~ 1 + (1|Batch)", reml = FALSE),
-  list(name = "dyestuff2", dataset = "Dyestuff2",
-       formula = "Yield ~ 1 + (1|Batch)", reml = TRUE),
-  list(name = "penicillin", dataset = "Penicillin",
-       formula = "diameter ~ 1 + (1|plate) + (1|sample)", reml = TRUE)
-)
+# the models of these fixtures/<case>.json (fixture_cases of common.R)
+cases <- cases_named("sleepstudy_reml", "sleepstudy_ml", "dyestuff_reml", "dyestuff_ml",
+                     "dyestuff2", "penicillin")
 
 levels_recorded <- c(0.95, 0.9)
 fits <- list()
@@ -259,6 +187,5 @@ fixture <- list(
   boot_arithmetic = boot_arith,
   bootmer = boot_ref
 )
-jsonlite::write_json(fixture, out_file, digits = NA, auto_unbox = TRUE, pretty = TRUE,
-                     na = "null", null = "null", json_verbatim = TRUE)
+write_fixture(fixture, out_file)
 message("wrote ", out_file)

@@ -12,199 +12,30 @@
 #
 # Numbers are written with the shortest decimal (15 or 17 significant digits)
 # that reads back as exactly R's double; jsonlite alone (digits = NA) stops at
-# 15 digits, so numeric values are formatted here and passed to jsonlite
-# verbatim.  NA, NaN and Inf are written as null.
+# 15 digits, so numeric values are formatted (common.R) and passed to
+# jsonlite verbatim.  NA, NaN and Inf are written as null.
 
 suppressPackageStartupMessages({
   library(lme4)
   library(jsonlite)
 })
 
-data_dir <- file.path("mixedfit", "datasets", "data")
-out_dir <- file.path("tests", "lme4", "fixtures")
-if (!dir.exists(data_dir)) stop("run from the repository root (", data_dir, " not found)")
-dir.create(out_dir, showWarnings = FALSE, recursive = TRUE)
+# common.R, next to this script: read_dataset(), jnum() ..., write_fixture(), with_conditions()
+source(file.path(dirname(c(sub("--file=", "", grep("^--file=", commandArgs(), value = TRUE)), "tests/lme4/.")[1]), "common.R"))
 
-# ---------------------------------------------------------------------------
-# exact number formatting (same rule as export_datasets.R)
+dir.create(fixtures_dir, showWarnings = FALSE, recursive = TRUE)
 
-two_prod <- function(a, b) {   # Dekker: a*b == p + e exactly (no FMA needed)
-  split <- function(v) { c <- 134217729 * v; hi <- c - (c - v); list(hi = hi, lo = v - hi) }
-  p <- a * b
-  A <- split(a); B <- split(b)
-  e <- ((A$hi * B$hi - p) + A$hi * B$lo + A$lo * B$hi) + A$lo * B$lo
-  list(p = p, e = e)
-}
-
-# 15 significant digits when both R and a correctly rounding parser read
-# them back as x, else 17 (see export_datasets.R for the reasoning).
-format_num <- function(x) {
-  x <- as.double(x)
-  out <- sprintf("%.15g", x)
-  body <- sub("^-", "", out)
-  frac <- ifelse(grepl(".", body, fixed = TRUE), sub("^[^.]*[.]", "", body), "")
-  digits <- paste0(sub("[.].*$", "", body), frac)
-  k <- nchar(frac)
-  short <- is.finite(x) & !grepl("[eE]", out) & k <= 22 &
-    nchar(sub("^0+", "", digits)) <= 15
-  short[short] <- as.numeric(out[short]) == x[short]
-  ax <- abs(x)
-  test <- short & ax > 0
-  if (any(test)) {
-    M <- as.numeric(digits[test])
-    P <- as.numeric(paste0("1e", k[test]))
-    tp <- two_prod(ax[test], P)
-    r <- (M - tp$p) - tp$e
-    e2 <- floor(log2(ax[test]))
-    e2 <- e2 - (2^e2 > ax[test]) + (2^(e2 + 1) <= ax[test])
-    half_gap <- ifelse(ax[test] == 2^e2, 2^(e2 - 54), 2^(e2 - 53))
-    short[test] <- abs(r) / P < half_gap * (1 - 1e-9)
-  }
-  long <- is.finite(x) & !short
-  if (any(long)) out[long] <- sprintf("%.17g", x[long])
-  out[!is.finite(x)] <- "null"
-  out
-}
-
-verbatim <- function(txt) structure(txt, class = "json")
-# a JSON number (null for NA/NaN/Inf)
-jnum <- function(x) {
-  if (length(x) != 1) stop("jnum: length ", length(x))
-  verbatim(format_num(x))
-}
-# a JSON array of numbers, whatever the length
-jarr <- function(x) verbatim(paste0("[", paste(format_num(unname(x)), collapse = ","), "]"))
-# a JSON array of strings (NA -> null), whatever the length
-jstr <- function(x) I(as.character(unname(x)))
-# a JSON object {name: number}
-jobj <- function(x) {
-  if (length(x) == 0) return(setNames(list(), character(0)))
-  setNames(lapply(unname(as.numeric(x)), jnum), names(x))
-}
-# a numeric matrix as an array of rows
-jrows <- function(m) {
-  m <- as.matrix(m)
-  lapply(seq_len(nrow(m)), function(i) jarr(m[i, ]))
-}
-# a table (data frame or matrix): rownames plus one array per column
-jtable <- function(tab) {
-  tab <- as.data.frame(tab, check.names = FALSE, stringsAsFactors = FALSE)
-  out <- list(rownames = jstr(rownames(tab)))
-  for (nm in names(tab)) {
-    col <- tab[[nm]]
-    out[[nm]] <- if (is.numeric(col)) jarr(col) else jstr(col)
-  }
-  out
-}
-empty_obj <- function() setNames(list(), character(0))
 nz <- function(x) if (is.null(x)) character(0) else as.character(x)
 
-write_fixture <- function(obj, file) {
-  jsonlite::write_json(obj, file, digits = NA, auto_unbox = TRUE, pretty = TRUE,
-                       na = "null", null = "null", json_verbatim = TRUE)
-}
-
-# ---------------------------------------------------------------------------
-# data, read back from the files mixedfit ships
-
-read_dataset <- function(name) {
-  meta <- jsonlite::read_json(file.path(data_dir, paste0(name, ".json")))
-  cols <- meta$columns
-  classes <- vapply(cols, function(s) switch(s$type, factor = "character",
-                                               integer = "integer", numeric = "numeric"),
-                    character(1))
-  d <- utils::read.csv(file.path(data_dir, paste0(name, ".csv.gz")),
-                       colClasses = unname(classes), na.strings = "",
-                       check.names = FALSE, stringsAsFactors = FALSE)
-  for (nm in names(cols)) {
-    s <- cols[[nm]]
-    if (s$type == "factor") {
-      d[[nm]] <- factor(d[[nm]], levels = unlist(s$levels), ordered = isTRUE(s$ordered))
-    }
-  }
-  d
-}
-
-# Evaluate expr, collecting the text of every message() and warning() it
-# emits (they are muffled here and echoed to stderr by the caller).
-with_conditions <- function(expr) {
-  msgs <- character(0)
-  warns <- character(0)
-  value <- withCallingHandlers(
-    expr,
-    message = function(m) {
-      msgs <<- c(msgs, sub("\n+$", "", conditionMessage(m)))
-      invokeRestart("muffleMessage")
-    },
-    warning = function(w) {
-      msgs <<- c(msgs, conditionMessage(w))
-      warns <<- c(warns, conditionMessage(w))
-      invokeRestart("muffleWarning")
-    })
-  list(value = value, messages = msgs, warnings = warns)
-}
-
+# The messages and warnings with_conditions() collected (and muffled), echoed
+# to stderr.
 log_conditions <- function(case, what, cond) {
   for (m in cond$messages) message(sprintf("  [%s] %s: %s", case, what, m))
 }
 
 # ---------------------------------------------------------------------------
-# the cases
-
-cases <- list(
-  list(name = "sleepstudy_reml", dataset = "sleepstudy",
-       formula = "Reaction ~ Days + (Days|Subject)", reml = TRUE),
-  list(name = "sleepstudy_ml", dataset = "sleepstudy",
-       formula = "Reaction ~ Days + (Days|Subject)", reml = FALSE),
-  list(name = "sleepstudy_uncorr", dataset = "sleepstudy",
-       formula = "Reaction ~ Days + (Days||Subject)", reml = TRUE),
-  list(name = "sleepstudy_split", dataset = "sleepstudy",
-       formula = "Reaction ~ Days + (1|Subject) + (0 + Days|Subject)", reml = FALSE),
-  list(name = "sleepstudy_transform", dataset = "sleepstudy",
-       formula = "log(Reaction) ~ Days + I(Days^2) + (1|Subject)", reml = TRUE),
-  list(name = "sleepstudy_weights", dataset = "sleepstudy",
-       formula = "Reaction ~ Days + (Days|Subject)", reml = TRUE,
-       extra = list(w = "1 + (sleepstudy$Days %% 3)"), weights = "w"),
-  list(name = "sleepstudy_offset_term", dataset = "sleepstudy",
-       formula = "Reaction ~ Days + offset(off) + (Days|Subject)", reml = FALSE,
-       extra = list(off = "2 * sleepstudy$Days")),
-  list(name = "sleepstudy_offset_arg", dataset = "sleepstudy",
-       formula = "Reaction ~ Days + (Days|Subject)", reml = FALSE,
-       extra = list(off = "2 * sleepstudy$Days"), offset = "off"),
-  list(name = "sleepstudy_rankdef", dataset = "sleepstudy",
-       formula = "Reaction ~ Days + Days2 + (1|Subject)", reml = TRUE,
-       extra = list(Days2 = "2 * sleepstudy$Days")),
-  list(name = "sleepstudy_noint", dataset = "sleepstudy",
-       formula = "Reaction ~ 0 + Days + (1|Subject)", reml = FALSE),
-  list(name = "dyestuff_reml", dataset = "Dyestuff",
-       formula = "Yield ~ 1 + (1|Batch)", reml = TRUE),
-  list(name = "dyestuff_ml", dataset = "Dyestuff",
-       formula = "Yield ~ 1 + (1|Batch)", reml = FALSE),
-  list(name = "dyestuff2", dataset = "Dyestuff2",
-       formula = "Yield ~ 1 + (1|Batch)", reml = TRUE),
-  list(name = "penicillin", dataset = "Penicillin",
-       formula = "diameter ~ 1 + (1|plate) + (1|sample)", reml = TRUE),
-  list(name = "pastes", dataset = "Pastes",
-       formula = "strength ~ 1 + (1|batch/cask)", reml = TRUE),
-  list(name = "pastes_colon", dataset = "Pastes",
-       formula = "strength ~ 1 + (1|batch) + (1|batch:cask)", reml = FALSE),
-  list(name = "cake", dataset = "cake",
-       formula = "angle ~ recipe * temp + (1|recipe:replicate)", reml = FALSE,
-       unordered = TRUE),
-  list(name = "machines_factor_slope", dataset = "Machines",
-       formula = "score ~ Machine + (0 + Machine|Worker)", reml = TRUE),
-  list(name = "machines_nested", dataset = "Machines",
-       formula = "score ~ Machine + (1|Worker/Machine)", reml = TRUE),
-  list(name = "hsb82", dataset = "Hsb82",
-       formula = "mAch ~ meanses*cses + sector*cses + (cses|school)", reml = TRUE),
-  list(name = "chem97", dataset = "Chem97",
-       formula = "score ~ gcsecnt + (1|school) + (1|lea)", reml = FALSE, slow = TRUE),
-  list(name = "egsingle", dataset = "egsingle",
-       formula = "math ~ year + size + female + (year|childid) + (year|schoolid)",
-       reml = TRUE, slow = TRUE),
-  list(name = "insteval", dataset = "InstEval",
-       formula = "y ~ service + (1|s) + (1|d) + (1|dept)", reml = TRUE, slow = TRUE)
-)
+# the cases: fixture_cases of common.R (inference_cases.R and
+# inference2_cases.R fit some of the same models)
 
 # The data for a case, in a fresh environment under the data set's own name
 # (so that print() shows "Data: sleepstudy"), plus the extra columns.
@@ -393,7 +224,7 @@ run_case <- function(cs) {
   )
   t_inf <- timed(inference_for(cs, fit, env))
   fx$inference <- t_inf$value
-  file <- file.path(out_dir, paste0(cs$name, ".json"))
+  file <- file.path(fixtures_dir, paste0(cs$name, ".json"))
   write_fixture(fx, file)
   message(sprintf("%-24s fit %6.1fs  inference %6.1fs  %8d bytes  %s", cs$name,
                   fitted$seconds, t_inf$seconds, file.size(file),
@@ -443,7 +274,7 @@ lrt_sleepstudy <- function() {
            fm_days = list(formula = "Reaction ~ Days + (Days|Subject)", reml = FALSE)),
       "anova(fm_null, fm_days)")
   )
-  file <- file.path(out_dir, "lrt_sleepstudy.json")
+  file <- file.path(fixtures_dir, "lrt_sleepstudy.json")
   write_fixture(obj, file)
   message(sprintf("%-24s %8d bytes", "lrt_sleepstudy", file.size(file)))
 }
@@ -452,7 +283,7 @@ lrt_sleepstudy <- function() {
 
 args <- commandArgs(trailingOnly = TRUE)
 t_all <- proc.time()[["elapsed"]]
-selected <- if (length(args)) Filter(function(cs) cs$name %in% args, cases) else cases
+selected <- if (length(args)) Filter(function(cs) cs$name %in% args, fixture_cases) else fixture_cases
 for (cs in selected) {
   tryCatch(run_case(cs), error = function(e) {
     message(sprintf("%-24s FAILED: %s", cs$name, conditionMessage(e)))
