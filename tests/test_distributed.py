@@ -1,0 +1,181 @@
+"""The fit of Dask data (mixedfit.distributed) against the in-memory fit of the same rows.
+
+The cross products are summed in another order than in memory, so the two
+objectives differ by rounding (~1e-14 relative).  BOBYQA stops on a tolerance
+(lme4's xtol_rel = 1e-4), so where that rounding changes one of its steps θ
+and the standard errors move within that tolerance: ~1e-9 in most cases, up
+to ~3e-7 here, ~3e-6 on the flat optimum of Pastes (where the in-memory fit
+of the same rows in another order moves by up to 8e-6 itself).  Objectives
+and β are compared at 1e-8, θ and standard errors at THETA_RTOL.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+import mixedfit as mf  # noqa: E402
+from mixedfit.distributed import exact_quantiles, mixed_parquet  # noqa: E402
+from mixedfit.errors import DataError, ModelSpecError, RankDeficiencyWarning  # noqa: E402
+
+RTOL = 1e-8
+THETA_RTOL = 1e-6  # BOBYQA's stopping point moves with rounding (module docstring)
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two worker processes, as a real cluster has (the data cross process boundaries)."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        yield client
+
+
+def _partitioned(pieces: list[pd.DataFrame]):
+    """A Dask DataFrame with exactly these partitions."""
+    return dd.concat([dd.from_pandas(p, npartitions=1, sort=False) for p in pieces])
+
+
+def _blocks(data: pd.DataFrame, k: int) -> list[pd.DataFrame]:
+    """The rows in k consecutive blocks."""
+    cuts = np.linspace(0, len(data), k + 1).astype(int)
+    return [data.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+
+
+def _fits(formula: str, data: pd.DataFrame, pieces: list[pd.DataFrame], **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mf.mixed(formula, data, **kwargs), mf.mixed(formula, _partitioned(pieces), **kwargs)
+
+
+def _assert_same_fit(ref, fit, theta_rtol: float = THETA_RTOL) -> None:
+    np.testing.assert_allclose(fit.optsummary.fmin, ref.optsummary.fmin, rtol=RTOL)
+    np.testing.assert_allclose(fit.fixef, ref.fixef, rtol=RTOL)
+    np.testing.assert_allclose(fit.theta, ref.theta, rtol=theta_rtol, atol=theta_rtol)
+    np.testing.assert_allclose(fit.bse, ref.bse, rtol=theta_rtol)
+    assert fit.nobs == ref.nobs and fit.xnames == ref.xnames and fit.ngroups == ref.ngroups
+    for group, frame in ref.ranef().items():
+        assert list(fit.ranef()[group].index) == list(frame.index)
+
+
+@pytest.fixture(scope="module")
+def sleep10() -> pd.DataFrame:
+    """sleepstudy ten times over, each copy with its own subjects (1,800 rows, 180 subjects)."""
+    sleep = mf.load_dataset("sleepstudy")
+    rng = np.random.default_rng(7)
+    copies = []
+    for k in range(10):
+        copy = sleep.assign(Subject=sleep["Subject"].astype(str) + f"-{k}",
+                            Reaction=sleep["Reaction"] + rng.normal(0, 5, len(sleep)))
+        copies.append(copy)
+    return pd.concat(copies, ignore_index=True)
+
+
+def test_replicated_sleepstudy_on_two_processes(client, sleep10):
+    # Partitions by blocks of rows: every partition lacks most subjects.
+    pieces = _blocks(sleep10, 6)
+    ref, fit = _fits("Reaction ~ Days + (Days | Subject)", sleep10, pieces)
+    _assert_same_fit(ref, fit)
+    assert str(fit.summary()) == str(ref.summary())
+    fitted = fit.fittedvalues.compute()
+    np.testing.assert_allclose(fitted.loc[ref.fittedvalues.index], ref.fittedvalues, rtol=1e-7)
+    np.testing.assert_allclose(fit.resid.compute().sort_index(), ref.resid.sort_index(),
+                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(fit.resid_quantiles(),
+                               np.quantile(ref.scaled_resid, [0, 0.25, 0.5, 0.75, 1]), rtol=1e-6)
+
+
+def test_crossed_factors_with_a_categorical_fixed_effect(client):
+    rng = np.random.default_rng(3)
+    n = 3000
+    a, b = rng.integers(0, 60, n), rng.integers(0, 25, n)
+    data = pd.DataFrame({"x": rng.normal(size=n), "a": a, "b": [f"b{v}" for v in b],
+                         "f": rng.choice(["lo", "mid", "hi"], n)})
+    data["y"] = (1 + 0.5 * data.x + (data.f == "hi") + rng.normal(0, 1, 60)[a]
+                 + rng.normal(0, 0.7, 25)[b] + rng.normal(0, 1, n))
+    # Sorted by b: each partition holds a few of b's levels, and maybe not all of f's.
+    data = data.sort_values(["b", "f"], ignore_index=True)
+    ref, fit = _fits("y ~ x + f + (1|a) + (1|b)", data, _blocks(data, 5))
+    _assert_same_fit(ref, fit)
+
+
+def test_missing_levels_all_missing_rows_and_empty_partitions(client, sleep10):
+    data = sleep10.copy()
+    data.loc[data.index[:10], "Reaction"] = np.nan  # subject 308-0: 10 rows, all incomplete
+    lost = pd.DataFrame({"Reaction": np.nan, "Days": 1.0, "Subject": ["only-in-NA-rows"] * 4})
+    all_missing = pd.DataFrame({"Reaction": [np.nan] * 5, "Days": np.nan, "Subject": None})
+    whole = pd.concat([data, lost, all_missing], ignore_index=True)
+    pieces = [data.iloc[:700], all_missing, data.iloc[700:1300], lost, data.iloc[:0],
+              data.iloc[1300:]]
+    ref, fit = _fits("Reaction ~ Days + (Days | Subject)", whole, pieces)
+    _assert_same_fit(ref, fit)
+    assert "only-in-NA-rows" not in fit.ranef()["Subject"].index
+    assert "308-0" not in fit.ranef()["Subject"].index
+
+
+def test_nested_interaction_grouping_factor():
+    pastes = mf.load_dataset("Pastes")
+    pieces = [pastes.iloc[i::4] for i in range(4)]
+    ref, fit = _fits("strength ~ 1 + (1|batch/cask)", pastes, pieces)
+    _assert_same_fit(ref, fit, theta_rtol=1e-5)  # a flat optimum (see the module's note)
+
+
+def test_weights_offset_and_rank_deficiency():
+    sleep = mf.load_dataset("sleepstudy")
+    rng = np.random.default_rng(1)
+    data = sleep.assign(w=rng.uniform(0.5, 2, len(sleep)), o=rng.normal(size=len(sleep)),
+                        Days2=2 * sleep["Days"])
+    formula = "Reaction ~ Days + Days2 + (1 | Subject)"
+    with pytest.warns(RankDeficiencyWarning):
+        fit = mf.mixed(formula, dd.from_pandas(data, npartitions=3), weights="w", offset="o")
+    ref = mf.mixed(formula, data, weights="w", offset="o")
+    _assert_same_fit(ref, fit)
+    assert fit.fit_warnings == ref.fit_warnings
+    np.testing.assert_allclose(fit.predict().compute(), ref.predict(), rtol=1e-7)
+
+
+def test_parquet_files_and_predictions_on_new_dask_data(tmp_path):
+    sleep = mf.load_dataset("sleepstudy")
+    for k in range(3):
+        sleep.iloc[k::3].to_parquet(tmp_path / f"part{k}.parquet")
+    fit = mixed_parquet("Reaction ~ Days + (Days | Subject)", str(tmp_path / "*.parquet"))
+    ref = mf.mixed("Reaction ~ Days + (Days | Subject)", sleep)
+    _assert_same_fit(ref, fit)
+    new = pd.DataFrame({"Days": [0.0, 9.0], "Subject": ["308", "999"]})
+    expected = ref.predict(new, allow_new_levels=True)
+    lazy = fit.predict(dd.from_pandas(new, npartitions=1), allow_new_levels=True)
+    np.testing.assert_allclose(lazy.compute(), expected, rtol=1e-9)
+    np.testing.assert_allclose(fit.predict(new, allow_new_levels=True), expected, rtol=1e-9)
+
+
+def test_what_partitions_cannot_do_is_refused():
+    sleep = dd.from_pandas(mf.load_dataset("sleepstudy"), npartitions=2)
+    with pytest.raises(ModelSpecError, match="scale"):
+        mf.mixed("Reaction ~ scale(Days) + (1 | Subject)", sleep)
+    with pytest.raises(ModelSpecError, match="columns or interactions"):
+        mf.mixed("Reaction ~ Days + (1 | factor(Subject))", sleep)
+    with pytest.raises(DataError, match="name a column"):
+        mf.mixed("Reaction ~ Days + (1 | Subject)", sleep, weights=np.ones(180))
+    fit = mf.mixed("Reaction ~ Days + (1 | Subject)", sleep)
+    with pytest.raises(NotImplementedError):
+        fit.simulate()
+    with pytest.raises(NotImplementedError):
+        fit.confint()  # profile intervals refit from the rows
+    assert fit.confint(method="wald").shape == (4, 2)
+
+
+@pytest.mark.parametrize("values", [
+    [3.0, -1.0, 2.5, 10.0, 0.0],
+    [1.0] * 7 + [2.0] * 3,
+    list(np.random.default_rng(0).standard_normal(5001)),
+])
+def test_exact_quantiles_are_numpys(values):
+    probs = [0, 0.1, 0.25, 0.5, 0.75, 0.99, 1]
+    x = dd.from_pandas(pd.Series(values + [np.nan]), npartitions=3)
+    np.testing.assert_array_equal(exact_quantiles(x, probs), np.quantile(values, probs))
