@@ -311,7 +311,12 @@ def _delayed(function: Callable) -> Callable:
 
 
 def _shared(value: Any):
-    """``value`` as one task that every task using it reads (sent once per worker)."""
+    """``value`` as one task, for every task to read (sent once to each worker).
+
+    Make it once and pass that on: each call is a new key (an object with no
+    deterministic token gets a random one), so a call per task would send a
+    copy per task.
+    """
     import dask
 
     return dask.delayed(value, traverse=False)
@@ -435,9 +440,8 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
     timings["levels"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    order = engine_order(design.terms)
-    sums = _compute(_tree_reduce([_delayed(_partition_sums)(p, _shared(plan), order)
-                                  for p in parts]))
+    order, shared = engine_order(design.terms), _shared(plan)
+    sums = _compute(_tree_reduce([_delayed(_partition_sums)(p, shared, order) for p in parts]))
     timings["sums"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
