@@ -341,6 +341,11 @@ class CrossProducts:
             _diagonal_block_mirror(o, t.size, t.nlevels, self.m) for o, t in zip(self.rest_offsets, rest)
         ]
 
+    @property
+    def blocks(self) -> CrossBlocks:
+        """The cross products this was built from (to refit without the rows)."""
+        return CrossBlocks(self.A00, self.R0, self.F0, self.Arr, self.n, self.sum_log_w)
+
     # -- per-θ work -----------------------------------------------------------
     def templates(self, theta_engine: list[np.ndarray]) -> list[np.ndarray]:
         return [lower_template(th, t.size) for th, t in zip(theta_engine, self.terms)]

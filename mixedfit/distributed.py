@@ -591,9 +591,8 @@ class DaskResults(MixedResults):
     :attr:`scaled_resid` and :meth:`predict`; :meth:`summary` reads exact
     scaled-residual quantiles (two passes, :meth:`resid_quantiles`).
     Refits from the rows (``bootstrap``, ``simulate``, ``refit``,
-    ``profile``, profile intervals) raise ``NotImplementedError``; for
-    :func:`mixedfit.anova`, fit with ``reml=False`` (its REML-to-ML refit
-    needs the rows).
+    ``profile``, profile intervals) raise ``NotImplementedError``;
+    :func:`mixedfit.anova` works: its REML-to-ML refit reuses the summed cross products.
 
     Attributes
     ----------

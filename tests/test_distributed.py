@@ -170,6 +170,18 @@ def test_what_partitions_cannot_do_is_refused():
     assert fit.confint(method="wald").shape == (4, 2)
 
 
+def test_anova_refits_reml_fits_from_the_sums(client):
+    # lme4's anova refits REML fits by ML; from Dask data that must use the summed cross products.
+    sleep = mf.load_dataset("sleepstudy")
+    formulas = ("Reaction ~ Days + (Days || Subject)", "Reaction ~ Days + (Days | Subject)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = mf.anova(*[mf.mixed(f, _partitioned(_blocks(sleep, 3))) for f in formulas])
+        ref = mf.anova(*[mf.mixed(f, sleep) for f in formulas])
+    np.testing.assert_allclose(ours["deviance"].to_numpy(float), ref["deviance"].to_numpy(float), rtol=RTOL)
+    np.testing.assert_allclose(ours["Chisq"].to_numpy(float)[1], ref["Chisq"].to_numpy(float)[1], rtol=1e-6)
+
+
 @pytest.mark.parametrize("values", [
     [3.0, -1.0, 2.5, 10.0, 0.0],
     [1.0] * 7 + [2.0] * 3,

@@ -94,7 +94,9 @@ def refit_ml(fit):
 
     if not fit.reml:
         return fit
-    model = MixedModel(fit.model.design, reml=False)
+    # The cross products do not depend on the criterion: reuse them (a fit from
+    # Dask data has no rows in memory to rebuild them from).
+    model = MixedModel(fit.model.design, reml=False, blocks=fit.model.cross.blocks)
     return model.fit(start=np.asarray(fit.theta, float), data_name=fit.data_name,
                      weights_name=fit.weights_name, offset_name=fit.offset_name)
 
