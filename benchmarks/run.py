@@ -643,6 +643,15 @@ def render_markdown(report: dict) -> str:
     else:
         lines.append(f"In every case where both fitted, mixedfit's objective is ≤ lme4's + {OBJ_RTOL:g} relative.")
     lines += ["", "## Notes per case", ""] + notes + [""]
+    lines += [
+        "## Other benchmarks",
+        "",
+        "- Scale-out: 1e8 rows from parquet on a two-process Dask cluster, [RESULTS_dask.md](RESULTS_dask.md)"
+        " (`benchmarks/dask_bench.py`).",
+        "- Profile of InstEval's variance parameters, mixedfit vs lme4: [RESULTS_profile.md](RESULTS_profile.md)"
+        " (`benchmarks/profile_insteval.py`).",
+        "",
+    ]
     return "\n".join(lines)
 
 
