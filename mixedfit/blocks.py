@@ -136,20 +136,13 @@ def _congruence(A: np.ndarray, T: np.ndarray) -> np.ndarray:
 
 
 def _batched_cholesky(B: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factors of a stack of SPD blocks; closed form for S ≤ 2."""
-    S = B.shape[-1]
-    if S == 1:
+    """Lower Cholesky factors of a stack of SPD blocks (S = 2 has :func:`_first_block_2x2`)."""
+    if B.shape[-1] == 1:
         return np.sqrt(B)
-    if S == 2:
-        L = np.zeros_like(B)
-        L[:, 0, 0] = np.sqrt(B[:, 0, 0])
-        L[:, 1, 0] = B[:, 1, 0] / L[:, 0, 0]
-        L[:, 1, 1] = np.sqrt(B[:, 1, 1] - L[:, 1, 0] ** 2)
-        return L
     return np.linalg.cholesky(B)
 
 
-def _batched_lower_inverse(L: np.ndarray) -> np.ndarray:
+def batched_lower_inverse(L: np.ndarray) -> np.ndarray:
     """Inverses of a stack of lower-triangular blocks; closed form for S ≤ 2."""
     S = L.shape[-1]
     if S == 1:
@@ -198,12 +191,12 @@ def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
            [0.5, 2. ]])
     """
     T = np.zeros((size, size))
-    T[_template_positions(size)] = theta
+    T[template_positions(size)] = theta
     return T
 
 
 @functools.lru_cache(maxsize=None)
-def _template_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
+def template_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
     """(row, col) of θ's entries in a template: its lower triangle, column major."""
     rows, cols = np.triu_indices(size)  # row-major upper triangle of Tᵀ = column-major lower of T
     return cols, rows
@@ -359,7 +352,7 @@ class CrossProducts:
             B[:, s, s] += 1.0
         L00 = _batched_cholesky(B)
         # M = (T0 L⁻ᵀ)(T0 L⁻ᵀ)ᵀ, symmetric to rounding by construction.
-        TL = _right_multiply(np.broadcast_to(T0, L00.shape), np.swapaxes(_batched_lower_inverse(L00), 1, 2))
+        TL = _right_multiply(np.broadcast_to(T0, L00.shape), np.swapaxes(batched_lower_inverse(L00), 1, 2))
         return L00, _right_multiply(TL, np.swapaxes(TL, 1, 2))
 
     def _schur_update(self, G: np.ndarray, M: np.ndarray) -> None:
@@ -427,8 +420,7 @@ class CrossProducts:
     def lower_offdiag(self, f: Factor) -> np.ndarray:
         """L_r0 = Λrᵀ A_r0 Λ0 L00⁻ᵀ as a dense (m, q0) array (used once, after the fit)."""
         T0 = f.templates[0]
-        eye = np.broadcast_to(np.eye(self.S0), f.L00.shape)
-        D = T0 @ np.swapaxes(np.linalg.solve(f.L00, eye), 1, 2)  # (ℓ, S, S) blocks of Λ0 L00⁻ᵀ
+        D = T0 @ np.swapaxes(batched_lower_inverse(f.L00), 1, 2)  # (ℓ, S, S) blocks of Λ0 L00⁻ᵀ
         Ar0 = np.vstack([self.R0.toarray(), self.F0]) if self.qr else self.F0.copy()
         out = np.einsum("kls,lst->klt", Ar0.reshape(self.m, self.l0, self.S0), D).reshape(self.m, -1)
         return self._scale_rows(out, f.templates)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .blocks import CrossBlocks, CrossProducts, Factor
+from .blocks import CrossBlocks, CrossProducts, Factor, template_positions
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from .optimize import OptSummary, bobyqa, finite_derivatives
 from .terms import Design
@@ -171,8 +171,7 @@ class MixedModel:
         for term in self.design.terms:
             rms = np.sqrt(np.mean(term.z**2, axis=0)) if len(term.z) else np.ones(term.size)
             rms[~(np.isfinite(rms) & (rms > 0))] = 1.0
-            rows, cols = np.tril_indices(term.size)
-            units.append(1.0 / rms[rows[np.lexsort((rows, cols))]])
+            units.append(1.0 / rms[template_positions(term.size)[0]])
         return np.concatenate(units)
 
     def _checked_start(self, start) -> np.ndarray:
@@ -303,9 +302,8 @@ def _cores_busy() -> bool:
 
 def _diagonal_mask(size: int) -> np.ndarray:
     """1 where a term's θ (column-major lower triangle) is a diagonal element."""
-    rows, cols = np.tril_indices(size)
-    order = np.lexsort((rows, cols))
-    return (rows[order] == cols[order]).astype(float)
+    rows, cols = template_positions(size)
+    return (rows == cols).astype(float)
 
 
 def _r_g(x: float) -> str:

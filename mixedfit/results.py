@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import solve_triangular
 
+from .blocks import batched_lower_inverse
 from .model import Convergence, MixedModel
 from .optimize import OptSummary
 
@@ -220,8 +221,7 @@ class MixedResults:
         f, cross = self._factor, self.model.cross
         s2 = self.sigma**2
         l0, S0, qr = cross.l0, cross.S0, cross.qr
-        eye = np.broadcast_to(np.eye(S0), f.L00.shape)
-        L00inv = np.linalg.solve(f.L00, eye)  # (ℓ, S, S)
+        L00inv = batched_lower_inverse(f.L00)  # (ℓ, S, S)
         blocks0 = np.swapaxes(L00inv, 1, 2) @ L00inv
         engine = [blocks0]
         if qr:

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ..blocks import lower_template
+from ..blocks import lower_template, template_positions
 from ..errors import MixedFitError
 
 __all__ = ["confint", "format_perc", "varpar_names", "theta_to_sdcor", "sdcor_to_theta"]
@@ -185,9 +185,7 @@ def sdcor_to_theta(model, sdcor: np.ndarray) -> np.ndarray:
 
 def _lower_colmajor(m: np.ndarray) -> np.ndarray:
     """The lower triangle of ``m`` column by column (θ's layout)."""
-    rows, cols = np.tril_indices(m.shape[0])
-    order = np.lexsort((rows, cols))
-    return m[rows[order], cols[order]]
+    return m[template_positions(m.shape[0])]
 
 
 def _from_lower_colmajor(v: np.ndarray, size: int) -> np.ndarray:
