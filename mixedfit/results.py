@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import solve_triangular
 
-from .blocks import batched_lower_inverse
+from .blocks import batched_lower_inverse, level_blocks_product
 from .model import Convergence, MixedModel
 from .optimize import OptSummary
 
@@ -228,9 +228,8 @@ class MixedResults:
             D = f.Lrr[:qr, :qr]
             Dinv = solve_triangular(D, np.eye(qr), lower=True)
             C = cross.lower_offdiag(f)[:qr]  # (q_r, q0)
-            CL = np.einsum("kls,lst->klt", C.reshape(qr, l0, S0), L00inv).reshape(qr, -1)
-            E = (Dinv @ CL).reshape(qr, l0, S0)
-            engine[0] = blocks0 + np.einsum("kls,klt->lst", E, E)
+            E = (Dinv @ level_blocks_product(C, L00inv)).reshape(qr, l0, S0)
+            engine[0] = blocks0 + np.matmul(E.transpose(1, 2, 0), E.transpose(1, 0, 2))
             for k in range(len(cross.terms) - 1):
                 o, term = cross.rest_offsets[k], cross.terms[k + 1]
                 cols = Dinv[:, o : o + term.size * term.nlevels].reshape(qr, term.nlevels, term.size)
