@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -67,35 +68,41 @@ def _sparse_term_by_term(a: RandomEffectsTerm, b: RandomEffectsTerm, sw: np.ndar
 _PATTERN_BUDGET = 4_000_000  # most (i, j, s, t) products the precomputed pattern may hold
 
 
-def _pattern_size(R0: sp.csr_matrix, S0: int) -> int:
+def _pattern_size(Ar0: sp.csr_matrix, S0: int, qr: int) -> int:
     """Number of products the pattern of :func:`_schur_pattern` would enumerate."""
-    per_level = np.bincount(R0.indices // S0, minlength=R0.shape[1] // S0).astype(np.int64)
-    return int(np.sum(per_level * per_level))
+    ell = Ar0.shape[1] // S0
+    coo = Ar0.tocoo()
+    level = coo.col // S0
+    per_level = np.bincount(level, minlength=ell).astype(np.int64)
+    random_rows = np.bincount(level[coo.row < qr], minlength=ell).astype(np.int64)
+    return int(np.sum(per_level * random_rows))
 
 
-def _schur_pattern(R0: sp.csr_matrix, S0: int, m: int) -> tuple[sp.csr_matrix, np.ndarray]:
-    """The fixed sparsity pattern of ``R0 M R0ᵀ`` (lower triangle) for block-diagonal M.
+def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The fixed sparsity pattern of ``Ar0 M Ar0ᵀ`` in the random rest's columns, for block-diagonal M.
 
-    Entry (i, j) of ``R0 M R0ᵀ`` is ``Σ_l Σ_st R0[i,(l,s)] M_l[s,t] R0[j,(l,t)]``: a
-    fixed linear map of the entries of M.  Returns that map as a sparse matrix
-    ``P`` (one row per structurally nonzero (i, j), i ≥ j) and the flat positions
+    ``Ar0`` stacks ``R0`` (the random rest's rows, 0 … q_r − 1) on ``F0`` (X and
+    y).  Entry (i, j) of ``Ar0 M Ar0ᵀ`` is ``Σ_l Σ_st Ar0[i,(l,s)] M_l[s,t] Ar0[j,(l,t)]``:
+    a fixed linear map of the entries of M.  Returns that map for the entries
+    with i ≥ j and j < q_r (the lower triangle's random-rest columns) as a sparse
+    matrix ``P``, one row per structurally nonzero (i, j), and the flat positions
     of those (i, j) in an (m, m) array, so that each θ costs one ``P @ Mp.ravel()``
     with M in plane layout ``Mp[s, t, l] = M_l[s, t]`` (see :func:`_to_planes`).
     """
-    coo = R0.tocoo()
+    coo = Ar0.tocoo()
     level, s = np.divmod(coo.col, S0)
     order = np.argsort(level, kind="stable")
     rows, level, s, vals = coo.row[order], level[order], s[order], coo.data[order]
-    counts = np.bincount(level, minlength=R0.shape[1] // S0)
+    counts = np.bincount(level, minlength=Ar0.shape[1] // S0)
     starts = np.concatenate([[0], np.cumsum(counts)])[level]
     reps = counts[level]
     a = np.repeat(np.arange(rows.size), reps)
     b = starts[a] + (np.arange(a.size) - np.repeat(np.cumsum(reps) - reps, reps))
-    keep = rows[a] >= rows[b]
+    keep = (rows[a] >= rows[b]) & (rows[b] < qr)
     a, b = a[keep], b[keep]
     flat = rows[a].astype(np.int64) * m + rows[b]
     pos, inverse = np.unique(flat, return_inverse=True)
-    l0 = R0.shape[1] // S0
+    l0 = Ar0.shape[1] // S0
     mcol = (s[a] * S0 + s[b]) * l0 + level[a]
     P = sp.csr_matrix((vals[a] * vals[b], (inverse, mcol)), shape=(pos.size, l0 * S0 * S0))
     P.sum_duplicates()
@@ -176,30 +183,26 @@ def batched_lower_inverse(L: np.ndarray) -> np.ndarray:
     return np.linalg.solve(L, np.broadcast_to(np.eye(S), L.shape))
 
 
-def _first_block_2x2(A: np.ndarray, T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:meth:`CrossProducts._first_block` for S = 2 (random slopes) in closed form.
+def _first_block_2x2(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
+    """``log|L00|²`` and M of :meth:`CrossProducts._first_block` for S = 2 (random slopes), in closed form.
 
-    With B = TᵀA_lT + I, its Cholesky factor and M = T B⁻¹ Tᵀ are a handful of
-    elementwise operations on the ℓ-vectors of A's three distinct entries,
-    several times faster than products of stacks of 2×2 matrices.  M comes
-    in plane layout (2, 2, ℓ).
+    With B = TᵀA_lT + I, both are a handful of elementwise operations on the
+    ℓ-vectors of A's three distinct entries (log|B_l| and B_l⁻¹ from its
+    determinant), several times faster than products of stacks of 2×2 matrices.
+    M comes in plane layout (2, 2, ℓ).
     """
     t00, t10, t11 = T[0, 0], T[1, 0], T[1, 1]
     a00, a01, a11 = A[:, 0, 0], A[:, 1, 0], A[:, 1, 1]
     b00 = t00 * t00 * a00 + 2.0 * t00 * t10 * a01 + t10 * t10 * a11 + 1.0
     b01 = t11 * (t00 * a01 + t10 * a11)
     b11 = t11 * t11 * a11 + 1.0
-    L = np.zeros_like(A)
-    L[:, 0, 0] = np.sqrt(b00)
-    L[:, 1, 0] = b01 / L[:, 0, 0]
-    L[:, 1, 1] = np.sqrt(b11 - L[:, 1, 0] ** 2)
     det = b00 * b11 - b01 * b01
     i00, i01, i11 = b11 / det, -b01 / det, b00 / det
     M = np.empty((2, 2, A.shape[0]))
     M[0, 0] = t00 * t00 * i00
     M[1, 0] = M[0, 1] = t00 * (t10 * i00 + t11 * i01)
     M[1, 1] = t10 * t10 * i00 + 2.0 * t10 * t11 * i01 + t11 * t11 * i11
-    return L, M
+    return float(np.sum(np.log(det))), M
 
 
 def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
@@ -223,17 +226,27 @@ def template_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
     return cols, rows
 
 
-@dataclass
 class Factor:
     """The blocked Cholesky factor at one θ.
 
     ``L00`` (ℓ, S, S) is the first term's block-diagonal factor; ``Lrr`` is the
-    dense factor of the rest (random rest, then X, then y).
+    dense factor of the rest (random rest, then X, then y).  The objective needs
+    only ``log|L00|²`` (``logdet0``), so ``L00`` itself is formed on first use.
     """
 
-    L00: np.ndarray
-    Lrr: np.ndarray
-    templates: list[np.ndarray]
+    def __init__(self, logdet0: float, Lrr: np.ndarray, templates: list[np.ndarray],
+                 first: Callable[[np.ndarray], np.ndarray], L00: np.ndarray | None = None):
+        self.logdet0 = logdet0
+        self.Lrr = Lrr
+        self.templates = templates
+        self._first = first
+        self._L00 = L00
+
+    @property
+    def L00(self) -> np.ndarray:
+        if self._L00 is None:
+            self._L00 = self._first(self.templates[0])
+        return self._L00
 
 
 def engine_order(terms: list[RandomEffectsTerm]) -> list[int]:
@@ -352,8 +365,11 @@ class CrossProducts:
         planes = _to_planes(self.l0 * self.S0, self.S0)
         self._F0p = np.ascontiguousarray(self.F0[:, planes])
         self._R0p = self.R0[:, planes].tocsr() if self.S0 > 1 else self.R0
+        Ar0 = sp.vstack([self.R0, sp.csr_matrix(self.F0)]).tocsr()
         self._pairs, self._pair_pos = (
-            _schur_pattern(self.R0, self.S0, self.m) if _pattern_size(self.R0, self.S0) <= _PATTERN_BUDGET else (None, None)
+            _schur_pattern(Ar0, self.S0, self.m, self.qr)
+            if self.qr and _pattern_size(Ar0, self.S0, self.qr) <= _PATTERN_BUDGET
+            else (None, None)
         )
         self._block_mirror = [
             _diagonal_block_mirror(o, t.size, t.nlevels, self.m) for o, t in zip(self.rest_offsets, rest)
@@ -368,39 +384,46 @@ class CrossProducts:
     def templates(self, theta_engine: list[np.ndarray]) -> list[np.ndarray]:
         return [lower_template(th, t.size) for th, t in zip(theta_engine, self.terms)]
 
-    def _first_block(self, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """L00 (batched Cholesky of T0ᵀA00T0 + I) and M = T0 (T0ᵀA00T0 + I)⁻¹ T0ᵀ in plane layout (S, S, ℓ)."""
-        if self.S0 == 2:
-            return _first_block_2x2(self.A00, T0)
+    def first_factor(self, T0: np.ndarray) -> np.ndarray:
+        """L00: the batched Cholesky factors of T0ᵀA00T0 + I, shape (ℓ, S, S)."""
         if self.S0 == 1:
-            L00 = np.sqrt(T0[0, 0] ** 2 * self.A00 + 1.0)
-            return L00, (T0[0, 0] / L00.reshape(1, 1, -1)) ** 2
+            return np.sqrt(T0[0, 0] ** 2 * self.A00 + 1.0)
         B = _congruence(self.A00, T0)
         for s in range(self.S0):
             B[:, s, s] += 1.0
-        L00 = np.linalg.cholesky(B)
+        return np.linalg.cholesky(B)
+
+    def _first_block(self, T0: np.ndarray) -> tuple[float, np.ndarray, np.ndarray | None]:
+        """log|L00|², M = T0 (T0ᵀA00T0 + I)⁻¹ T0ᵀ in plane layout (S, S, ℓ), and L00 where it was formed."""
+        if self.S0 == 1:
+            B = T0[0, 0] ** 2 * self.A00 + 1.0
+            return float(np.sum(np.log(B))), (T0[0, 0] ** 2 / B).reshape(1, 1, -1), None
+        if self.S0 == 2:
+            return (*_first_block_2x2(self.A00, T0), None)
+        L00 = self.first_factor(T0)
         # M = (T0 L⁻ᵀ)(T0 L⁻ᵀ)ᵀ, symmetric to rounding by construction.
         TL = _right_multiply(np.broadcast_to(T0, L00.shape), np.swapaxes(batched_lower_inverse(L00), 1, 2))
-        return L00, _right_multiply(TL, np.swapaxes(TL, 1, 2)).transpose(1, 2, 0)
+        M = _right_multiply(TL, np.swapaxes(TL, 1, 2)).transpose(1, 2, 0)
+        return 2.0 * float(np.sum(np.log(np.diagonal(L00, axis1=1, axis2=2)))), M, L00
 
     def _schur_update(self, G: np.ndarray, Mp: np.ndarray) -> None:
         """In place ``G ← G − A_r0 M A_r0ᵀ`` on the lower triangle (all dpotrf reads).
 
-        The random-rest rows use the precomputed pattern (:func:`_schur_pattern`),
-        a single sparse mat-vec per θ, unless the pattern would be too large to
-        keep (heavily crossed factors), in which case a sparse product is formed
-        each time; the dense X/y rows use BLAS.
+        The random-rest columns (rows of the rest and of X/y against them) use
+        the precomputed pattern (:func:`_schur_pattern`), a single sparse mat-vec
+        per θ, unless the pattern would be too large to keep (heavily crossed
+        factors), in which case sparse products are formed each time; the dense
+        X/y block uses BLAS.
         """
         S0, l0, qr = self.S0, self.l0, self.qr
         k = self._F0p.shape[0]
         FM = _planes_times_blocks(self._F0p.reshape(k, S0, l0), Mp).reshape(k, -1)
         G[qr:, qr:] -= FM @ self._F0p.T
-        if qr:
-            if self._pairs is not None:
-                G.reshape(-1)[self._pair_pos] -= self._pairs @ Mp.reshape(-1)
-            else:
-                Mb = sp.bmat([[sp.diags(Mp[s, t]) for t in range(S0)] for s in range(S0)], format="csr")
-                G[:qr, :qr] -= ((self._R0p @ Mb) @ self._R0p.T).toarray()
+        if self._pairs is not None:
+            G.reshape(-1)[self._pair_pos] -= self._pairs @ Mp.reshape(-1)
+        elif qr:
+            Mb = sp.bmat([[sp.diags(Mp[s, t]) for t in range(S0)] for s in range(S0)], format="csr")
+            G[:qr, :qr] -= ((self._R0p @ Mb) @ self._R0p.T).toarray()
             G[qr:, :qr] -= (self._R0p @ FM.T).T
 
     def _scale_rest(self, G: np.ndarray, templates: list[np.ndarray]) -> None:
@@ -426,23 +449,25 @@ class CrossProducts:
     def factor(self, theta_engine: list[np.ndarray]) -> Factor | None:
         """Factor at θ (one array per term, engine order); None if not positive definite."""
         templates = self.templates(theta_engine)
-        L00, M = self._first_block(templates[0])
+        logdet0, M, L00 = self._first_block(templates[0])
         G = self.Arr.copy()
         self._schur_update(G, M)
         self._scale_rest(G, templates)
         idx = np.arange(self.qr)
         G[idx, idx] += 1.0
-        Lrr, info = lapack.dpotrf(G, lower=1, clean=1, overwrite_a=1)
+        # G's lower triangle is the upper triangle of the Fortran-ordered Gᵀ:
+        # factoring that view spares LAPACK's wrapper a transposing copy (a
+        # third of the time of a 1145×1145 factorization).
+        U, info = lapack.dpotrf(G.T, lower=0, clean=1, overwrite_a=1)
         if info != 0:
             return None
-        return Factor(L00=L00, Lrr=Lrr, templates=templates)
+        return Factor(logdet0, U.T, templates, self.first_factor, L00)
 
     # -- quantities read off the factor ---------------------------------------
     def logdets(self, f: Factor) -> tuple[float, float, float]:
         """(log|L_Z|², log|L_X|², r²) from the factor's diagonal."""
-        d0 = np.diagonal(f.L00, axis1=1, axis2=2)
         dr = np.diagonal(f.Lrr)
-        ldL2 = 2.0 * (np.sum(np.log(d0)) + np.sum(np.log(dr[: self.qr])))
+        ldL2 = f.logdet0 + 2.0 * np.sum(np.log(dr[: self.qr]))
         ldRX2 = 2.0 * np.sum(np.log(dr[self.qr : self.qr + self.p]))
         return float(ldL2), float(ldRX2), float(dr[-1] ** 2)
 
