@@ -479,22 +479,28 @@ class CrossProducts:
         out = level_blocks_product(Ar0, D)
         return self._scale_rows(out, f.templates)
 
-    def _scale_rows(self, B: np.ndarray, templates: list[np.ndarray]) -> np.ndarray:
-        """``Λrᵀ B`` for an (m, k) array: scale the random-rest rows."""
+    def _scale_rows(self, B: np.ndarray, templates: list[np.ndarray], transpose: bool = True) -> np.ndarray:
+        """``Λrᵀ B`` (or ``Λr B``) for an (m, k) array: scale the random-rest rows."""
         B = B.copy()
         for k, T in enumerate(templates[1:]):
             o, S, ell = self.rest_offsets[k], self._rest_sizes[k], self._rest_levels[k]
             sl = slice(o, o + S * ell)
-            B[sl, :] = (T.T @ B[sl, :].reshape(ell, S, -1)).reshape(-1, B.shape[1])
+            B[sl, :] = ((T.T if transpose else T) @ B[sl, :].reshape(ell, S, -1)).reshape(-1, B.shape[1])
         return B
 
     def solve(self, f: Factor) -> tuple[np.ndarray, list[np.ndarray]]:
-        """β̂ and the spherical random effects u (engine term order, each (ℓ, S))."""
-        Lr0 = self.lower_offdiag(f)
+        """β̂ and the spherical random effects u (engine term order, each (ℓ, S)).
+
+        With v from the dense factor, the first term's right-hand side is
+        ``L_r0ᵀ [−v; 1] = L00⁻¹ Λ0ᵀ A_r0ᵀ Λr [−v; 1]``: sparse products with the
+        stored cross products, never the dense (m, q0) ``L_r0``.
+        """
         top = f.Lrr[:-1, :-1]
         v = solve_triangular(top, f.Lrr[-1, :-1], lower=True, trans="T")
-        rhs0 = Lr0[-1, :] - Lr0[:-1, :].T @ v
-        u0 = np.linalg.solve(np.swapaxes(f.L00, 1, 2), rhs0.reshape(self.l0, self.S0, 1))[..., 0]
+        w = self._scale_rows(np.append(-v, 1.0)[:, None], f.templates, transpose=False)[:, 0]
+        z = self.R0.T @ w[: self.qr] + self.F0.T @ w[self.qr :]
+        rhs0 = np.linalg.solve(f.L00, (z.reshape(self.l0, self.S0) @ f.templates[0])[..., None])
+        u0 = np.linalg.solve(np.swapaxes(f.L00, 1, 2), rhs0)[..., 0]
         us = [u0]
         for k in range(len(self.terms) - 1):
             o, S, ell = self.rest_offsets[k], self._rest_sizes[k], self._rest_levels[k]
