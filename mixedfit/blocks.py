@@ -89,24 +89,43 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int) -> tuple[sp.csr
     of those (i, j) in an (m, m) array, so that each θ costs one ``P @ Mp.ravel()``
     with M in plane layout ``Mp[s, t, l] = M_l[s, t]`` (see :func:`_to_planes`).
     """
-    coo = Ar0.tocoo()
+    ell = Ar0.shape[1] // S0
+    coo = Ar0.tocsc().tocoo()  # entries in column order, hence grouped by level
+    rows, vals = coo.row, coo.data
     level, s = np.divmod(coo.col, S0)
-    order = np.argsort(level, kind="stable")
-    rows, level, s, vals = coo.row[order], level[order], s[order], coo.data[order]
-    counts = np.bincount(level, minlength=Ar0.shape[1] // S0)
-    starts = np.concatenate([[0], np.cumsum(counts)])[level]
+    # Pair every entry with the random-rest entries (rows < q_r) of its level.
+    rest = np.flatnonzero(rows < qr)
+    counts = np.bincount(level[rest], minlength=ell)
+    starts = np.concatenate([[0], np.cumsum(counts)])
     reps = counts[level]
     a = np.repeat(np.arange(rows.size), reps)
-    b = starts[a] + (np.arange(a.size) - np.repeat(np.cumsum(reps) - reps, reps))
-    keep = (rows[a] >= rows[b]) & (rows[b] < qr)
+    b = rest[np.repeat(starts[level], reps) + (np.arange(a.size) - np.repeat(np.cumsum(reps) - reps, reps))]
+    keep = rows[a] >= rows[b]
     a, b = a[keep], b[keep]
     flat = rows[a].astype(np.int64) * m + rows[b]
-    pos, inverse = np.unique(flat, return_inverse=True)
-    l0 = Ar0.shape[1] // S0
-    mcol = (s[a] * S0 + s[b]) * l0 + level[a]
-    P = sp.csr_matrix((vals[a] * vals[b], (inverse, mcol)), shape=(pos.size, l0 * S0 * S0))
+    pos, inverse = _distinct(flat, m * m)
+    mcol = (s[a] * S0 + s[b]) * ell + level[a]
+    P = sp.csr_matrix((vals[a] * vals[b], (inverse, mcol)), shape=(pos.size, ell * S0 * S0))
     P.sum_duplicates()
     return P, pos
+
+
+def _distinct(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for integers in [0, size).
+
+    Where the range is not much larger than the data, marking a table of that
+    size replaces the sort (the Schur pattern of InstEval: 65 → 10 ms).
+
+    Examples
+    --------
+    >>> _distinct(np.array([5, 2, 5, 7]), 8)
+    (array([2, 5, 7]), array([1, 0, 1, 2]))
+    """
+    if size > 8 * values.size + 1024:
+        return np.unique(values, return_inverse=True)
+    seen = np.zeros(size, bool)
+    seen[values] = True
+    return np.flatnonzero(seen), (np.cumsum(seen) - 1)[values]
 
 
 def _diagonal_block_mirror(offset: int, S: int, ell: int, m: int) -> tuple[np.ndarray, np.ndarray]:
