@@ -65,7 +65,7 @@ from common import (  # noqa: E402
 )
 
 LIBS = ("mixedfit", "lme4", "statsmodels")
-OBJ_RTOL = 1e-7
+OBJ_RTOL = 1e-9
 WARMUP_FORMULA = "Reaction ~ Days + (Days|Subject)"
 
 

@@ -5,7 +5,7 @@ pandas, formulaic or NLopt exception) with a message naming the column,
 level or formula position (a caret under it).  Where lme4 refuses the same
 input, its own words (``tests/lme4/hard_cases.R`` records them) appear in the
 message.  The hard fits are lme4's hard cases: mixedfit must reach lme4's
-optimum or a better one (objective at most 1e-7 above lme4's, relative).
+optimum or a better one (objective at most 1e-9 above lme4's, relative).
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ from mixedfit.errors import (ConvergenceWarning, DataError, FormulaError, MixedF
 HARD = json.loads((Path(__file__).parent / "lme4" / "fixtures" / "hard_cases.json")
                   .read_text(encoding="utf-8"))
 LME4_ERRORS = HARD["errors"]
-OBJ_REL = 1e-7  # objective never above lme4's by more than this, relative
+# Objective never above lme4's by more than this, relative: rounding-level path
+# differences stay near 1e-12, and the optimizer polishes until the derivatives
+# predict less than 1e-9 more to gain (model._GAP_TOL).
+OBJ_REL = 1e-9
 FORMULA = "Reaction ~ Days + (1 | Subject)"
 
 

@@ -2,7 +2,7 @@
 
 The fixtures are written by ``tests/lme4/make_fixtures.R`` (lme4 1.1-31).
 Tolerances are those the project promises (issue "Core"): objective not above
-lme4's by more than 1e-7 relative; β within 0.002 standard errors; standard
+lme4's by more than 1e-9 relative; β within 0.002 standard errors; standard
 errors, σ and VarCorr within 0.2 %; random effects within 0.2 % of their
 conditional SD; summary text identical.
 """
@@ -29,7 +29,10 @@ CASES = sorted(
 
 REL = 2e-3  # SE, sigma, VarCorr: 0.2 %
 BETA_SE = 2e-3  # beta: 0.002 SE
-OBJ_REL = 1e-7  # objective never above lme4's by more than this, relative
+# Objective never above lme4's by more than this, relative: rounding-level path
+# differences stay near 1e-12, and the optimizer polishes until the derivatives
+# predict less than 1e-9 more to gain (model._GAP_TOL).
+OBJ_REL = 1e-9
 
 
 def load(case: str) -> dict:
