@@ -66,6 +66,11 @@ from common import (  # noqa: E402
 
 LIBS = ("mixedfit", "lme4", "statsmodels")
 OBJ_RTOL = 1e-9
+# Pause before every timed run: OpenBLAS threads keep spinning for a while after
+# their last call, so a run that starts right after another library's
+# multithreaded fit shares the cores with them (Hsb82: 8 ms after a pause, 19-25 ms
+# right after statsmodels' fit).
+SETTLE_S = 0.5
 WARMUP_FORMULA = "Reaction ~ Days + (Days|Subject)"
 
 
@@ -344,6 +349,7 @@ def run_case(case: Case, args, ctx: dict) -> dict:
     # alternate: mixedfit run i, lme4 run i, statsmodels run i, then run i + 1
     for i in range(repeats):
         if use["mixedfit"]:
+            time.sleep(SETTLE_S)
             try:
                 out = fit_mixedfit(frame, case)
             except Exception as exc:  # record and stop timing this library on this case
@@ -352,6 +358,7 @@ def run_case(case: Case, args, ctx: dict) -> dict:
             res["runs"]["mixedfit"].append(out)
             log(f"   run {i + 1}/{repeats} mixedfit    {_show_run(out)}")
         if use["lme4"]:
+            time.sleep(SETTLE_S)
             try:
                 out = ctx["r"].call({"cmd": "fit", "id": case.key, "formula": case.formula,
                                      "reml": case.reml})
@@ -362,6 +369,7 @@ def run_case(case: Case, args, ctx: dict) -> dict:
             res["runs"]["lme4"].append(out)
             log(f"   run {i + 1}/{repeats} lme4        {_show_run(out)}")
         if use["statsmodels"]:
+            time.sleep(SETTLE_S)
             try:
                 out = ctx["sm"].call({"cmd": "fit", "id": case.key, "spec": case.statsmodels,
                                       "reml": case.reml}, timeout=args.sm_timeout)

@@ -247,3 +247,24 @@ def test_predictors_on_different_scales_warn(sleep):
     sleep["big"] = sleep["Days"] * 1e5
     with pytest.warns(ScaleWarning, match="very different scales"):
         build_design("Reaction ~ big + (1 | Subject)", sleep)
+
+
+def _rank_test_matrices():
+    rng = np.random.default_rng(11)
+    base = rng.normal(size=(50, 4))
+    for case in DESIGNS.values():
+        yield case["id"], _build(case)[0].X
+    yield "collinear", np.column_stack([base, base[:, 0] - 2 * base[:, 2]])
+    yield "near threshold", np.column_stack([base, base[:, 1] + 1e-6 * rng.normal(size=50)])
+    yield "zero column", np.column_stack([base[:, :2], np.zeros(50), base[:, 2:]])
+    yield "wide", rng.normal(size=(3, 5))
+
+
+@pytest.mark.parametrize("name, X", list(_rank_test_matrices()), ids=lambda v: v if isinstance(v, str) else "")
+def test_rank_shortcut_agrees_with_the_dqrdc2_port(name, X):
+    from mixedfit.terms import _RANK_TOLERANCE, _dqrdc2, _pivoted_qr_rank
+
+    rank, pivot = _pivoted_qr_rank(X, _RANK_TOLERANCE)
+    port_rank, port_pivot = _dqrdc2(X, _RANK_TOLERANCE)
+    assert rank == port_rank
+    assert pivot.tolist() == port_pivot.tolist()
