@@ -301,13 +301,17 @@ class MixedModel:
         """Fit the model; keyword ``names`` (data_name, ...) are kept for printing."""
         from .results import MixedResults
 
+        # The results' first products run under the same thread limit: a BLAS
+        # call right after the limit is lifted can wait ~60 ms for OpenBLAS to
+        # wake its threads (seen on Chem97 in every other fit).
         with self.blas_threads():
             opt = self.optimize(start, maxeval)
-        conv = self.convergence(opt)
+            conv = self.convergence(opt)
+            results = MixedResults(self, opt, conv, **names)
         for msg in conv.messages:
             cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
             warnings.warn(msg, cls, stacklevel=3)
-        return MixedResults(self, opt, conv, **names)
+        return results
 
 
 @functools.lru_cache(maxsize=1)
