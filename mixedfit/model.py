@@ -146,8 +146,7 @@ class MixedModel:
             if not self._stopped_short(opt):
                 break
             polished = self._polish(opt, maxeval)
-            if polished.fmin >= opt.fmin:
-                opt.feval = polished.feval
+            if polished is opt:
                 break
             opt = polished
         return opt
