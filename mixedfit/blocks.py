@@ -383,7 +383,6 @@ class CrossProducts:
         # Per-θ products of the first term run in plane layout (see _to_planes).
         planes = _to_planes(self.l0 * self.S0, self.S0)
         self._F0p = np.ascontiguousarray(self.F0[:, planes])
-        self._R0p = self.R0[:, planes].tocsr() if self.S0 > 1 else self.R0
         Ar0 = sp.vstack([self.R0, sp.csr_matrix(self.F0)]).tocsr()
         self._pairs, self._pair_pos = (
             _schur_pattern(Ar0, self.S0, self.m, self.qr)
@@ -393,6 +392,11 @@ class CrossProducts:
         self._block_mirror = [
             _diagonal_block_mirror(o, t.size, t.nlevels, self.m) for o, t in zip(self.rest_offsets, rest)
         ]
+
+    @functools.cached_property
+    def _R0p(self) -> sp.csr_matrix:
+        """R0 with its columns in plane layout; only the path without a Schur pattern needs it."""
+        return self.R0[:, _to_planes(self.l0 * self.S0, self.S0)].tocsr() if self.S0 > 1 else self.R0
 
     @property
     def blocks(self) -> CrossBlocks:
