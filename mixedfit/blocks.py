@@ -86,8 +86,8 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int) -> tuple[sp.csr
     a fixed linear map of the entries of M.  Returns that map for the entries
     with i ≥ j and j < q_r (the lower triangle's random-rest columns) as a sparse
     matrix ``P``, one row per structurally nonzero (i, j), and the flat positions
-    of those (i, j) in an (m, m) array, so that each θ costs one ``P @ Mp.ravel()``
-    with M in plane layout ``Mp[s, t, l] = M_l[s, t]`` (see :func:`_to_planes`).
+    of those (i, j) in an (m, m) array, so that each θ costs one ``P @ Ms.ravel()``
+    with M in packed planes (see :func:`pair_index`).
     """
     ell = Ar0.shape[1] // S0
     coo = Ar0.tocsc().tocoo()  # entries in column order, hence grouped by level
@@ -99,15 +99,45 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int) -> tuple[sp.csr
     starts = np.concatenate([[0], np.cumsum(counts)])
     reps = counts[level]
     a = np.repeat(np.arange(rows.size), reps)
-    b = rest[np.repeat(starts[level], reps) + (np.arange(a.size) - np.repeat(np.cumsum(reps) - reps, reps))]
+    # b runs through rest[starts[level] …] once per entry: a global count shifted per entry.
+    b = rest[np.arange(a.size) + np.repeat(starts[level] - (np.cumsum(reps) - reps), reps)]
     keep = rows[a] >= rows[b]
     a, b = a[keep], b[keep]
     flat = rows[a].astype(np.int64) * m + rows[b]
     pos, inverse = _distinct(flat, m * m)
-    mcol = (s[a] * S0 + s[b]) * ell + level[a]
-    P = sp.csr_matrix((vals[a] * vals[b], (inverse, mcol)), shape=(pos.size, ell * S0 * S0))
-    P.sum_duplicates()
+    pairs = pair_index(S0)
+    mcol = pairs[s[a], s[b]] * ell + level[a]
+    P = sp.csr_matrix((vals[a] * vals[b], (inverse, mcol)), shape=(pos.size, (pairs.max() + 1) * ell))
+    P.sum_duplicates()  # the (s, t) and (t, s) twins of each entry
     return P, pos
+
+
+_MAP_BUDGET = 1_000_000  # most entries of the dense X/y map of :func:`_gram_map` (8 MB)
+
+
+def _gram_map(Fp: np.ndarray) -> np.ndarray:
+    """The lower triangle of ``F M Fᵀ`` as a dense linear map of block-diagonal M's packed planes.
+
+    ``Fp`` (k, S, ℓ) holds F's rows in plane layout.  Row ``r`` of the result
+    gives entry (i, j) = ``np.tril_indices(k)[·][r]``; its columns follow
+    ``Ms.ravel()`` (see :func:`pair_index`).  One mat-vec with this map costs a
+    fifth of forming ``F M`` and multiplying by ``Fᵀ`` when k is small (X and y).
+
+    Examples
+    --------
+    >>> Fp = np.arange(8.0).reshape(2, 2, 2)  # k = 2 rows, S = 2, two levels
+    >>> Ms = np.array([[1.0, 2.0], [0.5, 0.0], [1.0, 1.0]])  # M_0 = [[1, .5], [.5, 1]], M_1 = diag(2, 1)
+    >>> _gram_map(Fp) @ Ms.ravel()
+    array([ 15.,  47., 175.])
+    """
+    k, S, ell = Fp.shape
+    i, j = np.tril_indices(k)
+    pairs = pair_index(S)
+    K = np.zeros((i.size, pairs.max() + 1, ell))
+    for s in range(S):
+        for t in range(S):
+            K[:, pairs[s, t]] += Fp[i, s] * Fp[j, t]
+    return K.reshape(i.size, -1)
 
 
 def _distinct(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +156,12 @@ def _distinct(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     seen = np.zeros(size, bool)
     seen[values] = True
     return np.flatnonzero(seen), (np.cumsum(seen) - 1)[values]
+
+
+def _lower_positions(k: int, offset: int, m: int) -> np.ndarray:
+    """Flat positions in an (m, m) array of the lower triangle of its trailing k×k block, row by row."""
+    i, j = np.tril_indices(k)
+    return (offset + i) * m + offset + j
 
 
 def _diagonal_block_mirror(offset: int, S: int, ell: int, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -205,23 +241,22 @@ def batched_lower_inverse(L: np.ndarray) -> np.ndarray:
 def _first_block_2x2(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
     """``log|L00|²`` and M of :meth:`CrossProducts._first_block` for S = 2 (random slopes), in closed form.
 
-    With B = TᵀA_lT + I, both are a handful of elementwise operations on the
-    ℓ-vectors of A's three distinct entries (log|B_l| and B_l⁻¹ from its
-    determinant), several times faster than products of stacks of 2×2 matrices.
-    M comes in plane layout (2, 2, ℓ).
+    ``A`` holds the per-level ``zᵀWz`` in packed planes (3, ℓ).  The packed
+    entries of B = TᵀA_lT + I are a 3×3 linear map of A's, and those of
+    M = T B⁻¹ Tᵀ one of B⁻¹'s, which is (b11, −b10, b00) / det: two small
+    matrix products and a few elementwise operations on ℓ-vectors, several
+    times faster than products of stacks of 2×2 matrices.
     """
     t00, t10, t11 = T[0, 0], T[1, 0], T[1, 1]
-    a00, a01, a11 = A[:, 0, 0], A[:, 1, 0], A[:, 1, 1]
-    b00 = t00 * t00 * a00 + 2.0 * t00 * t10 * a01 + t10 * t10 * a11 + 1.0
-    b01 = t11 * (t00 * a01 + t10 * a11)
-    b11 = t11 * t11 * a11 + 1.0
-    det = b00 * b11 - b01 * b01
-    i00, i01, i11 = b11 / det, -b01 / det, b00 / det
-    M = np.empty((2, 2, A.shape[0]))
-    M[0, 0] = t00 * t00 * i00
-    M[1, 0] = M[0, 1] = t00 * (t10 * i00 + t11 * i01)
-    M[1, 1] = t10 * t10 * i00 + 2.0 * t10 * t11 * i01 + t11 * t11 * i11
-    return float(np.sum(np.log(det))), M
+    C = np.array([[t00 * t00, 2.0 * t00 * t10, t10 * t10], [0.0, t11 * t00, t11 * t10], [0.0, 0.0, t11 * t11]])
+    B = C @ A + _UNIT_PLANES_2
+    det = B[0] * B[2] - B[1] * B[1]
+    # M's map applied to (b00, b10, b11) / det, with B⁻¹'s reversal and sign folded in.
+    D = np.array([[0.0, 0.0, t00 * t00], [0.0, -t00 * t11, t00 * t10], [t11 * t11, -2.0 * t10 * t11, t10 * t10]])
+    return float(np.sum(np.log(det))), D @ (B / det)
+
+
+_UNIT_PLANES_2 = np.array([[1.0], [0.0], [1.0]])  # the identity in packed planes, S = 2
 
 
 def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
@@ -236,6 +271,27 @@ def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
     T = np.zeros((size, size))
     T[template_positions(size)] = theta
     return T
+
+
+@functools.lru_cache(maxsize=None)
+def pair_index(size: int) -> np.ndarray:
+    """Row of each (s, t) in *packed planes*: ``Ms[pair_index(S)[s, t], l] = M_l[s, t]`` for symmetric M_l.
+
+    The rows are the lower triangle (s ≥ t) row by row; both (s, t) and (t, s)
+    map to the same row, so symmetric per-level blocks are stored and used once.
+
+    Examples
+    --------
+    >>> pair_index(3)
+    array([[0, 1, 3],
+           [1, 2, 4],
+           [3, 4, 5]])
+    """
+    s, t = np.tril_indices(size)
+    out = np.empty((size, size), dtype=np.intp)
+    out[s, t] = out[t, s] = np.arange(s.size)
+    out.flags.writeable = False  # cached: shared by every caller
+    return out
 
 
 @functools.lru_cache(maxsize=None)
@@ -383,6 +439,14 @@ class CrossProducts:
         # Per-θ products of the first term run in plane layout (see _to_planes).
         planes = _to_planes(self.l0 * self.S0, self.S0)
         self._F0p = np.ascontiguousarray(self.F0[:, planes])
+        s, t = np.tril_indices(self.S0)
+        self._A00p = np.ascontiguousarray(self.A00[:, s, t].T)
+        k = self.p + 1
+        self._xy_map, self._xy_pos = (
+            (_gram_map(self._F0p.reshape(k, self.S0, self.l0)), _lower_positions(k, self.qr, self.m))
+            if k * (k + 1) // 2 * s.size * self.l0 <= _MAP_BUDGET
+            else (None, None)
+        )
         Ar0 = sp.vstack([self.R0, sp.csr_matrix(self.F0)]).tocsr()
         self._pairs, self._pair_pos = (
             _schur_pattern(Ar0, self.S0, self.m, self.qr)
@@ -417,34 +481,43 @@ class CrossProducts:
         return np.linalg.cholesky(B)
 
     def _first_block(self, T0: np.ndarray) -> tuple[float, np.ndarray, np.ndarray | None]:
-        """log|L00|², M = T0 (T0ᵀA00T0 + I)⁻¹ T0ᵀ in plane layout (S, S, ℓ), and L00 where it was formed."""
+        """log|L00|², M = T0 (T0ᵀA00T0 + I)⁻¹ T0ᵀ in packed planes (see :func:`pair_index`), and L00 where it was formed."""
         if self.S0 == 1:
             B = T0[0, 0] ** 2 * self.A00 + 1.0
-            return float(np.sum(np.log(B))), (T0[0, 0] ** 2 / B).reshape(1, 1, -1), None
+            return float(np.sum(np.log(B))), (T0[0, 0] ** 2 / B).reshape(1, -1), None
         if self.S0 == 2:
-            return (*_first_block_2x2(self.A00, T0), None)
+            return (*_first_block_2x2(self._A00p, T0), None)
         L00 = self.first_factor(T0)
         # M = (T0 L⁻ᵀ)(T0 L⁻ᵀ)ᵀ, symmetric to rounding by construction.
         TL = _right_multiply(np.broadcast_to(T0, L00.shape), np.swapaxes(batched_lower_inverse(L00), 1, 2))
-        M = _right_multiply(TL, np.swapaxes(TL, 1, 2)).transpose(1, 2, 0)
-        return 2.0 * float(np.sum(np.log(np.diagonal(L00, axis1=1, axis2=2)))), M, L00
+        M = _right_multiply(TL, np.swapaxes(TL, 1, 2))
+        s, t = np.tril_indices(self.S0)
+        return 2.0 * float(np.sum(np.log(np.diagonal(L00, axis1=1, axis2=2)))), M[:, s, t].T, L00
 
-    def _schur_update(self, G: np.ndarray, Mp: np.ndarray) -> None:
+    def _schur_update(self, G: np.ndarray, Ms: np.ndarray) -> None:
         """In place ``G ← G − A_r0 M A_r0ᵀ`` on the lower triangle (all dpotrf reads).
 
-        The random-rest columns (rows of the rest and of X/y against them) use
-        the precomputed pattern (:func:`_schur_pattern`), a single sparse mat-vec
-        per θ, unless the pattern would be too large to keep (heavily crossed
-        factors), in which case sparse products are formed each time; the dense
-        X/y block uses BLAS.
+        Each block is a fixed linear map of M's packed planes: the random-rest
+        columns (rows of the rest and of X/y against them) go through the
+        precomputed sparse pattern (:func:`_schur_pattern`) and the X/y block
+        through a dense map (:func:`_gram_map`), one mat-vec each per θ.  Where
+        either map would be too large to keep (heavily crossed factors, many
+        fixed effects), products with M are formed each time instead.
         """
         S0, l0, qr = self.S0, self.l0, self.qr
+        flat = G.reshape(-1)
+        if self._xy_map is not None:
+            flat[self._xy_pos] -= self._xy_map @ Ms.reshape(-1)
+        if self._pairs is not None:
+            flat[self._pair_pos] -= self._pairs @ Ms.reshape(-1)
+        if self._xy_map is not None and (self._pairs is not None or not qr):
+            return
+        Mp = Ms[pair_index(S0)]  # (S, S, ℓ)
         k = self._F0p.shape[0]
         FM = _planes_times_blocks(self._F0p.reshape(k, S0, l0), Mp).reshape(k, -1)
-        G[qr:, qr:] -= FM @ self._F0p.T
-        if self._pairs is not None:
-            G.reshape(-1)[self._pair_pos] -= self._pairs @ Mp.reshape(-1)
-        elif qr:
+        if self._xy_map is None:
+            G[qr:, qr:] -= FM @ self._F0p.T
+        if self._pairs is None and qr:
             Mb = sp.bmat([[sp.diags(Mp[s, t]) for t in range(S0)] for s in range(S0)], format="csr")
             G[:qr, :qr] -= ((self._R0p @ Mb) @ self._R0p.T).toarray()
             G[qr:, :qr] -= (self._R0p @ FM.T).T
@@ -476,8 +549,7 @@ class CrossProducts:
         G = self.Arr.copy()
         self._schur_update(G, M)
         self._scale_rest(G, templates)
-        idx = np.arange(self.qr)
-        G[idx, idx] += 1.0
+        G.reshape(-1)[: self.qr * (self.m + 1) : self.m + 1] += 1.0  # the random rest's diagonal
         # G's lower triangle is the upper triangle of the Fortran-ordered Gᵀ:
         # factoring that view spares LAPACK's wrapper a transposing copy (a
         # third of the time of a 1145×1145 factorization).
@@ -490,9 +562,8 @@ class CrossProducts:
     def logdets(self, f: Factor) -> tuple[float, float, float]:
         """(log|L_Z|², log|L_X|², r²) from the factor's diagonal."""
         dr = np.diagonal(f.Lrr)
-        ldL2 = f.logdet0 + 2.0 * np.sum(np.log(dr[: self.qr]))
-        ldRX2 = 2.0 * np.sum(np.log(dr[self.qr : self.qr + self.p]))
-        return float(ldL2), float(ldRX2), float(dr[-1] ** 2)
+        logs = np.log(dr[:-1])
+        return float(f.logdet0 + 2.0 * logs[: self.qr].sum()), float(2.0 * logs[self.qr :].sum()), float(dr[-1] ** 2)
 
     def lower_offdiag(self, f: Factor) -> np.ndarray:
         """L_r0 = Λrᵀ A_r0 Λ0 L00⁻ᵀ as a dense (m, q0) array (used once, after the fit)."""

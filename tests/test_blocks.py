@@ -25,13 +25,14 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("budget, built", [("_PATTERN_BUDGET", "_pairs"), ("_MAP_BUDGET", "_xy_map")])
 @pytest.mark.parametrize("name, formula", CASES)
-def test_sparse_product_path_equals_pattern_path(name, formula, monkeypatch):
+def test_product_paths_equal_precomputed_maps(name, formula, budget, built, monkeypatch):
     design = build_design(formula, mf.load_dataset(name))
     with_pattern = MixedModel(design)
-    monkeypatch.setattr(blocks, "_PATTERN_BUDGET", -1)
+    monkeypatch.setattr(blocks, budget, -1)
     without = MixedModel(design)
-    assert with_pattern.cross._pairs is not None and without.cross._pairs is None
+    assert getattr(with_pattern.cross, built) is not None and getattr(without.cross, built) is None
     rng = np.random.default_rng(7)
     for _ in range(5):
         theta = np.where(np.isfinite(with_pattern.lower), rng.uniform(0.1, 2.0, with_pattern.ntheta), rng.normal(size=with_pattern.ntheta))
