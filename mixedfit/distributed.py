@@ -67,7 +67,7 @@ from .formula import parse_formula
 from .formula.evaluate import Evaluator
 from .formula.grouping import grouping_variables
 from .formula.nodes import Arg, Name, Node
-from .formula.rvalues import level_label, sort_levels
+from .formula.rvalues import level_labels_of, sort_levels
 from .formula.spec import ParsedFormula
 from .inference.predict import _DATA_DEPENDENT, _calls
 from .model import MixedModel
@@ -221,7 +221,7 @@ def _ordered(values: np.ndarray, known: list | None) -> list:
 def _group_levels(columns: tuple[str, ...], categories: dict[str, list],
                   combinations: pd.DataFrame | None) -> list[str]:
     """A grouping factor's level labels; ``a:b`` orders its combinations as lme4's ``%i%``."""
-    labels = [np.array([level_label(v) for v in categories[c]], dtype=object) for c in columns]
+    labels = [np.array(level_labels_of(categories[c]), dtype=object) for c in columns]
     if len(columns) == 1:
         return list(labels[0])
     codes = [pd.Categorical(combinations[c], categories=categories[c]).codes for c in columns]

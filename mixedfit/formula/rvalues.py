@@ -24,7 +24,7 @@ import pandas as pd
 
 from .deparse import format_number
 
-__all__ = ["RFactor", "as_factor", "collation_key", "level_label", "sort_levels"]
+__all__ = ["RFactor", "as_factor", "collation_key", "level_label", "level_labels_of", "sort_levels"]
 
 # ICU root collation order of the printable ASCII characters (primary
 # strength, case folded), as R's sort() returns them.
@@ -61,6 +61,20 @@ def level_label(value: object) -> str:
     if isinstance(value, (float, np.floating)):
         return format_number(float(value))
     return str(value)
+
+
+def level_labels_of(values: Sequence) -> list[str]:
+    """:func:`level_label` of every value; a list of strings is returned as it is.
+
+    Examples
+    --------
+    >>> level_labels_of(["b", "a"]), level_labels_of([1, 2.5])
+    (['b', 'a'], ['1', '2.5'])
+    """
+    values = list(values)
+    if all(type(v) is str for v in values):  # factors of text: thousands of levels, no formatting
+        return values
+    return [level_label(v) for v in values]
 
 
 def sort_levels(values: Sequence) -> list:
@@ -168,7 +182,7 @@ def as_factor(values: object) -> RFactor:
     if isinstance(values, pd.Categorical | pd.Series) and isinstance(
             getattr(values, "dtype", None), pd.CategoricalDtype):
         categorical = pd.Categorical(values)
-        levels = [level_label(c) for c in categorical.categories]
+        levels = level_labels_of(categorical.categories.tolist())
         return RFactor(categorical.codes.astype(np.intp), levels, bool(categorical.ordered))
     values = np.asarray(values)
     missing = pd.isna(values)
@@ -177,4 +191,4 @@ def as_factor(values: object) -> RFactor:
     position = {value: i for i, value in enumerate(distinct)}
     codes = np.full(len(values), -1, dtype=np.intp)
     codes[~missing] = [position[v] for v in present]
-    return RFactor(codes, [level_label(v) for v in distinct])
+    return RFactor(codes, level_labels_of(distinct))
