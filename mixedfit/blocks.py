@@ -301,6 +301,122 @@ def template_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
     return cols, rows
 
 
+_SPARSE_FILL = 0.125  # most share of the rest's lower triangle that may be nonzero for it to be assembled sparse
+
+
+@dataclass
+class SparseRest:
+    """The rest's structurally nonzero lower-triangle entries and the map that scales them by Λr.
+
+    Nested terms after the first leave the rest mostly empty (egsingle: 5 % of
+    its 125 × 125 entries): there each θ updates and scales only those entries
+    and writes them into a zeroed array, instead of copying, updating and
+    scaling the whole dense block.  Entry ``pos[t]`` of ``ΛrᵀGΛr`` is
+    ``Σ tv[code_a] tv[code_b] g[source]`` over the rows where ``target == t``,
+    with ``tv`` the rest's templates flattened, then a 1 for X and y.
+
+    Attributes
+    ----------
+    pos : ndarray
+        Sorted flat positions in the (m, m) array of the entries kept.
+    arr : ndarray
+        ``Arr`` at those positions.
+    pairs, xy : ndarray
+        Where the Schur pattern's and the X/y map's positions fall in ``pos``.
+    target, source, code_a, code_b : ndarray
+        The scaling map, one row per product.
+    """
+
+    pos: np.ndarray
+    arr: np.ndarray
+    pairs: np.ndarray
+    xy: np.ndarray
+    target: np.ndarray
+    source: np.ndarray
+    code_a: np.ndarray
+    code_b: np.ndarray
+
+    @classmethod
+    def build(cls, Arr: np.ndarray, pair_pos: np.ndarray, xy_pos: np.ndarray, offsets: np.ndarray,
+              sizes: list[int], levels: list[int]) -> "SparseRest | None":
+        """The structure of a rest with these terms, or None where it is too full to gain."""
+        m = Arr.shape[0]
+        budget = _SPARSE_FILL * m * (m + 1) / 2
+        if pair_pos.size > budget:
+            return None
+        size, effect, base = _effect_blocks(offsets, sizes, levels, m)
+        lower = np.flatnonzero(np.tril(Arr))
+        diagonal = np.arange(int(offsets[-1])) * (m + 1)
+        pos = _block_closure(np.concatenate([lower, pair_pos, xy_pos, diagonal]), size, effect, m)
+        if pos.size > budget:
+            return None
+        target, source, code_a, code_b = _congruence_map(pos, size, effect, base, m)
+        return cls(pos, Arr.reshape(-1)[pos], np.searchsorted(pos, pair_pos), np.searchsorted(pos, xy_pos),
+                   target, source, code_a, code_b)
+
+    def assemble(self, g: np.ndarray, templates: list[np.ndarray], m: int) -> np.ndarray:
+        """The (m, m) array holding ``ΛrᵀGΛr`` (lower triangle) from G's kept entries ``g``."""
+        tv = np.concatenate([T.ravel() for T in templates] + [_ONE])
+        scaled = np.bincount(self.target, weights=tv[self.code_a] * tv[self.code_b] * g[self.source],
+                             minlength=self.pos.size)
+        G = np.zeros((m, m))
+        G.reshape(-1)[self.pos] = scaled
+        return G
+
+
+_ONE = np.ones(1)
+
+
+def _effect_blocks(offsets: np.ndarray, sizes: list[int], levels: list[int], m: int):
+    """Per index of the rest: its level block's size S, its effect s in the block, and where
+    Λr's entries for it start in the flattened templates (X and y: at their final 1, S = 1)."""
+    one = sum(S * S for S in sizes)
+    size, effect, base = np.ones(m, np.intp), np.zeros(m, np.intp), np.full(m, one, np.intp)
+    flat = 0
+    for o, S, ell in zip(offsets, sizes, levels):
+        idx = np.arange(o, o + S * ell)
+        size[idx], effect[idx], base[idx] = S, (idx - o) % S, flat
+        flat += S * S
+    return size, effect, base
+
+
+def _block_closure(flat: np.ndarray, size: np.ndarray, effect: np.ndarray, m: int) -> np.ndarray:
+    """Sorted lower-triangle positions of every level block pair that holds one of ``flat``.
+
+    Λr mixes entries only within a pair of S×S level blocks, so keeping whole
+    block pairs keeps every entry a scaled entry is made of.
+    """
+    i, j = np.divmod(flat, m)
+    i0, j0 = i - effect[i], j - effect[j]
+    out = []
+    for u in range(int(size.max())):
+        for v in range(int(size.max())):
+            keep = (u < size[i]) & (v < size[j]) & (i0 + u >= j0 + v)
+            out.append((i0[keep] + u) * m + j0[keep] + v)
+    return _distinct(np.concatenate(out), m * m)[0]
+
+
+def _congruence_map(pos: np.ndarray, size: np.ndarray, effect: np.ndarray, base: np.ndarray, m: int):
+    """(target, source, code_a, code_b) of ``(ΛᵀGΛ)[i, j] = Σ_ab Λ[a, i] Λ[b, j] G[a, b]``.
+
+    Within a level block Λ[a, i] = T[s_a, s_i], stored at ``base + s_a S + s_i``
+    of the flattened templates; T is lower triangular, so a runs over i's block
+    from i on, b likewise, and G[a, b] is read from the lower triangle.
+    """
+    i, j = np.divmod(pos, m)
+    rows, srcs, ca, cb = [], [], [], []
+    for da in range(int(size.max())):
+        for db in range(int(size.max())):
+            t = np.flatnonzero((effect[i] + da < size[i]) & (effect[j] + db < size[j]))
+            it, jt = i[t], j[t]
+            a, b = it + da, jt + db
+            rows.append(t)
+            srcs.append(np.searchsorted(pos, np.maximum(a, b) * m + np.minimum(a, b)))
+            ca.append(base[it] + (effect[it] + da) * size[it] + effect[it])
+            cb.append(base[jt] + (effect[jt] + db) * size[jt] + effect[jt])
+    return tuple(np.concatenate(x) for x in (rows, srcs, ca, cb))
+
+
 class Factor:
     """The blocked Cholesky factor at one θ.
 
@@ -456,6 +572,12 @@ class CrossProducts:
         self._block_mirror = [
             _diagonal_block_mirror(o, t.size, t.nlevels, self.m) for o, t in zip(self.rest_offsets, rest)
         ]
+        self._sparse = (
+            SparseRest.build(self.Arr, self._pair_pos, self._xy_pos, self.rest_offsets, self._rest_sizes,
+                             self._rest_levels)
+            if self._pairs is not None and self._xy_map is not None
+            else None
+        )
 
     @functools.cached_property
     def _R0p(self) -> sp.csr_matrix:
@@ -505,11 +627,7 @@ class CrossProducts:
         fixed effects), products with M are formed each time instead.
         """
         S0, l0, qr = self.S0, self.l0, self.qr
-        flat = G.reshape(-1)
-        if self._xy_map is not None:
-            flat[self._xy_pos] -= self._xy_map @ Ms.reshape(-1)
-        if self._pairs is not None:
-            flat[self._pair_pos] -= self._pairs @ Ms.reshape(-1)
+        self._mapped_update(G.reshape(-1), Ms, self._xy_pos, self._pair_pos)
         if self._xy_map is not None and (self._pairs is not None or not qr):
             return
         Mp = Ms[pair_index(S0)]  # (S, S, ℓ)
@@ -521,6 +639,13 @@ class CrossProducts:
             Mb = sp.bmat([[sp.diags(Mp[s, t]) for t in range(S0)] for s in range(S0)], format="csr")
             G[:qr, :qr] -= ((self._R0p @ Mb) @ self._R0p.T).toarray()
             G[qr:, :qr] -= (self._R0p @ FM.T).T
+
+    def _mapped_update(self, g: np.ndarray, Ms: np.ndarray, xy_at: np.ndarray, pairs_at: np.ndarray) -> None:
+        """``g[at] −=`` the X/y map's and the Schur pattern's products with Ms, for those that are kept."""
+        if self._xy_map is not None:
+            g[xy_at] -= self._xy_map @ Ms.reshape(-1)
+        if self._pairs is not None:
+            g[pairs_at] -= self._pairs @ Ms.reshape(-1)
 
     def _scale_rest(self, G: np.ndarray, templates: list[np.ndarray]) -> None:
         """In place ``G ← ΛrᵀGΛr`` for the random rest (X and y rows are not scaled).
@@ -545,10 +670,15 @@ class CrossProducts:
     def factor(self, theta_engine: list[np.ndarray]) -> Factor | None:
         """Factor at θ (one array per term, engine order); None if not positive definite."""
         templates = self.templates(theta_engine)
-        logdet0, M, L00 = self._first_block(templates[0])
-        G = self.Arr.copy()
-        self._schur_update(G, M)
-        self._scale_rest(G, templates)
+        logdet0, Ms, L00 = self._first_block(templates[0])
+        if self._sparse is not None:
+            g = self._sparse.arr.copy()
+            self._mapped_update(g, Ms, self._sparse.xy, self._sparse.pairs)
+            G = self._sparse.assemble(g, templates[1:], self.m)
+        else:
+            G = self.Arr.copy()
+            self._schur_update(G, Ms)
+            self._scale_rest(G, templates)
         G.reshape(-1)[: self.qr * (self.m + 1) : self.m + 1] += 1.0  # the random rest's diagonal
         # G's lower triangle is the upper triangle of the Fortran-ordered Gᵀ:
         # factoring that view spares LAPACK's wrapper a transposing copy (a

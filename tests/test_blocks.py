@@ -39,6 +39,41 @@ def test_product_paths_equal_precomputed_maps(name, formula, budget, built, monk
         np.testing.assert_allclose(without.objective(theta), with_pattern.objective(theta), rtol=1e-12)
 
 
+def _moved_children() -> "mf.pd.DataFrame":
+    """egsingle with every 40th child's last year moved to the next school: children in two
+    schools give the school term off-diagonal blocks in the rest."""
+    data = mf.load_dataset("egsingle").copy()
+    schools = data["schoolid"].cat.categories
+    last = ~data["childid"].duplicated(keep="last") & (data["childid"].cat.codes % 40 == 0)
+    moved = (data.loc[last, "schoolid"].cat.codes + 1) % len(schools)
+    data.loc[last, "schoolid"] = schools[moved]
+    return data
+
+
+SPARSE_CASES = [
+    ("egsingle", "math ~ year + size + female + (year|childid) + (year|schoolid)"),
+    ("Chem97", "score ~ gcsecnt + (1|school) + (1|lea)"),
+    (_moved_children, "math ~ year + size + female + (year|childid) + (year|schoolid)"),
+    (_moved_children, "math ~ year + (year|childid) + (1|schoolid) + (0 + year|schoolid)"),
+]
+
+
+@pytest.mark.parametrize("name, formula", SPARSE_CASES)
+def test_sparse_rest_equals_dense_rest(name, formula, monkeypatch):
+    data = name() if callable(name) else mf.load_dataset(name)
+    design = build_design(formula, data)
+    sparse = MixedModel(design)
+    monkeypatch.setattr(blocks, "_SPARSE_FILL", -1)
+    dense = MixedModel(design)
+    assert sparse.cross._sparse is not None and dense.cross._sparse is None
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        theta = np.where(np.isfinite(sparse.lower), rng.uniform(0.1, 2.0, sparse.ntheta), rng.normal(size=sparse.ntheta))
+        fs, fd = sparse.factor(theta), dense.factor(theta)
+        np.testing.assert_allclose(np.tril(fs.Lrr), np.tril(fd.Lrr), rtol=1e-10, atol=1e-12)
+        assert sparse.objective(theta) == pytest.approx(dense.objective(theta), rel=1e-12)
+
+
 @pytest.mark.parametrize("name, formula", CASES)
 def test_cross_blocks_add_over_row_partitions(name, formula):
     design = build_design(formula, mf.load_dataset(name))
