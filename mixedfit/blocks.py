@@ -348,7 +348,8 @@ class SparseRest:
         if pair_pos.size > budget:
             return None
         size, effect, base = _effect_blocks(offsets, sizes, levels, m)
-        lower = np.flatnonzero(np.tril(Arr))
+        nonzero = np.flatnonzero(Arr)
+        lower = nonzero[nonzero // m >= nonzero % m]
         diagonal = np.arange(int(offsets[-1])) * (m + 1)
         pos = _block_closure(np.concatenate([lower, pair_pos, xy_pos, diagonal]), size, effect, m)
         if pos.size > budget:
@@ -421,7 +422,8 @@ def _congruence_map(pos: np.ndarray, size: np.ndarray, effect: np.ndarray, base:
             it, jt = i[t], j[t]
             a, b = it + da, jt + db
             rows.append(t)
-            srcs.append(np.searchsorted(pos, np.maximum(a, b) * m + np.minimum(a, b)))
+            # No shift reads the entry itself (i ≥ j): only shifted sources need a search.
+            srcs.append(t if da == db == 0 else np.searchsorted(pos, np.maximum(a, b) * m + np.minimum(a, b)))
             ca.append(base[it] + (effect[it] + da) * size[it] + effect[it])
             cb.append(base[jt] + (effect[jt] + db) * size[jt] + effect[jt])
     return tuple(np.concatenate(x) for x in (rows, srcs, ca, cb))
