@@ -457,6 +457,38 @@ def engine_order(terms: list[RandomEffectsTerm]) -> list[int]:
     return sorted(range(len(terms)), key=lambda i: -terms[i].size * terms[i].nlevels)
 
 
+def intercepts_only(terms: list[RandomEffectsTerm]) -> bool:
+    """Whether every term is a random intercept ``(1 | g)`` of a grouping factor of its own."""
+    return all(t.cnames == ["(Intercept)"] for t in terms) and len({t.group for t in terms}) == len(terms)
+
+
+@dataclass
+class ResponseSums:
+    """Per level of each term, the number of observations and the sum of the raw response y
+    (before weights and offset), with n, Σy and Σy²: what lme4's starting θ for random
+    intercepts is made of (:func:`mixedfit.model.lme4_start`).  Like :class:`CrossBlocks`,
+    they add up over row partitions.  Terms in the order of the blocks they came with.
+    """
+
+    n: int
+    total: float
+    squares: float
+    counts: list[np.ndarray]
+    sums: list[np.ndarray]
+
+    def __add__(self, other: "ResponseSums") -> "ResponseSums":
+        return ResponseSums(self.n + other.n, self.total + other.total, self.squares + other.squares,
+                            [a + b for a, b in zip(self.counts, other.counts)],
+                            [a + b for a, b in zip(self.sums, other.sums)])
+
+    @classmethod
+    def from_design(cls, design: Design, terms: list[RandomEffectsTerm]) -> "ResponseSums":
+        y = np.asarray(design.y, float)
+        return cls(y.size, float(np.sum(y)), float(y @ y),
+                   [np.bincount(t.codes, minlength=t.nlevels).astype(float) for t in terms],
+                   [np.bincount(t.codes, weights=y, minlength=t.nlevels) for t in terms])
+
+
 @dataclass
 class CrossBlocks:
     """The sums over rows that make up ``A = [Z X y]ᵀW[Z X y]``, in engine order.
@@ -479,6 +511,9 @@ class CrossBlocks:
         Number of observations.
     sum_log_w : float
         Σ log wᵢ.
+    response : ResponseSums or None
+        The raw response's sums per level, kept only when every term is a
+        random intercept (see :func:`intercepts_only`).
     """
 
     A00: np.ndarray
@@ -487,6 +522,7 @@ class CrossBlocks:
     Arr: np.ndarray
     n: int
     sum_log_w: float
+    response: ResponseSums | None = None
 
     def __add__(self, other: "CrossBlocks") -> "CrossBlocks":
         return CrossBlocks(
@@ -496,6 +532,7 @@ class CrossBlocks:
             self.Arr + other.Arr,
             self.n + other.n,
             self.sum_log_w + other.sum_log_w,
+            None if self.response is None or other.response is None else self.response + other.response,
         )
 
     @classmethod
@@ -528,7 +565,9 @@ class CrossBlocks:
         Arr[qr:, qr:] = F.T @ F
         Arr = np.tril(Arr)
         Arr += np.tril(Arr, -1).T
-        return cls(_level_crossprod(first, sw), R0, _dense_by_term(F, first, sw), Arr, n, float(np.sum(np.log(w))))
+        response = ResponseSums.from_design(design, terms) if intercepts_only(terms) else None
+        return cls(_level_crossprod(first, sw), R0, _dense_by_term(F, first, sw), Arr, n, float(np.sum(np.log(w))),
+                   response)
 
 
 class CrossProducts:
@@ -557,6 +596,7 @@ class CrossProducts:
         self.S0 = first.size
         self.l0 = first.nlevels
         self.A00, self.R0, self.F0, self.Arr = blocks.A00, blocks.R0, blocks.F0, blocks.Arr
+        self.response = blocks.response
         # Row offsets of the rest's pieces: each rest term's columns, then X and y.
         sizes = [t.size * t.nlevels for t in rest]
         self.rest_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
@@ -599,7 +639,7 @@ class CrossProducts:
     @property
     def blocks(self) -> CrossBlocks:
         """The cross products this was built from (to refit without the rows)."""
-        return CrossBlocks(self.A00, self.R0, self.F0, self.Arr, self.n, self.sum_log_w)
+        return CrossBlocks(self.A00, self.R0, self.F0, self.Arr, self.n, self.sum_log_w, self.response)
 
     # -- per-θ work -----------------------------------------------------------
     def templates(self, theta_engine: list[np.ndarray]) -> list[np.ndarray]:

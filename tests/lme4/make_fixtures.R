@@ -146,6 +146,14 @@ inference_for <- function(cs, fit, env) {
   inf
 }
 
+# lme4's starting theta: the one mkLmerDevfun leaves in the model before the
+# optimizer runs (1s and 0s, or from the group means when every term is (1|g)).
+start_theta <- function(cl, env) {
+  dcl <- cl
+  dcl$devFunOnly <- TRUE
+  suppressWarnings(suppressMessages(environment(eval(dcl, env))$pp$theta))
+}
+
 run_case <- function(cs) {
   ce <- case_env(cs)
   env <- ce$env
@@ -181,6 +189,7 @@ run_case <- function(cs) {
     r_version = paste(R.version$major, R.version$minor, sep = "."),
     deparsed_formula = paste(deparse(formula(fit)), collapse = ""),
     theta = jarr(getME(fit, "theta")),
+    start_theta = jarr(start_theta(cl, env)),
     theta_names = jstr(names(getME(fit, "theta"))),
     lower = jarr(getME(fit, "lower")),
     beta = jarr(fixef(fit)),
