@@ -90,23 +90,26 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int) -> tuple[sp.csr
     with M in packed planes (see :func:`pair_index`).
     """
     ell = Ar0.shape[1] // S0
-    coo = Ar0.tocsc().tocoo()  # entries in column order, hence grouped by level
-    rows, vals = coo.row, coo.data
-    level, s = np.divmod(coo.col, S0)
-    # Pair every entry with the random-rest entries (rows < q_r) of its level.
+    coo = Ar0.tocsc().tocoo()  # column by column, rows ascending within each
+    rows, cols, vals = coo.row, coo.col.astype(np.int64), coo.data
+    level, s = np.divmod(cols, S0)
+    # Pair every entry a with the random-rest entries b (rows < q_r) of its level
+    # with rows[b] ≤ rows[a]: in each of the level's S columns a leading run, of a
+    # length found by searching the rest's (column, row) keys.
     rest = np.flatnonzero(rows < qr)
-    counts = np.bincount(level[rest], minlength=ell)
-    starts = np.concatenate([[0], np.cumsum(counts)])
-    reps = counts[level]
-    a = np.repeat(np.arange(rows.size), reps)
-    # b runs through rest[starts[level] …] once per entry: a global count shifted per entry.
-    b = rest[np.arange(a.size) + np.repeat(starts[level] - (np.cumsum(reps) - reps), reps)]
-    keep = rows[a] >= rows[b]
-    a, b = a[keep], b[keep]
+    key = cols[rest] * m + rows[rest]
+    first = np.searchsorted(key, np.arange(Ar0.shape[1], dtype=np.int64) * m)
+    a_parts, b_parts = [], []
+    for t in range(S0):
+        col = level * S0 + t
+        reps = np.searchsorted(key, col * m + rows, side="right") - first[col]
+        a_parts.append(np.repeat(np.arange(rows.size), reps))
+        b_parts.append(rest[np.arange(a_parts[-1].size) + np.repeat(first[col] - (np.cumsum(reps) - reps), reps)])
+    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
     flat = rows[a].astype(np.int64) * m + rows[b]
     pos, inverse = _distinct(flat, m * m)
     pairs = pair_index(S0)
-    mcol = pairs[s[a], s[b]] * ell + level[a]
+    mcol = level[a] if S0 == 1 else pairs[s[a], s[b]] * ell + level[a]  # one pair: skip the lookup
     P = sp.csr_matrix((vals[a] * vals[b], (inverse, mcol)), shape=(pos.size, (pairs.max() + 1) * ell))
     P.sum_duplicates()  # the (s, t) and (t, s) twins of each entry
     return P, pos
