@@ -444,7 +444,8 @@ def mixed(
     data_name : str, optional
         Name printed on the summary's ``Data:`` line.
     start : array-like, optional
-        Starting θ in lme4's order (default: 1 on the diagonal, 0 elsewhere).
+        Starting θ in lme4's order (default: lme4's, ``mixedfit.model.lme4_start``: 1 on the
+        diagonal and 0 elsewhere, or from the group means when every term is ``(1|g)``).
     maxeval : int
         Most objective evaluations the optimizer may use.
 
