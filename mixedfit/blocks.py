@@ -381,7 +381,8 @@ class SparseRest:
 _ONE = np.ones(1)
 
 
-def _effect_blocks(offsets: np.ndarray, sizes: list[int], levels: list[int], m: int):
+def _effect_blocks(offsets: np.ndarray, sizes: list[int], levels: list[int],
+                   m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per index of the rest: its level block's size S, its effect s in the block, and where
     Λr's entries for it start in the flattened templates (X and y: at their final 1, S = 1)."""
     one = sum(S * S for S in sizes)
@@ -410,7 +411,8 @@ def _block_closure(flat: np.ndarray, size: np.ndarray, effect: np.ndarray, m: in
     return _distinct(np.concatenate(out), m * m)[0]
 
 
-def _congruence_map(pos: np.ndarray, size: np.ndarray, effect: np.ndarray, base: np.ndarray, m: int):
+def _congruence_map(pos: np.ndarray, size: np.ndarray, effect: np.ndarray, base: np.ndarray,
+                    m: int) -> tuple[np.ndarray, ...]:
     """(target, source, code_a, code_b) of ``(ΛᵀGΛ)[i, j] = Σ_ab Λ[a, i] Λ[b, j] G[a, b]``.
 
     Within a level block Λ[a, i] = T[s_a, s_i], stored at ``base + s_a S + s_i``
