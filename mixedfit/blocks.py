@@ -626,15 +626,16 @@ class CrossProducts:
             if self.qr and _pattern_size(Ar0, self.S0, self.qr) <= _PATTERN_BUDGET
             else (None, None)
         )
-        self._block_mirror = [
-            _diagonal_block_mirror(o, t.size, t.nlevels, self.m) for o, t in zip(self.rest_offsets, rest)
-        ]
         self._sparse = (
             SparseRest.build(self.Arr, self._pair_pos, self._xy_pos, self.rest_offsets, self._rest_sizes,
                              self._rest_levels)
             if self._pairs is not None and self._xy_map is not None
             else None
         )
+        # Only the dense assembly scales whole rows and columns (see _scale_rest).
+        self._block_mirror = [] if self._sparse is not None else [
+            _diagonal_block_mirror(o, t.size, t.nlevels, self.m) for o, t in zip(self.rest_offsets, rest)
+        ]
 
     @functools.cached_property
     def _R0p(self) -> sp.csr_matrix:

@@ -353,6 +353,7 @@ def lme4_start(design: Design, cross: CrossProducts) -> np.ndarray:
     if sums is None or not intercepts_only(design.terms):
         return start
     n, mean_square = sums.n, sums.total * sums.total / sums.n
+    # A level with no complete row (summed partitions keep every level) adds 0, not 0/0.
     engine = [np.sum(s * s / np.maximum(c, 1.0)) - mean_square for c, s in zip(sums.counts, sums.sums)]
     shares = np.array([engine[cross.order.index(i)] for i in range(len(design.terms))]) / (n - 1)
     residual = (sums.squares - mean_square) / (n - 1) - np.sum(shares)
