@@ -91,22 +91,24 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int) -> tuple[sp.csr
     """
     ell = Ar0.shape[1] // S0
     coo = Ar0.tocsc().tocoo()  # column by column, rows ascending within each
-    rows, cols, vals = coo.row, coo.col.astype(np.int64), coo.data
-    level, s = np.divmod(cols, S0)
+    rows, vals = coo.row, coo.data
+    level, s = np.divmod(coo.col, S0)
     # Pair every entry a with the random-rest entries b (rows < q_r) of its level
     # with rows[b] ≤ rows[a]: in each of the level's S columns a leading run, of a
     # length found by searching the rest's (column, row) keys.
     rest = np.flatnonzero(rows < qr)
-    key = cols[rest] * m + rows[rest]
+    key = coo.col[rest].astype(np.int64) * m + rows[rest]
     first = np.searchsorted(key, np.arange(Ar0.shape[1], dtype=np.int64) * m)
-    a_parts, b_parts = [], []
-    for t in range(S0):
-        col = level * S0 + t
-        reps = np.searchsorted(key, col * m + rows, side="right") - first[col]
-        a_parts.append(np.repeat(np.arange(rows.size), reps))
-        b_parts.append(rest[np.arange(a_parts[-1].size) + np.repeat(first[col] - (np.cumsum(reps) - reps), reps)])
-    a, b = np.concatenate(a_parts), np.concatenate(b_parts)
-    flat = rows[a].astype(np.int64) * m + rows[b]
+    partner = level[None, :] * S0 + np.arange(S0)[:, None]  # (S, entries): the level's columns
+    run = first[partner].ravel()
+    reps = np.searchsorted(key, (partner.astype(np.int64) * m + rows).ravel(), side="right") - run
+    a = np.repeat(np.tile(np.arange(rows.size), S0), reps)
+    b = np.repeat(run - (np.cumsum(reps) - reps), reps)
+    b += np.arange(a.size)
+    b = rest[b]
+    flat = rows[a].astype(np.int64)
+    flat *= m
+    flat += rows[b]
     pos, inverse = _distinct(flat, m * m)
     pairs = pair_index(S0)
     mcol = level[a] if S0 == 1 else pairs[s[a], s[b]] * ell + level[a]  # one pair: skip the lookup
