@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
-from .blocks import CrossBlocks, CrossProducts, Factor, intercepts_only, template_positions
+from .blocks import CrossBlocks, CrossProducts, Factor, template_positions
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from .optimize import OptSummary, bobyqa, finite_derivatives
 from .terms import Design
@@ -349,8 +349,8 @@ def lme4_start(design: Design, cross: CrossProducts) -> np.ndarray:
     array([0.978761])
     """
     start = np.concatenate([_diagonal_mask(t.size) for t in design.terms])
-    sums = cross.response
-    if sums is None or not intercepts_only(design.terms):
+    sums = cross.response  # kept by the cross blocks exactly when every term is (1 | g)
+    if sums is None:
         return start
     n, mean_square = sums.n, sums.total * sums.total / sums.n
     # A level with no complete row (summed partitions keep every level) adds 0, not 0/0.
