@@ -16,6 +16,7 @@ For each θ only the scaling by Λθ and the two factorizations are redone.
 
 from __future__ import annotations
 
+import collections
 import functools
 from dataclasses import dataclass
 from typing import Callable
@@ -307,6 +308,8 @@ def template_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 _SPARSE_FILL = 0.5  # most scaling products, per entry of the rest's lower triangle, for a sparse assembly
+_ELIMINATIONS_KEPT = 3  # first-term θs whose eliminated rest is kept (see CrossProducts._eliminated)
+_ELIMINATIONS_BYTES = 128 * 2**20  # most memory those may hold
 
 
 @dataclass
@@ -634,6 +637,9 @@ class CrossProducts:
             if self._pairs is not None and self._xy_map is not None
             else None
         )
+        kept_size = self._sparse.arr.size if self._sparse is not None else self.m * self.m
+        self._elimination_slots = min(_ELIMINATIONS_KEPT, _ELIMINATIONS_BYTES // (8 * kept_size))
+        self._eliminations: collections.OrderedDict[bytes, tuple] = collections.OrderedDict()
         # Only the dense assembly scales whole rows and columns (see _scale_rest).
         self._block_mirror = [] if self._sparse is not None else [
             _diagonal_block_mirror(o, t.size, t.nlevels, self.m) for o, t in zip(self.rest_offsets, rest)
@@ -727,17 +733,44 @@ class CrossProducts:
                 G[:, sl] = (G[:, sl].reshape(self.m, ell, S) @ T).reshape(self.m, -1)
                 G[sl, :] = (T.T @ G[sl, :].reshape(ell, S, self.m)).reshape(-1, self.m)
 
-    def factor(self, theta_engine: list[np.ndarray]) -> Factor | None:
-        """Factor at θ (one array per term, engine order); None if not positive definite."""
-        templates = self.templates(theta_engine)
-        logdet0, Ms, L00 = self._first_block(templates[0])
+    def _eliminated(self, T0: np.ndarray) -> tuple[float, np.ndarray | None, np.ndarray]:
+        """log|L00|², L00 where formed, and the rest after eliminating the first term, at its template T0.
+
+        The rest comes before its Λr scaling: as the kept entries of
+        :class:`SparseRest` or as a dense (m, m) array, which callers must not
+        modify.  All three depend on the first term's θ alone, and that θ comes
+        back within a few evaluations, because BOBYQA's first steps and lme4's
+        derivative check move one or two coordinates at a time (InstEval: 21
+        of 93 evaluations, the crossed 5e5 benchmark 9 of 46), so the last few
+        are kept.
+        """
+        key = T0.tobytes()
+        kept = self._eliminations.get(key)
+        if kept is not None:
+            self._eliminations.move_to_end(key)
+            return kept
+        logdet0, Ms, L00 = self._first_block(T0)
         if self._sparse is not None:
             g = self._sparse.arr.copy()
             self._mapped_update(g, Ms, self._sparse.xy, self._sparse.pairs)
+        else:
+            g = self.Arr.copy()
+            self._schur_update(g, Ms)
+        kept = logdet0, L00, g
+        if self._elimination_slots:
+            self._eliminations[key] = kept
+            if len(self._eliminations) > self._elimination_slots:
+                self._eliminations.popitem(last=False)
+        return kept
+
+    def factor(self, theta_engine: list[np.ndarray]) -> Factor | None:
+        """Factor at θ (one array per term, engine order); None if not positive definite."""
+        templates = self.templates(theta_engine)
+        logdet0, L00, g = self._eliminated(templates[0])
+        if self._sparse is not None:
             G = self._sparse.assemble(g, templates[1:], self.m)
         else:
-            G = self.Arr.copy()
-            self._schur_update(G, Ms)
+            G = g.copy() if self._elimination_slots else g
             self._scale_rest(G, templates)
         G.reshape(-1)[: self.qr * (self.m + 1) : self.m + 1] += 1.0  # the random rest's diagonal
         # G's lower triangle is the upper triangle of the Fortran-ordered Gᵀ:

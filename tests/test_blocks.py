@@ -74,6 +74,30 @@ def test_sparse_rest_equals_dense_rest(name, formula, monkeypatch):
         assert sparse.objective(theta) == pytest.approx(dense.objective(theta), rel=1e-12)
 
 
+@pytest.mark.parametrize("fill", [blocks._SPARSE_FILL, -1])
+@pytest.mark.parametrize("name, formula", CASES)
+def test_kept_eliminations_give_the_fresh_factor(name, formula, fill, monkeypatch):
+    # Steps of one coordinate at a time from a base θ, and back: the first
+    # term's θ repeats, and its kept elimination must stand in exactly.
+    monkeypatch.setattr(blocks, "_SPARSE_FILL", fill)
+    design = build_design(formula, mf.load_dataset(name))
+    keeping = MixedModel(design)
+    monkeypatch.setattr(blocks, "_ELIMINATIONS_KEPT", 0)
+    fresh = MixedModel(design)
+    assert keeping.cross._elimination_slots == 3 and fresh.cross._elimination_slots == 0
+    first_blocks = []
+    monkeypatch.setattr(keeping.cross, "_first_block", lambda T0: first_blocks.append(T0) or fresh.cross._first_block(T0))
+    base = keeping.start + 0.1
+    steps = [base] + [base + 0.05 * np.eye(base.size)[i] for i in range(base.size)] + [base]
+    walk = steps + steps[::-1]
+    for theta in walk:
+        fk, ff = keeping.factor(theta), fresh.factor(theta)
+        np.testing.assert_array_equal(np.tril(fk.Lrr), np.tril(ff.Lrr))
+        assert fk.logdet0 == ff.logdet0
+    assert len(first_blocks) < len(walk) // 2 and len(keeping.cross._eliminations) <= 3
+    assert not fresh.cross._eliminations
+
+
 @pytest.mark.parametrize("name, formula", CASES)
 def test_cross_blocks_add_over_row_partitions(name, formula):
     design = build_design(formula, mf.load_dataset(name))
