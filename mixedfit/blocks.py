@@ -67,6 +67,7 @@ def _sparse_term_by_term(a: RandomEffectsTerm, b: RandomEffectsTerm, sw: np.ndar
 
 
 _PATTERN_BUDGET = 4_000_000  # most (i, j, s, t) products the precomputed pattern may hold
+_ROW_BLOCKS = 8  # row blocks of the random rest's Schur products where there is no pattern
 
 
 def _pattern_size(Ar0: sp.csr_matrix, S0: int, qr: int) -> int:
@@ -703,7 +704,13 @@ class CrossProducts:
             G[qr:, qr:] -= FM @ self._F0p.T
         if self._pairs is None and qr:
             Mb = sp.bmat([[sp.diags(Mp[s, t]) for t in range(S0)] for s in range(S0)], format="csr")
-            G[:qr, :qr] -= ((self._R0p @ Mb) @ self._R0p.T).toarray()
+            left = self._R0p @ Mb
+            # Sparse products cost per product, so the lower triangle goes by
+            # row blocks, each against the rows up to its own (the crossed 5e5
+            # benchmark's 2000×2000 block: 220 → 120 ms).
+            edges = np.linspace(0, qr, _ROW_BLOCKS + 1).astype(int)
+            for a, b in zip(edges[:-1], edges[1:]):
+                G[a:b, :b] -= (left[a:b] @ self._R0p[:b].T).toarray()
             G[qr:, :qr] -= (self._R0p @ FM.T).T
 
     def _mapped_update(self, g: np.ndarray, Ms: np.ndarray, xy_at: np.ndarray, pairs_at: np.ndarray) -> None:
