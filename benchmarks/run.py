@@ -239,6 +239,12 @@ def python_versions() -> dict:
         out["numpy_blas"] = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
     except Exception:  # pragma: no cover - old numpy
         out["numpy_blas"] = None
+    # OpenBLAS picks its kernels from the CPU at load time, and may take older
+    # ones than the CPU could run (this AMD EPYC: Haswell's AVX2, not AVX-512).
+    from threadpoolctl import threadpool_info
+
+    out["blas_kernels"] = ", ".join(sorted({str(lib.get("architecture")) for lib in threadpool_info()
+                                            if lib.get("user_api") == "blas"})) or None
     return out
 
 
@@ -551,7 +557,7 @@ def render_markdown(report: dict) -> str:
         + (f", {mach['usable_cpus']} usable by this process" if mach.get("usable_cpus") != mach["logical_cpus"] else "")
         + f"; RAM {mach.get('ram_gib')} GiB; {mach['platform']}",
         f"- Python {ver['python']}; mixedfit {ver['mixedfit']}; numpy {ver['numpy']} "
-        f"(BLAS: {ver.get('numpy_blas')}); scipy {ver['scipy']}; pandas {ver['pandas']}; "
+        f"(BLAS: {ver.get('numpy_blas')}, {ver.get('blas_kernels')} kernels); scipy {ver['scipy']}; pandas {ver['pandas']}; "
         f"formulaic {ver.get('formulaic')}; nlopt {ver.get('nlopt')}; statsmodels {ver.get('statsmodels')}",
         f"- {ver.get('R', 'R: not run')}; lme4 {ver.get('lme4', '–')}; Matrix {ver.get('Matrix', '–')}; "
         f"R BLAS: {ver.get('R_blas', '–')}",
