@@ -74,6 +74,27 @@ def test_sparse_rest_equals_dense_rest(name, formula, monkeypatch):
         assert sparse.objective(theta) == pytest.approx(dense.objective(theta), rel=1e-12)
 
 
+@pytest.mark.parametrize("name, formula", [("Machines", "score ~ Machine + (0 + Machine|Worker)"),
+                                           ("sleepstudy", "Reaction ~ Days + (Days + I((Days / 9)**2) + I((Days / 9)**3)|Subject)")])
+def test_first_block_on_planes_equals_batched_factors(name, formula, monkeypatch):
+    design = build_design(formula, mf.load_dataset(name))
+    monkeypatch.setattr(blocks, "_PLANES_MIN_LEVELS", 0)
+    planes = MixedModel(design)
+    monkeypatch.setattr(blocks, "_PLANES_MIN_LEVELS", 10**9)
+    batched = MixedModel(design)
+    assert planes.cross.S0 >= 3
+    rng = np.random.default_rng(11)
+    for _ in range(5):
+        theta = np.where(np.isfinite(planes.lower), rng.uniform(0.1, 8.0, planes.ntheta), rng.normal(size=planes.ntheta))
+        T0 = planes.cross.templates(planes.engine_theta(theta))[0]
+        monkeypatch.setattr(blocks, "_PLANES_MIN_LEVELS", 0)
+        logdet_p, M_p = planes.cross._first_block(T0)
+        monkeypatch.setattr(blocks, "_PLANES_MIN_LEVELS", 10**9)
+        logdet_b, M_b = batched.cross._first_block(T0)
+        assert logdet_p == pytest.approx(logdet_b, rel=1e-13)
+        np.testing.assert_allclose(M_p, M_b, rtol=1e-11, atol=1e-13 * np.abs(M_b).max())
+
+
 @pytest.mark.parametrize("fill", [blocks._SPARSE_FILL, -1])
 @pytest.mark.parametrize("name, formula", CASES)
 def test_kept_eliminations_give_the_fresh_factor(name, formula, fill, monkeypatch):
