@@ -260,22 +260,33 @@ def packed_congruence(T: np.ndarray) -> np.ndarray:
     >>> bool(np.allclose(packed_congruence(T) @ packed, (T.T @ X @ T)[np.tril_indices(2)]))
     True
     """
-    i, j = np.tril_indices(T.shape[0])
+    ki, lj, li, kj, off = _congruence_indices(T.shape[0])
+    flat = T.reshape(-1)
+    return flat[ki] * flat[lj] + off * flat[li] * flat[kj]
+
+
+@functools.lru_cache(maxsize=None)
+def _congruence_indices(size: int) -> tuple[np.ndarray, ...]:
+    """Flat positions in T of the four factors of :func:`packed_congruence`, and where k ≠ l."""
+    i, j = np.tril_indices(size)
     k, l = i[None, :], j[None, :]
-    return T[k, i[:, None]] * T[l, j[:, None]] + (k != l) * T[l, i[:, None]] * T[k, j[:, None]]
+    i, j = i[:, None], j[:, None]
+    return k * size + i, l * size + j, l * size + i, k * size + j, (k != l).astype(float)
 
 
 def _first_block_2x2(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
     """``log|L00|²`` and M of :meth:`CrossProducts._first_block` for S = 2 (random slopes), in closed form.
 
-    ``A`` holds the per-level ``zᵀWz`` in packed planes (3, ℓ), so B = TᵀA_lT + I
-    is :func:`packed_congruence` of it, and M = T B⁻¹ Tᵀ a 3×3 map of B⁻¹'s
-    entries, which are (b11, −b10, b00) / det: two small matrix products and a
-    few elementwise operations on ℓ-vectors, several times faster than
-    products of stacks of 2×2 matrices.
+    ``A`` holds the per-level ``zᵀWz`` in packed planes (3, ℓ).  The packed
+    entries of B = TᵀA_lT + I are a 3×3 linear map of A's (:func:`packed_congruence`,
+    written out: this runs on every evaluation of models with few levels), and
+    those of M = T B⁻¹ Tᵀ one of B⁻¹'s, which is (b11, −b10, b00) / det: two
+    small matrix products and a few elementwise operations on ℓ-vectors,
+    several times faster than products of stacks of 2×2 matrices.
     """
     t00, t10, t11 = T[0, 0], T[1, 0], T[1, 1]
-    B = packed_congruence(T) @ A + _unit_planes(2)
+    C = np.array([[t00 * t00, 2.0 * t00 * t10, t10 * t10], [0.0, t11 * t00, t11 * t10], [0.0, 0.0, t11 * t11]])
+    B = C @ A + _unit_planes(2)
     det = B[0] * B[2] - B[1] * B[1]
     # M's map applied to (b00, b10, b11) / det, with B⁻¹'s reversal and sign folded in.
     D = np.array([[0.0, 0.0, t00 * t00], [0.0, -t00 * t11, t00 * t10], [t11 * t11, -2.0 * t10 * t11, t10 * t10]])
