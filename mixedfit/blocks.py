@@ -67,7 +67,8 @@ def _sparse_term_by_term(a: RandomEffectsTerm, b: RandomEffectsTerm, sw: np.ndar
 
 
 _PATTERN_BUDGET = 4_000_000  # most (i, j, s, t) products the precomputed pattern may hold
-_ROW_BLOCKS = 8  # row blocks of the random rest's Schur products where there is no pattern
+_ROW_BLOCKS = 8  # most row blocks of the random rest's Schur products where there is no pattern
+_ROW_BLOCK_ROWS = 256  # fewest rows per such block
 _PLANES_MIN_LEVELS = 200  # fewest first-term levels for _first_block_planes (S ≥ 3)
 
 
@@ -775,8 +776,10 @@ class CrossProducts:
             left = self._R0p @ Mb
             # Sparse products cost per product, so the lower triangle goes by
             # row blocks, each against the rows up to its own (the crossed 5e5
-            # benchmark's 2000×2000 block: 220 → 120 ms).
-            edges = np.linspace(0, qr, _ROW_BLOCKS + 1).astype(int)
+            # benchmark's 2000×2000 block: 220 → 120 ms); blocks of fewer rows
+            # would cost more in calls than they save.
+            blocks = min(_ROW_BLOCKS, -(-qr // _ROW_BLOCK_ROWS))
+            edges = np.linspace(0, qr, blocks + 1).astype(int)
             for a, b in zip(edges[:-1], edges[1:]):
                 G[a:b, :b] -= (left[a:b] @ self._R0p[:b].T).toarray()
             G[qr:, :qr] -= (self._R0p @ FM.T).T
