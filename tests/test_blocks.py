@@ -25,18 +25,47 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("budget, built", [("_PATTERN_BUDGET", "_pairs"), ("_MAP_BUDGET", "_xy_map")])
-@pytest.mark.parametrize("name, formula", CASES)
-def test_product_paths_equal_precomputed_maps(name, formula, budget, built, monkeypatch):
+def _random_thetas(model: MixedModel, seed: int, count: int = 5) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [np.where(np.isfinite(model.lower), rng.uniform(0.1, 2.0, model.ntheta), rng.normal(size=model.ntheta))
+            for _ in range(count)]
+
+
+# Each way of forming the Schur products, forced by the settings that choose it.
+SCHUR_PATHS = {
+    "pattern": {"_DENSE_R0_FILL": 2.0},
+    "sparse products": {"_DENSE_R0_FILL": 2.0, "_PATTERN_BUDGET": -1},
+    "dense rows": {"_DENSE_R0_FILL": 0.0},
+}
+
+
+@pytest.mark.parametrize("name, formula", CASES + [("Machines", "score ~ Machine + (0 + Machine|Worker) + (1|Machine)")])
+def test_schur_product_paths_agree(name, formula, monkeypatch):
     design = build_design(formula, mf.load_dataset(name))
-    with_pattern = MixedModel(design)
-    monkeypatch.setattr(blocks, budget, -1)
-    without = MixedModel(design)
-    assert getattr(with_pattern.cross, built) is not None and getattr(without.cross, built) is None
-    rng = np.random.default_rng(7)
-    for _ in range(5):
-        theta = np.where(np.isfinite(with_pattern.lower), rng.uniform(0.1, 2.0, with_pattern.ntheta), rng.normal(size=with_pattern.ntheta))
-        np.testing.assert_allclose(without.objective(theta), with_pattern.objective(theta), rtol=1e-12)
+    models = {}
+    for path, settings in SCHUR_PATHS.items():
+        with monkeypatch.context() as patch:
+            for setting, value in settings.items():
+                patch.setattr(blocks, setting, value)
+            models[path] = MixedModel(design)
+    assert models["pattern"].cross._pairs is not None and models["pattern"].cross._R0d is None
+    assert models["sparse products"].cross._pairs is None and models["sparse products"].cross._R0d is None
+    assert models["dense rows"].cross._R0d is not None
+    for theta in _random_thetas(models["pattern"], 7):
+        reference = models["pattern"].objective(theta)
+        for path in ("sparse products", "dense rows"):
+            assert models[path].objective(theta) == pytest.approx(reference, rel=1e-12), path
+
+
+@pytest.mark.parametrize("name, formula", CASES)
+def test_xy_map_equals_products(name, formula, monkeypatch):
+    design = build_design(formula, mf.load_dataset(name))
+    mapped = MixedModel(design)
+    monkeypatch.setattr(blocks, "_MAP_BUDGET", -1)
+    formed = MixedModel(design)
+    assert mapped.cross._xy_map is not None and formed.cross._xy_map is None
+    for theta in _random_thetas(mapped, 7):
+        np.testing.assert_allclose(formed.objective(theta), mapped.objective(theta), rtol=1e-12)
 
 
 def _moved_children() -> "mf.pd.DataFrame":
