@@ -113,6 +113,14 @@ CASES: list[Case] = [
         sim=dict(n=500_000, n_a=5_000, n_b=2_000, seed=20240602,
                  beta=(5.0, 1.5), sd_a=1.0, sd_b=0.7, sigma=1.2),
     ),
+    Case(
+        key="sim_maximal", title="sim maximal 60 x 40 x 4", source="sim_maximal",
+        formula="y ~ cond + (1 + cond|subj) + (1 + cond|item)", reml=True, size="medium", repeats=3,
+        statsmodels_na=CROSSED_NA,
+        note="every subject sees every item in every condition: the rest's rows are dense",
+        sim=dict(n_subj=60, n_item=40, n_cond=4, seed=20240603, effect=0.2, sd_subj=0.5, sd_item=0.4,
+                 sigma=1.0),
+    ),
 ]
 
 CASES_BY_KEY = {c.key: c for c in CASES}
@@ -128,9 +136,8 @@ def simulate(case: Case) -> pd.DataFrame:
     """The seeded simulated data set of ``case`` as a data frame (factors are Categorical)."""
     p = case.sim
     rng = np.random.default_rng(p["seed"])
-    n = p["n"]
     if case.source == "sim_slope":
-        k = p["n_groups"]
+        n, k = p["n"], p["n_groups"]
         # every group gets at least one row, the rest are assigned at random
         g = np.concatenate([np.arange(k), rng.integers(0, k, size=n - k)])
         g.sort()  # rows grouped by subject, as longitudinal data usually are
@@ -145,7 +152,7 @@ def simulate(case: Case) -> pd.DataFrame:
             "g": pd.Categorical.from_codes(g.astype(np.int32), categories=_levels("g", k)),
         })
     if case.source == "sim_crossed":
-        ka, kb = p["n_a"], p["n_b"]
+        n, ka, kb = p["n"], p["n_a"], p["n_b"]
         # every level of each factor appears; otherwise rows pick a and b at random
         a = rng.integers(0, ka, size=n)
         b = rng.integers(0, kb, size=n)
@@ -161,6 +168,21 @@ def simulate(case: Case) -> pd.DataFrame:
             "y": y, "x": x,
             "a": pd.Categorical.from_codes(a.astype(np.int32), categories=_levels("a", ka)),
             "b": pd.Categorical.from_codes(b.astype(np.int32), categories=_levels("b", kb)),
+        })
+    if case.source == "sim_maximal":
+        ks, ki, kc = p["n_subj"], p["n_item"], p["n_cond"]
+        subj, item, cond = (a.ravel() for a in np.meshgrid(np.arange(ks), np.arange(ki), np.arange(kc),
+                                                          indexing="ij"))
+        # a deviation per condition for each subject and each item: independent,
+        # so the fitted 4×4 covariances are near diagonal
+        us = rng.normal(0.0, p["sd_subj"], size=(ks, kc))
+        vi = rng.normal(0.0, p["sd_item"], size=(ki, kc))
+        y = p["effect"] * cond + us[subj, cond] + vi[item, cond] + rng.normal(0.0, p["sigma"], size=subj.size)
+        return pd.DataFrame({
+            "y": y,
+            "cond": pd.Categorical.from_codes(cond.astype(np.int32), categories=_levels("c", kc)),
+            "subj": pd.Categorical.from_codes(subj.astype(np.int32), categories=_levels("s", ks)),
+            "item": pd.Categorical.from_codes(item.astype(np.int32), categories=_levels("i", ki)),
         })
     raise ValueError(f"unknown simulation {case.source!r}")
 
