@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import lapack, solve_triangular
+from scipy.linalg import blas, lapack, solve_triangular
 
 from .terms import Design, RandomEffectsTerm
 
@@ -707,13 +707,16 @@ class CrossProducts:
         self._F0p = np.ascontiguousarray(self.F0[:, planes])
         s, t = np.tril_indices(self.S0)
         self._A00p = np.ascontiguousarray(self.A00[:, s, t].T)
+        self._R0d = _dense_rest_rows(self.R0, self.S0)
+        # With dense rows and a diagonal M, one symmetric rank-ℓ update makes the
+        # whole Schur product, X and y included.
+        self._A0d = np.vstack([self._R0d, self._F0p]) if self._R0d is not None and self.S0 == 1 else None
         k = self.p + 1
         self._xy_map, self._xy_pos = (
             (_gram_map(self._F0p.reshape(k, self.S0, self.l0)), _lower_positions(k, self.qr, self.m))
-            if k * (k + 1) // 2 * s.size * self.l0 <= _MAP_BUDGET
+            if self._A0d is None and k * (k + 1) // 2 * s.size * self.l0 <= _MAP_BUDGET
             else (None, None)
         )
-        self._R0d = _dense_rest_rows(self.R0, self.S0)
         Ar0 = sp.vstack([self.R0, sp.csr_matrix(self.F0)]).tocsr()
         self._pairs, self._pair_pos = (
             _schur_pattern(Ar0, self.S0, self.m, self.qr)
@@ -786,6 +789,9 @@ class CrossProducts:
         ones otherwise.
         """
         S0, l0, qr = self.S0, self.l0, self.qr
+        if self._A0d is not None:  # M ≥ 0 diagonal: A_r0 M A_r0ᵀ = BBᵀ, B = A_r0 M^½, lower triangle only
+            G -= blas.dsyrk(1.0, (self._A0d * np.sqrt(Ms[0])).T, trans=1, lower=1)
+            return
         self._mapped_update(G.reshape(-1), Ms, self._xy_pos, self._pair_pos)
         if self._xy_map is not None and (self._pairs is not None or not qr):
             return
