@@ -267,7 +267,7 @@ def batched_lower_inverse(L: np.ndarray) -> np.ndarray:
     return np.linalg.solve(L, np.broadcast_to(np.eye(S), L.shape))
 
 
-def packed_congruence(T: np.ndarray) -> np.ndarray:
+def _packed_congruence(T: np.ndarray) -> np.ndarray:
     """The map taking a symmetric X in packed planes to ``TᵀXT`` in packed planes (see :func:`pair_index`).
 
     Entry (i, j) of TᵀXT is ``Σ_(k ≥ l) X_kl (T_ki T_lj + T_li T_kj)``, the second
@@ -278,7 +278,7 @@ def packed_congruence(T: np.ndarray) -> np.ndarray:
     >>> T = np.array([[1.0, 0.0], [0.5, 2.0]])
     >>> X = np.array([[2.0, 1.0], [1.0, 3.0]])
     >>> packed = X[np.tril_indices(2)]
-    >>> bool(np.allclose(packed_congruence(T) @ packed, (T.T @ X @ T)[np.tril_indices(2)]))
+    >>> bool(np.allclose(_packed_congruence(T) @ packed, (T.T @ X @ T)[np.tril_indices(2)]))
     True
     """
     ki, lj, li, kj, off = _congruence_indices(T.shape[0])
@@ -288,7 +288,7 @@ def packed_congruence(T: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _congruence_indices(size: int) -> tuple[np.ndarray, ...]:
-    """Flat positions in T of the four factors of :func:`packed_congruence`, and where k ≠ l."""
+    """Flat positions in T of the four factors of :func:`_packed_congruence`, and where k ≠ l."""
     i, j = np.tril_indices(size)
     k, l = i[None, :], j[None, :]
     i, j = i[:, None], j[:, None]
@@ -299,7 +299,7 @@ def _first_block_2x2(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
     """``log|L00|²`` and M of :meth:`CrossProducts._first_block` for S = 2 (random slopes), in closed form.
 
     ``A`` holds the per-level ``zᵀWz`` in packed planes (3, ℓ).  The packed
-    entries of B = TᵀA_lT + I are a 3×3 linear map of A's (:func:`packed_congruence`,
+    entries of B = TᵀA_lT + I are a 3×3 linear map of A's (:func:`_packed_congruence`,
     written out: this runs on every evaluation of models with few levels), and
     those of M = T B⁻¹ Tᵀ one of B⁻¹'s, which is (b11, −b10, b00) / det: two
     small matrix products and a few elementwise operations on ℓ-vectors,
@@ -327,7 +327,7 @@ def _first_block_planes(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray
     """
     S = T.shape[0]
     at = pair_index(S)
-    B = packed_congruence(T) @ A + _unit_planes(S)
+    B = _packed_congruence(T) @ A + _unit_planes(S)
     L = np.empty_like(B)
     for j in range(S):
         L[at[j, j]] = np.sqrt(B[at[j, j]] - sum(L[at[j, k]] ** 2 for k in range(j)))
@@ -341,7 +341,7 @@ def _first_block_planes(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray
     s, t = np.tril_indices(S)
     Binv = np.stack([sum(inv[at[i, a]] * inv[at[i, b]] for i in range(a, S)) for a, b in zip(s, t)])
     diagonal = np.prod(L[at[np.arange(S), np.arange(S)]], axis=0)
-    return 2.0 * float(np.sum(np.log(diagonal))), packed_congruence(T.T) @ Binv
+    return 2.0 * float(np.sum(np.log(diagonal))), _packed_congruence(T.T) @ Binv
 
 
 @functools.lru_cache(maxsize=None)

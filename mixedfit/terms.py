@@ -244,9 +244,9 @@ def _check_response_varies(y: np.ndarray, X: np.ndarray, offset: np.ndarray | No
     arbitrary estimates with convergence warnings.
     """
     target = y if offset is None else y - offset
-    r = tall_r_factor(np.column_stack([X, target]))
-    # The last diagonal entry of R is the norm of target's residual on X; with
-    # no fewer columns than rows, that residual is zero.
+    r = _tall_r_factor(np.column_stack([X, target]))
+    # The last diagonal entry of R is the norm of target's residual on X; where
+    # [X target] has more columns than rows, that residual is zero.
     residual = abs(r[-1, -1]) if r.shape[0] == r.shape[1] else 0.0
     if residual > _EXACT_FIT_TOLERANCE * np.linalg.norm(target):
         return
@@ -257,10 +257,10 @@ def _check_response_varies(y: np.ndarray, X: np.ndarray, offset: np.ndarray | No
                     "(every residual is zero): no variance can be estimated")
 
 
-_TSQR_ROWS = 8192  # rows per block of tall_r_factor
+_TSQR_ROWS = 8192  # rows per block of _tall_r_factor
 
 
-def tall_r_factor(X: np.ndarray) -> np.ndarray:
+def _tall_r_factor(X: np.ndarray) -> np.ndarray:
     """R of X = QR (up to the signs of its rows) by QRs of row blocks, then of their stacked Rs.
 
     Householder QR of a tall matrix runs at memory speed; blocks that stay in
@@ -270,7 +270,7 @@ def tall_r_factor(X: np.ndarray) -> np.ndarray:
     Examples
     --------
     >>> X = np.random.default_rng(0).normal(size=(20_000, 3))
-    >>> bool(np.allclose(np.abs(tall_r_factor(X)), np.abs(np.linalg.qr(X, mode="r"))))
+    >>> bool(np.allclose(np.abs(_tall_r_factor(X)), np.abs(np.linalg.qr(X, mode="r"))))
     True
     """
     if X.shape[0] <= _TSQR_ROWS:
@@ -297,7 +297,7 @@ def _pivoted_qr_rank(X: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
     """
     n, p = X.shape
     if n >= p:
-        r = np.abs(np.diagonal(tall_r_factor(X)))
+        r = np.abs(np.diagonal(_tall_r_factor(X)))
         norms = np.linalg.norm(X, axis=0)
         if np.all(r >= _RANK_MARGIN * tol * np.where(norms == 0, 1.0, norms)):
             return p, np.arange(p)
