@@ -48,9 +48,11 @@ def test_schur_product_paths_agree(name, formula, monkeypatch):
             for setting, value in settings.items():
                 patch.setattr(blocks, setting, value)
             models[path] = MixedModel(design)
-    assert models["pattern"].cross._pairs is not None and models["pattern"].cross._R0d is None
-    assert models["sparse products"].cross._pairs is None and models["sparse products"].cross._R0d is None
-    assert models["dense rows"].cross._R0d is not None
+    for path in ("pattern", "sparse products"):
+        assert models[path].cross._R0d is None and models[path].cross._A0d is None
+    assert models["pattern"].cross._pairs is not None and models["sparse products"].cross._pairs is None
+    dense = models["dense rows"].cross
+    assert (dense._A0d if dense.S0 == 1 else dense._R0d) is not None
     for theta in _random_thetas(models["pattern"], 7):
         reference = models["pattern"].objective(theta)
         for path in ("sparse products", "dense rows"):
