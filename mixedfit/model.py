@@ -156,10 +156,17 @@ class MixedModel:
         return opt
 
     def _stopped_short(self, opt: OptSummary) -> bool:
-        """Whether the derivatives at BOBYQA's optimum say it stopped before the minimum."""
-        return not self.is_singular(opt.final) and (
-            self._predicted_gap(opt) > _GAP_TOL * max(1.0, abs(opt.fmin)) or _gradient_check(opt)[1]
-        )
+        """Whether the derivatives at BOBYQA's optimum say it stopped before the minimum.
+
+        At a singular optimum the gradient of the θ at their bound need not
+        vanish, so only the gap predicted over the others counts there.
+        """
+        short = self._predicted_gap(opt, self._interior(opt.final)) > _GAP_TOL * max(1.0, abs(opt.fmin))
+        return short or (not self.is_singular(opt.final) and _gradient_check(opt)[1])
+
+    def _interior(self, theta: np.ndarray) -> np.ndarray:
+        """Which θ are away from their bound, by lme4's isSingular() tolerance."""
+        return ~(np.isfinite(self.lower) & (theta < _SINGULAR_TOL))
 
     def _restart_in_units(self, opt: OptSummary, maxeval: int) -> OptSummary:
         """Fit again with θ in the units of Z's columns when those are extreme; keep the lower.
@@ -200,13 +207,16 @@ class MixedModel:
         return theta0
 
     @staticmethod
-    def _predicted_gap(opt: OptSummary) -> float:
-        """Newton's estimate ½gᵀH⁻¹g of how far the objective is above the optimum (inf if H is not PD)."""
+    def _predicted_gap(opt: OptSummary, free: np.ndarray) -> float:
+        """Newton's estimate ½gᵀH⁻¹g over the ``free`` θ of how far the objective is above the optimum.
+
+        inf where that part of H is not positive definite; 0 where no θ is free.
+        """
         try:
-            chol = np.linalg.cholesky(opt.hessian)
+            chol = np.linalg.cholesky(opt.hessian[np.ix_(free, free)])
         except np.linalg.LinAlgError:
             return np.inf
-        z = np.linalg.solve(chol, opt.gradient)
+        z = np.linalg.solve(chol, opt.gradient[free])
         return float(0.5 * z @ z)
 
     def _polish(self, opt: OptSummary, maxeval: int) -> OptSummary:
@@ -234,13 +244,15 @@ class MixedModel:
         return better
 
     def _newton_step(self, opt: OptSummary) -> np.ndarray | None:
-        """θ − H⁻¹g kept within the bounds, or None where H is not positive definite."""
+        """θ − H⁻¹g over the θ away from their bound, kept within the bounds; None where that H is not PD."""
+        free = self._interior(opt.final)
         try:
-            chol = np.linalg.cholesky(opt.hessian)
+            chol = np.linalg.cholesky(opt.hessian[np.ix_(free, free)])
         except np.linalg.LinAlgError:
             return None
-        delta = np.linalg.solve(chol.T, np.linalg.solve(chol, opt.gradient))
-        return np.maximum(opt.final - delta, self.lower)
+        step = opt.final.copy()
+        step[free] -= np.linalg.solve(chol.T, np.linalg.solve(chol, opt.gradient[free]))
+        return np.maximum(step, self.lower)
 
     def _restart_edge(self, opt: OptSummary, maxeval: int) -> OptSummary:
         """Restart once from an optimum on the boundary if the deviance falls inward."""
