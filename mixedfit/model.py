@@ -161,7 +161,7 @@ class MixedModel:
         At a singular optimum the gradient of the θ at their bound need not
         vanish, so only the gap predicted over the others counts there.
         """
-        short = self._predicted_gap(opt, self._interior(opt.final)) > _GAP_TOL * max(1.0, abs(opt.fmin))
+        short = self._predicted_gap(opt) > _GAP_TOL * max(1.0, abs(opt.fmin))
         return short or (not self.is_singular(opt.final) and _gradient_check(opt)[1])
 
     def _interior(self, theta: np.ndarray) -> np.ndarray:
@@ -206,18 +206,25 @@ class MixedModel:
             raise ModelSpecError(f"start must be finite with the diagonal of θ >= 0, not {theta0.tolist()}")
         return theta0
 
-    @staticmethod
-    def _predicted_gap(opt: OptSummary, free: np.ndarray) -> float:
-        """Newton's estimate ½gᵀH⁻¹g over the ``free`` θ of how far the objective is above the optimum.
-
-        inf where that part of H is not positive definite; 0 where no θ is free.
-        """
+    def _newton_delta(self, opt: OptSummary) -> tuple[np.ndarray, np.ndarray] | None:
+        """H⁻¹g over the θ away from their bound, and which θ those are; None where that H is not PD."""
+        free = self._interior(opt.final)
         try:
             chol = np.linalg.cholesky(opt.hessian[np.ix_(free, free)])
         except np.linalg.LinAlgError:
+            return None
+        return free, np.linalg.solve(chol.T, np.linalg.solve(chol, opt.gradient[free]))
+
+    def _predicted_gap(self, opt: OptSummary) -> float:
+        """Newton's estimate ½gᵀH⁻¹g, over the θ away from their bound, of how far the objective is above the optimum.
+
+        inf where that part of H is not positive definite; 0 where no θ is free.
+        """
+        newton = self._newton_delta(opt)
+        if newton is None:
             return np.inf
-        z = np.linalg.solve(chol, opt.gradient[free])
-        return float(0.5 * z @ z)
+        free, delta = newton
+        return float(0.5 * opt.gradient[free] @ delta)
 
     def _polish(self, opt: OptSummary, maxeval: int) -> OptSummary:
         """A Newton step on the finite-difference derivatives, or else BOBYQA again from its optimum.
@@ -245,13 +252,12 @@ class MixedModel:
 
     def _newton_step(self, opt: OptSummary) -> np.ndarray | None:
         """θ − H⁻¹g over the θ away from their bound, kept within the bounds; None where that H is not PD."""
-        free = self._interior(opt.final)
-        try:
-            chol = np.linalg.cholesky(opt.hessian[np.ix_(free, free)])
-        except np.linalg.LinAlgError:
+        newton = self._newton_delta(opt)
+        if newton is None:
             return None
+        free, delta = newton
         step = opt.final.copy()
-        step[free] -= np.linalg.solve(chol.T, np.linalg.solve(chol, opt.gradient[free]))
+        step[free] -= delta
         return np.maximum(step, self.lower)
 
     def _restart_edge(self, opt: OptSummary, maxeval: int) -> OptSummary:
