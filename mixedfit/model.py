@@ -303,8 +303,7 @@ class MixedModel:
         return Convergence(messages, hess_code or (-1 if grad_failed else 0))
 
     def is_singular(self, theta: np.ndarray) -> bool:
-        bounded = np.isfinite(self.lower)
-        return bool(np.any(theta[bounded] < _SINGULAR_TOL))
+        return not self._interior(theta).all()
 
     def blas_threads(self):
         """A context limiting BLAS to one thread when threads cannot help.

@@ -25,9 +25,9 @@ CASES = [
 ]
 
 
-def _random_thetas(model: MixedModel, seed: int, count: int = 5) -> list[np.ndarray]:
+def _random_thetas(model: MixedModel, seed: int, high: float = 2.0, count: int = 5) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    return [np.where(np.isfinite(model.lower), rng.uniform(0.1, 2.0, model.ntheta), rng.normal(size=model.ntheta))
+    return [np.where(np.isfinite(model.lower), rng.uniform(0.1, high, model.ntheta), rng.normal(size=model.ntheta))
             for _ in range(count)]
 
 
@@ -98,9 +98,7 @@ def test_sparse_rest_equals_dense_rest(name, formula, monkeypatch):
     monkeypatch.setattr(blocks, "_SPARSE_FILL", -1)
     dense = MixedModel(design)
     assert sparse.cross._sparse is not None and dense.cross._sparse is None
-    rng = np.random.default_rng(3)
-    for _ in range(5):
-        theta = np.where(np.isfinite(sparse.lower), rng.uniform(0.1, 2.0, sparse.ntheta), rng.normal(size=sparse.ntheta))
+    for theta in _random_thetas(sparse, 3):
         fs, fd = sparse.factor(theta), dense.factor(theta)
         np.testing.assert_allclose(np.tril(fs.Lrr), np.tril(fd.Lrr), rtol=1e-10, atol=1e-12)
         assert sparse.objective(theta) == pytest.approx(dense.objective(theta), rel=1e-12)
@@ -115,9 +113,7 @@ def test_first_block_on_planes_equals_batched_factors(name, formula, monkeypatch
     monkeypatch.setattr(blocks, "_PLANES_MIN_LEVELS", 10**9)
     batched = MixedModel(design)
     assert planes.cross.S0 >= 3
-    rng = np.random.default_rng(11)
-    for _ in range(5):
-        theta = np.where(np.isfinite(planes.lower), rng.uniform(0.1, 8.0, planes.ntheta), rng.normal(size=planes.ntheta))
+    for theta in _random_thetas(planes, 11, high=8.0):
         T0 = planes.cross.templates(planes.engine_theta(theta))[0]
         monkeypatch.setattr(blocks, "_PLANES_MIN_LEVELS", 0)
         logdet_p, M_p = planes.cross._first_block(T0)
