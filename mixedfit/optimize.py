@@ -38,7 +38,9 @@ class OptSummary:
     message : str
         The optimizer's own words on why it stopped.
     gradient, hessian : ndarray
-        Finite-difference derivatives of the objective at ``final``.
+        Finite-difference derivatives of the objective at ``final``.  After a
+        polish step of at most 1e-3 (see :meth:`~mixedfit.model.MixedModel.optimize`),
+        the Hessian's off-diagonal entries are those at the point before the step.
     """
 
     optimizer: str
@@ -103,6 +105,7 @@ def bobyqa(
     code = 0
     try:
         x = opt.optimize(start.astype(float))
+        fmin = opt.last_optimum_value()  # the objective at x, as evaluated there
         result = opt.last_optimize_result()
         message = _NLOPT_MESSAGES.get(result, str(result))
         if result == nlopt.MAXEVAL_REACHED:
@@ -110,7 +113,7 @@ def bobyqa(
     except nlopt.RoundoffLimited:
         x = opt.last_optimum_x() if hasattr(opt, "last_optimum_x") else start
         message = "roundoff limited"
-    fmin = objective(x)
+        fmin = objective(x)
     return OptSummary(
         optimizer="nloptwrap",
         initial=start.copy(),
@@ -128,12 +131,20 @@ def bobyqa(
 
 
 def finite_derivatives(
-    objective: Callable[[np.ndarray], float], x: np.ndarray, fx: float, delta: float = 1e-4
+    objective: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    fx: float,
+    delta: float = 1e-4,
+    cross: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gradient and Hessian by central differences, as lme4's ``deriv12`` computes them.
 
     lme4 calls ``deriv12`` without bounds, so steps may cross a lower bound of θ;
     the deviance is defined there, and the same is done here.
+
+    ``cross``, a Hessian from a point close by, supplies the off-diagonal
+    entries as they are: then only the 2n steps along the axes are evaluated
+    (gradient and diagonal), not the 2n² of the whole stencil.
 
     Examples
     --------
@@ -143,7 +154,7 @@ def finite_derivatives(
     """
     n = x.size
     grad = np.empty(n)
-    hess = np.empty((n, n))
+    hess = np.empty((n, n)) if cross is None else cross.copy()
 
     def at(steps: dict[int, float]) -> float:
         z = x.copy()
@@ -155,6 +166,8 @@ def finite_derivatives(
         fadd, fsub = at({j: delta}), at({j: -delta})
         hess[j, j] = (fadd - 2.0 * fx + fsub) / delta**2
         grad[j] = (fadd - fsub) / (2.0 * delta)
+        if cross is not None:
+            continue
         for i in range(j):
             hess[i, j] = hess[j, i] = (
                 at({i: delta, j: delta})

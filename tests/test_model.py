@@ -6,7 +6,7 @@ import numpy as np
 
 import mixedfit as mf
 from mixedfit.model import MixedModel
-from mixedfit.optimize import OptSummary
+from mixedfit.optimize import OptSummary, finite_derivatives
 from mixedfit.terms import build_design
 
 
@@ -25,3 +25,28 @@ def test_singular_optimum_is_polished_over_its_interior():
     assert model._stopped_short(downhill_inside)
     np.testing.assert_allclose(model._newton_step(downhill_inside), [0.75, 0.1, 0.0])
     assert not model._stopped_short(_optimum(model, final, np.array([0.0, 0.0, 3.0])))
+
+
+def _derivatives_at(model: MixedModel, theta: np.ndarray) -> OptSummary:
+    fmin = model.objective(theta)
+    gradient, hessian = finite_derivatives(model.objective, theta, fmin)
+    return OptSummary("nloptwrap", theta, model.lower, theta, fmin=fmin, feval=10, code=0, message="",
+                      gradient=gradient, hessian=hessian)
+
+
+def test_a_short_polish_step_keeps_the_hessians_off_diagonal():
+    # Near sleepstudy's optimum a Newton step is short: only the gradient and the
+    # Hessian's diagonal are evaluated again; a long step re-evaluates all of it.
+    model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    optimum = model.optimize().final
+    off = ~np.eye(optimum.size, dtype=bool)
+    for shift, kept in ((2e-4, True), (2e-2, False)):
+        before = _derivatives_at(model, optimum + shift)
+        after = model._polish(before, 100_000)
+        moved = np.max(np.abs(after.final - before.final))
+        assert after.fmin < before.fmin and (moved <= 1e-3) == kept
+        fresh = _derivatives_at(model, after.final)
+        np.testing.assert_array_equal(after.gradient, fresh.gradient)
+        np.testing.assert_array_equal(np.diag(after.hessian), np.diag(fresh.hessian))
+        np.testing.assert_array_equal(after.hessian[off], (before if kept else fresh).hessian[off])
+        assert not np.array_equal(before.hessian[off], fresh.hessian[off])
