@@ -574,9 +574,65 @@ class Factor:
         return self._L00
 
 
-def engine_order(terms: list[RandomEffectsTerm]) -> list[int]:
-    """Term order of the engine: most random effects first (stable)."""
-    return sorted(range(len(terms)), key=lambda i: -terms[i].size * terms[i].nlevels)
+def engine_plan(terms: list[RandomEffectsTerm]) -> list[list[int]]:
+    """The engine's terms, each as the indices of the model's terms it joins: most random effects first (stable).
+
+    Terms on one grouping factor (the pieces of ``(x || g)``, or ``(1 | g) +
+    (0 + x | g)``) are joined in one term with a block-diagonal template, so
+    that their effects are eliminated together, level by level, instead of
+    the later ones filling the dense rest (``(x || g)`` on 1000 groups: 10 ms
+    an evaluation as two terms).
+
+    Examples
+    --------
+    >>> import mixedfit as mf
+    >>> from mixedfit.terms import build_design
+    >>> d = build_design("Reaction ~ Days + (1|Days) + (Days||Subject)", mf.load_dataset("sleepstudy"))
+    >>> [t.label for t in d.terms], engine_plan(d.terms)
+    (['0 + Days | Subject', '1 | Subject', '1 | Days'], [[0, 1], [2]])
+    """
+    plan: list[list[int]] = []
+    for i, t in enumerate(terms):
+        same = [parts for parts in plan if _same_factor(terms[parts[0]], t)]
+        if same:
+            same[0].append(i)
+        else:
+            plan.append([i])
+    return sorted(plan, key=lambda parts: -sum(terms[i].size for i in parts) * terms[parts[0]].nlevels)
+
+
+def _same_factor(a: RandomEffectsTerm, b: RandomEffectsTerm) -> bool:
+    return a.group == b.group and a.levels == b.levels and np.array_equal(a.codes, b.codes)
+
+
+def joined_term(terms: list[RandomEffectsTerm], parts: list[int]) -> RandomEffectsTerm:
+    """The model's terms ``parts``, all on one grouping factor, as one term: their columns side by side."""
+    if len(parts) == 1:
+        return terms[parts[0]]
+    ts = [terms[i] for i in parts]
+    return RandomEffectsTerm(ts[0].group, [c for t in ts for c in t.cnames], np.hstack([t.z for t in ts]),
+                             ts[0].codes, ts[0].levels, correlated=False,
+                             label=" + ".join(f"({t.label})" for t in ts))
+
+
+def _joined_theta_positions(sizes: list[int]) -> tuple[np.ndarray, int]:
+    """Where the θ of terms of these sizes go in the θ of their joined block-diagonal template, and its length.
+
+    Examples
+    --------
+    >>> _joined_theta_positions([1, 2])  # (1|g) + (0 + x + z|g): θ (t1; t2, t3, t4) in a 3×3 template
+    (array([0, 3, 4, 5]), 6)
+    """
+    S = sum(sizes)
+    rows, cols = template_positions(S)
+    at = np.empty((S, S), dtype=np.intp)
+    at[rows, cols] = np.arange(rows.size)
+    positions, start = [], 0
+    for size in sizes:
+        r, c = template_positions(size)
+        positions.append(at[start + r, start + c])
+        start += size
+    return np.concatenate(positions), rows.size
 
 
 def intercepts_only(terms: list[RandomEffectsTerm]) -> bool:
@@ -658,10 +714,10 @@ class CrossBlocks:
         )
 
     @classmethod
-    def from_design(cls, design: Design, order: list[int] | None = None) -> "CrossBlocks":
-        """The blocks of a design's rows, terms taken in ``order`` (default: :func:`engine_order`)."""
-        order = engine_order(design.terms) if order is None else order
-        terms = [design.terms[i] for i in order]
+    def from_design(cls, design: Design, plan: list[list[int]] | None = None) -> "CrossBlocks":
+        """The blocks of a design's rows, on the engine's terms of ``plan`` (default: :func:`engine_plan`)."""
+        plan = engine_plan(design.terms) if plan is None else plan
+        terms = [joined_term(design.terms, parts) for parts in plan]
         n = design.nobs
         w = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
         sw = np.sqrt(w)
@@ -698,9 +754,10 @@ class CrossProducts:
     Parameters
     ----------
     design : Design
-        The model's data. Terms are re-ordered internally (most random effects
-        first); ``theta`` passed to :meth:`factor` is in the engine order given
-        by :attr:`order`.
+        The model's data. Terms on one grouping factor are joined and the
+        terms re-ordered internally (:func:`engine_plan`, kept as :attr:`plan`);
+        ``theta`` passed to :meth:`factor` is per engine term
+        (:meth:`engine_theta`).
     blocks : CrossBlocks, optional
         Cross products already summed (e.g. over the partitions of a data set
         too large for memory); then ``design`` only supplies the structure
@@ -708,9 +765,19 @@ class CrossProducts:
     """
 
     def __init__(self, design: Design, blocks: CrossBlocks | None = None):
-        self.order = engine_order(design.terms)
-        self.terms = [design.terms[i] for i in self.order]
-        blocks = CrossBlocks.from_design(design, self.order) if blocks is None else blocks
+        self.plan = engine_plan(design.terms)
+        self.terms = [joined_term(design.terms, parts) for parts in self.plan]
+        # Per model term: its engine term and its columns there; per engine
+        # term: where its parts' θ go in its own θ (None: a term of its own).
+        self.pieces: list[tuple[int, slice]] = [None] * len(design.terms)
+        self._theta_at: list[tuple[np.ndarray, int] | None] = []
+        for e, parts in enumerate(self.plan):
+            sizes = [design.terms[i].size for i in parts]
+            starts = np.cumsum([0] + sizes)
+            for i, a, b in zip(parts, starts[:-1], starts[1:]):
+                self.pieces[i] = (e, slice(int(a), int(b)))
+            self._theta_at.append(None if len(parts) == 1 else _joined_theta_positions(sizes))
+        blocks = CrossBlocks.from_design(design, self.plan) if blocks is None else blocks
         self.p = design.X.shape[1]
         self.n = blocks.n
         self.sum_log_w = blocks.sum_log_w
@@ -773,6 +840,26 @@ class CrossProducts:
         return CrossBlocks(self.A00, self.R0, self.F0, self.Arr, self.n, self.sum_log_w, self.response)
 
     # -- per-θ work -----------------------------------------------------------
+    def engine_theta(self, theta_terms: list[np.ndarray]) -> list[np.ndarray]:
+        """θ per engine term (engine order) from θ per model term (lme4 order).
+
+        A joined term's θ holds its parts' θ in its block-diagonal template,
+        zeros between them.
+        """
+        out = []
+        for parts, at in zip(self.plan, self._theta_at):
+            if at is None:
+                out.append(theta_terms[parts[0]])
+            else:
+                th = np.zeros(at[1])
+                th[at[0]] = np.concatenate([theta_terms[i] for i in parts])
+                out.append(th)
+        return out
+
+    def by_model_term(self, arrays: list[np.ndarray], axes: int) -> list[np.ndarray]:
+        """Per model term (lme4 order), its part of per-engine-term arrays whose last ``axes`` axes run over the columns."""
+        return [arrays[e][(Ellipsis,) + (cols,) * axes] for e, cols in self.pieces]
+
     def templates(self, theta_engine: list[np.ndarray]) -> list[np.ndarray]:
         return [lower_template(th, t.size) for th, t in zip(theta_engine, self.terms)]
 

@@ -61,7 +61,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .blocks import CrossBlocks, engine_order
+from .blocks import CrossBlocks, engine_plan
 from .errors import DataError, FormulaError, ModelSpecError, caret_message
 from .formula import parse_formula
 from .formula.evaluate import Evaluator
@@ -295,12 +295,12 @@ def _partition_design(part: pd.DataFrame, plan: _Plan) -> Design:
     return design
 
 
-def _partition_sums(part: pd.DataFrame, plan: _Plan, order: list[int]) -> _Sums | None:
+def _partition_sums(part: pd.DataFrame, plan: _Plan, terms: list[list[int]]) -> _Sums | None:
     """Pass 2 on one partition (None if it has no rows)."""
     if part.empty:
         return None
     design = _partition_design(part, plan)
-    return _Sums(CrossBlocks.from_design(design, order), _Moments.from_design(design),
+    return _Sums(CrossBlocks.from_design(design, terms), _Moments.from_design(design),
                  design.n_dropped)
 
 
@@ -440,8 +440,8 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
     timings["levels"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    order, shared = engine_order(design.terms), _shared(plan)
-    sums = _compute(_tree_reduce([_delayed(_partition_sums)(p, shared, order) for p in parts]))
+    terms, shared = engine_plan(design.terms), _shared(plan)
+    sums = _compute(_tree_reduce([_delayed(_partition_sums)(p, shared, terms) for p in parts]))
     timings["sums"] = time.perf_counter() - clock
 
     clock = time.perf_counter()

@@ -95,8 +95,8 @@ class MixedModel:
         return self.lower.size
 
     def engine_theta(self, theta: np.ndarray) -> list[np.ndarray]:
-        """θ (lme4 order) split per term and re-ordered as the engine stores terms."""
-        return [theta[self.theta_slices[i]] for i in self.cross.order]
+        """θ (lme4 order) as the engine's terms take it (:meth:`~mixedfit.blocks.CrossProducts.engine_theta`)."""
+        return self.cross.engine_theta([theta[sl] for sl in self.theta_slices])
 
     def factor(self, theta: np.ndarray) -> Factor | None:
         return self.cross.factor(self.engine_theta(np.asarray(theta, float)))
@@ -390,7 +390,7 @@ def lme4_start(design: Design, cross: CrossProducts) -> np.ndarray:
     n, mean_square = sums.n, sums.total * sums.total / sums.n
     # A level with no complete row (summed partitions keep every level) adds 0, not 0/0.
     engine = [np.sum(s * s / np.maximum(c, 1.0)) - mean_square for c, s in zip(sums.counts, sums.sums)]
-    shares = np.array([engine[cross.order.index(i)] for i in range(len(design.terms))]) / (n - 1)
+    shares = np.array([engine[e] for e, _ in cross.pieces]) / (n - 1)
     residual = (sums.squares - mean_square) / (n - 1) - np.sum(shares)
     return np.sqrt(shares / residual) if residual > 0 else start
 

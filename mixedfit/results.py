@@ -190,8 +190,7 @@ class MixedResults:
 
     @cached_property
     def _templates_lme4(self) -> list[np.ndarray]:
-        inv = np.argsort(self.model.cross.order)
-        return [self._factor.templates[i] for i in inv]
+        return self.model.cross.by_model_term(self._factor.templates, 2)
 
     @property
     def varcorr(self) -> pd.DataFrame:
@@ -212,8 +211,8 @@ class MixedResults:
     @cached_property
     def _b(self) -> list[np.ndarray]:
         """Conditional modes b = Λu per term (lme4 order), each (ℓ, S)."""
-        inv = np.argsort(self.model.cross.order)
-        return [self._u[i] @ self._factor.templates[i].T for i in inv]
+        b = [u @ T.T for u, T in zip(self._u, self._factor.templates)]
+        return self.model.cross.by_model_term(b, 1)
 
     @cached_property
     def _condvar(self) -> list[np.ndarray]:
@@ -234,11 +233,7 @@ class MixedResults:
                 o, term = cross.rest_offsets[k], cross.terms[k + 1]
                 cols = Dinv[:, o : o + term.size * term.nlevels].reshape(qr, term.nlevels, term.size)
                 engine.append(np.einsum("kls,klt->lst", cols, cols))
-        out = [None] * len(engine)
-        for pos, i in enumerate(cross.order):
-            T = f.templates[pos]
-            out[i] = s2 * (T @ engine[pos] @ T.T)
-        return out
+        return cross.by_model_term([s2 * (T @ E @ T.T) for T, E in zip(f.templates, engine)], 2)
 
     def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects, one DataFrame per grouping factor.

@@ -61,14 +61,20 @@ def designs(draw) -> tuple[Design, np.ndarray]:
     groups: list[np.ndarray] = []
     terms, theta = [], []
     for k in range(draw(st.integers(1, 3))):
-        codes, levels = _compact(draw(grouping(n, groups)))
-        assume(len(levels) >= 2)
-        groups.append(codes)
+        if terms and draw(st.booleans()):  # another term on an earlier factor, as (x || g) makes
+            earlier = terms[draw(st.integers(0, len(terms) - 1))]
+            label, codes, levels = earlier.group, earlier.codes, earlier.levels
+            event("two terms on one factor")
+        else:
+            codes, levels = _compact(draw(grouping(n, groups)))
+            assume(len(levels) >= 2)
+            groups.append(codes)
+            label = f"g{k}"
         size = draw(st.integers(1, 3))
         intercept = draw(st.booleans())
         z = np.column_stack([np.ones(n) if (j == 0 and intercept) else rng.normal(size=n)
                              for j in range(size)])
-        terms.append(RandomEffectsTerm(f"g{k}", [f"z{j}" for j in range(size)], z, codes, levels))
+        terms.append(RandomEffectsTerm(label, [f"z{j}" for j in range(size)], z, codes, levels))
         for j in range(size):  # column-major lower triangle, lme4's θ order
             theta.extend([rng.uniform(0.05, 2.0)] + list(rng.normal(0.0, 0.7, size - j - 1)))
     weights = rng.uniform(0.2, 3.0, n) if draw(st.booleans()) else None
