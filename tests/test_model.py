@@ -1,8 +1,11 @@
-"""The optimizer's follow-up steps on hand-made derivatives (the fits themselves are checked against lme4)."""
+"""The fit's machinery: the optimizer's follow-up steps on hand-made derivatives, and its BLAS threads (the fits themselves are checked against lme4)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+import pytest
 
 import mixedfit as mf
 from mixedfit.model import MixedModel
@@ -50,3 +53,24 @@ def test_a_short_polish_step_keeps_the_hessians_off_diagonal():
         np.testing.assert_array_equal(np.diag(after.hessian), np.diag(fresh.hessian))
         np.testing.assert_array_equal(after.hessian[off], (before if kept else fresh).hessian[off])
         assert not np.array_equal(before.hessian[off], fresh.hessian[off])
+
+
+def test_numpys_own_blas_gets_one_thread_beside_scipys(monkeypatch):
+    # Two OpenBLAS copies (numpy's and scipy's wheels) spin their threads on the
+    # same cores; numpy's gets one thread while scipy's factors with all of its.
+    from threadpoolctl import ThreadpoolController
+
+    from mixedfit import model as model_module
+
+    before = {c["filepath"]: c["num_threads"] for c in ThreadpoolController().info() if c["user_api"] == "blas"}
+    numpys = [path for path in before if path.startswith(os.path.dirname(np.__file__))]
+    if not numpys or len(numpys) == len(before):
+        pytest.skip("numpy and scipy share one BLAS library here: nothing to limit")
+    monkeypatch.setattr(model_module, "_SMALL_DENSE", 0)
+    monkeypatch.setattr(model_module, "_cores_busy", lambda: False)
+    model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    with model.blas_threads():
+        inside = {c["filepath"]: c["num_threads"] for c in ThreadpoolController().info() if c["user_api"] == "blas"}
+    assert all(inside[path] == (1 if path in numpys else before[path]) for path in before)
+    after = {c["filepath"]: c["num_threads"] for c in ThreadpoolController().info() if c["user_api"] == "blas"}
+    assert after == before
