@@ -422,6 +422,7 @@ def template_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
 _SPARSE_FILL = 0.5  # most scaling products, per entry of the rest's lower triangle, for a sparse assembly
 _ELIMINATIONS_KEPT = 3  # first-term θs whose eliminated rest is kept (see CrossProducts._eliminated)
 _ELIMINATIONS_BYTES = 128 * 2**20  # most memory those may hold
+_NESTED_MIN_COLUMNS = 256  # fewest columns of a block-diagonal lead of the rest worth eliminating by levels
 
 
 @dataclass
@@ -613,6 +614,29 @@ def joined_term(terms: list[RandomEffectsTerm], parts: list[int]) -> RandomEffec
     return RandomEffectsTerm(ts[0].group, [c for t in ts for c in t.cnames], np.hstack([t.z for t in ts]),
                              ts[0].codes, ts[0].levels, correlated=False,
                              label=" + ".join(f"({t.label})" for t in ts))
+
+
+def _dense_cholesky(G: np.ndarray) -> np.ndarray | None:
+    """The lower Cholesky factor of G from its lower triangle (zeros above); None if not positive definite."""
+    # G's lower triangle is the upper triangle of the Fortran-ordered Gᵀ:
+    # factoring that view spares LAPACK's wrapper a transposing copy (a
+    # third of the time of a 1145×1145 factorization).
+    U, info = lapack.dpotrf(G.T, lower=0, clean=1, overwrite_a=1)
+    return U.T if info == 0 else None
+
+
+def _stays_block_diagonal(R0: sp.csr_matrix, Arr: np.ndarray, q: int, S: int) -> bool:
+    """Whether the rest's first q columns hold no entries between their S×S level blocks, before and after the first term's elimination.
+
+    The elimination adds ``R0 M R0ᵀ``, whose entries lie where two rows of R0
+    share a column: none between two levels exactly when each first-term level
+    meets one level of this term (nesting).
+    """
+    rows = R0[:q].copy()
+    rows.data[:] = 1.0
+    added = (rows @ rows.T).tocoo()
+    present = np.nonzero(Arr[:q, :q])
+    return bool(np.all(added.row // S == added.col // S) and np.all(present[0] // S == present[1] // S))
 
 
 def _joined_theta_positions(sizes: list[int]) -> tuple[np.ndarray, int]:
@@ -828,6 +852,11 @@ class CrossProducts:
         self._block_mirror = [] if self._sparse is not None else [
             _diagonal_block_mirror(o, t.size, t.nlevels, self.m) for o, t in zip(self.rest_offsets, rest)
         ]
+        lead = int(self.rest_offsets[1]) if rest else 0
+        self._nested_lead = (
+            lead if lead >= _NESTED_MIN_COLUMNS and _stays_block_diagonal(self.R0, self.Arr, lead, rest[0].size)
+            else 0
+        )
 
     @functools.cached_property
     def _R0p(self) -> sp.csr_matrix:
@@ -990,13 +1019,44 @@ class CrossProducts:
             G = g.copy() if self._elimination_slots else g
             self._scale_rest(G, templates)
         G.reshape(-1)[: self.qr * (self.m + 1) : self.m + 1] += 1.0  # the random rest's diagonal
-        # G's lower triangle is the upper triangle of the Fortran-ordered Gᵀ:
-        # factoring that view spares LAPACK's wrapper a transposing copy (a
-        # third of the time of a 1145×1145 factorization).
-        U, info = lapack.dpotrf(G.T, lower=0, clean=1, overwrite_a=1)
-        if info != 0:
+        L = self._factor_nested(G) if self._nested_lead else _dense_cholesky(G)
+        if L is None:
             return None
-        return Factor(logdet0, U.T, templates, self.first_factor)
+        return Factor(logdet0, L, templates, self.first_factor)
+
+    def _factor_nested(self, G: np.ndarray) -> np.ndarray | None:
+        """The Cholesky factor of G (lower triangle current, upper not) where the rest's first term stays block diagonal.
+
+        When the first term is nested in the rest's first term (classes in
+        schools, ``(1|a/b/c)``), eliminating it leaves that term's own block
+        with no entries between levels: its columns are eliminated level by
+        level and only the block after them is factored densely (1000 classes
+        with 40 fixed effects: 9.6 → 1 ms).  Works in place on G; None if G is
+        not positive definite.
+        """
+        q1, S = self._nested_lead, self._rest_sizes[0]
+        ell = q1 // S
+        blocks = G[:q1, :q1].reshape(ell, S, ell, S)[np.arange(ell), :, np.arange(ell), :]  # (ℓ, S, S)
+        try:
+            L1 = np.sqrt(blocks) if S == 1 else np.linalg.cholesky(np.tril(blocks) + np.tril(blocks, -1).swapaxes(1, 2))
+        except np.linalg.LinAlgError:
+            return None
+        if S == 1 and not np.all(blocks > 0):
+            return None
+        C = level_blocks_product(G[q1:, :q1], np.swapaxes(batched_lower_inverse(L1), 1, 2))
+        rest = G[q1:, q1:]
+        rest -= np.tril(blas.dsyrk(1.0, C, lower=1))
+        trailing = _dense_cholesky(np.array(rest))
+        if trailing is None:
+            return None
+        # Above the diagonal, only the level blocks of the lead can hold
+        # entries (G's symmetric cross products), and the blocks are written whole.
+        G[:q1, q1:] = 0.0
+        top = G[:q1, :q1].reshape(ell, S, ell, S)
+        top[np.arange(ell), :, np.arange(ell), :] = L1
+        G[q1:, :q1] = C
+        G[q1:, q1:] = trailing
+        return G
 
     # -- quantities read off the factor ---------------------------------------
     def logdets(self, f: Factor) -> tuple[float, float, float]:

@@ -195,3 +195,25 @@ def test_terms_on_one_factor_are_joined_and_agree_with_separate_terms(name, form
             np.testing.assert_allclose(bj, bs, rtol=1e-8, atol=1e-10)
         for Tj, Ts in zip(joined.cross.by_model_term(fj.templates, 2), separate.cross.by_model_term(fs.templates, 2)):
             np.testing.assert_array_equal(Tj, Ts)
+
+
+@pytest.mark.parametrize("name, formula, nested", [
+    ("Pastes", "strength ~ 1 + (1|batch/cask)", True),
+    ("egsingle", "math ~ year + size + female + (year|childid) + (year|schoolid)", True),
+    ("Machines", "score ~ Machine + (1|Worker) + (1|Worker:Machine)", True),
+    ("Penicillin", "diameter ~ 1 + (1|plate) + (1|sample)", False),
+])
+def test_nested_lead_factors_as_the_dense_block_does(name, formula, nested, monkeypatch):
+    # Children in schools: after the children's elimination the schools' block has
+    # no entries between schools and is eliminated school by school.
+    design = build_design(formula, mf.load_dataset(name))
+    monkeypatch.setattr(blocks, "_NESTED_MIN_COLUMNS", 0)
+    by_levels = MixedModel(design)
+    monkeypatch.setattr(blocks, "_NESTED_MIN_COLUMNS", 10**9)
+    dense = MixedModel(design)
+    assert bool(by_levels.cross._nested_lead) == nested and not dense.cross._nested_lead
+    for theta in _random_thetas(by_levels, 13):
+        fl, fd = by_levels.factor(theta), dense.factor(theta)
+        np.testing.assert_array_equal(fl.Lrr, np.tril(fl.Lrr))
+        np.testing.assert_allclose(fl.Lrr, fd.Lrr, rtol=1e-10, atol=1e-12 * np.abs(fd.Lrr).max())
+        assert by_levels.objective(theta) == pytest.approx(dense.objective(theta), rel=1e-12)
