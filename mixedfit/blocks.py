@@ -233,16 +233,18 @@ def _subtract_lower(G: np.ndarray, left, right, min_rows: int) -> None:
     upper triangle; smaller blocks would cost more in calls than they save.
     A 400×400 block from 600 columns took 4.1 ms whole and 2.6 ms in 7 blocks.
     Dense blocks agree with the whole product to rounding only (OpenBLAS
-    takes other kernels for small products), enough to move BOBYQA's path:
-    the benchmarks' sim_maximal took 479 evaluations, not 531, to the same
-    optimum.
+    takes other kernels for small products), which can move BOBYQA's path:
+    the benchmarks' sim_maximal took 479 evaluations instead of 531 with
+    numpy's products, and 531 with scipy's, to the same optimum both ways.
     """
     q = left.shape[0]
     blocks = min(_ROW_BLOCKS, -(-q // min_rows))
     edges = np.linspace(0, q, blocks + 1).astype(int)
     for a, b in zip(edges[:-1], edges[1:]):
-        block = left[a:b] @ right[:b].T
-        G[a:b, :b] -= block.toarray() if sp.issparse(block) else block
+        if sp.issparse(left):
+            G[a:b, :b] -= (left[a:b] @ right[:b].T).toarray()
+        else:  # by scipy's BLAS, the one that factors (see model._numpy_own_blas); transposed views, no copies
+            G[a:b, :b] -= blas.dgemm(1.0, left[a:b].T, right[:b].T, trans_a=1)
 
 
 def _to_planes(q0: int, S: int) -> np.ndarray:
