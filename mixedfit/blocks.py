@@ -594,8 +594,8 @@ def engine_plan(terms: list[RandomEffectsTerm]) -> list[list[int]]:
     Terms on one grouping factor (the pieces of ``(x || g)``, or ``(1 | g) +
     (0 + x | g)``) are joined in one term with a block-diagonal template, so
     that their effects are eliminated together, level by level, instead of
-    the later ones filling the dense rest (``(x || g)`` on 1000 groups: 10 ms
-    an evaluation as two terms).
+    the later ones filling the dense rest (a fit of ``(x || g)`` on 1000
+    groups: 0.34 s as two terms, 0.012 s joined).
 
     Examples
     --------
@@ -1050,15 +1050,15 @@ class CrossProducts:
         q1, S = self._nested_lead, self._rest_sizes[0]
         ell = q1 // S
         blocks = G[:q1, :q1].reshape(ell, S, ell, S)[np.arange(ell), :, np.arange(ell), :]  # (ℓ, S, S)
+        if S == 1 and not np.all(blocks > 0):
+            return None
         try:
             L1 = np.sqrt(blocks) if S == 1 else np.linalg.cholesky(np.tril(blocks) + np.tril(blocks, -1).swapaxes(1, 2))
         except np.linalg.LinAlgError:
             return None
-        if S == 1 and not np.all(blocks > 0):
-            return None
         C = level_blocks_product(G[q1:, :q1], np.swapaxes(batched_lower_inverse(L1), 1, 2))
         rest = G[q1:, q1:]
-        rest -= np.tril(blas.dsyrk(1.0, C, lower=1))
+        rest -= blas.dsyrk(1.0, C, lower=1)  # lower triangle only, all the trailing factorization reads
         trailing = _dense_cholesky(np.array(rest))
         if trailing is None:
             return None
