@@ -295,12 +295,12 @@ def _partition_design(part: pd.DataFrame, plan: _Plan) -> Design:
     return design
 
 
-def _partition_sums(part: pd.DataFrame, plan: _Plan, terms: list[list[int]]) -> _Sums | None:
+def _partition_sums(part: pd.DataFrame, plan: _Plan, engine_terms: list[list[int]]) -> _Sums | None:
     """Pass 2 on one partition (None if it has no rows)."""
     if part.empty:
         return None
     design = _partition_design(part, plan)
-    return _Sums(CrossBlocks.from_design(design, terms), _Moments.from_design(design),
+    return _Sums(CrossBlocks.from_design(design, engine_terms), _Moments.from_design(design),
                  design.n_dropped)
 
 
@@ -440,8 +440,8 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
     timings["levels"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    terms, shared = engine_plan(design.terms), _shared(plan)
-    sums = _compute(_tree_reduce([_delayed(_partition_sums)(p, shared, terms) for p in parts]))
+    engine_terms, shared = engine_plan(design.terms), _shared(plan)
+    sums = _compute(_tree_reduce([_delayed(_partition_sums)(p, shared, engine_terms) for p in parts]))
     timings["sums"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
