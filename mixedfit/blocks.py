@@ -638,18 +638,19 @@ def _dense_cholesky(G: np.ndarray) -> np.ndarray | None:
     return U.T if info == 0 else None
 
 
-def _stays_block_diagonal(R0: sp.csr_matrix, Arr: np.ndarray, q: int, S: int) -> bool:
-    """Whether the rest's first q columns hold no entries between their S×S level blocks, before and after the first term's elimination.
+def _stays_block_diagonal(R0: sp.csr_matrix, q: int, S: int) -> bool:
+    """Whether the rest's first q columns (one term, S×S level blocks) stay block diagonal through the first term's elimination.
 
-    The elimination adds ``R0 M R0ᵀ``, whose entries lie where two rows of R0
-    share a column: none between two levels exactly when each first-term level
-    meets one level of this term (nesting).
+    The term's own cross products lie in its level blocks; the elimination
+    adds ``R0 M R0ᵀ``, with entries where two rows of R0 share a column.  So
+    the block stays block diagonal exactly when each first-term level (column
+    of R0) meets one level of this term (nesting): one pass over R0's entries,
+    not the product itself (0.29 s on the crossed 5e5 benchmark).
     """
-    rows = R0[:q].copy()
-    rows.data[:] = 1.0
-    added = (rows @ rows.T).tocoo()
-    present = np.nonzero(Arr[:q, :q])
-    return bool(np.all(added.row // S == added.col // S) and np.all(present[0] // S == present[1] // S))
+    lead = R0[:q].tocsc()
+    levels = lead.indices // S
+    column = np.repeat(np.arange(lead.shape[1]), np.diff(lead.indptr))
+    return bool(np.all(levels == levels[lead.indptr[column]]))
 
 
 def _joined_theta_positions(sizes: list[int]) -> tuple[np.ndarray, int]:
@@ -867,7 +868,7 @@ class CrossProducts:
         ]
         lead = int(self.rest_offsets[1]) if rest else 0
         self._nested_lead = (
-            lead if lead >= _NESTED_MIN_COLUMNS and _stays_block_diagonal(self.R0, self.Arr, lead, rest[0].size)
+            lead if lead >= _NESTED_MIN_COLUMNS and _stays_block_diagonal(self.R0, lead, rest[0].size)
             else 0
         )
 
