@@ -8,6 +8,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -43,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     except (MixedFitError, OSError) as err:
         print(f"mixedfit: error: {err}", file=sys.stderr)
         return 2
-    print(fit.summary())
+    try:
+        print(fit.summary())
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left (``| head``): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

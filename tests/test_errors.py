@@ -436,3 +436,15 @@ def test_cli_reports_a_missing_csv(tmp_path, capsys):
 
     assert main(["fit", FORMULA, "--csv", str(tmp_path / "absent.csv")]) == 2
     assert "absent.csv" in capsys.readouterr().err
+
+
+def test_cli_stops_quietly_when_its_reader_leaves():
+    # `mixedfit fit ... | head -3` closes the pipe before the summary is written.
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "mixedfit.cli", "fit", "Reaction ~ Days + (Days|Subject)", "--data", "sleepstudy"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait() == 1 and "Traceback" not in err, err
