@@ -412,7 +412,9 @@ def _zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
     mx = np.max(np.abs(x)) if x.size else 0.0
     if not mx > 0:
         return x
-    return np.round(x, int(np.floor(max(0.0, digits - np.log10(mx)) + 0.5)))
+    # + 0.0 makes the -0.0 left of a tiny negative residual plain 0, as R shows
+    # both: the residual's sign depends on which BLAS kernels the CPU gets.
+    return np.round(x, int(np.floor(max(0.0, digits - np.log10(mx)) + 0.5))) + 0.0
 
 
 def _cell_values(names: list[str], owners: list[tuple[str, ...]], grid: dict[str, np.ndarray]) -> np.ndarray:
