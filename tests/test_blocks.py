@@ -219,3 +219,35 @@ def test_nested_lead_factors_as_the_dense_block_does(name, formula, nested, monk
         np.testing.assert_array_equal(fl.Lrr, np.tril(fl.Lrr))
         np.testing.assert_allclose(fl.Lrr, fd.Lrr, rtol=1e-10, atol=1e-12 * np.abs(fd.Lrr).max())
         assert by_levels.objective(theta) == pytest.approx(dense.objective(theta), rel=1e-12)
+
+
+@pytest.mark.parametrize("name, formula, levels", [
+    ("Chem97", "score ~ gcsecnt + (1|school) + (1|lea)", 2410),
+    ("egsingle", "math ~ year + size + female + (year|childid) + (year|schoolid)", 1721),
+    ("InstEval", "y ~ service + (1|s) + (1|d) + (1|dept)", 2972),
+])
+def test_maps_merging_levels_with_equal_blocks_give_the_unmerged_factor(name, formula, levels, monkeypatch):
+    monkeypatch.setattr(blocks, "_SHARED_MIN_ENTRIES", 0)  # Chem97's and egsingle's maps are small
+    design = build_design(formula, mf.load_dataset(name))
+    merged = MixedModel(design)
+    monkeypatch.setattr(blocks, "_SHARED_LEVELS", -1)
+    apart = MixedModel(design)
+    planes = merged.cross.S0 * (merged.cross.S0 + 1) // 2
+    groups = merged.cross._pair_levels.size
+    assert apart.cross._pair_levels is None and apart.cross._pairs.shape[1] == planes * levels
+    assert groups < levels / 2 and merged.cross._pairs.shape[1] == planes * groups
+    assert merged.cross._pairs.nnz < apart.cross._pairs.nnz
+    for theta in _random_thetas(merged, 11, count=3):
+        fm, fa = merged.factor(theta), apart.factor(theta)
+        np.testing.assert_allclose(np.tril(fm.Lrr), np.tril(fa.Lrr), rtol=1e-10, atol=1e-12 * np.abs(fa.Lrr).max())
+        assert merged.objective(theta) == pytest.approx(apart.objective(theta), rel=1e-12)
+
+
+@pytest.mark.parametrize("S", [1, 2])
+def test_shared_blocks_are_equal_to_the_last_bit(S):
+    values = np.array([1.0, 1.0 + 2**-52, 1.0, 3.0, 3.0, 3.0] + [1.0] * 6)
+    A00 = np.stack([v * np.eye(S) + (S > 1) * np.eye(S, k=1) for v in values])
+    A00[4, -1, 0] = -0.0 if S > 1 else A00[4, -1, 0]  # the same value, other bits: kept apart
+    first, which = blocks.shared_blocks(A00)
+    np.testing.assert_array_equal(A00[first][which], A00)
+    assert first.size == 3 + (S > 1)
