@@ -899,7 +899,8 @@ class CrossProducts:
         )
         # The Schur pattern takes M at one level per distinct first-term block
         # (see shared_blocks); the X/y map is small, and is left as it is.
-        shared = shared_blocks(self.A00) if self._pairs is not None and self._pairs.nnz >= _SHARED_MIN_ENTRIES else None
+        large = self._pairs is not None and self._pairs.nnz >= _SHARED_MIN_ENTRIES
+        shared = shared_blocks(self.A00) if large else None
         self._pair_levels = None if shared is None else shared[0]
         if shared is not None:
             self._pairs = _merge_levels(self._pairs, shared[1], shared[0].size)
@@ -1021,8 +1022,8 @@ class CrossProducts:
         if self._xy_map is not None:
             g[xy_at] -= self._xy_map @ Ms.reshape(-1)
         if self._pairs is not None:
-            shared = Ms if self._pair_levels is None else Ms[:, self._pair_levels]
-            g[pairs_at] -= self._pairs @ shared.reshape(-1)
+            at_levels = Ms if self._pair_levels is None else Ms[:, self._pair_levels]
+            g[pairs_at] -= self._pairs @ at_levels.reshape(-1)
 
     def _scale_rest(self, G: np.ndarray, templates: list[np.ndarray]) -> None:
         """In place ``G ← ΛrᵀGΛr`` for the random rest (X and y rows are not scaled).
@@ -1085,7 +1086,8 @@ class CrossProducts:
             self._scale_rest(G, templates)
         G.reshape(-1)[: self.qr * (self.m + 1) : self.m + 1] += 1.0  # the random rest's diagonal
         # The sparse assembly writes the lower triangle of a zeroed array.
-        L = self._factor_nested(G) if self._nested_lead else _dense_cholesky(G, upper_zero=self._sparse is not None)
+        zero_above = self._sparse is not None
+        L = self._factor_nested(G) if self._nested_lead else _dense_cholesky(G, upper_zero=zero_above)
         if L is None:
             return None
         return Factor(logdet0, L, templates, self.first_factor)
