@@ -83,7 +83,8 @@ def _pattern_size(Ar0: sp.csr_matrix, S0: int, qr: int) -> int:
     return int(np.sum(per_level * random_rows))
 
 
-def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int) -> tuple[sp.csr_matrix, np.ndarray]:
+def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int,
+                   which: np.ndarray | None = None) -> tuple[sp.csr_matrix, np.ndarray]:
     """The fixed sparsity pattern of ``Ar0 M Ar0ᵀ`` in the random rest's columns, for block-diagonal M.
 
     ``Ar0`` stacks ``R0`` (the random rest's rows, 0 … q_r − 1) on ``F0`` (X and
@@ -92,7 +93,9 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int) -> tuple[sp.csr
     with i ≥ j and j < q_r (the lower triangle's random-rest columns) as a sparse
     matrix ``P``, one row per structurally nonzero (i, j), and the flat positions
     of those (i, j) in an (m, m) array, so that each θ costs one ``P @ Ms.ravel()``
-    with M in packed planes (see :func:`pair_index`).
+    with M in packed planes (see :func:`pair_index`).  ``which`` gives each
+    level's column of M where levels share one (:func:`shared_blocks`); by
+    default each level has its own.
     """
     ell = Ar0.shape[1] // S0
     coo = Ar0.tocsc().tocoo()  # column by column, rows ascending within each
@@ -121,13 +124,14 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int) -> tuple[sp.csr
     pos, inverse = _distinct(flat, m * m)
     del flat
     pairs = pair_index(S0)
-    mcol = level[a] if S0 == 1 else pairs[s[a], s[b]] * ell + level[a]  # one pair: skip the lookup
+    column, width = (level, ell) if which is None else (which[level], int(which.max()) + 1)
+    mcol = column[a] if S0 == 1 else pairs[s[a], s[b]] * width + column[a]  # one pair: skip the lookup
     data = vals[a]
     del a
     data *= vals[b]
     del b
-    P = sp.csr_matrix((data, (inverse, mcol)), shape=(pos.size, (pairs.max() + 1) * ell))
-    P.sum_duplicates()  # the (s, t) and (t, s) twins of each entry
+    P = sp.csr_matrix((data, (inverse, mcol)), shape=(pos.size, (pairs.max() + 1) * width))
+    P.sum_duplicates()  # the (s, t) and (t, s) twins of each entry, and the levels that share a column
     return P, pos
 
 
@@ -405,7 +409,7 @@ def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
 
 
 _SHARED_LEVELS = 0.5  # most distinct first-term blocks, per level, for the Schur pattern to merge levels
-_SHARED_MIN_ENTRIES = 100_000  # fewest entries of the pattern's map for merging to repay finding the blocks
+_SHARED_MIN_ENTRIES = 100_000  # fewest products in the Schur pattern for merging to repay finding the blocks
 
 
 def shared_blocks(A00: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -432,16 +436,6 @@ def shared_blocks(A00: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if first.size > _SHARED_LEVELS * ell:
         return None
     return first, which.reshape(-1)
-
-
-def _merge_levels(P: sp.csr_matrix, which: np.ndarray, groups: int) -> sp.csr_matrix:
-    """A map of M's packed planes (columns ``pair × ℓ + level``) on one column per pair and group of levels."""
-    ell = which.size
-    column = np.arange(P.shape[1])
-    plane = column // ell
-    merge = sp.csr_matrix((np.ones(column.size), (column, plane * groups + which[column % ell])),
-                          shape=(P.shape[1], (plane[-1] + 1) * groups))
-    return (P @ merge).tocsr()
 
 
 @functools.lru_cache(maxsize=None)
@@ -892,18 +886,16 @@ class CrossProducts:
             else (None, None)
         )
         Ar0 = sp.vstack([self.R0, sp.csr_matrix(self.F0)]).tocsr()
-        self._pairs, self._pair_pos = (
-            _schur_pattern(Ar0, self.S0, self.m, self.qr)
-            if self.qr and dense is None and _pattern_size(Ar0, self.S0, self.qr) <= _PATTERN_BUDGET
-            else (None, None)
-        )
-        # The Schur pattern takes M at one level per distinct first-term block
+        products = _pattern_size(Ar0, self.S0, self.qr) if self.qr and dense is None else None
+        kept = products is not None and products <= _PATTERN_BUDGET
+        # A large pattern takes M at one level per distinct first-term block
         # (see shared_blocks); the X/y map is small, and is left as it is.
-        large = self._pairs is not None and self._pairs.nnz >= _SHARED_MIN_ENTRIES
-        shared = shared_blocks(self.A00) if large else None
+        shared = shared_blocks(self.A00) if kept and products >= _SHARED_MIN_ENTRIES else None
         self._pair_levels = None if shared is None else shared[0]
-        if shared is not None:
-            self._pairs = _merge_levels(self._pairs, shared[1], shared[0].size)
+        self._pairs, self._pair_pos = (
+            _schur_pattern(Ar0, self.S0, self.m, self.qr, None if shared is None else shared[1])
+            if kept else (None, None)
+        )
         self._sparse = (
             SparseRest.build(self.Arr, self._pair_pos, self._xy_pos, self.rest_offsets, self._rest_sizes,
                              self._rest_levels)
