@@ -226,7 +226,7 @@ def test_nested_lead_factors_as_the_dense_block_does(name, formula, nested, monk
     ("egsingle", "math ~ year + size + female + (year|childid) + (year|schoolid)", 1721),
     ("InstEval", "y ~ service + (1|s) + (1|d) + (1|dept)", 2972),
 ])
-def test_maps_merging_levels_with_equal_blocks_give_the_unmerged_factor(name, formula, levels, monkeypatch):
+def test_schur_map_merging_levels_with_equal_blocks_gives_the_unmerged_factor(name, formula, levels, monkeypatch):
     monkeypatch.setattr(blocks, "_SHARED_MIN_ENTRIES", 0)  # Chem97's and egsingle's maps are small
     design = build_design(formula, mf.load_dataset(name))
     merged = MixedModel(design)
@@ -247,7 +247,8 @@ def test_maps_merging_levels_with_equal_blocks_give_the_unmerged_factor(name, fo
 def test_shared_blocks_are_equal_to_the_last_bit(S):
     values = np.array([1.0, 1.0 + 2**-52, 1.0, 3.0, 3.0, 3.0] + [1.0] * 6)
     A00 = np.stack([v * np.eye(S) + (S > 1) * np.eye(S, k=1) for v in values])
-    A00[4, -1, 0] = -0.0 if S > 1 else A00[4, -1, 0]  # the same value, other bits: kept apart
+    if S > 1:
+        A00[4, -1, 0] = -0.0  # the same value, other bits: kept apart
     first, which = blocks.shared_blocks(A00)
     np.testing.assert_array_equal(A00[first][which], A00)
     assert first.size == 3 + (S > 1)
