@@ -124,7 +124,8 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int,
     pos, inverse = _distinct(flat, m * m)
     del flat
     pairs = pair_index(S0)
-    column, width = (level, ell) if which is None else (which[level], int(which.max()) + 1)
+    # which in level's own (int32) type: int64 column indices would add 16 MB to InstEval's peak
+    column, width = (level, ell) if which is None else (which.astype(level.dtype)[level], int(which.max()) + 1)
     mcol = column[a] if S0 == 1 else pairs[s[a], s[b]] * width + column[a]  # one pair: skip the lookup
     data = vals[a]
     del a
