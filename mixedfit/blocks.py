@@ -410,7 +410,7 @@ def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
 
 
 _SHARED_LEVELS = 0.5  # most distinct first-term blocks, per level, for the Schur pattern to merge levels
-_SHARED_MIN_ENTRIES = 100_000  # fewest products in the Schur pattern for merging to repay finding the blocks
+_SHARED_MIN_PRODUCTS = 100_000  # fewest products in the Schur pattern for merging to repay finding the blocks
 
 
 def shared_blocks(A00: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
@@ -891,7 +891,7 @@ class CrossProducts:
         kept = products is not None and products <= _PATTERN_BUDGET
         # A large pattern takes M at one level per distinct first-term block
         # (see shared_blocks); the X/y map is small, and is left as it is.
-        shared = shared_blocks(self.A00) if kept and products >= _SHARED_MIN_ENTRIES else None
+        shared = shared_blocks(self.A00) if kept and products >= _SHARED_MIN_PRODUCTS else None
         self._pair_levels = None if shared is None else shared[0]
         self._pairs, self._pair_pos = (
             _schur_pattern(Ar0, self.S0, self.m, self.qr, None if shared is None else shared[1])

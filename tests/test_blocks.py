@@ -227,7 +227,7 @@ def test_nested_lead_factors_as_the_dense_block_does(name, formula, nested, monk
     ("InstEval", "y ~ service + (1|s) + (1|d) + (1|dept)", 2972),
 ])
 def test_schur_map_merging_levels_with_equal_blocks_gives_the_unmerged_factor(name, formula, levels, monkeypatch):
-    monkeypatch.setattr(blocks, "_SHARED_MIN_ENTRIES", 0)  # Chem97's and egsingle's maps are small
+    monkeypatch.setattr(blocks, "_SHARED_MIN_PRODUCTS", 0)  # Chem97's and egsingle's maps are small
     design = build_design(formula, mf.load_dataset(name))
     merged = MixedModel(design)
     monkeypatch.setattr(blocks, "_SHARED_LEVELS", -1)

@@ -410,10 +410,10 @@ def _record_kind(kinds: dict, var: str, suffix: str) -> None:
 def _zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
     """R 4.2's ``zapsmall``: round to ``digits − log10(max|x|)`` decimals (R rounds that to an integer)."""
     mx = np.max(np.abs(x)) if x.size else 0.0
-    if not mx > 0:
-        return x
     # + 0.0 makes the -0.0 left of a tiny negative residual plain 0, as R shows
     # both: the residual's sign depends on which BLAS kernels the CPU gets.
+    if not mx > 0:
+        return x + 0.0
     return np.round(x, int(np.floor(max(0.0, digits - np.log10(mx)) + 0.5))) + 0.0
 
 
