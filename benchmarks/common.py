@@ -32,6 +32,18 @@ REPO = HERE.parent
 if str(REPO) not in sys.path:  # run from a checkout without installing mixedfit
     sys.path.insert(0, str(REPO))
 
+WITHOUT_CHOLMOD = "MIXEDFIT_BENCH_WITHOUT_CHOLMOD"  # set by run.py --without-cholmod, read by every process
+
+
+def hide_cvxopt_if_asked() -> None:
+    """Make cvxopt unimportable in this process when --without-cholmod asked for it.
+
+    mixedfit then fits as it does where its ``cholmod`` extra is not installed.
+    """
+    if os.environ.get(WITHOUT_CHOLMOD):
+        sys.modules["cvxopt"] = None  # type: ignore[assignment]  # import now raises ImportError
+
+
 R_NA_REAL = np.array([0x7FF00000000007A2], dtype="<u8").view("<f8")[0]
 R_NA_INTEGER = np.iinfo(np.int32).min
 

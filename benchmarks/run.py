@@ -57,8 +57,10 @@ from common import (  # noqa: E402
     CASES,
     CASES_BY_KEY,
     REPO,
+    WITHOUT_CHOLMOD,
     Case,
     frames_identical,
+    hide_cvxopt_if_asked,
     load_manifest,
     source_frame,
     write_manifest,
@@ -224,13 +226,16 @@ def machine_info() -> dict:
 
 def python_versions() -> dict:
     import mixedfit
+    from mixedfit.supernodal import cholmod_available
 
     out = {"python": platform.python_version(), "mixedfit": getattr(mixedfit, "__version__", "?")}
-    for pkg in ("numpy", "scipy", "pandas", "statsmodels", "formulaic", "nlopt"):
+    for pkg in ("numpy", "scipy", "pandas", "statsmodels", "formulaic", "nlopt", "cvxopt"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             out[pkg] = None
+    if out["cvxopt"] is not None and not cholmod_available():
+        out["cvxopt"] += " (hidden: --without-cholmod)"
     try:
         import numpy as np
 
@@ -558,7 +563,8 @@ def render_markdown(report: dict) -> str:
         + f"; RAM {mach.get('ram_gib')} GiB; {mach['platform']}",
         f"- Python {ver['python']}; mixedfit {ver['mixedfit']}; numpy {ver['numpy']} "
         f"(BLAS: {ver.get('numpy_blas')}, {ver.get('blas_kernels')} kernels); scipy {ver['scipy']}; pandas {ver['pandas']}; "
-        f"formulaic {ver.get('formulaic')}; nlopt {ver.get('nlopt')}; statsmodels {ver.get('statsmodels')}",
+        f"formulaic {ver.get('formulaic')}; nlopt {ver.get('nlopt')}; statsmodels {ver.get('statsmodels')}; "
+        f"cvxopt {ver.get('cvxopt') or 'not installed'} (mixedfit's cholmod extra: CHOLMOD factors sparse rests)",
         f"- {ver.get('R', 'R: not run')}; lme4 {ver.get('lme4', '–')}; Matrix {ver.get('Matrix', '–')}; "
         f"R BLAS: {ver.get('R_blas', '–')}",
         "- Thread settings: " + (", ".join(f"{k}={v}" for k, v in mach["thread_env"].items())
@@ -718,6 +724,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--blas-threads", type=int, help="set OPENBLAS/OMP/MKL_NUM_THREADS to this for "
                     "every process (R's reference BLAS is single-threaded anyway); default: "
                     "library defaults")
+    ap.add_argument("--without-cholmod", action="store_true",
+                    help="fit with mixedfit as where its cholmod extra (cvxopt) is not installed")
     ap.add_argument("--render", metavar="RESULTS_JSON",
                     help="only rewrite RESULTS.md from an existing results.json, running nothing")
     args = ap.parse_args(argv)
@@ -728,6 +736,9 @@ def main(argv: list[str] | None = None) -> int:
         out.write_text(render_markdown(report), encoding="utf-8")
         log(f"wrote {out}")
         return 0
+    if args.without_cholmod:
+        os.environ[WITHOUT_CHOLMOD] = "1"  # the memory probes inherit it
+    hide_cvxopt_if_asked()
     if args.blas_threads is not None and argv is not None:
         _early_blas_threads(["--blas-threads", str(args.blas_threads)])
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import load_manifest, read_status_kb, reset_peak_rss  # noqa: E402
+from common import hide_cvxopt_if_asked, load_manifest, read_status_kb, reset_peak_rss  # noqa: E402
 
 
 def _reply(obj) -> None:
@@ -159,6 +159,7 @@ def main() -> None:
     p.add_argument("--formula", required=True)
     p.add_argument("--reml", required=True)
     args = parser.parse_args()
+    hide_cvxopt_if_asked()
     if args.mode == "statsmodels":
         serve_statsmodels()
     else:

@@ -7,9 +7,10 @@ split in two, MixedModels.jl style:
   block-diagonal ``ZᵀZ`` (one S×S block per level), so its Cholesky factor is
   ``ℓ`` independent tiny factorizations done as one batched array operation;
 * everything after it (the other terms, then X, then y) forms the *rest*: its
-  Schur complement after eliminating the first term is dense and factored by
-  LAPACK.  Crossed terms fill this block in anyway, so storing it dense costs
-  nothing extra for them.
+  Schur complement after eliminating the first term is factored by LAPACK,
+  dense: crossed terms fill this block in, so storing it dense costs nothing
+  extra for them.  Where it stays sparse (:class:`SparseRest`) and cvxopt is
+  installed, CHOLMOD factors its nonzeros instead (:mod:`mixedfit.supernodal`).
 
 For each θ only the scaling by Λθ and the two factorizations are redone.
 """
@@ -25,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas, lapack, solve_triangular
 
+from .supernodal import SupernodalRest, cholmod_available
 from .terms import Design, RandomEffectsTerm
 
 
@@ -497,6 +499,8 @@ class SparseRest:
     target, source, code_a, code_b : ndarray
         The scaling map, one row per product; ``target`` and ``source`` are
         None where every entry is its own single source (all terms S = 1).
+    diagonal : ndarray
+        Where the random rest's diagonal falls in ``pos``.
     """
 
     pos: np.ndarray
@@ -507,6 +511,7 @@ class SparseRest:
     source: np.ndarray | None
     code_a: np.ndarray
     code_b: np.ndarray
+    diagonal: np.ndarray
 
     @classmethod
     def build(cls, Arr: np.ndarray, pair_pos: np.ndarray, xy_pos: np.ndarray, offsets: np.ndarray,
@@ -529,18 +534,23 @@ class SparseRest:
         if target.size == pos.size:  # one product per entry: target and source are each entry itself
             target = source = None
         return cls(pos, Arr.reshape(-1)[pos], np.searchsorted(pos, pair_pos), np.searchsorted(pos, xy_pos),
-                   target, source, code_a, code_b)
+                   target, source, code_a, code_b, np.searchsorted(pos, diagonal))
 
-    def assemble(self, g: np.ndarray, templates: list[np.ndarray], m: int) -> np.ndarray:
-        """The (m, m) array holding ``ΛrᵀGΛr`` (lower triangle) from G's kept entries ``g``."""
+    def penalized(self, g: np.ndarray, templates: list[np.ndarray]) -> np.ndarray:
+        """The kept entries of ``ΛrᵀGΛr + I`` (I on the random rest) from G's kept entries ``g``."""
         tv = np.concatenate([T.ravel() for T in templates] + [_ONE])
         if self.target is None:
-            scaled = tv[self.code_a] * tv[self.code_b] * g
+            values = tv[self.code_a] * tv[self.code_b] * g
         else:
-            scaled = np.bincount(self.target, weights=tv[self.code_a] * tv[self.code_b] * g[self.source],
+            values = np.bincount(self.target, weights=tv[self.code_a] * tv[self.code_b] * g[self.source],
                                  minlength=self.pos.size)
+        values[self.diagonal] += 1.0
+        return values
+
+    def dense(self, values: np.ndarray, m: int) -> np.ndarray:
+        """The (m, m) array holding these kept entries in its lower triangle, zeros elsewhere."""
         G = np.zeros((m, m))
-        G.reshape(-1)[self.pos] = scaled
+        G.reshape(-1)[self.pos] = values
         return G
 
 
@@ -605,15 +615,19 @@ class Factor:
 
     ``L00`` (ℓ, S, S) is the first term's block-diagonal factor; ``Lrr`` is the
     dense factor of the rest (random rest, then X, then y).  The objective needs
-    only ``log|L00|²`` (``logdet0``), so ``L00`` itself is formed on first use.
+    only ``log|L00|²`` (``logdet0``) and the diagonal of the rest's factor
+    (``diagonal``: the random rest's entries in the factorization's order, then
+    X's and y's), so ``L00``, and ``Lrr`` where the rest was factored sparse
+    (``rest`` is then a callable that forms it), are formed on first use.
     """
 
-    def __init__(self, logdet0: float, Lrr: np.ndarray, templates: list[np.ndarray],
-                 first: Callable[[np.ndarray], np.ndarray]):
+    def __init__(self, logdet0: float, diagonal: np.ndarray, templates: list[np.ndarray],
+                 first: Callable[[np.ndarray], np.ndarray], rest: np.ndarray | Callable[[], np.ndarray]):
         self.logdet0 = logdet0
-        self.Lrr = Lrr
+        self.diagonal = diagonal
         self.templates = templates
         self._first = first
+        self._rest = rest
         self._L00: np.ndarray | None = None
 
     @property
@@ -621,6 +635,12 @@ class Factor:
         if self._L00 is None:
             self._L00 = self._first(self.templates[0])
         return self._L00
+
+    @property
+    def Lrr(self) -> np.ndarray:
+        if callable(self._rest):
+            self._rest = self._rest()
+        return self._rest
 
 
 def engine_plan(terms: list[RandomEffectsTerm]) -> list[list[int]]:
@@ -903,6 +923,10 @@ class CrossProducts:
             if self._pairs is not None and self._xy_map is not None
             else None
         )
+        self._supernodal = (
+            SupernodalRest(self._sparse.pos, self.m, self.qr) if self._sparse is not None and cholmod_available()
+            else None
+        )
         kept_size = self._sparse.arr.size if self._sparse is not None else self.m * self.m
         self._elimination_slots = min(_ELIMINATIONS_KEPT, _ELIMINATIONS_BYTES // (8 * kept_size))
         self._eliminations: collections.OrderedDict[bytes, tuple] = collections.OrderedDict()
@@ -915,6 +939,12 @@ class CrossProducts:
             lead if lead >= _NESTED_MIN_COLUMNS and _stays_block_diagonal(self.R0, lead, rest[0].size)
             else 0
         )
+
+    def __setstate__(self, state: dict) -> None:
+        # A model pickled where cvxopt is installed factors its rest densely where it is not.
+        if not cholmod_available():
+            state["_supernodal"] = None
+        self.__dict__.update(state)
 
     @functools.cached_property
     def _R0p(self) -> sp.csr_matrix:
@@ -1072,18 +1102,34 @@ class CrossProducts:
         """Factor at θ (one array per term, engine order); None if not positive definite."""
         templates = self.templates(theta_engine)
         logdet0, g = self._eliminated(templates[0])
-        if self._sparse is not None:
-            G = self._sparse.assemble(g, templates[1:], self.m)
+        if self._supernodal is not None:
+            values = self._sparse.penalized(g, templates[1:])
+            diagonal = self._supernodal.diagonal(values)
+            if diagonal is None:
+                return None
+            return Factor(logdet0, diagonal, templates, self.first_factor,
+                          functools.partial(self._sparse_rest_factor, values))
+        if self._sparse is not None:  # the kept entries, written into a zeroed array
+            G = self._sparse.dense(self._sparse.penalized(g, templates[1:]), self.m)
         else:
             G = g.copy() if self._elimination_slots else g
             self._scale_rest(G, templates)
-        G.reshape(-1)[: self.qr * (self.m + 1) : self.m + 1] += 1.0  # the random rest's diagonal
-        # The sparse assembly writes the lower triangle of a zeroed array.
-        zero_above = self._sparse is not None
-        L = self._factor_nested(G) if self._nested_lead else _dense_cholesky(G, upper_zero=zero_above)
+            G.reshape(-1)[: self.qr * (self.m + 1) : self.m + 1] += 1.0  # the random rest's diagonal
+        L = self._rest_factor(G, upper_zero=self._sparse is not None)
         if L is None:
             return None
-        return Factor(logdet0, L, templates, self.first_factor)
+        return Factor(logdet0, np.diagonal(L), templates, self.first_factor, L)
+
+    def _rest_factor(self, G: np.ndarray, upper_zero: bool = False) -> np.ndarray | None:
+        """The dense factor of the rest G (lower triangle current); None if not positive definite."""
+        return self._factor_nested(G) if self._nested_lead else _dense_cholesky(G, upper_zero=upper_zero)
+
+    def _sparse_rest_factor(self, values: np.ndarray) -> np.ndarray:
+        """LAPACK's factor of a rest that CHOLMOD factored, from its kept entries (for the results, which read it whole)."""
+        L = self._rest_factor(self._sparse.dense(values, self.m), upper_zero=True)
+        if L is None:  # CHOLMOD found it positive definite: only a matrix on the edge of singularity gets here
+            raise np.linalg.LinAlgError("the rest is positive definite to CHOLMOD but not to LAPACK")
+        return L
 
     def _factor_nested(self, G: np.ndarray) -> np.ndarray | None:
         """The Cholesky factor of G (lower triangle current, upper not) where the rest's first term stays block diagonal.
@@ -1122,7 +1168,7 @@ class CrossProducts:
     # -- quantities read off the factor ---------------------------------------
     def logdets(self, f: Factor) -> tuple[float, float, float]:
         """(log|L_Z|², log|L_X|², r²) from the factor's diagonal."""
-        dr = np.diagonal(f.Lrr)
+        dr = f.diagonal
         logs = np.log(dr[:-1])
         return float(f.logdet0 + 2.0 * logs[: self.qr].sum()), float(2.0 * logs[self.qr :].sum()), float(dr[-1] ** 2)
 

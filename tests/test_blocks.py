@@ -90,14 +90,19 @@ SPARSE_CASES = [
 ]
 
 
+@pytest.mark.parametrize("cholmod", [True, False])
 @pytest.mark.parametrize("name, formula", SPARSE_CASES)
-def test_sparse_rest_equals_dense_rest(name, formula, monkeypatch):
+def test_sparse_rest_equals_dense_rest(name, formula, cholmod, monkeypatch):
+    # The kept entries factored by CHOLMOD, or (without cvxopt) written into a
+    # zeroed array for LAPACK, against the dense rest.
     data = name() if callable(name) else mf.load_dataset(name)
     design = build_design(formula, data)
+    monkeypatch.setattr(blocks, "cholmod_available", lambda: cholmod)
     sparse = MixedModel(design)
     monkeypatch.setattr(blocks, "_SPARSE_FILL", -1)
     dense = MixedModel(design)
     assert sparse.cross._sparse is not None and dense.cross._sparse is None
+    assert (sparse.cross._supernodal is not None) == cholmod and dense.cross._supernodal is None
     for theta in _random_thetas(sparse, 3):
         fs, fd = sparse.factor(theta), dense.factor(theta)
         np.testing.assert_allclose(np.tril(fs.Lrr), np.tril(fd.Lrr), rtol=1e-10, atol=1e-12)

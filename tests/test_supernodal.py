@@ -1,0 +1,74 @@
+"""CHOLMOD's sparse factorization of the rest against LAPACK's dense one, and its care of cvxopt's state."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from cvxopt import cholmod
+
+import mixedfit as mf
+from mixedfit import blocks
+from mixedfit.model import MixedModel
+from mixedfit.supernodal import SupernodalRest
+from mixedfit.terms import build_design
+
+EGSINGLE = "math ~ year + size + female + (year|childid) + (year|schoolid)"
+
+
+@pytest.fixture(scope="module")
+def model() -> MixedModel:
+    return MixedModel(build_design(EGSINGLE, mf.load_dataset("egsingle")))
+
+
+def _thetas(model: MixedModel, count: int = 4) -> list[np.ndarray]:
+    rng = np.random.default_rng(5)
+    return [np.where(np.isfinite(model.lower), rng.uniform(0.1, 2.0, model.ntheta), rng.normal(size=model.ntheta))
+            for _ in range(count)]
+
+
+def test_the_objective_reads_the_diagonal_of_the_dense_factor(model):
+    cross = model.cross
+    assert cross._supernodal is not None
+    k = cross.p + 1
+    for theta in _thetas(model):
+        f = model.factor(theta)
+        dense = np.diagonal(f.Lrr)
+        # X's and y's entries in their place; the random rest's in CHOLMOD's order, so only their logarithms' sum counts.
+        np.testing.assert_allclose(f.diagonal[-k:], dense[-k:], rtol=1e-11)
+        assert np.sum(np.log(f.diagonal[:-k])) == pytest.approx(np.sum(np.log(dense[:-k])), rel=1e-12)
+
+
+def test_not_positive_definite_gives_none():
+    G = np.array([[1.0, 2.0], [2.0, 1.0]])
+    pos = np.flatnonzero(np.tril(G))
+    rest = SupernodalRest(pos, 2, 1)
+    assert rest.diagonal(G.reshape(-1)[pos]) is None
+    G[0, 0] = 5.0
+    np.testing.assert_allclose(rest.diagonal(G.reshape(-1)[pos]), np.diagonal(np.linalg.cholesky(G)))
+
+
+def test_cvxopt_options_are_the_callers_own(monkeypatch):
+    # A user's simplicial setting would leave no diagonal to read; theirs is restored after.
+    monkeypatch.setitem(cholmod.options, "supernodal", 0)
+    fresh = MixedModel(build_design(EGSINGLE, mf.load_dataset("egsingle")))
+    theta = _thetas(fresh, 1)[0]
+    assert np.isfinite(fresh.objective(theta))
+    assert cholmod.options == {"supernodal": 0}
+
+
+def test_pickled_model_factors_again(model):
+    theta = _thetas(model, 1)[0]
+    before = model.objective(theta)
+    again = pickle.loads(pickle.dumps(model))
+    assert again.objective(theta) == before
+
+
+def test_pickled_model_factors_densely_without_cvxopt(model, monkeypatch):
+    theta = _thetas(model, 1)[0]
+    data = pickle.dumps(model)
+    monkeypatch.setattr(blocks, "cholmod_available", lambda: False)
+    again = pickle.loads(data)
+    assert again.cross._supernodal is None
+    assert again.objective(theta) == pytest.approx(model.objective(theta), rel=1e-12)
