@@ -97,12 +97,12 @@ class SupernodalRest:
             amd, cholmod, matrix, spmatrix = _cvxopt()
             # Row-major order of the lower triangle is column-major order of
             # the upper: the positions are the order of the matrix's values.
-            rows = matrix((self.pos % self.m).astype(np.int64).tolist(), tc="i")
-            cols = matrix((self.pos // self.m).astype(np.int64).tolist(), tc="i")
-            A = spmatrix(1.0, rows, cols, (self.m, self.m))
-            order = list(amd.order(A[: self.qr, : self.qr], "U")) + list(range(self.qr, self.m))
+            rows, cols = np.divmod(self.pos.astype(np.int64), self.m)[::-1]
+            A = spmatrix(1.0, matrix(rows), matrix(cols), (self.m, self.m))
+            order = np.concatenate([np.asarray(amd.order(A[: self.qr, : self.qr], "U")).ravel(),
+                                    np.arange(self.qr, self.m)])
             with _supernodal_options():
-                F = cholmod.symbolic(A, p=matrix(order, tc="i"), uplo="U")
+                F = cholmod.symbolic(A, p=matrix(order.astype(np.int64)), uplo="U")
             self._state = A, F
         return self._state
 
@@ -115,7 +115,8 @@ class SupernodalRest:
         _, cholmod, matrix, _ = _cvxopt()
         A.V = matrix(values)
         try:
-            cholmod.numeric(A, F)
+            with _supernodal_options():  # numeric reads them too (its lower bound on the diagonal)
+                cholmod.numeric(A, F)
         except ArithmeticError:
             return None
         return np.array(cholmod.diag(F)).reshape(-1)
