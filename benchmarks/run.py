@@ -670,6 +670,8 @@ def render_markdown(report: dict) -> str:
         " (`benchmarks/dask_bench.py`).",
         "- Profile of InstEval's variance parameters, mixedfit vs lme4: [RESULTS_profile.md](RESULTS_profile.md)"
         " (`benchmarks/profile_insteval.py`).",
+        "- The sparse cases as mixedfit fits them without its cholmod extra (cvxopt), rests factored densely:"
+        " [RESULTS_without_cholmod.md](RESULTS_without_cholmod.md) (`--without-cholmod --cases egsingle,insteval`).",
         "",
     ]
     return "\n".join(lines)
