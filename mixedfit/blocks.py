@@ -1102,15 +1102,15 @@ class CrossProducts:
         """Factor at θ (one array per term, engine order); None if not positive definite."""
         templates = self.templates(theta_engine)
         logdet0, g = self._eliminated(templates[0])
-        if self._supernodal is not None:
+        if self._sparse is not None:
             values = self._sparse.penalized(g, templates[1:])
-            diagonal = self._supernodal.diagonal(values)
-            if diagonal is None:
-                return None
-            return Factor(logdet0, diagonal, templates, self.first_factor,
-                          functools.partial(self._sparse_rest_factor, values))
-        if self._sparse is not None:  # the kept entries, written into a zeroed array
-            G = self._sparse.dense(self._sparse.penalized(g, templates[1:]), self.m)
+            if self._supernodal is not None:
+                diagonal = self._supernodal.diagonal(values)
+                if diagonal is None:
+                    return None
+                return Factor(logdet0, diagonal, templates, self.first_factor,
+                              functools.partial(self._sparse_rest_factor, values))
+            G = self._sparse.dense(values, self.m)  # the kept entries, written into a zeroed array
         else:
             G = g.copy() if self._elimination_slots else g
             self._scale_rest(G, templates)
