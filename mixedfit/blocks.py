@@ -622,12 +622,14 @@ class Factor:
     """
 
     def __init__(self, logdet0: float, diagonal: np.ndarray, templates: list[np.ndarray],
-                 first: Callable[[np.ndarray], np.ndarray], rest: np.ndarray | Callable[[], np.ndarray]):
+                 first: Callable[[np.ndarray], np.ndarray], rest: np.ndarray | Callable[[], np.ndarray],
+                 trailing: Callable[[int], np.ndarray | None] | None = None):
         self.logdet0 = logdet0
         self.diagonal = diagonal
         self.templates = templates
         self._first = first
         self._rest = rest
+        self._trailing = trailing
         self._L00: np.ndarray | None = None
 
     @property
@@ -641,6 +643,16 @@ class Factor:
         if callable(self._rest):
             self._rest = self._rest()
         return self._rest
+
+    def trailing(self, k: int) -> np.ndarray:
+        """The last k rows and columns of the rest's factor (X's and y's for k = p + 1).
+
+        Where the rest was factored sparse and its factor is still CHOLMOD's
+        current one, read from that (:meth:`SupernodalRest.trailing`), without
+        forming ``Lrr``.
+        """
+        block = self._trailing(k) if self._trailing is not None else None
+        return self.Lrr[-k:, -k:] if block is None else block
 
 
 def engine_plan(terms: list[RandomEffectsTerm]) -> list[list[int]]:
@@ -1109,7 +1121,8 @@ class CrossProducts:
                 if diagonal is None:
                     return None
                 return Factor(logdet0, diagonal, templates, self.first_factor,
-                              functools.partial(self._sparse_rest_factor, values))
+                              functools.partial(self._sparse_rest_factor, values),
+                              functools.partial(self._supernodal.trailing, self._supernodal.generation))
             G = self._sparse.dense(values, self.m)  # the kept entries, written into a zeroed array
         else:
             G = g.copy() if self._elimination_slots else g
@@ -1171,6 +1184,10 @@ class CrossProducts:
         dr = f.diagonal
         logs = np.log(dr[:-1])
         return float(f.logdet0 + 2.0 * logs[: self.qr].sum()), float(2.0 * logs[self.qr :].sum()), float(dr[-1] ** 2)
+
+    def rx_inverse(self, f: Factor) -> np.ndarray:
+        """R_X⁻¹ from the factor's lower triangular block for X: vcov(β) = σ² R_X⁻ᵀ R_X⁻¹."""
+        return solve_triangular(f.trailing(self.p + 1)[: self.p, : self.p], np.eye(self.p), lower=True)
 
     def lower_offdiag(self, f: Factor) -> np.ndarray:
         """L_r0 = Λrᵀ A_r0 Λ0 L00⁻ᵀ as a dense (m, q0) array (used once, after the fit)."""

@@ -111,9 +111,7 @@ class MixedResults:
 
     @cached_property
     def _rx_inverse(self) -> np.ndarray:
-        cross = self.model.cross
-        RX = self._factor.Lrr[cross.qr : cross.qr + cross.p, cross.qr : cross.qr + cross.p]
-        return solve_triangular(RX, np.eye(cross.p), lower=True)
+        return self.model.cross.rx_inverse(self._factor)
 
     @property
     def vcov(self) -> pd.DataFrame:

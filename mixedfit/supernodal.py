@@ -17,6 +17,7 @@ import functools
 from typing import Iterator
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,11 +86,12 @@ class SupernodalRest:
 
     def __init__(self, pos: np.ndarray, m: int, qr: int):
         self.pos, self.m, self.qr = pos, m, qr
+        self.generation = 0  # numeric factorizations so far: CHOLMOD's factor holds the last one's
         self._state: tuple | None = None
 
     def __getstate__(self) -> dict:
         # CHOLMOD's factor does not pickle; it is analysed again where it is used.
-        return {"pos": self.pos, "m": self.m, "qr": self.qr, "_state": None}
+        return {"pos": self.pos, "m": self.m, "qr": self.qr, "generation": 0, "_state": None}
 
     def _analysed(self) -> tuple:
         """The pattern as cvxopt's (upper triangle) sparse matrix and CHOLMOD's symbolic factor."""
@@ -114,9 +116,26 @@ class SupernodalRest:
         A, F = self._analysed()
         _, cholmod, matrix, _ = _cvxopt()
         A.V = matrix(values)
+        self.generation += 1
         try:
             with _supernodal_options():  # numeric reads them too (its lower bound on the diagonal)
                 cholmod.numeric(A, F)
         except ArithmeticError:
             return None
         return np.array(cholmod.diag(F)).reshape(-1)
+
+    def trailing(self, generation: int, k: int) -> np.ndarray | None:
+        """The last k rows and columns of the factor from numeric factorization ``generation``; None if CHOLMOD's factor holds a later one.
+
+        Solving ``L Y = [0; I]`` gives the inverse of that block in Y's last
+        k rows (L is lower triangular), at the cost of one sparse solve with k
+        right-hand sides instead of a dense factorization of the whole rest.
+        """
+        if generation != self.generation or self._state is None:
+            return None
+        _, cholmod, matrix, _ = _cvxopt()
+        E = np.zeros((self.m, k))
+        E[-k:] = np.eye(k)
+        Y = matrix(E)
+        cholmod.solve(self._state[1], Y, sys=4)  # sys=4: L Y = E, in the factorization's order (X, y last)
+        return solve_triangular(np.array(Y)[-k:], np.eye(k), lower=True)

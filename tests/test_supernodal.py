@@ -72,3 +72,16 @@ def test_pickled_model_factors_densely_without_cvxopt(model, monkeypatch):
     again = pickle.loads(data)
     assert again.cross._supernodal is None
     assert again.objective(theta) == pytest.approx(model.objective(theta), rel=1e-12)
+
+
+def test_trailing_block_from_cholmod_while_current_then_from_the_dense_factor(model):
+    k = model.cross.p + 1
+    first, second = _thetas(model, 2)
+    f = model.factor(first)
+    from_cholmod = f.trailing(k)
+    assert f._rest is not None and callable(f._rest)  # Lrr not formed for it
+    np.testing.assert_allclose(from_cholmod, f.Lrr[-k:, -k:], rtol=1e-10, atol=1e-12 * np.abs(from_cholmod).max())
+    g = model.factor(first)
+    model.factor(second)  # CHOLMOD's factor now holds another θ: g's block comes from LAPACK's factor
+    np.testing.assert_array_equal(g.trailing(k), g.Lrr[-k:, -k:])
+    np.testing.assert_allclose(g.trailing(k), from_cholmod, rtol=1e-10, atol=1e-12 * np.abs(from_cholmod).max())

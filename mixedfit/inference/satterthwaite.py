@@ -42,7 +42,6 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.linalg import solve_triangular
 
 from ..errors import ConvergenceWarning, ModelSpecError
 from .numderiv import richardson_hessian, richardson_jacobian
@@ -85,9 +84,7 @@ def covbeta(model, varpar: np.ndarray) -> np.ndarray:
     factor = model.factor(varpar[:-1])
     if factor is None:
         return np.full((model.cross.p,) * 2, np.nan)
-    qr, p = model.cross.qr, model.cross.p
-    RX = factor.Lrr[qr: qr + p, qr: qr + p]
-    Ri = solve_triangular(RX, np.eye(p), lower=True)
+    Ri = model.cross.rx_inverse(factor)
     return varpar[-1] ** 2 * (Ri.T @ Ri)
 
 
