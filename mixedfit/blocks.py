@@ -1185,6 +1185,15 @@ class CrossProducts:
         logs = np.log(dr[:-1])
         return float(f.logdet0 + 2.0 * logs[: self.qr].sum()), float(2.0 * logs[self.qr :].sum()), float(dr[-1] ** 2)
 
+    def beta(self, f: Factor) -> np.ndarray:
+        """β̂ alone: the factor's trailing block is ``[R_X 0; c_Xᵀ r]`` and ``R_Xᵀ β̂ = c_X``.
+
+        What :meth:`solve` gives as its first value, without the random effects
+        and so, where CHOLMOD factored the rest, without LAPACK's whole factor.
+        """
+        T = f.trailing(self.p + 1)
+        return solve_triangular(T[:-1, :-1], T[-1, :-1], lower=True, trans="T")
+
     def rx_inverse(self, f: Factor) -> np.ndarray:
         """R_X⁻¹ from the factor's lower triangular block for X: vcov(β) = σ² R_X⁻ᵀ R_X⁻¹."""
         return solve_triangular(f.trailing(self.p + 1)[: self.p, : self.p], np.eye(self.p), lower=True)

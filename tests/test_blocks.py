@@ -257,3 +257,14 @@ def test_shared_blocks_are_equal_to_the_last_bit(S):
     first, which = blocks.shared_blocks(A00)
     np.testing.assert_array_equal(A00[first][which], A00)
     assert first.size == 3 + (S > 1)
+
+
+@pytest.mark.parametrize("cholmod", [True, False])
+@pytest.mark.parametrize("name, formula", CASES)
+def test_beta_from_the_trailing_block_is_the_solves_beta(name, formula, cholmod, monkeypatch):
+    monkeypatch.setattr(blocks, "cholmod_available", lambda: cholmod)
+    model = MixedModel(build_design(formula, mf.load_dataset(name)))
+    for theta in _random_thetas(model, 17):
+        f = model.factor(theta)
+        beta = model.cross.beta(f)
+        np.testing.assert_allclose(beta, model.cross.solve(f)[0], rtol=1e-10, atol=1e-12 * np.abs(beta).max())

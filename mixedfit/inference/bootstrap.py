@@ -223,7 +223,7 @@ def _statistic(model: MixedModel, theta: np.ndarray) -> np.ndarray:
     cross = model.cross
     r2 = cross.logdets(f)[2]
     sigma = math.sqrt(r2 / (cross.n - cross.p if model.reml else cross.n))
-    beta = cross.solve(f)[0]
+    beta = cross.beta(f)
     return np.concatenate([theta_to_sdcor(model, theta, sigma), beta])
 
 

@@ -89,7 +89,7 @@ class _VarparDeviance:
         f = self.model.factor(sdcor_to_theta(self.model, v)) if v[-1] > 0 and np.all(np.isfinite(v)) else None
         if f is None:
             return np.full(self.model.cross.p, np.nan)
-        return self.model.cross.solve(f)[0]
+        return self.model.cross.beta(f)
 
 
 def _nloptwrap(fn: Callable[[np.ndarray], float], start, lower, upper) -> tuple[np.ndarray, float] | None:
@@ -346,7 +346,7 @@ def _profile_fixef(ml, base, opt, j, nvp, grid: _Grid) -> np.ndarray:
         theta, fv = res
         f = sub.factor(theta)
         sig = math.sqrt(sub.cross.logdets(f)[2] / n)
-        beta = np.insert(sub.cross.solve(f)[0] if xdrop.shape[1] else np.empty(0), j, fw)
+        beta = np.insert(sub.cross.beta(f) if xdrop.shape[1] else np.empty(0), j, fw)
         with np.errstate(invalid="ignore"):
             zeta = np.sign(fw - est) * np.sqrt(fv - base)  # NaN below the optimum, as R's sqrt
         return np.concatenate([[zeta], theta_to_sdcor(model, theta, sig), beta])
