@@ -481,9 +481,10 @@ class SparseRest:
 
     The terms after the first often leave most of the rest empty (egsingle's
     schools: a tenth of its lower triangle; InstEval's lecturers: a fifth):
-    there each θ updates and scales only the entries that can be nonzero and
+    there each θ updates and scales only the entries that can be nonzero, and
+    hands them to CHOLMOD (:mod:`mixedfit.supernodal`) or, without cvxopt,
     writes them into a zeroed array, instead of copying, updating and scaling
-    the whole dense block (egsingle 20 %, InstEval 8 % faster per evaluation).
+    the whole dense block (dense: egsingle 20 %, InstEval 8 % faster per evaluation).
     Entry ``pos[t]`` of ``ΛrᵀGΛr`` is
     ``Σ tv[code_a] tv[code_b] g[source]`` over the rows where ``target == t``,
     with ``tv`` the rest's templates flattened, then a 1 for X and y.
