@@ -100,6 +100,12 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int,
     default each level has its own.
     """
     ell = Ar0.shape[1] // S0
+    if which is not None and S0 == 1:
+        # Levels in the order of their shared column: the products then come
+        # with their columns ascending, so building P skips sorting each of
+        # its rows (InstEval: 79 → 39 ms).
+        by_column = np.argsort(which, kind="stable")
+        Ar0, which = Ar0[:, by_column], which[by_column]
     coo = Ar0.tocsc().tocoo()  # column by column, rows ascending within each
     rows, vals = coo.row, coo.data
     level, s = np.divmod(coo.col, S0)
