@@ -633,13 +633,13 @@ class Factor:
 
     def __init__(self, logdet0: float, diagonal: np.ndarray, templates: list[np.ndarray],
                  first: Callable[[np.ndarray], np.ndarray], rest: np.ndarray | Callable[[], np.ndarray],
-                 trailing: Callable[[int], np.ndarray | None] | None = None):
+                 cholmod: tuple[SupernodalRest, int] | None = None):
         self.logdet0 = logdet0
         self.diagonal = diagonal
         self.templates = templates
         self._first = first
         self._rest = rest
-        self._trailing = trailing
+        self._cholmod = cholmod  # CHOLMOD's factor and its generation, where it factored the rest
         self._L00: np.ndarray | None = None
 
     @property
@@ -661,8 +661,19 @@ class Factor:
         current one, read from that (:meth:`SupernodalRest.trailing`), without
         forming ``Lrr``.
         """
-        block = self._trailing(k) if self._trailing is not None else None
+        block = self._cholmod[0].trailing(self._cholmod[1], k) if self._cholmod is not None else None
         return self.Lrr[-k:, -k:] if block is None else block
+
+    def leading_solution(self) -> np.ndarray:
+        """``v`` with ``L_topᵀ v = l`` for the rest's factor ``[L_top 0; lᵀ r]``: ``[v_random; β̂]``.
+
+        From CHOLMOD's factor by one solve while it is this θ's
+        (:meth:`SupernodalRest.leading_solution`), else from ``Lrr``.
+        """
+        v = self._cholmod[0].leading_solution(self._cholmod[1]) if self._cholmod is not None else None
+        if v is None:
+            v = solve_triangular(self.Lrr[:-1, :-1], self.Lrr[-1, :-1], lower=True, trans="T")
+        return v
 
 
 def engine_plan(terms: list[RandomEffectsTerm]) -> list[list[int]]:
@@ -1132,7 +1143,7 @@ class CrossProducts:
                     return None
                 return Factor(logdet0, diagonal, templates, self.first_factor,
                               functools.partial(self._sparse_rest_factor, values),
-                              functools.partial(self._supernodal.trailing, self._supernodal.generation))
+                              (self._supernodal, self._supernodal.generation))
             G = self._sparse.dense(values, self.m)  # the kept entries, written into a zeroed array
         else:
             G = g.copy() if self._elimination_slots else g
@@ -1228,12 +1239,11 @@ class CrossProducts:
     def solve(self, f: Factor) -> tuple[np.ndarray, list[np.ndarray]]:
         """β̂ and the spherical random effects u (engine term order, each (ℓ, S)).
 
-        With v from the dense factor, the first term's right-hand side is
+        With v from the rest's factor (:meth:`Factor.leading_solution`), the first term's right-hand side is
         ``L_r0ᵀ [−v; 1] = L00⁻¹ Λ0ᵀ A_r0ᵀ Λr [−v; 1]``: sparse products with the
         stored cross products, never the dense (m, q0) ``L_r0``.
         """
-        top = f.Lrr[:-1, :-1]
-        v = solve_triangular(top, f.Lrr[-1, :-1], lower=True, trans="T")
+        v = f.leading_solution()
         w = self._scale_rows(np.append(-v, 1.0)[:, None], f.templates, transpose=False)[:, 0]
         z = self.R0.T @ w[: self.qr] + self.F0.T @ w[self.qr :]
         rhs0 = np.linalg.solve(f.L00, (z.reshape(self.l0, self.S0) @ f.templates[0])[..., None])

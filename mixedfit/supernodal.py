@@ -124,6 +124,18 @@ class SupernodalRest:
             return None
         return np.array(cholmod.diag(F)).reshape(-1)
 
+    def _solved(self, generation: int, k: int, system: int) -> np.ndarray | None:
+        """CHOLMOD's solve of ``system`` with the last k columns of I as right-hand sides, by the
+        factor from numeric factorization ``generation``; None if CHOLMOD's factor holds a later one."""
+        if generation != self.generation or self._state is None:
+            return None
+        _, cholmod, matrix, _ = _cvxopt()
+        E = np.zeros((self.m, k))
+        E[-k:] = np.eye(k)
+        Y = matrix(E)
+        cholmod.solve(self._state[1], Y, sys=system)
+        return np.array(Y)
+
     def trailing(self, generation: int, k: int) -> np.ndarray | None:
         """The last k rows and columns of the factor from numeric factorization ``generation``; None if CHOLMOD's factor holds a later one.
 
@@ -131,11 +143,15 @@ class SupernodalRest:
         k rows (L is lower triangular), at the cost of one sparse solve with k
         right-hand sides instead of a dense factorization of the whole rest.
         """
-        if generation != self.generation or self._state is None:
-            return None
-        _, cholmod, matrix, _ = _cvxopt()
-        E = np.zeros((self.m, k))
-        E[-k:] = np.eye(k)
-        Y = matrix(E)
-        cholmod.solve(self._state[1], Y, sys=4)  # sys=4: L Y = E, in the factorization's order (X, y last)
-        return solve_triangular(np.array(Y)[-k:], np.eye(k), lower=True)
+        Y = self._solved(generation, k, 4)  # sys=4: L Y = E, in the factorization's order (X, y last)
+        return None if Y is None else solve_triangular(Y[-k:], np.eye(k), lower=True)
+
+    def leading_solution(self, generation: int) -> np.ndarray | None:
+        """``H₁₁⁻¹ h`` for the matrix ``H = [H₁₁ h; hᵀ c]`` of numeric factorization ``generation``; None if not current.
+
+        One solve of ``H x = e_m`` (sys=0, the permutation included) gives
+        ``x = [−H₁₁⁻¹h; 1] / (c − hᵀH₁₁⁻¹h)``.  For the rest, whose last column is
+        y's, that is the random effects' and β's solution ``[v; β̂]``.
+        """
+        x = self._solved(generation, 1, 0)
+        return None if x is None else -x[:-1, 0] / x[-1, 0]

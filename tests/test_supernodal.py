@@ -85,3 +85,16 @@ def test_trailing_block_from_cholmod_while_current_then_from_the_dense_factor(mo
     model.factor(second)  # CHOLMOD's factor now holds another θ: g's block comes from LAPACK's factor
     np.testing.assert_array_equal(g.trailing(k), g.Lrr[-k:, -k:])
     np.testing.assert_allclose(g.trailing(k), from_cholmod, rtol=1e-10, atol=1e-12 * np.abs(from_cholmod).max())
+
+
+def test_leading_solution_from_cholmod_while_current_then_from_the_dense_factor(model):
+    first, second = _thetas(model, 2)
+    f = model.factor(first)
+    from_cholmod = f.leading_solution()
+    assert callable(f._rest)  # Lrr not formed for it
+    L = f.Lrr
+    dense = np.linalg.solve(L[:-1, :-1].T, L[-1, :-1])
+    np.testing.assert_allclose(from_cholmod, dense, rtol=1e-9, atol=1e-12 * np.abs(dense).max())
+    g = model.factor(first)
+    model.factor(second)  # CHOLMOD's factor now holds another θ: g's solution comes from LAPACK's factor
+    np.testing.assert_allclose(g.leading_solution(), dense, rtol=1e-12, atol=1e-14 * np.abs(dense).max())
