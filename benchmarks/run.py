@@ -672,6 +672,8 @@ def render_markdown(report: dict) -> str:
         " (`benchmarks/profile_insteval.py`).",
         "- The sparse cases as mixedfit fits them without its cholmod extra (cvxopt), rests factored densely:"
         " [RESULTS_without_cholmod.md](RESULTS_without_cholmod.md) (`--without-cholmod --cases egsingle,insteval`).",
+        "- The same cases with R linked to OpenBLAS (Debian's `libopenblas0-pthread`) instead of the reference"
+        " BLAS: [RESULTS_lme4_openblas.md](RESULTS_lme4_openblas.md).",
         "",
     ]
     return "\n".join(lines)
