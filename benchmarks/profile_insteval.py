@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 import mixedfit as mf
+from run import machine_info  # this folder's harness: the same CPU line as RESULTS.md
 
 HERE = Path(__file__).parent
 FORMULA = "y ~ service + (1|s) + (1|d) + (1|dept)"
@@ -30,6 +31,7 @@ suppressMessages(library(lme4))
 fm <- lmer({FORMULA}, InstEval)
 t <- system.time(ci <- confint(fm, parm = "theta_", method = "profile", oldNames = FALSE))
 write.csv(ci, stdout())
+cat("BLAS", extSoftVersion()[["BLAS"]], "\\n")
 cat("SECONDS", t[["elapsed"]], "\\n")
 """
 
@@ -44,11 +46,12 @@ def time_mixedfit() -> tuple[float, str]:
     return time.perf_counter() - start, ci.to_string()
 
 
-def time_lme4() -> tuple[float, str]:
-    """Seconds for lme4's profile intervals (fit excluded), and its output."""
+def time_lme4() -> tuple[float, str, str]:
+    """Seconds for lme4's profile intervals (fit excluded), its output, and R's BLAS library."""
     out = subprocess.run(["Rscript", "-e", R_SCRIPT], capture_output=True, text=True, check=True).stdout
-    seconds = float(out.rsplit("SECONDS", 1)[1].split()[0])
-    return seconds, out.rsplit("SECONDS", 1)[0].strip()
+    rest, seconds = out.rsplit("SECONDS", 1)
+    ci, blas = rest.rsplit("BLAS", 1)
+    return float(seconds.split()[0]), ci.strip(), blas.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         "# Profile of InstEval's variance parameters",
         "",
         f"Generated {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')} by "
-        f"`python benchmarks/profile_insteval.py` on {platform.processor() or platform.machine()}, "
+        f"`python benchmarks/profile_insteval.py` on {machine_info()['cpu_model']}, "
         f"Python {platform.python_version()}, mixedfit {mf.__version__}.",
         "",
         f"`confint(fit, parm = \"theta_\", method = \"profile\")` for `{FORMULA}` (REML fit).",
@@ -70,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         f"| mixedfit | {ours:.1f} |",
     ]
     if not args.skip_lme4:
-        theirs, their_ci = time_lme4()
-        lines += [f"| lme4 | {theirs:.1f} |", "", f"Speed-up: {theirs / ours:.2f}×", ""]
+        theirs, their_ci, blas = time_lme4()
+        lines += [f"| lme4 | {theirs:.1f} |", "", f"Speed-up: {theirs / ours:.2f}×; R's BLAS: {blas}", ""]
         lines += ["lme4's intervals:", "", "```", their_ci, "```"]
     lines += ["", "mixedfit's intervals:", "", "```", our_ci, "```", ""]
     (HERE / "RESULTS_profile.md").write_text("\n".join(lines))
