@@ -620,6 +620,11 @@ def _congruence_map(pos: np.ndarray, size: np.ndarray, effect: np.ndarray, base:
     return tuple(np.concatenate(x) for x in (rows, srcs, ca, cb))
 
 
+def _last_row_solution(L: np.ndarray) -> np.ndarray:
+    """``v`` with ``L_topᵀ v = l`` for a lower triangular factor ``[L_top 0; lᵀ r]``."""
+    return solve_triangular(L[:-1, :-1], L[-1, :-1], lower=True, trans="T")
+
+
 class Factor:
     """The blocked Cholesky factor at one θ.
 
@@ -671,9 +676,7 @@ class Factor:
         (:meth:`SupernodalRest.leading_solution`), else from ``Lrr``.
         """
         v = self._cholmod[0].leading_solution(self._cholmod[1]) if self._cholmod is not None else None
-        if v is None:
-            v = solve_triangular(self.Lrr[:-1, :-1], self.Lrr[-1, :-1], lower=True, trans="T")
-        return v
+        return _last_row_solution(self.Lrr) if v is None else v
 
 
 def engine_plan(terms: list[RandomEffectsTerm]) -> list[list[int]]:
@@ -1212,8 +1215,7 @@ class CrossProducts:
         What :meth:`solve` gives as its first value, without the random effects
         and so, where CHOLMOD factored the rest, without LAPACK's whole factor.
         """
-        T = f.trailing(self.p + 1)
-        return solve_triangular(T[:-1, :-1], T[-1, :-1], lower=True, trans="T")
+        return _last_row_solution(f.trailing(self.p + 1))
 
     def rx_inverse(self, f: Factor) -> np.ndarray:
         """R_X⁻¹ from the factor's lower triangular block for X: vcov(β) = σ² R_X⁻ᵀ R_X⁻¹."""
