@@ -100,7 +100,11 @@ def blas_on_two_threads() -> dict[str, int]:
     """Every BLAS library on two threads, whatever the machine's cores."""
     original = _blas_threads()
     _set_blas_threads_from_another_thread(2)
-    yield _blas_threads()
+    counts = _blas_threads()
+    if not counts or min(counts.values()) < 2:
+        _set_blas_threads_from_another_thread(original)
+        pytest.skip("no BLAS library here runs on two threads: a limit to one would not show")
+    yield counts
     _set_blas_threads_from_another_thread(original)
 
 
