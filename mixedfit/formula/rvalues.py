@@ -170,20 +170,23 @@ def as_factor(values: object) -> RFactor:
     """Make an R factor of *values*, as R's ``factor()`` would.
 
     Categoricals keep their categories' order; other values get R's sorted
-    levels.  Missing values (None, NaN) get code -1.
+    levels.  Values with the same label are one level, as in R (see
+    :func:`_by_label`).  Missing values (None, NaN) get code -1.
 
     Examples
     --------
     >>> as_factor(np.array([2.0, 10.0, np.nan, 2.0])).levels
     ['2', '10']
+    >>> as_factor(np.array([0.3, 0.1 + 0.2])).codes.tolist()
+    [0, 0]
     """
     if isinstance(values, RFactor):
         return values
     if isinstance(values, pd.Categorical | pd.Series) and isinstance(
             getattr(values, "dtype", None), pd.CategoricalDtype):
         categorical = pd.Categorical(values)
-        levels = level_labels_of(categorical.categories.tolist())
-        return RFactor(categorical.codes.astype(np.intp), levels, bool(categorical.ordered))
+        return _by_label(categorical.codes, categorical.categories.tolist(),
+                         bool(categorical.ordered))
     values = np.asarray(values)
     missing = pd.isna(values)
     present = values[~missing].tolist()
@@ -191,4 +194,26 @@ def as_factor(values: object) -> RFactor:
     position = {value: i for i, value in enumerate(distinct)}
     codes = np.full(len(values), -1, dtype=np.intp)
     codes[~missing] = [position[v] for v in present]
-    return RFactor(codes, level_labels_of(distinct))
+    return _by_label(codes, distinct)
+
+
+def _by_label(codes: np.ndarray, values: list, ordered: bool = False) -> RFactor:
+    """A factor of *codes* into *values* whose levels are the values' labels.
+
+    R's ``factor()`` matches ``as.character`` of the data against the
+    distinct labels, so values that print alike at 15 significant digits
+    (``0.3`` and ``0.1 + 0.2``) are one level, placed where the first of
+    them sorts.
+
+    Examples
+    --------
+    >>> _by_label(np.array([0, 1, 2, -1]), [0.1 + 0.2, 0.3, 0.5]).codes.tolist()
+    [0, 0, 1, -1]
+    """
+    labels = level_labels_of(values)
+    levels = list(dict.fromkeys(labels))
+    if len(levels) == len(labels):
+        return RFactor(codes, labels, ordered)
+    position = {label: i for i, label in enumerate(levels)}
+    table = np.array([position[label] for label in labels] + [-1], dtype=np.intp)
+    return RFactor(table[np.asarray(codes, dtype=np.intp)], levels, ordered)
