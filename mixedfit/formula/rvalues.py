@@ -24,7 +24,7 @@ import pandas as pd
 
 from .deparse import format_number
 
-__all__ = ["RFactor", "as_factor", "collation_key", "level_label", "level_labels_of", "sort_levels"]
+__all__ = ["NOT_NUMERIC", "RFactor", "as_factor", "collation_key", "level_label", "level_labels_of", "sort_levels"]
 
 # ICU root collation order of the printable ASCII characters (primary
 # strength, case folded), as R's sort() returns them.
@@ -91,6 +91,20 @@ def sort_levels(values: Sequence) -> list:
     return sorted(distinct)
 
 
+#: Why a factor cannot be used as numbers, for the errors that say so.
+NOT_NUMERIC = "a factor is not numeric; use as.numeric() for its codes"
+
+
+def _refused(op: str | None = None) -> Callable:
+    """An operator R refuses on a factor (``'+' not meaningful for factors``)."""
+    message = NOT_NUMERIC if op is None else \
+        f"'{op}' is not meaningful for a factor; use as.numeric() for its codes"
+
+    def refuse(*_: object) -> None:
+        raise TypeError(message)
+    return refuse
+
+
 class RFactor:
     """An R factor: integer codes into a list of level labels.
 
@@ -113,6 +127,16 @@ class RFactor:
     """
 
     __hash__ = None  # comparisons are elementwise, as R's
+    # Arithmetic and order are R errors on a factor; their messages name no Python type.
+    __add__ = __radd__ = __pos__ = _refused("+")
+    __sub__ = __rsub__ = __neg__ = _refused("-")
+    __mul__ = __rmul__ = _refused("*")
+    __truediv__ = __rtruediv__ = _refused("/")
+    __floordiv__ = __rfloordiv__ = _refused("%/%")
+    __mod__ = __rmod__ = _refused("%%")
+    __pow__ = __rpow__ = _refused("^")
+    __lt__, __le__, __gt__, __ge__ = (_refused(op) for op in ("<", "<=", ">", ">="))
+    __float__ = _refused()
 
     def __init__(self, codes: np.ndarray, levels: list[str], ordered: bool = False,
                  contrasts: Callable | None = None):
