@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .evaluate import Evaluator, Logical, Numeric
 from .frame import ModelFrame
@@ -51,6 +52,10 @@ def _make_factor(node: Node, frame: ModelFrame, evaluator: Evaluator) -> RFactor
         # The raw column keeps integers integers: level 100000, not 1e+05.
         column = evaluator.column(node.name)
         raw = column.take(frame.keep) if isinstance(column, RFactor) else column[frame.keep]
+        series = evaluator.data[evaluator.names[node.name]]
+        if pd.api.types.is_integer_dtype(series.dtype) and column.dtype.kind == "f":
+            # nullable integers with NA are floats in the frame; their ids stay exact
+            raw = series.to_numpy(dtype=object)[frame.keep]
         return as_factor(raw)
     value = frame[node]
     if isinstance(value, Logical):

@@ -107,3 +107,19 @@ def test_logical_grouping_factor_with_missing_values():
     predicted = ours.predict(new, allow_new_levels=True).to_numpy()
     shift = [ours.ranef()["b"].loc["TRUE", "(Intercept)"], 0.0]
     np.testing.assert_allclose(predicted, population + shift, rtol=1e-12)
+
+
+def test_nullable_integer_ids_with_missing_values_keep_their_exact_values():
+    # as floats, 10**15 and 10**15 + 2 print alike at 15 digits (R would merge such
+    # doubles): integer ids are integers, so every subject stays its own group
+    data = mf.load_dataset("sleepstudy")
+    ids = pd.array(10**15 + 2 * data["Subject"].cat.codes.to_numpy().astype(np.int64),
+                   dtype="Int64")
+    ids[3] = pd.NA
+    ours = fit("Reaction ~ Days + (1 | id)", id=ids)
+    assert list(ours.ranef()["id"].index) == [str(10**15 + 2 * k) for k in range(18)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mf.errors.MixedFitWarning)
+        reference = mf.mixed("Reaction ~ Days + (1 | Subject)", data.drop(index=[3]))
+    np.testing.assert_allclose(ours.theta.to_numpy(), reference.theta.to_numpy(), rtol=1e-10)
+    assert ours.nobs == reference.nobs == 179
