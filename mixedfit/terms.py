@@ -180,7 +180,8 @@ def _shape(values: Any) -> tuple[int, ...]:
         return (len(values),)
 
 
-def frame_of_columns(columns: Mapping, what: str = "data", one_row: bool = False) -> pd.DataFrame:
+def frame_of_columns(columns: Mapping, what: str = "data", broadcast: bool = False
+                     ) -> pd.DataFrame:
     """A dict of columns as a DataFrame, refusing what pandas would fail on.
 
     Parameters
@@ -189,9 +190,11 @@ def frame_of_columns(columns: Mapping, what: str = "data", one_row: bool = False
         One-dimensional columns of one length.
     what : str
         The argument's name, for messages.
-    one_row : bool
-        Take a dict of single values as one row (``predict({"Days": 2, ...})``);
-        otherwise it is refused, as no model can be fitted to one row.
+    broadcast : bool
+        Single values fill their column, as pandas does, and a dict of single
+        values is one row (``predict({"Days": 2, "Subject": "308"})``).
+        Otherwise they are refused: a model is not fitted to one row, and a
+        single value among columns is most likely a mistake.
 
     Returns
     -------
@@ -201,12 +204,14 @@ def frame_of_columns(columns: Mapping, what: str = "data", one_row: bool = False
     ------
     DataError
         A column of more than one dimension, columns of different lengths,
-        or (without *one_row*) single values only.
+        or (without *broadcast*) single values.
 
     Examples
     --------
-    >>> frame_of_columns({"x": 1.5, "g": "a"}, one_row=True).shape
+    >>> frame_of_columns({"x": 1.5, "g": "a"}, broadcast=True).shape
     (1, 2)
+    >>> frame_of_columns({"x": [1.5, 2.5], "g": "a"}, broadcast=True)["g"].tolist()
+    ['a', 'a']
     """
     shapes = {name: _shape(values) for name, values in columns.items()}
     wide = [f"'{name}' (shape {shape})" for name, shape in shapes.items() if len(shape) > 1]
@@ -214,11 +219,12 @@ def frame_of_columns(columns: Mapping, what: str = "data", one_row: bool = False
         raise DataError(f"column {', '.join(wide)} of {what} has more than one dimension; "
                         "each column must be one value per row")
     if shapes and all(shape == () for shape in shapes.values()):
-        if one_row:
+        if broadcast:
             return pd.DataFrame({name: [value] for name, value in columns.items()})
         raise DataError(f"{what} is a dict of single values (one row), not of columns: give "
                         "each name an array of values, one per row")
-    lengths = {name: shape[0] if shape else 1 for name, shape in shapes.items()}
+    lengths = {name: shape[0] if shape else 1 for name, shape in shapes.items()
+               if shape or not broadcast}
     if len(set(lengths.values())) > 1:
         raise DataError(f"the columns of {what} have different lengths: "
                         + ", ".join(f"'{k}' ({v})" for k, v in lengths.items()))
@@ -245,9 +251,13 @@ def by_row_label(values: Any, rows: pd.Index, what: str, where: str = "the data"
     if same_rows:
         return values.reindex(rows)
     strangers = values.index[~values.index.isin(rows)]
-    detail = (f"{_plural(len(strangers), 'label')} of its index ({_preview(strangers)}) "
-              f"{'is' if len(strangers) == 1 else 'are'} not among them") if len(strangers) \
-        else f"its index has {len(values)} labels for {len(rows)} rows"
+    if len(strangers):
+        detail = (f"{_plural(len(strangers), 'label')} of its index ({_preview(strangers)}) "
+                  f"{'is' if len(strangers) == 1 else 'are'} not among them")
+    elif len(values) != len(rows):
+        detail = f"its index has {len(values)} labels for {len(rows)} rows"
+    else:
+        detail = "labels repeat, so rows cannot be matched by label"
     raise DataError(f"{what} is a pandas Series whose index does not match the rows of {where}: "
                     f"{detail}; align it (.reindex) or pass .to_numpy() to use it by position")
 

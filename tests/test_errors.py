@@ -452,6 +452,10 @@ def test_predict_takes_a_dict_of_single_values_as_one_row(reference):
     one = reference.predict({"Days": 2.5, "Subject": "308"})
     frame = reference.predict(pd.DataFrame({"Days": [2.5], "Subject": ["308"]}))
     pd.testing.assert_series_equal(one, frame)
+    # as pandas, a single value among columns fills its column
+    filled = reference.predict({"Days": [0.0, 2.5], "Subject": "308"})
+    pd.testing.assert_series_equal(
+        filled, reference.predict(pd.DataFrame({"Days": [0.0, 2.5], "Subject": "308"})))
 
 
 def weights_case() -> dict:

@@ -24,7 +24,8 @@ import pandas as pd
 
 from .deparse import format_number
 
-__all__ = ["NOT_NUMERIC", "RFactor", "as_factor", "collation_key", "level_label", "level_labels_of", "sort_levels"]
+__all__ = ["NOT_NUMERIC", "RFactor", "as_factor", "collation_key", "level_label", "level_labels_of",
+           "sort_levels"]
 
 # ICU root collation order of the printable ASCII characters (primary
 # strength, case folded), as R's sort() returns them.

@@ -122,13 +122,13 @@ def _predict_fitted_rows(fit, bars: list) -> np.ndarray:
 
 
 def _as_frame(newdata: Any) -> pd.DataFrame:
-    """newdata as a DataFrame; a dict of single values is one row, as pandas users write it."""
+    """newdata as a DataFrame; single values fill their column and make one row on their own."""
     from ..terms import frame_of_columns
 
     if isinstance(newdata, pd.DataFrame):
         return newdata
     if isinstance(newdata, Mapping):
-        return frame_of_columns(newdata, "newdata", one_row=True)
+        return frame_of_columns(newdata, "newdata", broadcast=True)
     raise DataError(f"newdata must be a pandas DataFrame or a dict of arrays, not {type(newdata).__name__}")
 
 
@@ -343,7 +343,8 @@ def predict(fit, newdata: Any = None, re_form: Any = None, allow_new_levels: boo
     newdata : pandas.DataFrame or dict of arrays, optional
         Rows to predict (default: the rows fitted).  Needs the formula's
         covariates and the grouping factors of the terms used, not the response.
-        A dict of single values (``{"Days": 2, "Subject": "308"}``) is one row.
+        In a dict, single values fill their column as in pandas, and a dict of
+        single values (``{"Days": 2, "Subject": "308"}``) is one row.
     re_form : None, str or NA
         ``None``: all random effects; ``"~0"``, ``"NA"`` or ``numpy.nan``:
         none (the population prediction Xβ); a formula such as
