@@ -41,6 +41,7 @@ __all__ = ["RandomEffectsTerm", "Design", "build_design", "by_row_label", "frame
 _RANK_TOLERANCE = 1e-7  # lme4's chkRank.drop.cols
 _RANK_MARGIN = 1e3  # how far above dqrdc2's threshold an unpivoted QR must stay to skip the port
 _SCALE_TOLERANCE = 1000.0  # lme4's checkScaleX
+SCALE_MESSAGE = "Some predictor variables are on very different scales: consider rescaling"
 _EXACT_FIT_TOLERANCE = 1e-10  # residual norm / response norm at which y = Xβ exactly
 
 
@@ -130,6 +131,9 @@ class Design:
         terms' left-hand sides, keyed by the deparsed variable (``"Machine"``,
         ``"C(f, sum)"``), after unused levels are dropped: R's
         ``.getXlevels``, with which new data are coded for prediction.
+    badly_scaled : bool
+        lme4's checkScaleX warned that X's columns are on very different
+        scales (its summary repeats the warning).
     """
 
     y: np.ndarray
@@ -145,6 +149,7 @@ class Design:
     n_dropped: int = 0
     formula_written: str = ""
     xlevels: dict[str, list[str]] = field(default_factory=dict)
+    badly_scaled: bool = False
 
     @property
     def nobs(self) -> int:
@@ -449,24 +454,25 @@ def _drop_rank_deficient(X: np.ndarray, xnames: list[str]) -> tuple[np.ndarray, 
     return X[:, keep], [xnames[i] for i in keep], [xnames[i] for i in pivot[rank:]]
 
 
-def _check_scale(X: np.ndarray) -> None:
-    """lme4's checkScaleX: warn when predictor scales differ by over 1000 times."""
+def _check_scale(X: np.ndarray) -> bool:
+    """lme4's checkScaleX: warn when predictor scales differ by over 1000 times; whether it warned."""
     continuous = ~np.all((X == 0) | (X == 1), axis=0)
     if continuous.sum() == 0 or X.shape[0] < 2:
-        return
+        return False
     # Every column's SD, then the continuous ones: selecting columns first copies X.
-    _warn_on_scales(X.std(axis=0, ddof=1)[continuous])
+    return _warn_on_scales(X.std(axis=0, ddof=1)[continuous])
 
 
-def _warn_on_scales(sd: np.ndarray) -> None:
-    """checkScaleX's test on the standard deviations of X's continuous columns."""
+def _warn_on_scales(sd: np.ndarray) -> bool:
+    """checkScaleX's test on the standard deviations of X's continuous columns; whether it warned."""
     with np.errstate(divide="ignore", invalid="ignore"):
         log_sd = np.log(sd)
         spread = np.abs(log_sd[:, None] - log_sd[None, :])
     if np.any(np.abs(log_sd) > math.log(_SCALE_TOLERANCE)) or \
             np.any(spread[np.tril_indices(len(log_sd), -1)] > math.log(_SCALE_TOLERANCE)):
-        warnings.warn("Some predictor variables are on very different scales: consider "
-                      "rescaling", ScaleWarning, stacklevel=4)
+        warnings.warn(SCALE_MESSAGE, ScaleWarning, stacklevel=4)
+        return True
+    return False
 
 
 def _random_term(parsed: ParsedFormula, index: int, frame: ModelFrame, evaluator: Evaluator,
@@ -631,15 +637,16 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
     rows = frame_data.index[frame.keep]
     _check_values(parsed.response_label, y, X, xnames, offset_values, terms, rows)
     dropped: list[str] = []
+    badly_scaled = False
     if levels is None:
         X, xnames, dropped = _drop_rank_deficient(X, xnames)
         _check_response_varies(y, X, offset_values, parsed.response_label)
-        _check_scale(X)
+        badly_scaled = _check_scale(X)
     return Design(y=y, X=X, xnames=xnames, terms=terms, response=parsed.response_label,
                   formula=lme4_deparse(formula), formula_written=deparse_formula(formula),
                   rows=rows, weights=None if weight_key is None else frame.extras[weight_key],
                   offset=offset_values, dropped_xnames=dropped, n_dropped=frame.n_dropped,
-                  xlevels=_xlevels(parsed, frame))
+                  xlevels=_xlevels(parsed, frame), badly_scaled=badly_scaled)
 
 
 def _model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offset: Any,

@@ -528,6 +528,18 @@ def test_rescale_warning_has_lme4s_words(case, hard_fits):
     assert texts == [w for w in case["warnings"] if "rescaling" in w]
 
 
+@pytest.mark.parametrize("case", HARD["fits"], ids=lambda case: case["id"])
+def test_summary_repeats_lme4s_fit_warnings(case, hard_fits):
+    fit, _ = hard_fits[case["id"]]
+    assert fit.fit_warnings == case["fit_msgs"]
+    lines = str(fit.summary()).splitlines()
+    if not case["fit_msgs"]:
+        assert "fit warnings:" not in lines
+    else:
+        start = lines.index("fit warnings:") + 1
+        assert lines[start:start + len(case["fit_msgs"])] == case["fit_msgs"]
+
+
 def test_singular_fit_warns_as_lme4(hard_fits):
     fit, caught = hard_fits["dyestuff2_singular"]
     singular = [str(w.message) for w in caught if w.category is SingularFitWarning]
