@@ -390,13 +390,18 @@ def _ordered(values: np.ndarray, known: list | None) -> list:
 
 def _group_levels(columns: tuple[str, ...], categories: dict[str, list],
                   combinations: pd.DataFrame | None) -> list[str]:
-    """A grouping factor's level labels; ``a:b`` orders its combinations as lme4's ``%i%``."""
+    """A grouping factor's level labels; ``a:b`` orders its combinations as lme4's ``%i%``.
+
+    Values that print alike (``0.3`` and ``0.1 + 0.2``) are one level, as
+    R's ``factor()`` makes them (see ``rvalues.as_factor``).
+    """
     labels = [np.array(level_labels_of(categories[c]), dtype=object) for c in columns]
     if len(columns) == 1:
-        return list(labels[0])
+        return list(dict.fromkeys(labels[0]))
     codes = [pd.Categorical(combinations[c], categories=categories[c]).codes for c in columns]
     order = np.lexsort(codes[::-1])  # by the first column, then the next, ...
-    return [":".join(parts) for parts in zip(*(lab[code[order]] for lab, code in zip(labels, codes)))]
+    joined = (":".join(parts) for parts in zip(*(lab[code[order]] for lab, code in zip(labels, codes))))
+    return list(dict.fromkeys(joined))
 
 
 # -- pass 2: the sums -----------------------------------------------------------

@@ -143,6 +143,20 @@ def test_weights_offset_and_rank_deficiency():
     np.testing.assert_allclose(fit.predict().compute(), ref.predict(), rtol=1e-7)
 
 
+def test_grouping_values_that_print_alike_are_one_level_as_in_memory():
+    sleep = mf.load_dataset("sleepstudy")
+    subject = sleep["Subject"].cat.codes.to_numpy()
+    # 0.1 * 3 is 0.30000000000000004, which R's factor() labels "0.3" as it does 0.3
+    tenths = np.where(np.arange(len(sleep)) % 2, 0.1 * subject, np.round(0.1 * subject, 10))
+    data = sleep.assign(g=tenths, h=subject % 3)
+    for formula in ["Reaction ~ Days + (1 | g)", "Reaction ~ Days + (1 | g:h)"]:
+        ref = mf.mixed(formula, data)
+        fit = mf.mixed(formula, dd.from_pandas(data, npartitions=3))
+        _assert_same_fit(ref, fit)
+        group = next(iter(ref.ranef()))
+        assert list(fit.ranef()[group].index) == list(ref.ranef()[group].index)
+
+
 def test_badly_scaled_predictors_warn_and_summarise_as_in_memory():
     sleep = mf.load_dataset("sleepstudy").assign(Dbig=lambda d: d["Days"] * 1e6)
     formula = "Reaction ~ Dbig + (1 | Subject)"
