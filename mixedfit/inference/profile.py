@@ -214,7 +214,11 @@ def profile(
     Raises
     ------
     ProfileError
-        If a point has a deviance more than ``devtol`` below the fit's.
+        If a point has a deviance more than ``devtol`` below the fit's, as in
+        lme4 -- except a drop of at most 1e-6 (a flat ridge, where lme4's
+        optimizer stops elsewhere): then the ML fit is refitted from that
+        point, with a :class:`ProfileWarning`, and profiled again (at most
+        three times).
 
     Examples
     --------
@@ -237,6 +241,8 @@ def profile(
             return _profile_ml(ml, **settings)
         except _NewMinimum as new:
             ml = _refit_from(ml, new)
+            warnings.warn(f"profiling found a deviance {new.drop:.3g} below the fit's: profiled from a refit "
+                          "there", ProfileWarning, 2)
     return _profile_ml(ml, **settings)
 
 
@@ -256,7 +262,7 @@ class _NewMinimum(ProfileError):
             f"profiling detected new, lower deviance: {deviance:.10g} at θ = {np.round(theta, 6).tolist()}, "
             f"{base - deviance:.3g} below the fit's {base:.10g}; refit from there"
         )
-        self.deviance, self.theta = deviance, theta
+        self.deviance, self.theta, self.drop = deviance, theta, base - deviance
 
 
 def _refit_from(ml, new: _NewMinimum):
@@ -265,7 +271,7 @@ def _refit_from(ml, new: _NewMinimum):
     Raises ``new`` when the drop is more than a flat ridge's, or the refit
     ends no lower than ``ml``.
     """
-    if ml.optsummary.fmin - new.deviance > _RIDGE_DROP:
+    if new.drop > _RIDGE_DROP:
         raise new
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # singular, as the fit it replaces

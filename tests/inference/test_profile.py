@@ -31,7 +31,7 @@ from scipy.stats import norm
 import mixedfit as mf
 from mixedfit.inference.confint import confint, format_perc, parameter_names
 from mixedfit.inference.lrt import refit_ml as ml_refit
-from mixedfit.inference.profile import ProfileError, profile, profile_confint
+from mixedfit.inference.profile import ProfileError, ProfileWarning, profile, profile_confint
 from mixedfit.model import Convergence
 from mixedfit.results import MixedResults
 
@@ -210,8 +210,7 @@ def test_singular_slope_profiles_as_lme4(case):
 
 def test_a_flat_ridge_is_profiled_from_the_refit():
     fit, _ = crash_case("flat_ridge")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with pytest.warns(ProfileWarning, match="profiling found a deviance .* below the fit's: profiled from a refit"):
         prof = profile(fit, which="theta_")
     base = prof.attrs["base_deviance"]
     assert 0 < fit.optsummary.fmin - base < 1e-6
