@@ -18,7 +18,10 @@ For each θ only the scaling by Λθ and the two factorizations are redone.
 from __future__ import annotations
 
 import collections
+import contextlib
 import functools
+import math
+import os
 from dataclasses import dataclass
 from typing import Callable
 
@@ -26,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas, lapack, solve_triangular
 
+from .errors import ModelSpecError
 from .supernodal import SupernodalRest, cholmod_available
 from .terms import Design, RandomEffectsTerm
 
@@ -725,12 +729,132 @@ def _dense_cholesky(G: np.ndarray, upper_zero: bool = False) -> np.ndarray | Non
 
     ``upper_zero`` says G's strict upper triangle holds zeros already, so
     LAPACK need not clear it (half a millisecond of a 1145×1145 factorization).
+    A large G is factored on one thread where the BLAS is one known to crash
+    there (:func:`_unsafe_threaded_potrf`).
     """
     # G's lower triangle is the upper triangle of the Fortran-ordered Gᵀ:
     # factoring that view spares LAPACK's wrapper a transposing copy (a
     # third of the time of a 1145×1145 factorization).
-    U, info = lapack.dpotrf(G.T, lower=0, clean=0 if upper_zero else 1, overwrite_a=1)
+    with _single_threaded() if _unsafe_threaded_potrf(G.shape[0]) else contextlib.nullcontext():
+        U, info = lapack.dpotrf(G.T, lower=0, clean=0 if upper_zero else 1, overwrite_a=1)
     return U.T if info == 0 else None
+
+
+# OpenBLAS releases whose threaded dpotrf crashes on large matrices: 0.3.30
+# (scipy's wheels) was reported to segfault factoring the 16,000-column rest
+# of (1|g) + (1|h) on 400,000 rows (not reproduced on a Haswell core with 1,
+# 2 or 16 threads), and 0.3.31 reverted a GEMM partitioning change of 0.3.30
+# that "could lead to race conditions".  Such matrices are factored
+# single-threaded from _UNSAFE_POTRF_COLUMNS on, half the reported size.
+_UNSAFE_OPENBLAS = ("0.3.30",)
+_UNSAFE_POTRF_COLUMNS = 8_000
+
+
+def _unsafe_threaded_potrf(n: int) -> bool:
+    """Whether factoring n columns on several threads risks a crash of the loaded BLAS."""
+    return n >= _UNSAFE_POTRF_COLUMNS and _unsafe_blas_loaded()
+
+
+@functools.lru_cache(maxsize=1)
+def _unsafe_blas_loaded() -> bool:
+    """Whether a BLAS library of ``_UNSAFE_OPENBLAS`` is loaded (scipy's LAPACK among them)."""
+    from threadpoolctl import threadpool_info
+
+    return any(
+        info.get("internal_api") == "openblas" and str(info.get("version", "")).startswith(_UNSAFE_OPENBLAS)
+        for info in threadpool_info()
+    )
+
+
+def _single_threaded():
+    """Every loaded BLAS on one thread, within the context."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+# Dense (m, m) arrays of the rest a fit holds at once: its cross products
+# (CrossBlocks.Arr) and the rest eliminated at one θ, factored in place; one
+# evaluation of the 16,002-column crossed rest peaked at 2.2 of them.
+_DENSE_COPIES = 2
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation, or None where unknown.
+
+    Linux's MemAvailable, less where a cgroup (a container) or an
+    address-space limit (``ulimit -v``) allows this process less; elsewhere
+    the free physical pages.
+
+    Examples
+    --------
+    >>> m = available_memory()
+    >>> m is None or m > 0
+    True
+    """
+    try:
+        with open("/proc/meminfo") as fh:
+            have = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("MemAvailable:"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        try:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (AttributeError, ValueError, OSError):
+            return None
+    return min(have, _cgroup_room(), _address_space_room())
+
+
+def _cgroup_room() -> float:
+    """Bytes this process's cgroup (v2) may still allocate; infinite where it sets no limit."""
+    try:
+        with open("/sys/fs/cgroup/memory.max") as fh:
+            limit = fh.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as fh:
+            used = int(fh.read())
+    except (OSError, ValueError):
+        return math.inf
+    return math.inf if limit == "max" else max(int(limit) - used, 0)
+
+
+def _address_space_room() -> float:
+    """Bytes of address space left under RLIMIT_AS; infinite where it is unlimited."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return math.inf
+        with open("/proc/self/statm") as fh:
+            used = int(fh.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError):
+        return math.inf
+    return max(limit - used, 0)
+
+
+def check_dense_memory(first: RandomEffectsTerm, rest: list[RandomEffectsTerm], m: int) -> None:
+    """Refuse, before allocating it, a dense rest of ``m`` columns that cannot fit in memory.
+
+    The first term's random effects are eliminated level by level; the other
+    terms' levels (with X and y) make the dense rest.  CHOLMOD (the
+    ``cholmod`` extra) factors a sparse rest without LAPACK, but the rest's
+    cross products are built dense all the same, so it would not help here.
+
+    Raises
+    ------
+    ModelSpecError
+        Where the ``_DENSE_COPIES`` (m, m) arrays need more than the available
+        memory; the message says how much.
+    """
+    need = _DENSE_COPIES * 8 * m * m
+    have = available_memory()
+    if have is None or need <= have:
+        return
+    levels = ", ".join(f"({t.label}): {t.nlevels:,} levels" for t in rest)
+    raise ModelSpecError(
+        f"fitting needs about {need / 1e9:.3g} GB: the random effects of {levels} make a dense block of "
+        f"{m:,} columns, held {_DENSE_COPIES} times (({first.label}), with the most random effects, is "
+        f"eliminated level by level); only {have / 1e9:.3g} GB of memory are available.  Reduce those "
+        "levels, or fit on a machine with more memory"
+    )
 
 
 def _stays_block_diagonal(R0: sp.csr_matrix, q: int, S: int) -> bool:
@@ -866,6 +990,7 @@ class CrossBlocks:
             if rest
             else sp.csr_matrix((0, first.size * first.nlevels))
         )
+        check_dense_memory(first, rest, m)
         Arr = np.zeros((m, m))
         for i, ti in enumerate(rest):
             oi = offsets[i]

@@ -343,12 +343,28 @@ class MixedModel:
         # wake its threads (seen on Chem97 in every other fit).
         with self.blas_threads():
             opt = self.optimize(start, maxeval)
+            self._check_factor(opt.final)
             conv = self.convergence(opt)
             results = MixedResults(self, opt, conv, **names)
         for msg in conv.messages:
             cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
             warnings.warn(msg, cls, stacklevel=3)
         return results
+
+    def _check_factor(self, theta: np.ndarray) -> None:
+        """Raise lme4's error where the optimizer ends at a θ whose system is not positive definite.
+
+        lme4 stops with "Downdated VtV is not positive definite" (extreme
+        weights, ill-conditioned columns); the optimizer here only sees an
+        infinite objective, and no results can be read off a missing factor.
+        """
+        if self.factor(theta) is not None:
+            return
+        raise ModelSpecError(
+            "Downdated VtV is not positive definite: the penalized system is numerically singular "
+            f"at θ = {np.round(theta, 6).tolist()}, where the optimizer stopped (lme4 stops with the "
+            "same error); look for extreme weights or nearly collinear, badly scaled predictors"
+        )
 
 
 class _SharedLimit:

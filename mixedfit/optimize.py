@@ -69,6 +69,49 @@ _NLOPT_MESSAGES = {
 }
 
 
+# What NLopt raises where nloptr returns an error status: NLopt 2.11's Python
+# exceptions (invalid_argument, runtime_error, ...) derive from nlopt.exception,
+# no longer from ValueError / RuntimeError as before.
+NLOPT_ERRORS: tuple[type[BaseException], ...] = (nlopt.exception, ValueError, RuntimeError)
+
+
+def bobyqa_setup(
+    f: Callable[[np.ndarray, np.ndarray], float],
+    start: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray | None = None,
+    *,
+    xtol_abs: float = 1e-8,
+    ftol_abs: float = 1e-8,
+    xtol_rel: float = 0.0,
+    maxeval: int = 100_000,
+) -> tuple[nlopt.opt, np.ndarray]:
+    """NLopt's BOBYQA minimizing ``f`` in the box [lower, upper], and the start moved into it.
+
+    A start on a bound often comes out of a transformation a rounding error
+    beyond it (a correlation of ±1 as 1.0000000000000002); NLopt refuses such
+    a start with ``invalid_argument``, so it is put back on the bound.
+
+    Examples
+    --------
+    >>> opt, x0 = bobyqa_setup(lambda x, g: float(x @ x), np.array([1.0 + 2**-52]),
+    ...                        np.array([-1.0]), np.array([1.0]))
+    >>> x0.tolist(), round(float(opt.optimize(x0)[0]), 6)
+    ([1.0], 0.0)
+    """
+    lo = np.where(np.isfinite(lower), lower, -np.inf).astype(float)
+    hi = np.full(lo.size, np.inf) if upper is None else np.asarray(upper, float)
+    opt = nlopt.opt(nlopt.LN_BOBYQA, lo.size)
+    opt.set_min_objective(f)
+    opt.set_lower_bounds(lo)
+    opt.set_upper_bounds(hi)
+    opt.set_xtol_abs(xtol_abs)
+    opt.set_ftol_abs(ftol_abs)
+    opt.set_xtol_rel(xtol_rel)
+    opt.set_maxeval(maxeval)
+    return opt, np.clip(np.asarray(start, float), lo, hi)
+
+
 def bobyqa(
     objective: Callable[[np.ndarray], float],
     start: np.ndarray,
@@ -95,16 +138,11 @@ def bobyqa(
         count += 1
         return objective(x)
 
-    opt = nlopt.opt(nlopt.LN_BOBYQA, n)
-    opt.set_min_objective(f)
-    opt.set_lower_bounds(np.where(np.isfinite(lower), lower, -np.inf))
-    opt.set_xtol_abs(xtol_abs)
-    opt.set_ftol_abs(ftol_abs)
-    opt.set_xtol_rel(xtol_rel)
-    opt.set_maxeval(maxeval)
+    opt, x0 = bobyqa_setup(f, start, lower, xtol_abs=xtol_abs, ftol_abs=ftol_abs, xtol_rel=xtol_rel,
+                           maxeval=maxeval)
     code = 0
     try:
-        x = opt.optimize(start.astype(float))
+        x = opt.optimize(x0)
         fmin = opt.last_optimum_value()  # the objective at x, as evaluated there
         result = opt.last_optimize_result()
         message = _NLOPT_MESSAGES.get(result, str(result))

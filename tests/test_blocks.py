@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedfit as mf
@@ -268,3 +269,47 @@ def test_beta_from_the_trailing_block_is_the_solves_beta(name, formula, cholmod,
         f = model.factor(theta)
         beta = model.cross.beta(f)
         np.testing.assert_allclose(beta, model.cross.solve(f)[0], rtol=1e-10, atol=1e-12 * np.abs(beta).max())
+
+
+def test_a_dense_rest_too_large_for_memory_is_refused_before_it_is_allocated(monkeypatch):
+    # (1|g) + (1|h) crossed, 20,000 levels each: the rest is two dense arrays of
+    # 20,002² doubles (3.2 GB each); with 2 GB said to be available the fit is
+    # refused before the first is allocated (without the check: a MemoryError
+    # under a 3 GB address-space limit, or 6.4 GB taken)
+    i = np.arange(40_000)
+    data = pd.DataFrame({"y": np.sin(i), "g": pd.Categorical(i % 20_000),
+                         "h": pd.Categorical((7 * i + i // 20_000) % 20_000)})
+    monkeypatch.setattr(blocks, "available_memory", lambda: 2 * 10**9)
+    with pytest.raises(mf.errors.ModelSpecError) as err:
+        mf.mixed("y ~ 1 + (1|g) + (1|h)", data)
+    assert str(err.value).startswith(
+        "fitting needs about 6.4 GB: the random effects of (1 | h): 20,000 levels make a dense block of "
+        "20,002 columns, held 2 times ((1 | g), with the most random effects, is eliminated level by level); "
+        "only 2 GB of memory are available")
+
+
+def test_the_available_memory_is_read():
+    have = blocks.available_memory()
+    assert have is None or 0 < have < 2**50
+
+
+def test_a_large_rest_is_factored_on_one_thread_where_the_blas_crashes_on_several(monkeypatch):
+    # OpenBLAS 0.3.30's threaded dpotrf segfaulted on a 16,000-column rest; here the
+    # threshold is lowered to Penicillin's 8 columns and that BLAS said to be loaded
+    from threadpoolctl import threadpool_info
+
+    model = MixedModel(build_design("diameter ~ 1 + (1|plate) + (1|sample)", mf.load_dataset("Penicillin")))
+    theta = np.array([1.5, 3.2])
+    expected = model.objective(theta)
+    threads = []
+    dpotrf = blocks.lapack.dpotrf
+
+    def recording(*args, **kwargs):
+        threads.append({info["filepath"]: info["num_threads"] for info in threadpool_info()})
+        return dpotrf(*args, **kwargs)
+
+    monkeypatch.setattr(blocks.lapack, "dpotrf", recording)
+    monkeypatch.setattr(blocks, "_UNSAFE_POTRF_COLUMNS", 8)
+    monkeypatch.setattr(blocks, "_unsafe_blas_loaded", lambda: True)
+    assert model.objective(theta) == expected
+    assert threads and all(n == 1 for call in threads for n in call.values())

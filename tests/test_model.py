@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import mixedfit as mf
+from mixedfit.errors import ModelSpecError
 from mixedfit.model import MixedModel
 from mixedfit.optimize import OptSummary, finite_derivatives
 from mixedfit.terms import build_design
+
+CRASH_FIXTURE = Path(__file__).parent / "lme4" / "fixtures" / "crash_cases.json"
 
 
 def _optimum(model: MixedModel, final: np.ndarray, gradient: np.ndarray) -> OptSummary:
@@ -166,3 +171,13 @@ def test_fits_in_a_thread_pool_match_serial_fits_and_restore_blas_threads(blas_o
         np.testing.assert_array_equal(one.theta, other.theta)
         np.testing.assert_array_equal(one.fixef, other.fixef)
         np.testing.assert_array_equal(one.bse, other.bse)
+
+
+def test_a_system_singular_at_the_optimum_raises_lme4s_error():
+    # one weight of 1e20: lme4 stops with "Downdated VtV is not positive definite"
+    # (tests/lme4/crash_cases.R); the fit had no factor to read its results off
+    rec = json.loads(CRASH_FIXTURE.read_text())["errors"]["huge_weight"]
+    weights = np.r_[1e20, np.ones(179)]
+    with pytest.raises(ModelSpecError, match=rec["message"]) as err:
+        mf.mixed(rec["formula"], mf.load_dataset(rec["dataset"]), weights=weights)
+    assert "extreme weights" in str(err.value)

@@ -50,6 +50,7 @@ from scipy.stats import chi2, norm
 
 from ..errors import MixedFitError, MixedFitWarning
 from ..model import MixedModel
+from ..optimize import NLOPT_ERRORS, bobyqa_setup
 from ..progress import progress_bar
 from .lrt import refit_ml
 from .confint import (
@@ -107,19 +108,13 @@ def _nloptwrap(fn: Callable[[np.ndarray], float], start, lower, upper) -> tuple[
             best[0], best[1] = val, x.copy()
         return val
 
-    opt = nlopt.opt(nlopt.LN_BOBYQA, start.size)
-    opt.set_min_objective(f)
-    opt.set_lower_bounds(np.asarray(lower, float))
-    opt.set_upper_bounds(np.asarray(upper, float))
-    opt.set_xtol_abs(1e-8)
-    opt.set_ftol_abs(1e-8)
-    opt.set_maxeval(100_000)
+    opt, x0 = bobyqa_setup(f, start, np.asarray(lower, float), np.asarray(upper, float))
     try:
-        x = opt.optimize(start)
+        x = opt.optimize(x0)
         return np.asarray(x, float), float(fn(x))
     except nlopt.RoundoffLimited:
         return (best[1], float(best[0])) if np.isfinite(best[0]) else None
-    except (ValueError, RuntimeError):
+    except NLOPT_ERRORS:
         return None
 
 
@@ -219,7 +214,11 @@ def profile(
     Raises
     ------
     ProfileError
-        If a point has a deviance more than ``devtol`` below the fit's.
+        If a point has a deviance more than ``devtol`` below the fit's, as in
+        lme4 -- except a drop of at most 1e-6 (a flat ridge, where lme4's
+        optimizer stops elsewhere): then the ML fit is refitted from that
+        point, with a :class:`ProfileWarning`, and profiled again (at most
+        three times).
 
     Examples
     --------
@@ -235,6 +234,56 @@ def profile(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a singular ML refit is profiled all the same
         ml = refit_ml(fit)
+    settings = dict(which=which, alphamax=alphamax, maxpts=maxpts, delta=delta, delta_cutoff=delta_cutoff,
+                    devtol=devtol, maxmult=maxmult, progress=progress)
+    for _ in range(_MAX_REFITS):
+        try:
+            return _profile_ml(ml, **settings)
+        except _NewMinimum as new:
+            ml = _refit_from(ml, new)
+            warnings.warn(f"profiling found a deviance {new.drop:.3g} below the fit's: profiled from a refit "
+                          "there", ProfileWarning, 2)
+    return _profile_ml(ml, **settings)
+
+
+# A profile point this little below the fit's deviance (|ζ| < 1e-3) is the fit
+# stopping early on a flat ridge: the fit is refitted from there and profiled
+# again, at most _MAX_REFITS times.  A larger drop means the fit is not at its
+# optimum, and raises as in lme4.
+_RIDGE_DROP = 1e-6
+_MAX_REFITS = 3
+
+
+class _NewMinimum(ProfileError):
+    """A profile point with a deviance below the fit's; ``theta`` is where."""
+
+    def __init__(self, deviance: float, base: float, theta: np.ndarray):
+        super().__init__(
+            f"profiling detected new, lower deviance: {deviance:.10g} at θ = {np.round(theta, 6).tolist()}, "
+            f"{base - deviance:.3g} below the fit's {base:.10g}; refit from there"
+        )
+        self.deviance, self.theta, self.drop = deviance, theta, base - deviance
+
+
+def _refit_from(ml, new: _NewMinimum):
+    """The ML fit refitted from the lower point, as a fit from a better start would be.
+
+    Raises ``new`` when the drop is more than a flat ridge's, or the refit
+    ends no lower than ``ml``.
+    """
+    if new.drop > _RIDGE_DROP:
+        raise new
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # singular, as the fit it replaces
+        refit = ml.model.fit(start=np.maximum(new.theta, ml.model.lower), data_name=ml.data_name,
+                             weights_name=ml.weights_name, offset_name=ml.offset_name)
+    if not refit.optsummary.fmin < ml.optsummary.fmin:
+        raise new
+    return refit
+
+
+def _profile_ml(ml, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmult, progress) -> pd.DataFrame:
+    """:func:`profile` of an ML fit; raises :class:`_NewMinimum` where it finds a lower deviance."""
     model = ml.model
     dev = _VarparDeviance(model)
     base = ml.optsummary.fmin
@@ -310,9 +359,8 @@ def _profile_varpar(dev, base, opt, w, nvp, lower, upper, grid: _Grid, devtol) -
             return np.concatenate([[np.nan], v, np.full(opt.size - nvp, np.nan)])
         devdiff = res[1] - base
         if devdiff < -devtol:
-            raise ProfileError(
-                f"profiling detected new, lower deviance ({res[1]:.10g} < {base:.10g}): refit from the new point"
-            )
+            v = at(xx, res[0])
+            raise _NewMinimum(res[1], base, sdcor_to_theta(dev.model, v))
         if devdiff < 0:
             warnings.warn(f"slightly lower deviances (diff={devdiff:g}) detected", ProfileWarning, 3)
         v = at(xx, res[0])

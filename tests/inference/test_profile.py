@@ -16,23 +16,28 @@ Tolerances
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import warnings
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import norm
 
+import mixedfit as mf
 from mixedfit.inference.confint import confint, format_perc, parameter_names
 from mixedfit.inference.lrt import refit_ml as ml_refit
-from mixedfit.inference.profile import ProfileError, profile, profile_confint
+from mixedfit.inference.profile import ProfileError, ProfileWarning, profile, profile_confint
 from mixedfit.model import Convergence
 from mixedfit.results import MixedResults
 
 from _cases import CASES, fitted, fixture
 
+CRASH_FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "crash_cases.json"
 BOUND_TOL = 5e-3  # fraction of lme4's interval width
 
 
@@ -168,8 +173,47 @@ def test_non_optimal_fit_raises_like_lme4():
     opt = fit.optsummary
     moved = type(opt)(**{**opt.__dict__, "final": opt.final * 1.3, "fmin": fit.model.objective(opt.final * 1.3)})
     off = MixedResults(fit.model, moved, Convergence([], 0))
-    with pytest.raises(ProfileError, match="lower deviance"):
+    with pytest.raises(ProfileError, match="lower deviance") as err:
         profile(off, which="theta_")
+    # the message gives the drop, not two numbers printed equal
+    drop = float(re.search(r"(\S+) below the fit's", str(err.value)).group(1))
+    assert 0 < drop < off.optsummary.fmin - fit.optsummary.fmin + 1e-6
+
+
+@lru_cache(maxsize=None)
+def crash_case(case: str) -> tuple[MixedResults, dict]:
+    """A singular random-slope fit of tests/lme4/crash_cases.R, and lme4's record of it."""
+    rec = json.loads(CRASH_FIXTURE.read_text())["profiles"][case]
+    data = pd.DataFrame({"y": rec["data"]["y"], "x": rec["data"]["x"],
+                         "g": pd.Categorical(rec["data"]["g"], categories=rec["data"]["g_levels"])})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mf.mixed(rec["formula"], data, reml=rec["reml"]), rec
+
+
+@pytest.mark.parametrize("case", ["singular_slope", "flat_ridge"])
+def test_singular_slope_profiles_as_lme4(case):
+    # singular_slope: the correlation is -1 a rounding error beyond its bound, which
+    # NLopt 2.11 refused (nlopt.invalid_argument); flat_ridge: profiling finds
+    # deviances 5e-9 below the fit's, where lme4 finishes
+    fit, rec = crash_case(case)
+    np.testing.assert_allclose(fit.optsummary.fmin, rec["deviance"], rtol=1e-10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ours = profile_confint(profile(fit))
+    ref = rec["profile_95"]
+    ref = pd.DataFrame(np.column_stack([[_num(v) for v in ref["lower"]], [_num(v) for v in ref["upper"]]]),
+                       index=ref["rownames"], columns=ref["colnames"])
+    assert_bounds_close(ours, ref)
+    assert set(rec["warnings"]) <= {str(w.message) for w in caught}
+
+
+def test_a_flat_ridge_is_profiled_from_the_refit():
+    fit, _ = crash_case("flat_ridge")
+    with pytest.warns(ProfileWarning, match="profiling found a deviance .* below the fit's: profiled from a refit"):
+        prof = profile(fit, which="theta_")
+    base = prof.attrs["base_deviance"]
+    assert 0 < fit.optsummary.fmin - base < 1e-6
 
 
 @pytest.mark.parametrize("k", range(9))
