@@ -32,6 +32,10 @@ prepare_data <- function(dataset, prepare) {
     factor_days = { d$fDays <- factor(d$Days); d },
     # a two-level factor next to the numeric Days
     phase = { d$phase <- factor(ifelse(d$Days < 5, "early", "late")); d },
+    # as phase, with the response missing in rows 1, 12 and 23 (Days 0): the
+    # covariate's mean is over the rows fitted
+    phase_na = { d$phase <- factor(ifelse(d$Days < 5, "early", "late"))
+                 d$Reaction[c(1, 12, 23)] <- NA; d },
     # cake without recipe C at 225 degrees: one empty cell, X rank deficient
     drop_cell = d[!(d$recipe == "C" & d$temperature == "225"), ],
     stop("unknown prepare ", prepare))
@@ -82,6 +86,11 @@ cases <- list(
        calls = list(
          list(specs = "phase", lmer_df = "satterthwaite"),
          list(specs = "phase", pairs = "none", lmer_df = "satterthwaite"))),
+  list(name = "sleepstudy_phase_na", dataset = "sleepstudy", prepare = "phase_na", reml = TRUE,
+       formula = "Reaction ~ Days * phase + (Days|Subject)",
+       calls = list(
+         list(specs = "phase", lmer_df = "satterthwaite"),
+         list(specs = "Days", by = "phase"))),
   list(name = "hsb82", dataset = "Hsb82", prepare = "none", reml = TRUE,
        formula = "mAch ~ meanses*cses + sector*cses + (cses|school)",
        calls = list(
