@@ -555,73 +555,115 @@ def _p_adjust(p: np.ndarray, method: str, n: int) -> np.ndarray:
     return out
 
 
-# -- printing --------------------------------------------------------------------
+# -- printing (emmeans' print.summary_emm) -----------------------------------------
+
+_TEST_STATS = ("t.ratio", "z.ratio")
 
 
 def format_emmeans(em: EmmeansFrame) -> str:
-    """emmeans' print of a summary: by-group blocks, ``nonEst`` cells, then the notes."""
+    """emmeans' print of a summary: by-group blocks, ``nonEst`` cells, then the notes.
+
+    The numbers are formatted as ``print.summary_emm`` does: estimates, SEs,
+    df and limits to the significant digits that the estimate ± 2 SE
+    warrant (``.opt.dig``, at least 3), with R's common number of decimals
+    per column; test statistics to 3 decimals, p-values to 4 (``<.0001``).
+    """
     info = getattr(em, "_info", None)
     if info is None:
         return pd.DataFrame.__repr__(em)
     by = [b for b in info.by if not (info.kind == "emmeans" and b in info.specs)]
+    cells, right = _format_columns(em)
+    shown = [c for c in em.columns if c not in by]
+    widths = {c: max(len(c), *(len(s) for s in cells[c])) for c in em.columns}
+
+    def line(values: list[str], columns: list[str]) -> str:
+        return " " + " ".join(v.rjust(widths[c]) if right[c] else v.ljust(widths[c])
+                              for v, c in zip(values, columns))
+
+    header = line([c if right[c] else c.ljust(widths[c]) for c in shown], shown)
     blocks = []
     for rows in _by_groups(em, by):
-        part = em.iloc[rows].drop(columns=by)
-        head = ", ".join(f"{b} = {_r_text(em.iloc[rows[0]][b])}" for b in by)
-        body = _format_block(part, info)
-        blocks.append((f"{head}:\n" if head else "") + body)
-    lines = ["\n\n".join(blocks), ""]
+        body = [line([cells[c][i] for c in shown], shown) for i in rows]
+        head = ", ".join(f"{b} = {cells[b][rows[0]]}" for b in by)
+        blocks.append("\n".join(([f"{head}:"] if head else []) + [header] + body) + "\n")
+    notes = []
     if info.averaged:
-        lines.append("Results are averaged over the levels of: " + ", ".join(info.averaged) + " ")
-    lines.append(f"Degrees-of-freedom method: {info.mode} ")
+        notes.append("Results are averaged over the levels of: " + ", ".join(info.averaged))
+    notes.append(f"Degrees-of-freedom method: {info.mode}")
     if info.kind == "emmeans":
-        lines.append(f"Confidence level used: {info.level:g} ")
+        notes.append(f"Confidence level used: {info.level:g}")
     elif info.adjust_line:
-        lines.append(info.adjust_line + " ")
-    return "\n".join(lines)
+        notes.append(info.adjust_line)
+    return "\n".join(blocks + [note + " " for note in notes])
 
 
-def _format_block(part: pd.DataFrame, info: _Info) -> str:
-    """One block of the table: estimates to the precision their SEs warrant, as emmeans."""
-    numeric = ["emmean", "estimate", "SE", "df", "lower.CL", "upper.CL", "asymp.LCL",
-               "asymp.UCL", "t.ratio", "z.ratio", "p.value"]
-    text = pd.DataFrame(index=part.index)
-    est = "emmean" if "emmean" in part else "estimate"
-    estimable = part[est].notna()
-    for col in part.columns:
-        values = part[col]
-        if col not in numeric:
-            text[col] = [_r_text(v) for v in values]
+def _zapsmall_na(x: np.ndarray) -> np.ndarray:
+    """R's ``zapsmall``, which leaves NA out of the scale."""
+    from .satterthwaite import _zapsmall
+
+    out = x.copy()
+    known = ~np.isnan(x)
+    out[known] = _zapsmall(x[known])
+    return out
+
+
+def _format_columns(em: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, bool]]:
+    """Each column as print.summary_emm writes it, and whether it is right-justified."""
+    est_name = "emmean" if "emmean" in em.columns else "estimate"
+    est = _zapsmall_na(em[est_name].to_numpy(float))
+    se = em["SE"].to_numpy(float)
+    ok = np.isfinite(est) & np.isfinite(se)
+    digits = max([_opt_digits(est[i] + se[i] * np.array([-2.0, 0.0, 2.0])) for i in np.flatnonzero(ok)],
+                 default=3)
+    cells: dict[str, list[str]] = {}
+    right: dict[str, bool] = {}
+    for col in em.columns:
+        values = em[col]
+        right[col] = pd.api.types.is_numeric_dtype(values)
+        if not right[col]:
+            cells[col] = [_r_text(v) for v in values]
+            continue
+        x = _zapsmall_na(values.to_numpy(float))
+        if col in _TEST_STATS:
+            cells[col] = [f"{v:.3f}" if np.isfinite(v) else "NA" for v in np.round(x, 3)]
         elif col == "p.value":
-            text[col] = [_fmt_p(v) for v in values]
-        elif col in ("t.ratio", "z.ratio"):
-            text[col] = [f"{v:.3f}" if np.isfinite(v) else "NA" for v in values]
-        elif col == "df":
-            text[col] = [_fmt_sig(v, 3) if np.isfinite(v) else ("Inf" if v == np.inf else "NA")
-                         for v in values]
+            cells[col] = [("<.0001" if f"{v:.4f}" == "0.0000" else f"{v:.4f}")
+                          if np.isfinite(v) else "NA" for v in np.round(x, 4)]
         else:
-            text[col] = [_fmt_sig(v, 3) for v in values]
-        if col == est:
-            text.loc[~estimable, col] = "nonEst"
-        elif col in numeric:
-            text.loc[~estimable, col] = "NA"
-    widths = {c: max(len(c), *(len(s) for s in text[c])) for c in text.columns}
-    left = [c for c in text.columns if c not in numeric]
-    header = " " + " ".join(c.ljust(widths[c]) if c in left else c.rjust(widths[c])
-                            for c in text.columns)
-    body = [" " + " ".join(s.ljust(widths[c]) if c in left else s.rjust(widths[c])
-                           for c, s in zip(text.columns, row))
-            for row in text.itertuples(index=False)]
-    return "\n".join([header.rstrip()] + [b.rstrip() for b in body])
+            cells[col] = _format_real(np.round(x, 2) if col == "df" else x, digits)
+        if col == est_name:
+            cells[col] = [s if np.isfinite(v) else "nonEst" for s, v in zip(cells[col], x)]
+    return cells, right
 
 
-def _fmt_sig(value: float, digits: int) -> str:
-    if not np.isfinite(value):
-        return "NA"
-    return f"{value:#.{digits}g}".rstrip(".") if abs(value) < 10 ** digits else f"{value:.0f}"
+def _opt_digits(x: np.ndarray) -> int:
+    """emmeans' ``.opt.dig``: significant digits that separate estimate − 2 SE … + 2 SE."""
+    from .satterthwaite import _zapsmall
+
+    z = np.array([x.min(), x.max()]) / np.max(np.abs(x))
+    dz = _zapsmall(np.array([z[1] - z[0], *z]), digits=8)[0]
+    with np.errstate(divide="ignore"):
+        zz = np.round(1.51 - np.log10(dz))
+    return 3 if not np.isfinite(zz) else int(max(zz, 3))
 
 
-def _fmt_p(value: float) -> str:
-    if not np.isfinite(value):
-        return "NA"
-    return "<.0001" if value < 1e-4 else f"{value:.4f}"
+def _format_real(x: np.ndarray, digits: int) -> list[str]:
+    """R's ``format(x, digits = digits)`` of a numeric column in fixed notation.
+
+    Each value needs the significant digits (at most *digits*) that show it
+    to *digits* digits; the column gets the most decimals any value needs.
+    """
+    decimals = 0
+    for v in x[np.isfinite(x)]:
+        mantissa, exponent = f"{abs(v):.{digits - 1}e}".split("e")
+        sig = len(mantissa.replace(".", "").rstrip("0")) or 1
+        decimals = max(decimals, sig - int(exponent) - 1)
+    out = []
+    for v in x:
+        if np.isnan(v):
+            out.append("NA")
+        elif np.isinf(v):
+            out.append("Inf" if v > 0 else "-Inf")
+        else:
+            out.append(f"{v:.{decimals}f}")
+    return out
