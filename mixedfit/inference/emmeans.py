@@ -113,6 +113,9 @@ def reference_grid(fit) -> _Grid:
     from .predict import fixed_matrix
 
     design = fit.model.design
+    if design.y.shape[0] == 0:  # a Dask fit keeps no row: neither the means nor the rank
+        raise ModelSpecError("emmeans needs a fit to in-memory data (the covariates' means are "
+                             "taken over the rows fitted); fit with mf.mixed on a pandas DataFrame")
     if design.offset is not None:
         raise ModelSpecError("emmeans is not implemented for fits with an offset")
     variables, labels, sizes = _fixed_variables(fit)
@@ -461,7 +464,8 @@ def pairs(em: EmmeansFrame, adjust: str = "tukey") -> EmmeansFrame:
     Raises
     ------
     ModelSpecError
-        An unknown ``adjust`` (the message lists the valid ones).
+        An unknown ``adjust`` (the message lists the valid ones); a single
+        mean (per by group) to compare.
     """
     if not isinstance(em, EmmeansFrame) or getattr(em, "_info", None) is None \
             or em._info.kind != "emmeans":
@@ -473,6 +477,10 @@ def pairs(em: EmmeansFrame, adjust: str = "tukey") -> EmmeansFrame:
     groups = _by_groups(cells, by)
     labels = _level_labels(cells.iloc[groups[0]], [v for v in info.specs if v not in by])
     k = len(groups[0])
+    if k < 2:  # emmeans prints a "(nothing)" row
+        where = " in each by group" if by else ""
+        raise ModelSpecError(f"pairs() needs two or more means to compare{where}; "
+                             f"{', '.join(info.specs)} takes one value")
     pairs_ij = [(i, j) for i in range(k - 1) for j in range(i + 1, k)]
     rows, L = [], []
     for rows_g in groups:

@@ -205,3 +205,19 @@ def test_factor_made_in_the_formula_is_refused_clearly():
     fit = mf.mixed("Reaction ~ factor(Days) + (1|Subject)", data)
     with pytest.raises(ModelSpecError, match="'factor\\(Days\\)' is a factor made in the formula"):
         fit.emmeans("Days")
+
+
+def test_pairs_of_a_single_mean_is_refused():
+    em = fitted("sleepstudy_phase").emmeans("Days")
+    with pytest.raises(ModelSpecError, match="two or more means.*Days takes one value"):
+        em.pairs()
+
+
+def test_dask_fit_is_refused():
+    dd = pytest.importorskip("dask.dataframe")
+    from mixedfit.distributed import mixed_dask
+
+    data = dd.from_pandas(prepare(CASES["machines"]), npartitions=2)
+    fit = mixed_dask(CASES["machines"]["formula"], data)
+    with pytest.raises(ModelSpecError, match="in-memory data"):
+        fit.emmeans("Machine")

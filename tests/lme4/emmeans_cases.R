@@ -79,6 +79,8 @@ cases <- list(
          list(specs = "phase"),
          list(specs = "phase", lmer_df = "satterthwaite"),
          list(specs = "phase", pairs = "tukey", lmer_df = "satterthwaite"),
+         # a family of one contrast: emmeans does not adjust, nor say so
+         list(specs = "phase", pairs = "holm", lmer_df = "satterthwaite"),
          list(specs = "Days"),
          list(specs = "Days", by = "phase", lmer_df = "satterthwaite"))),
   list(name = "sleepstudy_phase_ml", dataset = "sleepstudy", prepare = "phase", reml = FALSE,
