@@ -106,7 +106,7 @@ def _ordered_factors(fit) -> set[str]:
             if suffixes and all(_POLY_SUFFIX.fullmatch(s) for s in suffixes)}
 
 
-def reference_grid(fit) -> _Grid:
+def _reference_grid(fit) -> _Grid:
     """emmeans' ``ref_grid(fit)``: factors at all levels, covariates at their means."""
     from ..formula.deparse import deparse
     from ..formula.nodes import Name
@@ -132,6 +132,11 @@ def reference_grid(fit) -> _Grid:
             factors.append(label)
     for name, mean in design.covariate_means.items():
         levels.setdefault(name, [mean])
+    for node in variables:
+        if isinstance(node, Name) and node.name not in levels:
+            raise ModelSpecError(
+                f"emmeans cannot place '{node.name}' in the reference grid: it is neither a "
+                "factor nor a numeric column (a logical column? make it a factor or numbers)")
     ordered = _ordered_factors(fit)
     names = list(levels)
     combos = list(itertools.product(*(levels[v] for v in reversed(names)))) or [()]
@@ -356,7 +361,7 @@ def emmeans(fit, specs, by=None, ddf: str | None = None, level: float = 0.95,
     1      B         175  26.867  2.038  77.437    22.809    30.925
     2      C         175  27.933  2.038  77.437    23.875    31.991
     """
-    grid = reference_grid(fit)
+    grid = _reference_grid(fit)
     specs_l, by_l = _as_list(specs, "specs"), _as_list(by, "by")
     if not specs_l:
         raise ModelSpecError("specs must name at least one variable of the fixed effects")

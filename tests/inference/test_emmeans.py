@@ -221,3 +221,11 @@ def test_dask_fit_is_refused():
     fit = mixed_dask(CASES["machines"]["formula"], data)
     with pytest.raises(ModelSpecError, match="in-memory data"):
         fit.emmeans("Machine")
+
+
+def test_logical_column_is_refused_clearly():
+    data = prepare(CASES["sleepstudy_phase"])
+    data["late"] = data["phase"] == "late"
+    fit = mf.mixed("Reaction ~ late + (1|Subject)", data)
+    with pytest.raises(ModelSpecError, match="'late' in the reference grid"):
+        fit.emmeans("late")
