@@ -51,7 +51,7 @@ from scipy import stats
 
 from ..errors import MixedFitWarning, ModelSpecError
 
-__all__ = ["emmeans", "pairs", "EmmeansFrame", "ADJUST_METHODS", "DDF_METHODS"]
+__all__ = ["emmeans", "pairs", "format_emmeans", "EmmeansFrame", "ADJUST_METHODS", "DDF_METHODS"]
 
 ADJUST_METHODS = ("tukey", "holm", "bonferroni", "none")
 DDF_METHODS = ("kenward-roger", "satterthwaite", "asymptotic")
