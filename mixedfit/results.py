@@ -402,6 +402,15 @@ class MixedResults:
         with self.model.blas_threads():
             return anova_type3(self, ddf=ddf)
 
+    def emmeans(self, specs, by=None, ddf: str | None = None, level: float = 0.95,
+                pairwise: bool = False, adjust: str = "tukey"):
+        """Estimated marginal means (R's emmeans); see :func:`mixedfit.inference.emmeans.emmeans`."""
+        from .inference.emmeans import emmeans
+
+        with self.model.blas_threads():
+            return emmeans(self, specs, by=by, ddf=ddf, level=level, pairwise=pairwise,
+                           adjust=adjust)
+
     def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> pd.Series:
         """Predictions with lme4's semantics; see :func:`mixedfit.inference.predict.predict`."""
         from .inference.predict import predict

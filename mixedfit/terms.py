@@ -134,6 +134,14 @@ class Design:
     badly_scaled : bool
         lme4's checkScaleX warned that X's columns are on very different
         scales (its summary repeats the warning).
+    covariate_means : dict of str to float
+        The mean over the rows fitted of each numeric data column that the
+        fixed-effects variables read (``Days`` for ``log(Days)``): where
+        emmeans' reference grid puts the covariates.
+    dropped_coef : ndarray or None
+        Each dropped column of X (``dropped_xnames``) as a combination of the
+        kept ones (least squares, shape (p, len(dropped_xnames))): the
+        non-estimable directions that emmeans reports as ``nonEst``.
     """
 
     y: np.ndarray
@@ -150,6 +158,8 @@ class Design:
     formula_written: str = ""
     xlevels: dict[str, list[str]] = field(default_factory=dict)
     badly_scaled: bool = False
+    covariate_means: dict[str, float] = field(default_factory=dict)
+    dropped_coef: np.ndarray | None = None
 
     @property
     def nobs(self) -> int:
@@ -638,15 +648,21 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
     _check_values(parsed.response_label, y, X, xnames, offset_values, terms, rows)
     dropped: list[str] = []
     badly_scaled = False
+    dropped_coef = None
     if levels is None:
+        X_full, full_names = X, xnames
         X, xnames, dropped = _drop_rank_deficient(X, xnames)
+        if dropped:
+            X_dropped = X_full[:, [full_names.index(c) for c in dropped]]
+            dropped_coef = np.linalg.lstsq(X, X_dropped, rcond=None)[0]
         _check_response_varies(y, X, offset_values, parsed.response_label)
         badly_scaled = _check_scale(X)
     return Design(y=y, X=X, xnames=xnames, terms=terms, response=parsed.response_label,
                   formula=lme4_deparse(formula), formula_written=deparse_formula(formula),
                   rows=rows, weights=None if weight_key is None else frame.extras[weight_key],
                   offset=offset_values, dropped_xnames=dropped, n_dropped=frame.n_dropped,
-                  xlevels=_xlevels(parsed, frame), badly_scaled=badly_scaled)
+                  xlevels=_xlevels(parsed, frame), badly_scaled=badly_scaled, dropped_coef=dropped_coef,
+                  covariate_means=_covariate_means(parsed, evaluator, frame.keep))
 
 
 def _model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offset: Any,
@@ -704,6 +720,21 @@ def _check_values(response: str, y: np.ndarray, X: np.ndarray, xnames: list[str]
     for term in terms:
         _check_finite(term.z, f"the random-effects term ({term.label}) column", rows,
                       term.cnames)
+
+
+def _covariate_means(parsed: ParsedFormula, evaluator: Evaluator,
+                     keep: np.ndarray) -> dict[str, float]:
+    """The mean over the fitted rows of each numeric column the fixed variables read."""
+    fixed = parsed.fixed_terms
+    columns: list[str] = []
+    for variable in fixed.variables[1 if fixed.has_response else 0:]:
+        evaluator.translate(variable, {}, columns)
+    out: dict[str, float] = {}
+    for name in dict.fromkeys(columns):
+        value = evaluator.column(name)
+        if isinstance(value, np.ndarray) and value.dtype.kind in "if":
+            out[name] = float(np.mean(value[keep]))
+    return out
 
 
 def _xlevels(parsed: ParsedFormula, frame: ModelFrame) -> dict[str, list[str]]:

@@ -37,7 +37,7 @@ import pandas as pd
 from ..blocks import lower_template
 from ..errors import DataError, ModelSpecError, require_bool
 
-__all__ = ["predict", "simulate", "refit", "random_generator"]
+__all__ = ["predict", "simulate", "refit", "random_generator", "fixed_matrix"]
 
 # Functions whose value on new rows depends on the data they were first
 # evaluated on (R keeps their parameters in the terms' "predvars").
@@ -266,8 +266,9 @@ def _evaluate(fit, evaluator, nodes: list) -> tuple[dict, np.ndarray]:
     return frame, missing
 
 
-def _fixed_part(fit, parsed, evaluator, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Xβ + offset on new rows (formula offsets only, as lme4) and the missing-row mask."""
+def _fixed_columns(fit, parsed, evaluator, n: int,
+                   columns: list[str]) -> tuple[np.ndarray, dict, list, np.ndarray]:
+    """The fixed-effects *columns* on new rows, the frame, its offset variables, the missing rows."""
     from ..formula.model_matrix import model_matrix
     from ..formula.rterms import term_variables
 
@@ -277,15 +278,48 @@ def _fixed_part(fit, parsed, evaluator, n: int) -> tuple[np.ndarray, np.ndarray]
     _refuse_data_dependent(used)
     frame, missing = _evaluate(fit, evaluator, used + offsets)
     X, names = model_matrix(fixed, frame, n)
-    absent = [c for c in fit.xnames if c not in names]
+    absent = [c for c in columns if c not in names]
     if absent:
         raise DataError(f"new data give no column {', '.join(absent)} of the fixed effects "
                         f"(columns made: {', '.join(names)}); code the factors as in the fit")
-    X = X[:, [names.index(c) for c in fit.xnames]]
+    return X[:, [names.index(c) for c in columns]], frame, offsets, missing
+
+
+def _fixed_part(fit, parsed, evaluator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Xβ + offset on new rows (formula offsets only, as lme4) and the missing-row mask."""
+    X, frame, offsets, missing = _fixed_columns(fit, parsed, evaluator, n, list(fit.xnames))
     eta = X @ np.asarray(fit.fixef, float)
     for node in offsets:
         eta = eta + frame[node].values.reshape(-1)
     return eta, missing
+
+
+def fixed_matrix(fit, newdata: Any, columns: list[str] | None = None) -> np.ndarray:
+    """The fixed-effects model matrix of new rows, coded as in the fit.
+
+    Parameters
+    ----------
+    fit : MixedResults
+    newdata : pandas.DataFrame or dict of arrays
+    columns : list of str, optional
+        Which columns, in this order (default ``fit.xnames``); may name
+        columns dropped for rank deficiency (``design.dropped_xnames``).
+
+    Examples
+    --------
+    >>> import mixedfit as mf
+    >>> fit = mf.mixed("angle ~ recipe + (1|replicate)", mf.load_dataset("cake"))
+    >>> fixed_matrix(fit, {"recipe": ["A", "C"]}).tolist()
+    [[1.0, 0.0, 0.0], [1.0, 0.0, 1.0]]
+    """
+    from ..formula import parse_formula
+    from ..formula.evaluate import Evaluator
+
+    data = _as_frame(newdata)
+    formula = fit.model.design.formula
+    X, _, _, _ = _fixed_columns(fit, parse_formula(formula), Evaluator(data, formula), len(data),
+                                list(fit.xnames) if columns is None else list(columns))
+    return X
 
 
 def _new_levels_error(group: str, levels: list[str]) -> DataError:
