@@ -444,6 +444,20 @@ def zapsmall(x: Sequence[Number], digits: int = R_DIGITS) -> list[Number]:
     return [r_round(v, dig) for v in vals]
 
 
+def zapsmall_array(x: np.ndarray, digits: int = R_DIGITS) -> np.ndarray:
+    """R's ``zapsmall`` of a matrix: :func:`zapsmall` of its values, in its shape.
+
+    Examples
+    --------
+    >>> zapsmall_array(np.array([[1.0, -1e-20], [2.0, 3.0]])).tolist()
+    [[1.0, 0.0], [2.0, 3.0]]
+    """
+    zapped = np.array(zapsmall(x.ravel().tolist(), digits), dtype=float).reshape(x.shape)
+    # + 0.0 makes the -0.0 left of a tiny negative residual plain 0, as R shows
+    # both: the residual's sign depends on which BLAS kernels the CPU gets.
+    return zapped + 0.0
+
+
 def quantile7(x: Sequence[float], probs: Sequence[float] = (0, 0.25, 0.5, 0.75, 1)) -> list[float]:
     """R's ``quantile(x, probs)`` (type 7) with R's interpolation formula."""
     xs = sorted(float(v) for v in x if not is_na(v))

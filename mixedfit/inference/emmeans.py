@@ -50,6 +50,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import MixedFitWarning, ModelSpecError
+from ..rformat import zapsmall_array
 
 __all__ = ["emmeans", "pairs", "format_emmeans", "EmmeansFrame", "ADJUST_METHODS", "DDF_METHODS"]
 
@@ -529,7 +530,6 @@ def _by_groups(cells: pd.DataFrame, by: list[str]) -> list[list[int]]:
 def _adjusted_p(t: np.ndarray, df: np.ndarray, method: str, fam_size: int,
                 n_contr: int) -> tuple[np.ndarray, str | None]:
     """emmeans' ``.adj.p.value`` for two-sided tests, and its footnote line."""
-    from .satterthwaite import _zapsmall
 
     if n_contr == 1:
         method = "none"
@@ -539,7 +539,7 @@ def _adjusted_p(t: np.ndarray, df: np.ndarray, method: str, fam_size: int,
         return raw, None
     if method == "tukey":
         # emmeans rounds all the df together to 7 significant digits (an Inf among them: to integers)
-        dfz = _zapsmall(df)
+        dfz = zapsmall_array(df)
         with np.errstate(invalid="ignore"):
             p = stats.studentized_range.sf(np.sqrt(2.0) * np.abs(t), fam_size, dfz)
         p = np.where(np.isnan(t), np.nan, p)
@@ -612,11 +612,10 @@ def format_emmeans(em: EmmeansFrame) -> str:
 
 def _zapsmall_na(x: np.ndarray) -> np.ndarray:
     """R's ``zapsmall``, which leaves NA out of the scale."""
-    from .satterthwaite import _zapsmall
 
     out = x.copy()
     known = ~np.isnan(x)
-    out[known] = _zapsmall(x[known])
+    out[known] = zapsmall_array(x[known])
     return out
 
 
@@ -651,10 +650,9 @@ def _format_columns(em: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, b
 
 def _opt_digits(x: np.ndarray) -> int:
     """emmeans' ``.opt.dig``: significant digits that separate estimate − 2 SE … + 2 SE."""
-    from .satterthwaite import _zapsmall
 
     z = np.array([x.min(), x.max()]) / np.max(np.abs(x))
-    dz = _zapsmall(np.array([z[1] - z[0], *z]), digits=8)[0]
+    dz = zapsmall_array(np.array([z[1] - z[0], *z]), digits=8)[0]
     with np.errstate(divide="ignore"):
         zz = np.round(1.51 - np.log10(dz))
     return 3 if not np.isfinite(zz) else int(max(zz, 3))

@@ -44,7 +44,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ConvergenceWarning, ModelSpecError
-from ..rformat import zapsmall
+from ..rformat import zapsmall_array
 from .numderiv import richardson_hessian, richardson_jacobian
 
 __all__ = [
@@ -434,14 +434,6 @@ def _record_kind(kinds: dict, var: str, suffix: str) -> None:
 # -- Type III contrasts (lmerTest's extract_contrasts_type3) ----------------
 
 
-def _zapsmall(x: np.ndarray) -> np.ndarray:
-    """R's ``zapsmall`` of a matrix: :func:`mixedfit.rformat.zapsmall` of its values."""
-    zapped = np.array(zapsmall(x.ravel().tolist()), dtype=float).reshape(x.shape)
-    # + 0.0 makes the -0.0 left of a tiny negative residual plain 0, as R shows
-    # both: the residual's sign depends on which BLAS kernels the CPU gets.
-    return zapped + 0.0
-
-
 def _cell_values(names: list[str], owners: list[tuple[str, ...]], grid: dict[str, np.ndarray]) -> np.ndarray:
     """Columns named like R's model matrix, evaluated on the synthetic grid."""
     n = len(next(iter(grid.values())))
@@ -562,13 +554,13 @@ def type3_contrasts(fit) -> dict[str, np.ndarray]:
     grid = _synthetic_grid(levels)
     Xg = _cell_values(xnames, x_owners, grid)
     rdX = _cell_values(rd_names, rd_owners, grid)
-    L = _zapsmall((np.linalg.pinv(Xg) @ rdX).T)  # rows: rdX columns; columns: X columns
+    L = zapsmall_array((np.linalg.pinv(Xg) @ rdX).T)  # rows: rdX columns; columns: X columns
     contains = _containment(terms, kinds)
     by_label = {t.label: t for t in terms}
     for t in sorted(terms, key=lambda t: -t.order):  # stable: highest order first
         if contains[t.label] and t.columns:
             x_cols = [j for u in contains[t.label] for j in by_label[u].columns]
-            L[:, t.columns] = _zapsmall(_residualize(L, x_cols, t.columns))
+            L[:, t.columns] = zapsmall_array(_residualize(L, x_cols, t.columns))
     keep = [rd_names.index(name) for name in xnames]  # L[colnames(X), ]
     L = L[keep]
     out = {}
