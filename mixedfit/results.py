@@ -563,3 +563,13 @@ class MixedResults:
         from .plots import plot_diagnostics
 
         return plot_diagnostics(self, **kw)
+
+    # -- after the fit: update, R², ICC, ranova, drop1 --------------------------
+    #: The arguments of :func:`mixedfit.mixed` (set by it; None for a refit).
+    call: dict | None = None
+
+    def update(self, formula: str | None = None, **changes) -> "MixedResults":
+        """Refit with an edited formula (``". ~ . - x"``) or arguments (R's ``update``); see :func:`mixedfit.update.update`."""
+        from .update import update
+
+        return update(self, formula, **changes)
