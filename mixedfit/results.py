@@ -573,3 +573,15 @@ class MixedResults:
         from .update import update
 
         return update(self, formula, **changes)
+
+    def r2(self) -> dict[str, float]:
+        """Marginal and conditional R² (``performance::r2_nakagawa``); see :func:`mixedfit.inference.r2.r2`."""
+        from .inference.r2 import r2
+
+        return r2(self)
+
+    def icc(self) -> dict[str, float]:
+        """Adjusted and unadjusted ICC (``performance::icc``); see :func:`mixedfit.inference.r2.icc`."""
+        from .inference.r2 import icc
+
+        return icc(self)

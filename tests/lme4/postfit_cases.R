@@ -77,6 +77,7 @@ r2_icc_case <- function(cs) {
   vars <- with_conditions(insight::get_variance(fit))$value
   num <- function(x) if (is.null(x) || length(x) != 1 || is.na(x)) NULL else jnum(x)
   c(describe(cs), list(
+    theta = jarr(getME(fit, "theta")),
     singular = isSingular(fit),
     r2_conditional = num(unname(v$R2_conditional)),
     r2_marginal = num(unname(v$R2_marginal)),
@@ -100,6 +101,7 @@ ranova_case <- function(cs) {
   tab <- with_conditions(ranova(fit))
   rv <- tab$value
   c(describe(cs), list(
+    theta = jarr(getME(fit, "theta")),
     table = jtable(rv, column_names = TRUE),
     heading = jstr(attr(rv, "heading")),
     formulae = jstr(vapply(attr(rv, "formulae"), deparse1, "")),
@@ -182,6 +184,7 @@ update_fits <- list(
 # columns and rows for each number of panels; panel 1 is drawn bottom left
 # (as.table = FALSE), row by row upwards.
 
+set.seed(1)
 lattice_layout <- lapply(c(1:20, 25, 30, 50), function(k) {
   d <- data.frame(x = rep(1:3, k), y = rnorm(3 * k), g = factor(rep(seq_len(k), each = 3)))
   pdf(NULL)
