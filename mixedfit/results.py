@@ -585,3 +585,9 @@ class MixedResults:
         from .inference.r2 import icc
 
         return icc(self)
+
+    def ranova(self):
+        """lmerTest's ``ranova()``: a likelihood-ratio test per random term; see :func:`mixedfit.inference.ranova.ranova`."""
+        from .inference.ranova import ranova
+
+        return ranova(self)

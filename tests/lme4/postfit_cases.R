@@ -105,6 +105,7 @@ ranova_case <- function(cs) {
     table = jtable(rv, column_names = TRUE),
     heading = jstr(attr(rv, "heading")),
     formulae = jstr(vapply(attr(rv, "formulae"), deparse1, "")),
+    printed = paste(capture.output(print(rv)), collapse = "\n"),
     messages = jstr(tab$messages)))
 }
 ranova_tabs <- lapply(cases[c("sleepstudy_reml", "sleepstudy_ml", "sleepstudy_uncorr",
@@ -124,8 +125,10 @@ drop1_case <- function(cs) {
   c(describe(cs), list(
     satterthwaite = jtable(d1, column_names = TRUE),
     heading = jstr(attr(d1, "heading")),
+    printed = paste(capture.output(print(d1)), collapse = "\n"),
     chisq = jtable(d4$value, column_names = TRUE),
     chisq_heading = jstr(attr(d4$value, "heading")),
+    chisq_printed = paste(capture.output(print(d4$value)), collapse = "\n"),
     chisq_messages = jstr(d4$messages)))
 }
 drop1_tabs <- lapply(cases[c("sleepstudy_reml", "sleepstudy_ml", "sleepstudy_intercept",
