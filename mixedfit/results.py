@@ -591,3 +591,10 @@ class MixedResults:
         from .inference.ranova import ranova
 
         return ranova(self)
+
+    def drop1(self, test: str = "F", ddf: str = "satterthwaite"):
+        """Tests of dropping each marginal fixed term (lmerTest's / lme4's ``drop1``); see :func:`mixedfit.inference.drop1.drop1`."""
+        from .inference.drop1 import drop1
+
+        with self.model.blas_threads():
+            return drop1(self, test=test, ddf=ddf)

@@ -1,0 +1,105 @@
+"""Single-term deletions of the fixed part: ``drop1(fit)`` of lmerTest and of lme4.
+
+Only the terms that marginality lets go are tested (R's ``drop.scope``: in
+``a * b`` only ``a:b``).
+
+* ``test="F"`` (lmerTest's ``drop1`` for an lmerTest fit, the default): an F
+  test of each term's contrasts with Satterthwaite's (or Kenward-Roger's)
+  denominator df, columns ``Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F)``.
+  For a term no other term contains these are the Type III contrasts of
+  :func:`~mixedfit.inference.satterthwaite.anova_type3`, so nothing is refitted.
+* ``test="Chisq"`` (lme4's ``drop1(fit, test = "Chisq")``): each term is
+  removed and the model refitted; every model is refitted by maximum
+  likelihood (lme4's ``extractAIC`` calls ``refitML``) and compared by
+  ``AIC`` and a likelihood-ratio test, columns ``npar, AIC, LRT, Pr(Chi)``.
+
+Examples
+--------
+>>> import mixedfit as mf
+>>> fit = mf.mixed("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy"))
+>>> print(drop1(fit))  # lmerTest prints the same
+Single term deletions using Satterthwaite's method:
+<BLANKLINE>
+Model:
+Reaction ~ Days + (Days | Subject)
+     Sum Sq Mean Sq NumDF DenDF F value    Pr(>F)
+Days  30031   30031     1    17  45.853 3.264e-06 ***
+---
+Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from ..errors import MixedFitError
+from ..formula import parse_formula
+from .lrt import AnovaTable, refit_ml
+from .satterthwaite import anova_type3
+
+__all__ = ["drop1", "drop_scope"]
+
+_METHODS = {"satterthwaite": "Satterthwaite's", "kenward-roger": "Kenward-Roger's"}
+
+
+def drop_scope(fit) -> list[str]:
+    """The fixed terms no other fixed term contains (R's ``drop.scope(terms(fit))``).
+
+    Examples
+    --------
+    >>> import mixedfit as mf
+    >>> fit = mf.mixed("angle ~ recipe * temp + (1|recipe:replicate)", mf.load_dataset("cake"))
+    >>> drop_scope(fit)
+    ['recipe:temp']
+    """
+    terms = parse_formula(fit.formula).fixed_terms
+    return [label for label, t in zip(terms.labels(), terms.terms)
+            if not any(u != t and u & t == t for u in terms.terms)]
+
+
+def drop1(fit, test: str = "F", ddf: str = "satterthwaite") -> AnovaTable:
+    """Test dropping each marginal fixed term: lmerTest's (``test="F"``) or lme4's (``"Chisq"``) ``drop1``.
+
+    Parameters
+    ----------
+    fit : MixedResults
+    test : {"F", "Chisq"}
+        F tests without refitting (lmerTest), or likelihood-ratio tests of
+        models refitted without each term by maximum likelihood (lme4; needs
+        a fit made by :func:`mixedfit.mixed`).
+    ddf : {"satterthwaite", "kenward-roger"}
+        Denominator df of the F tests.
+
+    Returns
+    -------
+    AnovaTable
+        It prints as R's table, heading included.
+    """
+    scope = drop_scope(fit)
+    if test == "F":
+        table = AnovaTable(anova_type3(fit, ddf=ddf).loc[scope])
+        method = _METHODS.get(ddf.lower().replace("_", "-"), ddf)
+        table.heading = [f"Single term deletions using {method} method:", "", "Model:", fit.formula]
+        return table
+    if test == "Chisq":
+        return _drop1_chisq(fit, scope)
+    raise MixedFitError(f"unknown drop1 test {test!r}; use 'F' (lmerTest) or 'Chisq' (lme4)")
+
+
+def _drop1_chisq(fit, scope: list[str]) -> AnovaTable:
+    from ..update import update
+
+    fits = [fit] + [update(fit, f"~ . - {term}") for term in scope]
+    ml = [refit_ml(f) for f in fits]
+    npar = np.array([f.npar for f in ml], float)
+    aic = np.array([f.aic for f in ml])
+    deviance = aic - 2.0 * npar
+    dfs = np.r_[np.nan, npar[0] - npar[1:]]
+    lrt = np.r_[np.nan, deviance[1:] - deviance[0]]
+    with np.errstate(invalid="ignore"):
+        p = np.r_[np.nan, stats.chi2.sf(lrt[1:], dfs[1:])]
+    table = AnovaTable({"npar": dfs, "AIC": aic, "LRT": lrt, "Pr(Chi)": p},
+                       index=["<none>"] + scope)
+    table.heading = ["Single term deletions", "", "Model:", fit.formula]
+    return table

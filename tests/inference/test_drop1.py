@@ -1,0 +1,54 @@
+"""drop1() against lmerTest 3.1-3 (F tests, Satterthwaite) and lme4 1.1-31 (test = "Chisq").
+
+Expected values come from ``tests/lme4/postfit_cases.R``
+(``tests/lme4/fixtures/postfit_cases.json``, ``drop1``): covariates,
+factors, interactions (only the marginal terms are tested) and REML fits
+that lme4 refits by ML.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from mixedfit.errors import MixedFitError
+
+from _postfit import cases, fitted
+
+CASES = cases("drop1")
+F_COLUMNS = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
+
+
+def _fit(case):
+    return fitted("drop1", case["name"])
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c["name"])
+def test_satterthwaite_drop1_matches_lmertest(case):
+    table = _fit(case).drop1()
+    ref = case["satterthwaite"]
+    assert list(table.index) == ref["rownames"]
+    for col in F_COLUMNS:
+        np.testing.assert_allclose(table[col], np.array(ref[col], float), rtol=1e-6, err_msg=col)
+    assert str(table) == case["printed"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c["name"])
+def test_chisq_drop1_matches_lme4(case):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = _fit(case).drop1(test="Chisq")
+    ref = case["chisq"]
+    assert list(table.index) == ref["rownames"]
+    np.testing.assert_array_equal(table["npar"], np.array(ref["npar"], float))
+    np.testing.assert_allclose(table["AIC"], np.array(ref["AIC"], float), rtol=1e-9)
+    np.testing.assert_allclose(table["LRT"], np.array(ref["LRT"], float), rtol=1e-6)
+    np.testing.assert_allclose(table["Pr(Chi)"], np.array(ref["Pr(Chi)"], float), rtol=1e-6)
+    assert str(table) == case["chisq_printed"]
+
+
+def test_unknown_test_refused():
+    with pytest.raises(MixedFitError, match="Chisq"):
+        _fit(CASES[0]).drop1(test="LRT")
