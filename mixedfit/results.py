@@ -362,12 +362,12 @@ class MixedResults:
         with self.model.blas_threads():
             return profile(self, which=which, **kw)
 
-    def bootstrap(self, n: int, seed: int | None = None, progress: bool | None = None):
-        """Parametric bootstrap refits (lme4's ``bootMer``); see :func:`mixedfit.inference.bootstrap.bootstrap`."""
+    def bootstrap(self, n: int, seed: int | None = None, progress: bool | None = None, statistic=None):
+        """Parametric bootstrap refits (lme4's ``bootMer``, ``statistic`` its ``FUN``); see :func:`mixedfit.inference.bootstrap.bootstrap`."""
         from .inference.bootstrap import bootstrap
 
         with self.model.blas_threads():
-            return bootstrap(self, n, seed=seed, progress=progress)
+            return bootstrap(self, n, seed=seed, progress=progress, statistic=statistic)
 
     def vcov_varpar(self, scale: str = "theta") -> pd.DataFrame:
         """Asymptotic covariance of the variance parameters from the Hessian of the deviance."""
