@@ -15,6 +15,12 @@ partition, twice, and only sums come back:
    ``build_design(..., levels=...)`` (which drops no level in a partition)
    and then its cross products, which are added up in a tree.
 
+Parquet files are checked before the first pass, on their footers alone:
+each must be readable and hold every model column the others hold, with
+the same kind of type (numbers, text, ...); the levels pass checks the
+partitions so, whatever their source.  A :class:`~mixedfit.errors.DataError`
+names the file (or partition) and the column.
+
 The checks that need every row are made on the sums: numbers of levels,
 the rank of X (LINPACK's pivoted QR, on the R factor of a tree QR of the
 partitions' ``[X y]``, so a rank-deficient X loses the columns it loses in
@@ -73,7 +79,7 @@ from .inference.predict import _DATA_DEPENDENT, _calls
 from .model import MixedModel
 from .results import MixedResults
 from .terms import (Design, _check_levels, _drop_rank_deficient, _model_frame, _model_variables,
-                    _warn_on_scales, build_design)
+                    _plural, _warn_on_scales, build_design)
 
 __all__ = ["mixed_dask", "mixed_parquet", "DaskResults"]
 
@@ -114,21 +120,26 @@ def _grouping_columns(parsed: ParsedFormula) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _model_columns(parsed: ParsedFormula, meta: pd.DataFrame, weights: str | None,
-                   offset: str | None) -> list[str]:
-    """The data columns the model reads (an unknown weights or offset column is an error)."""
-    evaluator = Evaluator(meta, parsed.text)
-    names: set[str] = set()
+def _read_names(parsed: ParsedFormula, weights: str | None, offset: str | None) -> set[str]:
+    """The names the model reads: columns, and constants such as ``pi``."""
+    names = {name for name in (weights, offset) if name is not None}
     for variable in _model_variables(parsed):
         bad = _calls(variable) & _DATA_DEPENDENT
         if bad:
             raise ModelSpecError(f"{', '.join(sorted(bad))}() depends on every row, and each "
                                  "partition would use its own: compute that column beforehand")
         names |= _names(variable)  # a name that is no column is a constant, or an error later
+    return names
+
+
+def _model_columns(parsed: ParsedFormula, meta: pd.DataFrame, weights: str | None,
+                   offset: str | None) -> list[str]:
+    """The data columns the model reads (an unknown weights or offset column is an error)."""
+    names = _read_names(parsed, weights, offset)
+    evaluator = Evaluator(meta, parsed.text)
     for name in (weights, offset):
         if name is not None:
             evaluator.column(name)  # raises the unknown-column error
-            names.add(name)
     return [c for c in meta.columns if str(c) in names]
 
 
@@ -152,6 +163,161 @@ def _factor_columns(parsed: ParsedFormula, meta: pd.DataFrame, columns: list[str
     return with_levels, categorical
 
 
+# -- files and partitions that cannot make one table ---------------------------
+#
+# Dask takes the columns' types from one file (or partition) and finds out
+# about the others only when it reads them.  A file whose model column is text
+# where the others hold numbers reached the sums pass, where each text value
+# became a level of a factor: a dense rows × rows fixed-effects matrix per
+# partition, before the error.  Parquet files are checked first, on their
+# footers alone; partitions of other sources in the levels pass.
+
+_PARQUET_EXTENSIONS = (".parq", ".parquet", ".pq")  # what read_parquet reads from a directory
+
+
+def _kind(dtype) -> str:
+    """What a formula makes of a column of this type: numbers, logical values, text (levels)
+    or another type (its name).  A categorical is what its categories are."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        dtype = dtype.categories.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "logical values"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "numbers"
+    if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
+        return "text"
+    return str(dtype)
+
+
+def _values_kind(column: pd.Series) -> str | None:
+    """:func:`_kind` of a column, by its values where its type is object; None if all missing."""
+    if not pd.api.types.is_object_dtype(column.dtype):
+        return _kind(column.dtype)
+    inferred = pd.api.types.infer_dtype(column, skipna=True)
+    return {"empty": None, "string": "text", "floating": "numbers", "integer": "numbers",
+            "mixed-integer-float": "numbers", "decimal": "numbers",
+            "boolean": "logical values"}.get(inferred, f"values of type '{inferred}'")
+
+
+def _arrow_kind(arrow_type) -> str | None:
+    """:func:`_kind` of a parquet column's arrow type; None for a column of nulls only."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pa.types.is_null(arrow_type):
+        return None  # goes with any type
+    if pa.types.is_decimal(arrow_type):
+        return "numbers"
+    return _kind(arrow_type.to_pandas_dtype())
+
+
+def _arrow_name(arrow_type) -> str:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        return f"categorical {arrow_type.value_type}"
+    return str(arrow_type)
+
+
+def _parquet_files(path, storage_options: dict | None) -> tuple[Any, list[str]]:
+    """The filesystem, and the files ``dask.dataframe.read_parquet(path)`` reads."""
+    import fsspec
+
+    fs, _, paths = fsspec.core.get_fs_token_paths(path, mode="rb",
+                                                  storage_options=storage_options or {})
+    files: list[str] = []
+    for where in paths:
+        if fs.isdir(where):
+            files.extend(sorted(f for f in fs.find(where) if f.endswith(_PARQUET_EXTENSIONS)))
+        elif not where.endswith("_metadata"):  # also _common_metadata: summaries, not data
+            files.append(where)
+    if not files:
+        raise DataError(f"no parquet file found at {path!r}")
+    return fs, files
+
+
+def _parquet_schema(fs, file: str):
+    """The file's arrow schema, read from its footer alone."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        with fs.open(file, "rb") as handle:
+            return pq.read_schema(handle)
+    except (OSError, ValueError, pa.ArrowException) as err:
+        raise DataError(f"{file} is not a readable parquet file: {err}") from None
+
+
+def _check_parquet_files(path, storage_options: dict | None, names: set[str]) -> None:
+    """Refuse parquet files that cannot make one table of the model's columns, naming the file.
+
+    Each file must be readable, hold each of ``names`` that any file holds
+    (a name in none is a constant, a column of a partitioned directory's
+    paths, or unknown: said later) and give it the kind of type the others
+    give it (:func:`_kind`).  Only the files' footers are read.
+    """
+    fs, files = _parquet_files(path, storage_options)
+    schemas = {file: _parquet_schema(fs, file) for file in files}
+    for column in sorted(names):
+        types = {file: schema.field(column).type for file, schema in schemas.items()
+                 if column in schema.names}
+        missing = [file for file in files if file not in types]
+        if types and missing:
+            raise DataError(f"column '{column}' is missing from {missing[0]}"
+                            f"{f' (and {len(missing) - 1} more files)' if len(missing) > 1 else ''}"
+                            f"; {_plural(len(types), 'other file')} hold it")
+        _check_same_kind(column, types)
+
+
+def _check_same_kind(column: str, types: dict[str, Any]) -> None:
+    """Refuse a column whose files give it different kinds of type, naming an odd file."""
+    by_kind: dict[str, list[str]] = {}
+    for file, arrow_type in types.items():
+        kind = _arrow_kind(arrow_type)
+        if kind is not None:
+            by_kind.setdefault(kind, []).append(file)
+    if len(by_kind) < 2:
+        return
+    usual = max(by_kind, key=lambda kind: len(by_kind[kind]))  # a tie: the first file's
+    odd = next(files[0] for kind, files in by_kind.items() if kind != usual)
+    raise DataError(f"column '{column}' is {_arrow_name(types[odd])} in {odd} but "
+                    f"{_arrow_name(types[by_kind[usual][0]])} in "
+                    f"{_plural(len(by_kind[usual]), 'other file')}: every file must give a "
+                    "column the same type")
+
+
+def _parquet_reads(data) -> list[tuple[Any, dict | None]]:
+    """``(path, storage_options)`` of each ``read_parquet`` (on fsspec) behind a Dask DataFrame."""
+    try:
+        from dask.dataframe.dask_expr.io.parquet import ReadParquetFSSpec
+
+        reads = list(data.expr.find_operations(ReadParquetFSSpec))
+    except (ImportError, AttributeError):  # another Dask: its files are read unchecked
+        return []
+    return [(read.path, read.storage_options) for read in reads
+            if isinstance(read.operand("filesystem"), str)]
+
+
+def _check_kinds(kinds: dict[str, dict[str, int]], meta: pd.DataFrame) -> None:
+    """Refuse a column whose partitions hold values of different kinds (:func:`_kind`).
+
+    ``kinds`` gives, for each column, the first partition holding each kind;
+    the meta's type counts too unless it is object (which holds anything).
+    The message names the later of the first two kinds found.
+    """
+    for column, found in kinds.items():
+        where = {kind: f"partition {number}"
+                 for kind, number in sorted(found.items(), key=lambda item: item[1])}
+        dtype = meta[column].dtype
+        if not pd.api.types.is_object_dtype(dtype):
+            where = {_kind(dtype): f"the Dask DataFrame's meta ({dtype})", **where}
+        if len(where) > 1:
+            (kind, at), (other, other_at) = list(where.items())[:2]
+            raise DataError(f"column '{column}' holds {other} in {other_at} but {kind} in {at}: "
+                            "every partition must give a column the same type")
+
+
 # -- pass 1: the levels ---------------------------------------------------------
 
 
@@ -165,6 +331,7 @@ class _Seen:
     values: dict[str, np.ndarray]
     combinations: dict[str, pd.DataFrame]
     example: pd.DataFrame
+    kinds: dict[str, dict[str, int]]  # by column, the first partition of each kind of values
 
     def __add__(self, other: "_Seen") -> "_Seen":
         # Arrays and frames, not sets: a set of numpy scalars pickles one object at a time.
@@ -172,7 +339,8 @@ class _Seen:
                       for c, v in self.values.items()},
                      {g: pd.concat([v, other.combinations[g]]).drop_duplicates()
                       for g, v in self.combinations.items()},
-                     self.example if len(self.example) else other.example)
+                     self.example if len(self.example) else other.example,
+                     {c: {**other.kinds[c], **k} for c, k in self.kinds.items()})
 
 
 def _distinct(values) -> np.ndarray:
@@ -195,10 +363,11 @@ class _Plan:
     xkeep: list[int] | None = None
 
 
-def _seen(part: pd.DataFrame, plan: _Plan, with_levels: list[str]) -> _Seen | None:
-    """Pass 1 on one partition: what its complete rows hold (None if it has no rows)."""
+def _seen(part: pd.DataFrame, plan: _Plan, with_levels: list[str], number: int) -> _Seen | None:
+    """Pass 1 on partition ``number``: what its complete rows hold (None if it has no rows)."""
     if part.empty:
         return None
+    kinds = {c: {kind: number} if (kind := _values_kind(part[c])) else {} for c in plan.columns}
     parsed = parse_formula(plan.formula)
     frame, _, _ = _model_frame(parsed, Evaluator(part, plan.formula), plan.weights, plan.offset,
                                plan.na_action, fixed_levels=True)
@@ -206,7 +375,8 @@ def _seen(part: pd.DataFrame, plan: _Plan, with_levels: list[str]) -> _Seen | No
     values = {c: _distinct(kept[c].dropna().unique()) for c in with_levels}
     combinations = {g: kept[list(cols)].drop_duplicates() for g, cols in plan.groups.items()
                     if len(cols) > 1}
-    return _Seen(values, combinations, kept.iloc[:1].copy())  # a view would keep all rows alive
+    return _Seen(values, combinations, kept.iloc[:1].copy(),  # a view would keep all rows alive
+                 kinds)
 
 
 def _ordered(values: np.ndarray, known: list | None) -> list:
@@ -430,6 +600,8 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
         raise FormulaError(caret_message(formula, 0, len(formula),
                                          "no random effects terms specified in formula"))
     columns = _model_columns(parsed, data._meta, weights, offset)
+    for path, storage_options in _parquet_reads(data):
+        _check_parquet_files(path, storage_options, _read_names(parsed, weights, offset))
     data = data[columns]
     plan = _Plan(formula, weights, offset, na_action, columns, _grouping_columns(parsed))
     parts = data.to_delayed()
@@ -460,9 +632,11 @@ def _levels_pass(data, parts: list, plan: _Plan) -> tuple[_Plan, Design]:
     meta = data._meta
     with_levels, categorical = _factor_columns(parse_formula(plan.formula), meta, plan.columns,
                                                plan.groups)
-    seen = _compute(_tree_reduce([_delayed(_seen)(p, plan, with_levels) for p in parts]))
+    seen = _compute(_tree_reduce([_delayed(_seen)(p, plan, with_levels, number)
+                                  for number, p in enumerate(parts)]))
     if seen is None or seen.example.empty:
         raise DataError("0 (non-NA) cases: no row of the data is complete")
+    _check_kinds(seen.kinds, meta)
     known = {c: list(data[c].cat.categories) for c in with_levels
              if isinstance(meta[c].dtype, pd.CategoricalDtype) and data[c].cat.known}
     categories = {c: _ordered(seen.values[c], known.get(c)) for c in with_levels}
@@ -512,6 +686,14 @@ def mixed_parquet(formula: str, path, *, storage_options: dict | None = None,
     -------
     DaskResults
 
+    Raises
+    ------
+    DataError
+        Before any row is read, naming the file: a file that is not
+        parquet (or is empty, or truncated), or that lacks a model column the
+        others hold, or gives it another kind of type (text where the others
+        hold numbers).
+
     Examples
     --------
     >>> import tempfile, mixedfit as mf
@@ -523,9 +705,16 @@ def mixed_parquet(formula: str, path, *, storage_options: dict | None = None,
     """
     import dask.dataframe as dd
 
-    data = dd.read_parquet(path, storage_options=storage_options)
-    columns = _model_columns(parse_formula(formula), data._meta, kwargs.get("weights"),
-                             kwargs.get("offset"))
+    parsed = parse_formula(formula)
+    try:
+        data = dd.read_parquet(path, storage_options=storage_options)
+    except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+        # Dask reads one file's footer here; a broken one is named, other errors kept.
+        # (mixed_dask checks the files of a read that succeeds.)
+        _check_parquet_files(path, storage_options,
+                             _read_names(parsed, kwargs.get("weights"), kwargs.get("offset")))
+        raise
+    columns = _model_columns(parsed, data._meta, kwargs.get("weights"), kwargs.get("offset"))
     return mixed_dask(formula, data[columns], **kwargs)
 
 

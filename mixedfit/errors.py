@@ -13,6 +13,10 @@ True
 
 from __future__ import annotations
 
+import inspect
+import os
+import warnings
+
 __all__ = [
     "MixedFitError",
     "FormulaError",
@@ -23,6 +27,7 @@ __all__ = [
     "ConvergenceWarning",
     "RankDeficiencyWarning",
     "ScaleWarning",
+    "warn",
 ]
 
 
@@ -75,3 +80,38 @@ def caret_message(text: str, start: int, end: int | None = None, message: str = 
     """
     end = start + 1 if end is None else max(end, start + 1)
     return f"{message}\n    {text}\n    {' ' * start}{'^' * (end - start)}"
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside mixedfit, seen from :func:`warn`'s caller."""
+    frame = inspect.currentframe()
+    level = 0
+    try:
+        while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+            frame = frame.f_back
+            level += 1
+    finally:
+        del frame  # a frame kept alive keeps every local of the stack alive
+    return max(level, 1)
+
+
+def warn(message: str, category: type[Warning] = MixedFitWarning) -> None:
+    """Issue a warning attributed to the user's line, not to mixedfit's.
+
+    Python's ``stacklevel`` counts frames from the call; a fixed count points
+    into the library whenever the call is reached by another path, so the
+    level is found by walking out of the package.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn("consider rescaling", ScaleWarning)
+    >>> caught[0].filename.startswith(_PACKAGE_DIR)
+    False
+    """
+    warnings.warn(message, category, stacklevel=_user_stacklevel())

@@ -12,10 +12,12 @@ import contextlib
 import dataclasses
 import functools
 import os
+import threading
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
 from .blocks import CrossBlocks, CrossProducts, Factor, template_positions
@@ -330,9 +332,9 @@ class MixedModel:
         another, gets one thread (see :func:`_numpy_own_blas`).
         """
         if self.cross.m < _SMALL_DENSE or _cores_busy():
-            return _blas_controller().limit(limits=1, user_api="blas")
+            return _ONE_THREAD.held(_blas_controller().select(user_api="blas"))
         own = _numpy_own_blas()
-        return own.limit(limits=1) if own is not None else contextlib.nullcontext()
+        return _ONE_THREAD.held(own) if own is not None else contextlib.nullcontext()
 
     def fit(self, *, start: np.ndarray | None = None, maxeval: int = 100_000, **names: str | None):
         """Fit the model; keyword ``names`` (data_name, ...) are kept for printing."""
@@ -349,6 +351,66 @@ class MixedModel:
             cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
             warnings.warn(msg, cls, stacklevel=3)
         return results
+
+
+class _SharedLimit:
+    """One BLAS thread per library while any fit of the process needs it.
+
+    A library's thread count is process-wide, so fits running in threads
+    share it.  threadpoolctl's ``limit`` restores what it found on entry: a
+    fit entering while another held the limit found 1 and left 1 behind for
+    good, and the first fit to leave lifted the limit under the others.
+    Here each library counts the fits holding it: the first saves its
+    setting, the last restores it, whichever threads they run in.  A user's
+    ``threadpool_limits`` context open in another thread meanwhile wins:
+    threadpoolctl then ignores the sets of every other thread.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders: dict[str, int] = {}
+        self._saved: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def held(self, libraries: ThreadpoolController):
+        """A context in which ``libraries`` run on one thread."""
+        with self._lock:
+            for lib in libraries.lib_controllers:
+                if not self._holders.get(lib.filepath):
+                    self._saved[lib.filepath] = lib.num_threads
+                    _set_threads(lib, 1)
+                self._holders[lib.filepath] = self._holders.get(lib.filepath, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                for lib in libraries.lib_controllers:
+                    self._holders[lib.filepath] -= 1
+                    if not self._holders[lib.filepath]:
+                        _set_threads(lib, self._saved.pop(lib.filepath))
+
+
+_ONE_THREAD = _SharedLimit()
+
+
+def _set_threads(lib, count: int) -> None:
+    """Set a library's thread count, and leave no claim on it to this thread.
+
+    threadpoolctl 3.8 lets one Python thread at a time set OpenBLAS's
+    process-wide count: the first to set it, until the last of its limit
+    contexts ends; the others' sets are silently ignored.  Counted as such a
+    context, the set hands that control back at once, so that the fit ending
+    last, in any thread, can restore the count.
+    """
+    ownership = getattr(threadpoolctl, "CONTROLLING_THREAD_OWNERSHIP", None)  # threadpoolctl ≥ 3.8
+    if ownership is None:
+        lib.set_num_threads(count)
+        return
+    ownership.increment()
+    try:
+        lib.set_num_threads(count)
+    finally:
+        ownership.decrement()
 
 
 @functools.lru_cache(maxsize=1)

@@ -5,10 +5,11 @@
 * :func:`plot_diagnostics`: residuals against fitted values, and normal QQ
   plots of the scaled residuals and of each column of the random effects.
 
-matplotlib is optional (``pip install mixedfit[plot]``) and imported only
-when a plot is drawn.  Each function returns the figure, made through
-``pyplot`` so that ``plt.show()`` shows it in a script; in a notebook end
-the line with ``;`` to show it once.
+matplotlib is optional (``pip install ".[plot]"`` from a checkout, or
+``pip install matplotlib``) and imported only when a plot is drawn.  Each
+function returns the figure, made through ``pyplot`` so that ``plt.show()``
+shows it in a script; in a notebook it is shown once, whether the cell ends
+with the call, with ``;`` or with an assignment.
 
 Examples
 --------
@@ -23,7 +24,10 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import functools
 
 import numpy as np
 import pandas as pd
@@ -41,9 +45,36 @@ def _pyplot():
         import matplotlib.pyplot as plt
     except ImportError as err:
         raise ImportError(
-            "mixedfit's plots need matplotlib: pip install mixedfit[plot]  (or pip install matplotlib)"
+            "mixedfit's plots need matplotlib: pip install matplotlib"
+            ' (or, from a mixedfit checkout, pip install ".[plot]")'
         ) from err
     return plt
+
+
+@functools.cache
+def _figure_class():
+    """A Figure that a notebook shows once.
+
+    IPython's inline backend shows the cell's value and then, when the cell
+    ends, every figure pyplot still holds: a returned figure would appear
+    twice.  This figure, once shown, leaves pyplot under that backend, so
+    whichever display comes first is the only one.
+    """
+    from matplotlib.figure import Figure
+
+    class LatticeFigure(Figure):
+        def _ipython_display_(self) -> None:
+            import matplotlib.pyplot as plt
+            from IPython import get_ipython
+            from IPython.display import publish_display_data
+
+            formatters = get_ipython().display_formatter.formatters
+            data = {mime: f(self) for mime, f in formatters.items()}
+            publish_display_data({mime: d for mime, d in data.items() if d is not None})
+            if "inline" in plt.get_backend():
+                plt.close(self)
+
+    return LatticeFigure
 
 
 def _grid(plt, n: int, ncols: int, panel_size: tuple[float, float], sharey: bool = False):
@@ -51,7 +82,12 @@ def _grid(plt, n: int, ncols: int, panel_size: tuple[float, float], sharey: bool
     ncols = max(1, min(ncols, n))
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(panel_size[0] * ncols, panel_size[1] * nrows), sharey=sharey, squeeze=False
+        nrows,
+        ncols,
+        figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
+        sharey=sharey,
+        squeeze=False,
+        FigureClass=_figure_class(),
     )
     flat = list(axes.ravel())
     for ax in flat[n:]:
@@ -117,9 +153,10 @@ def plot_ranef(fit: Any, level: float = 0.95, ncols: int = 3):
     panels = [(g, term) for g, frame in modes.items() for term in frame.columns]
     tallest = max(len(frame) for frame in modes.values())
     height = min(max(2.5, 0.16 * min(tallest, _MAX_LABELLED_LEVELS) + 1.0), 12.0)
+    ncols = max(1, min(ncols, len(panels)))
     fig, axes = _grid(plt, len(panels), ncols, (3.6, height))
     z = norm.ppf((1 + level) / 2)
-    for ax, (group, term) in zip(axes, panels):
+    for i, (ax, (group, term)) in enumerate(zip(axes, panels)):
         frame = modes[group]
         order = np.argsort(frame.iloc[:, 0].to_numpy(), kind="stable")
         est = frame[term].to_numpy()[order]
@@ -127,23 +164,32 @@ def plot_ranef(fit: Any, level: float = 0.95, ncols: int = 3):
         pos = np.arange(est.size)
         ax.errorbar(est, pos, xerr=z * sd, fmt="o", markersize=3, lw=0.8, capsize=0)
         ax.axvline(0.0, color="grey", lw=0.8, ls=":")
-        if est.size <= _MAX_LABELLED_LEVELS:
-            ax.set_yticks(pos, frame.index.astype(str)[order], fontsize=7)
-        else:
+        if est.size > _MAX_LABELLED_LEVELS:
             ax.set_yticks([])
+        elif i % ncols == 0 or panels[i - 1][0] != group:
+            ax.set_yticks(pos, frame.index.astype(str)[order], fontsize=7)
+        else:  # lattice labels a factor's levels once per row: the panel beside has the same rows
+            ax.set_yticks(pos, [""] * est.size)
         ax.set_title(f"{group}: {term}")
+        ax.set_xlabel(f"mode ± {z:.2f} conditional SD")
     fig.tight_layout()
     return fig
 
 
 # -- profile -------------------------------------------------------------------------
-def plot_profile(fit: Any = None, profile: pd.DataFrame | None = None, level: float = 0.95, ncols: int = 4):
+def plot_profile(
+    fit: Any = None,
+    profile: pd.DataFrame | None = None,
+    conf: float | Sequence[float] = (0.5, 0.8, 0.9, 0.95, 0.99),
+    ncols: int = 4,
+):
     """ζ against each parameter, as lattice's ``xyplot(profile(fit))``.
 
     Each panel shows the signed square root ζ of the likelihood-ratio
-    statistic along one parameter, with the ±z lines of ``level`` and the
-    profile confidence limits where they cross.  A straight line means the
-    Wald interval would be as good as the profile one.
+    statistic along one parameter, with lme4's ±ζ lines of each confidence
+    level in ``conf`` and the profile confidence limits where they cross.
+    A straight line means the Wald interval would be as good as the
+    profile one.
 
     Parameters
     ----------
@@ -152,8 +198,9 @@ def plot_profile(fit: Any = None, profile: pd.DataFrame | None = None, level: fl
         ``profile`` is given.
     profile : pandas.DataFrame, optional
         A profile already computed (the slow part).
-    level : float
-        Confidence level of the reference lines.
+    conf : float or sequence of float
+        Confidence levels of the reference lines (lme4's ``conf``: 50, 80,
+        90, 95 and 99 %).
     ncols : int
         Most panels in a row.
 
@@ -178,17 +225,20 @@ def plot_profile(fit: Any = None, profile: pd.DataFrame | None = None, level: fl
             raise TypeError("plot_profile needs a fit or a profile")
         profile = fit.profile()
     params = list(dict.fromkeys(profile[".par"]))
-    limits = profile_confint(profile, level=level)
-    z = norm.ppf((1 + level) / 2)
+    levels = np.sort(np.atleast_1d(np.asarray(conf, float)))
+    if not np.all((levels > 0) & (levels < 1)):
+        raise ValueError(f"values of conf must be strictly between 0 and 1, not {conf!r}")
+    limits = [profile_confint(profile, level=lev) for lev in levels]
     fig, axes = _grid(plt, len(params), ncols, (3.0, 3.0), sharey=True)
     for ax, name in zip(axes, params):
         rows = profile[profile[".par"] == name].sort_values(".focal")
         ax.plot(rows[".focal"], rows[".zeta"], "-", marker=".", markersize=3, lw=1)
-        for sign in (-1, 1):
-            ax.axhline(sign * z, color="grey", lw=0.8, ls=":")
-        for x, end in zip(limits.loc[name], (-z, z)):
-            if np.isfinite(x):
-                ax.vlines(x, 0.0, end, color="grey", lw=0.8)
+        for lev, lim in zip(levels, limits):
+            z = norm.ppf((1 + lev) / 2)
+            for x, end in zip(lim.loc[name], (-z, z)):
+                ax.axhline(end, color="grey", lw=0.6, ls=":")
+                if np.isfinite(x):
+                    ax.vlines(x, 0.0, end, color="grey", lw=0.8)
         ax.set_xlabel(name)
     axes[0].set_ylabel("ζ")
     fig.tight_layout()

@@ -1,9 +1,9 @@
 """Progress bars for the slow loops (profiling, bootstrapping), when wanted and possible.
 
-tqdm is optional (``pip install mixedfit[progress]``).  By default a bar is
-shown only when stderr is a terminal, so logs, pipes, CI and doctests stay
-clean; ``progress=True`` asks for one anywhere (a notebook, say), and
-``progress=False`` silences it.
+tqdm is optional (``pip install tqdm``).  By default a bar is shown only
+when stderr is a terminal or the code runs in a Jupyter kernel, so logs,
+pipes, CI and doctests stay clean; ``progress=True`` asks for one anywhere,
+and ``progress=False`` silences it.
 
 Examples
 --------
@@ -14,7 +14,10 @@ Examples
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Protocol
+
+from .errors import MixedFitWarning
 
 __all__ = ["progress_bar", "ProgressBar"]
 
@@ -41,6 +44,13 @@ def _stderr_is_terminal() -> bool:
     return bool(getattr(sys.stderr, "isatty", None) and sys.stderr.isatty())
 
 
+def _in_jupyter_kernel() -> bool:
+    """Whether this runs in a Jupyter kernel, whose notebook shows tqdm.auto's widget bar."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def progress_bar(total: int, desc: str, progress: bool | None = None) -> ProgressBar:
     """A tqdm bar over ``total`` steps, or a silent stand-in.
 
@@ -52,7 +62,8 @@ def progress_bar(total: int, desc: str, progress: bool | None = None) -> Progres
         Label shown before the bar.
     progress : bool, optional
         ``False``: silent.  ``None`` (default): a bar if tqdm is installed and
-        stderr is a terminal.  ``True``: a bar if tqdm is installed.
+        stderr is a terminal or this is a Jupyter kernel.  ``True``: a bar,
+        or a warning that tqdm is missing.
 
     Returns
     -------
@@ -65,11 +76,13 @@ def progress_bar(total: int, desc: str, progress: bool | None = None) -> Progres
     >>> type(bar).__name__
     '_Silent'
     """
-    if progress is False or (progress is None and not _stderr_is_terminal()):
+    if progress is False or (progress is None and not (_stderr_is_terminal() or _in_jupyter_kernel())):
         return _Silent()
     try:
         from tqdm.auto import tqdm
     except ImportError:
+        if progress:
+            warnings.warn("progress=True shows a bar only with tqdm installed: pip install tqdm", MixedFitWarning, stacklevel=3)
         return _Silent()
     # leave=False: the bar disappears when done, as the results follow it
     return tqdm(total=total, desc=desc, leave=False)

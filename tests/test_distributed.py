@@ -193,3 +193,104 @@ def test_exact_quantiles_are_numpys(values):
     probs = [0, 0.1, 0.25, 0.5, 0.75, 0.99, 1]
     x = dd.from_pandas(pd.Series(values + [np.nan]), npartitions=3)
     np.testing.assert_array_equal(exact_quantiles(x, probs), np.quantile(values, probs))
+
+
+# -- files and partitions that cannot make one table -------------------------------
+
+SLEEP_FORMULA = "Reaction ~ Days + (1 | Subject)"
+
+
+def _no_pass_over_the_data(monkeypatch) -> None:
+    """Make any pass over the data fail the test: the refusal must come first."""
+    from mixedfit import distributed as module
+
+    def refuse(value):
+        raise AssertionError("a pass over the data ran before the refusal")
+
+    monkeypatch.setattr(module, "_compute", refuse)
+
+
+def _sleep_files(folder, odd: int, spoil) -> str:
+    """sleepstudy in four parquet files, file ``odd`` spoilt by ``spoil(path, rows)``; the glob."""
+    sleep = mf.load_dataset("sleepstudy")
+    for k in range(4):
+        path, rows = folder / f"part{k}.parquet", sleep.iloc[k::4].reset_index(drop=True)
+        if k == odd:
+            spoil(path, rows)
+        else:
+            rows.to_parquet(path)
+    return str(folder / "*.parquet")
+
+
+def _garbage(path, rows) -> None:
+    path.write_bytes(b"not a parquet file\n" * 20)
+
+
+def _empty(path, rows) -> None:
+    path.write_bytes(b"")
+
+
+def _truncated(path, rows) -> None:
+    rows.to_parquet(path)
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+@pytest.mark.parametrize("odd", [0, 3])  # the first file is the one dask reads its columns from
+@pytest.mark.parametrize("spoil", [_garbage, _empty, _truncated])
+def test_an_unreadable_parquet_file_is_named(tmp_path, monkeypatch, spoil, odd):
+    glob = _sleep_files(tmp_path, odd, spoil)
+    _no_pass_over_the_data(monkeypatch)
+    with pytest.raises(DataError, match=rf"part{odd}\.parquet is not a readable parquet file"):
+        mixed_parquet(SLEEP_FORMULA, glob)
+    if odd:  # dask reads the first file's footer only: the others fail in mf.mixed
+        with pytest.raises(DataError, match=rf"part{odd}\.parquet is not a readable parquet file"):
+            mf.mixed(SLEEP_FORMULA, dd.read_parquet(glob))
+
+
+def _subject_as_int(path, rows) -> None:
+    rows.assign(Subject=rows["Subject"].astype(int)).to_parquet(path)
+
+
+def _days_as_text(path, rows) -> None:
+    # Once refused after the rows were read: each partition's text column became a
+    # factor of one level per row, a dense rows × rows fixed-effects matrix (23 GB).
+    rows.assign(Days=rows["Days"].astype(str)).to_parquet(path)
+
+
+def _without_days(path, rows) -> None:
+    rows.drop(columns="Days").to_parquet(path)
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (_subject_as_int, r"column 'Subject' is int64 in \S*part2\.parquet but .* in 3 other files"),
+    (_days_as_text, r"column 'Days' is \S*string in \S*part2\.parquet but double in 3 other files"),
+    (_without_days, r"column 'Days' is missing from \S*part2\.parquet"),
+])
+def test_parquet_files_that_disagree_are_refused_before_reading_rows(tmp_path, monkeypatch, spoil,
+                                                                     message):
+    glob = _sleep_files(tmp_path, 2, spoil)
+    _no_pass_over_the_data(monkeypatch)
+    with pytest.raises(DataError, match=message):
+        mixed_parquet(SLEEP_FORMULA, glob)
+    with pytest.raises(DataError, match=message):
+        mf.mixed(SLEEP_FORMULA, dd.read_parquet(glob))
+
+
+def test_partitions_of_different_kinds_are_refused_after_the_levels_pass(monkeypatch):
+    # dd.concat makes such a column object, and each partition holds one kind of values.
+    from mixedfit import distributed as module
+
+    def no_sums(*args):
+        raise AssertionError("the sums pass ran")
+
+    monkeypatch.setattr(module, "_partition_sums", no_sums)
+    sleep = mf.load_dataset("sleepstudy").assign(Subject=lambda d: d["Subject"].astype(str))
+    pieces = _blocks(sleep, 3)
+    odd = pieces[:1] + [pieces[1].assign(Days=pieces[1]["Days"].astype(str))] + pieces[2:]
+    with pytest.raises(DataError, match="column 'Days' holds text in partition 1 but numbers in "
+                                        "partition 0"):
+        mf.mixed(SLEEP_FORMULA, _partitioned(odd))
+    odd = pieces[:2] + [pieces[2].assign(Subject=pieces[2]["Subject"].astype(int))]
+    with pytest.raises(DataError, match="column 'Subject' holds numbers in partition 2 but text in "
+                                        "partition 0"):
+        mf.mixed(SLEEP_FORMULA, _partitioned(odd))

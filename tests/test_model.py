@@ -74,3 +74,92 @@ def test_numpys_own_blas_gets_one_thread_beside_scipys(monkeypatch):
     assert all(inside[path] == (1 if path in numpys else before[path]) for path in before)
     after = {c["filepath"]: c["num_threads"] for c in ThreadpoolController().info() if c["user_api"] == "blas"}
     assert after == before
+
+
+
+def _blas_threads() -> dict[str, int]:
+    from threadpoolctl import threadpool_info
+
+    return {c["filepath"]: c["num_threads"] for c in threadpool_info() if c["user_api"] == "blas"}
+
+
+def _set_blas_threads_from_another_thread(limits: int | dict[str, int]) -> None:
+    # As a user's earlier setting: a limit left open in this thread would make
+    # threadpoolctl (3.8) ignore the fits' own limits, set from their threads.
+    import threading
+
+    from threadpoolctl import ThreadpoolController
+
+    setter = threading.Thread(target=ThreadpoolController().limit, kwargs={"limits": limits, "user_api": "blas"})
+    setter.start()
+    setter.join()
+
+
+@pytest.fixture
+def blas_on_two_threads() -> dict[str, int]:
+    """Every BLAS library on two threads, whatever the machine's cores."""
+    original = _blas_threads()
+    _set_blas_threads_from_another_thread(2)
+    counts = _blas_threads()
+    if not counts or min(counts.values()) < 2:
+        _set_blas_threads_from_another_thread(original)
+        pytest.skip("no BLAS library here runs on two threads: a limit to one would not show")
+    yield counts
+    _set_blas_threads_from_another_thread(original)
+
+
+def test_overlapping_fits_restore_blas_threads_when_the_last_one_ends(monkeypatch, blas_on_two_threads):
+    # Each fit used to save the count it found and restore that on leaving: a fit
+    # that entered while another held BLAS at one thread left it there for good,
+    # and the first to leave lifted the limit under the other.  Here fit 1 enters,
+    # fit 2 enters, fit 1 ends while fit 2 is still running, then fit 2 ends.
+    import threading
+
+    from mixedfit import model as model_module
+
+    sleep = mf.load_dataset("sleepstudy")
+    optimize = model_module.MixedModel.optimize
+    first_in, second_in, first_done = threading.Event(), threading.Event(), threading.Event()
+    seen_by_second = []
+
+    def in_order(self, *args, **kwargs):
+        if not first_in.is_set():
+            first_in.set()
+            second_in.wait(10)
+        else:
+            second_in.set()
+            first_done.wait(10)
+            seen_by_second.append(_blas_threads())
+        return optimize(self, *args, **kwargs)
+
+    def first():
+        mf.mixed("Reaction ~ Days + (1|Subject)", sleep)
+        first_done.set()
+
+    monkeypatch.setattr(model_module.MixedModel, "optimize", in_order)
+    threads = [threading.Thread(target=first),
+               threading.Thread(target=mf.mixed, args=("Reaction ~ Days + (Days|Subject)", sleep))]
+    threads[0].start()
+    first_in.wait(10)
+    threads[1].start()
+    for thread in threads:
+        thread.join()
+    assert seen_by_second == [{path: 1 for path in blas_on_two_threads}]  # still limited for fit 2
+    assert _blas_threads() == blas_on_two_threads
+
+
+def test_fits_in_a_thread_pool_match_serial_fits_and_restore_blas_threads(blas_on_two_threads):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sleep = mf.load_dataset("sleepstudy")
+    formulas = ["Reaction ~ Days + (Days|Subject)", "Reaction ~ Days + (1|Subject)",
+                "Reaction ~ 1 + (Days||Subject)"] * 4
+    serial = [mf.mixed(f, sleep) for f in formulas]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(lambda f: mf.mixed(f, sleep), formulas))
+    assert _blas_threads() == blas_on_two_threads
+    for one, other in zip(serial, concurrent):
+        assert one.optsummary.fmin == other.optsummary.fmin
+        np.testing.assert_array_equal(one.theta, other.theta)
+        np.testing.assert_array_equal(one.fixef, other.fixef)
+        np.testing.assert_array_equal(one.bse, other.bse)

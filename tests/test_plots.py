@@ -6,8 +6,10 @@ import sys
 
 import numpy as np
 import pytest
+from scipy.stats import norm
 
 import mixedfit as mf
+from mixedfit.inference.profile import profile_confint
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
@@ -47,8 +49,10 @@ def test_ranef_caterpillar(sleep, tmp_path):
     modes = sleep.ranef(condvar=True)["Subject"]
     order = np.argsort(modes["(Intercept)"].to_numpy(), kind="stable")
     expected = list(modes.index.astype(str)[order])
-    for ax in fig.axes:
-        assert [t.get_text() for t in ax.get_yticklabels()] == expected
+    first, beside = ([t.get_text() for t in ax.get_yticklabels()] for ax in fig.axes)
+    assert first == expected
+    assert beside == [""] * len(expected)  # the same rows: lattice labels them once
+    assert [ax.get_xlabel() for ax in fig.axes] == ["mode ± 1.96 conditional SD"] * 2
     # bars of ±1.96 conditional SD around each mode
     bars = fig.axes[1].collections[0].get_segments()
     sd = modes.attrs["condsd"]["Days"].to_numpy()[order]
@@ -59,6 +63,15 @@ def test_ranef_one_panel_per_factor(penicillin, tmp_path):
     fig = penicillin.plot_ranef()
     saved(fig, tmp_path / "ranef2.png")
     assert [ax.get_title() for ax in fig.axes] == ["plate: (Intercept)", "sample: (Intercept)"]
+    # different factors have different rows: each panel names its own levels
+    for ax, factor in zip(fig.axes, ["plate", "sample"]):
+        labels = {t.get_text() for t in ax.get_yticklabels()}
+        assert labels == set(penicillin.ranef()[factor].index.astype(str))
+
+
+def test_ranef_labels_the_first_panel_of_each_row(sleep):
+    fig = sleep.plot_ranef(ncols=1)
+    assert all(t.get_text() for ax in fig.axes for t in ax.get_yticklabels())
 
 
 def test_profile_panels_and_precomputed_profile(tmp_path, monkeypatch):
@@ -72,9 +85,25 @@ def test_profile_panels_and_precomputed_profile(tmp_path, monkeypatch):
 
 
 def test_profile_from_a_fit_alone(sleep, tmp_path):
-    fig = sleep.plot_profile(level=0.9)
+    fig = sleep.plot_profile(conf=0.9)
     saved(fig, tmp_path / "profile6.png")
     assert len(fig.axes) == 6
+
+
+def test_profile_draws_lattice_levels(tmp_path):
+    """xyplot(profile(fit)) draws ±ζ at 50, 80, 90, 95 and 99 % and drops a line at each limit."""
+    fit = mf.mixed("Yield ~ 1 + (1|Batch)", mf.load_dataset("Dyestuff"), reml=False)
+    prof = fit.profile(progress=False)
+    fig = fit.plot_profile(profile=prof)
+    zeta = norm.ppf((1 + np.array([0.5, 0.8, 0.9, 0.95, 0.99])) / 2)
+    sigma = fig.axes[1]
+    heights = sorted({round(line.get_ydata()[0], 10) for line in sigma.lines[1:]})
+    np.testing.assert_allclose(heights, np.r_[-zeta[::-1], zeta], rtol=1e-9)
+    drops = np.concatenate([c.get_segments() for c in sigma.collections])
+    limits = np.concatenate([profile_confint(prof, level=lev).loc["sigma"] for lev in [0.5, 0.8, 0.9, 0.95, 0.99]])
+    np.testing.assert_allclose(sorted(seg[0, 0] for seg in drops), sorted(limits), rtol=1e-9)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        fit.plot_profile(profile=prof, conf=95)
 
 
 def test_diagnostics(sleep, penicillin, tmp_path):
@@ -90,5 +119,5 @@ def test_diagnostics(sleep, penicillin, tmp_path):
 
 def test_without_matplotlib_the_error_says_what_to_install(sleep, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
-    with pytest.raises(ImportError, match=r"pip install mixedfit\[plot\]"):
+    with pytest.raises(ImportError, match=r"pip install matplotlib"):
         sleep.plot_ranef()

@@ -31,9 +31,25 @@ def test_tqdm_on_a_terminal_or_when_asked(monkeypatch):
         bar.close()
 
 
-def test_silent_without_tqdm(monkeypatch):
+def test_silent_without_tqdm_and_says_so_when_asked(monkeypatch, recwarn):
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
-    assert type(progress_bar(5, "x", progress=True)).__name__ == "_Silent"
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert type(progress_bar(5, "x")).__name__ == "_Silent"
+    assert not recwarn.list  # nobody asked: no bar, no word
+    with pytest.warns(mf.errors.MixedFitWarning, match="pip install tqdm"):
+        assert type(progress_bar(5, "x", progress=True)).__name__ == "_Silent"
+
+
+def test_a_bar_in_a_jupyter_kernel(monkeypatch):
+    class ZMQInteractiveShell:  # the shell class of ipykernel, by name
+        pass
+
+    ipython = pytest.importorskip("IPython")
+    monkeypatch.setattr(ipython, "get_ipython", lambda: ZMQInteractiveShell())
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    bar = progress_bar(5, "x")
+    assert isinstance(bar, tqdm.tqdm)
+    bar.close()
 
 
 @pytest.mark.parametrize("run, label", [
