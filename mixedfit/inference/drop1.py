@@ -8,6 +8,10 @@ Only the terms that marginality lets go are tested (R's ``drop.scope``: in
   denominator df, columns ``Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F)``.
   For a term no other term contains these are the Type III contrasts of
   :func:`~mixedfit.inference.satterthwaite.anova_type3`, so nothing is refitted.
+  When the fixed-effect matrix lost columns to rank deficiency, lmerTest
+  tests instead what the term adds to the model without it (``get_Ldiffmat2``:
+  the part of X that the reduced model matrix does not span); a term that
+  adds nothing (``x`` beside ``2 * x``) gets a row of NA.
 * ``test="Chisq"`` (lme4's ``drop1(fit, test = "Chisq")``): each term is
   removed and the model refitted; every model is refitted by maximum
   likelihood (lme4's ``extractAIC`` calls ``refitML``) and compared by
@@ -30,13 +34,16 @@ Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from ..errors import MixedFitError
 from ..formula import parse_formula
 from .lrt import AnovaTable, refit_ml
-from .satterthwaite import anova_type3
+from .satterthwaite import _check_ddf, _zapsmall, anova_type3, contest_md, contest_md_kr
 
 __all__ = ["drop1", "drop_scope"]
 
@@ -78,7 +85,10 @@ def drop1(fit, test: str = "F", ddf: str = "satterthwaite") -> AnovaTable:
     """
     scope = drop_scope(fit)
     if test == "F":
-        table = AnovaTable(anova_type3(fit, ddf=ddf).loc[scope])
+        if fit.model.design.dropped_xnames:
+            table = _drop1_rank_deficient(fit, scope, ddf)
+        else:
+            table = AnovaTable(anova_type3(fit, ddf=ddf).loc[scope])
         method = _METHODS.get(ddf.lower().replace("_", "-"), ddf)
         table.heading = [f"Single term deletions using {method} method:", "", "Model:", fit.formula]
         return table
@@ -103,3 +113,45 @@ def _drop1_chisq(fit, scope: list[str]) -> AnovaTable:
                        index=["<none>"] + scope)
     table.heading = ["Single term deletions", "", "Model:", fit.formula]
     return table
+
+
+def difference_contrasts(X0: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """lmerTest's ``get_Ldiffmat2``: contrasts of β for what X adds to the span of X0.
+
+    Rows: an orthonormal basis of ``Xᵀ R``, R the residuals of X's columns on
+    X0 (columns that vanish left out); no rows when X0 spans X.
+
+    Examples
+    --------
+    >>> X = np.column_stack([np.ones(4), [0.0, 1, 2, 3]])
+    >>> difference_contrasts(X[:, :1], X).shape, difference_contrasts(X, X).shape
+    ((1, 2), (0, 2))
+    """
+    coef, *_ = np.linalg.lstsq(X0, X, rcond=None)
+    R = X - X0 @ coef
+    R = R[:, np.abs(R).sum(axis=0) > 1e-8]
+    if R.shape[1] == 0:
+        return np.zeros((0, X.shape[1]))
+    Q, _ = np.linalg.qr(X.T @ R)
+    return _zapsmall(Q).T
+
+
+def _drop1_rank_deficient(fit, scope: list[str], ddf: str) -> AnovaTable:
+    """F tests of each term's added span, for a fit whose X lost columns."""
+    from ..formula.update import update_formula
+    from ..terms import _as_dataframe, build_design
+    from ..update import call_of
+
+    call = call_of(fit)
+    design = fit.model.design
+    data = _as_dataframe(call["data"]).loc[design.rows]
+    test = contest_md_kr if _check_ddf(ddf) == "kenwardroger" else contest_md
+    columns = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
+    rows = []
+    for term in scope:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the reduced matrix may be rank deficient too
+            X0 = build_design(update_formula(call["formula"], f"~ . - {term}"), data).X
+        row = test(fit, difference_contrasts(X0, design.X))
+        rows.append(dict.fromkeys(columns, np.nan) if row is None else row)
+    return AnovaTable(pd.DataFrame(rows, index=scope, columns=columns, dtype=float))

@@ -20,7 +20,11 @@ import mixedfit as mf
 FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "postfit_cases.json"
 
 # The R script's extra columns (R code over the data set `d`), written in pandas.
-EXTRA = {"1 + (d$Days %% 3)": lambda d: 1 + d["Days"] % 3}
+EXTRA = {
+    "1 + (d$Days %% 3)": lambda d: 1 + d["Days"] % 3,
+    "2 * d$Days": lambda d: 2 * d["Days"],
+    "factor(d$Days %% 3)": lambda d: pd.Categorical((d["Days"] % 3).astype(int).astype(str)),
+}
 
 
 @lru_cache(maxsize=None)

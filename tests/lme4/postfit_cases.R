@@ -63,7 +63,9 @@ cases <- list(
   case("machines_factor_slope", "Machines", "score ~ Machine + (0 + Machine|Worker)"),
   case("machines_nested", "Machines", "score ~ Machine + (1|Worker/Machine)"),
   case("cake", "cake", "angle ~ recipe * temp + (1|recipe:replicate)", unordered = TRUE),
-  case("hsb82", "Hsb82", "mAch ~ meanses*cses + sector*cses + (cses|school)")
+  case("hsb82", "Hsb82", "mAch ~ meanses*cses + sector*cses + (cses|school)"),
+  case("sleepstudy_rankdef", "sleepstudy", "Reaction ~ Days + Days2 + f + (1|Subject)",
+       extra = list(Days2 = "2 * d$Days", f = "factor(d$Days %% 3)"))
 )
 names(cases) <- vapply(cases, `[[`, "", "name")
 
@@ -120,19 +122,21 @@ ranova_tabs <- lapply(cases[c("sleepstudy_reml", "sleepstudy_ml", "sleepstudy_un
 drop1_case <- function(cs) {
   fit <- fit_case(cs)
   d1 <- drop1(fit)
+  kr <- if (cs$reml) drop1(fit, ddf = "Kenward-Roger") else NULL
   fit4 <- fit_case(cs, quote(lme4::lmer))
   d4 <- with_conditions(drop1(fit4, test = "Chisq"))
   c(describe(cs), list(
     satterthwaite = jtable(d1, column_names = TRUE),
     heading = jstr(attr(d1, "heading")),
     printed = paste(capture.output(print(d1)), collapse = "\n"),
+    kenward_roger = if (is.null(kr)) NULL else jtable(kr, column_names = TRUE),
     chisq = jtable(d4$value, column_names = TRUE),
     chisq_heading = jstr(attr(d4$value, "heading")),
     chisq_printed = paste(capture.output(print(d4$value)), collapse = "\n"),
     chisq_messages = jstr(d4$messages)))
 }
 drop1_tabs <- lapply(cases[c("sleepstudy_reml", "sleepstudy_ml", "sleepstudy_intercept",
-                             "machines_nested", "cake", "hsb82")], drop1_case)
+                             "machines_nested", "cake", "hsb82", "sleepstudy_rankdef")], drop1_case)
 
 # ---------------------------------------------------------------------------
 # R's update.formula(old, new), deparsed
