@@ -34,11 +34,10 @@ Examples
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
-from ..errors import MixedFitWarning
+from ..errors import MixedFitWarning, warn
 
 __all__ = ["variance_components", "r2", "icc"]
 
@@ -109,9 +108,8 @@ def r2(fit) -> dict[str, float]:
     """
     v = variance_components(fit)
     if math.isnan(v["random"]):
-        warnings.warn(_SINGULAR_MESSAGE.format(what="the conditional R² (the marginal R² "
-                                               "leaves the random effects out)"),
-                      MixedFitWarning, stacklevel=2)
+        warn(_SINGULAR_MESSAGE.format(what="the conditional R² (the marginal R² "
+                                      "leaves the random effects out)"), MixedFitWarning)
         return {"conditional": math.nan, "marginal": v["fixed"] / (v["fixed"] + v["residual"])}
     total = v["fixed"] + v["random"] + v["residual"]
     return {"conditional": (v["fixed"] + v["random"]) / total, "marginal": v["fixed"] / total}
@@ -136,7 +134,7 @@ def icc(fit) -> dict[str, float]:
     """
     v = variance_components(fit)
     if math.isnan(v["random"]):
-        warnings.warn(_SINGULAR_MESSAGE.format(what="the ICC"), MixedFitWarning, stacklevel=2)
+        warn(_SINGULAR_MESSAGE.format(what="the ICC"), MixedFitWarning)
         return {"adjusted": math.nan, "unadjusted": math.nan}
     return {"adjusted": v["random"] / (v["random"] + v["residual"]),
             "unadjusted": v["random"] / (v["fixed"] + v["random"] + v["residual"])}

@@ -49,3 +49,10 @@ def test_singular_fit_has_no_random_variance(case):
     assert r2["marginal"] == pytest.approx(case["r2_marginal"], abs=1e-12)
     with pytest.warns(MixedFitWarning, match="singular"):
         assert all(math.isnan(v) for v in fit.icc().values())
+
+
+def test_singular_warning_points_at_the_callers_line():
+    fit = fitted("r2_icc", "dyestuff2")
+    with pytest.warns(MixedFitWarning) as caught:
+        fit.icc()
+    assert caught[0].filename == __file__
