@@ -50,8 +50,9 @@ def update(fit, formula: str | None = None, **changes: Any):
     fit : MixedResults
         A fit made by :func:`mixedfit.mixed`.
     formula : str, optional
-        An edit in R's ``update.formula`` syntax, ``.`` standing for the old
-        formula's parts: ``". ~ . - x"``, ``"~ . + z"``, ``"log(.) ~ ."``,
+        An edit in R's ``update.formula`` syntax of the fit's formula as lme4
+        keeps it (:attr:`MixedResults.formula`, ``(x || g)`` expanded), ``.``
+        standing for its parts: ``". ~ . - x"``, ``"~ . + z"``, ``"log(.) ~ ."``,
         ``". ~ . - (Days | Subject) + (1 | Subject)"``.
     **changes
         Arguments of :func:`mixedfit.mixed` to replace: ``data``, ``reml``,
@@ -85,5 +86,6 @@ def update(fit, formula: str | None = None, **changes: Any):
         call["data_name"] = None  # the old name would describe other data
     call.update(changes)
     if formula is not None:
-        call["formula"] = update_formula(call["formula"], formula)
+        # R edits formula(fit): lme4's, with (x || g) expanded
+        call["formula"] = update_formula(fit.formula, formula)
     return mixed(**call)

@@ -183,7 +183,9 @@ update_fits <- list(
   update_fit("log_response", ss, log(.) ~ .),
   update_fit("random_intercept", ss, . ~ . - (Days | Subject) + (1 | Subject)),
   update_fit("ml", ss, REML = FALSE),
-  update_fit("formula_and_ml", ss, . ~ . - Days, REML = FALSE)
+  update_fit("formula_and_ml", ss, . ~ . - Days, REML = FALSE),
+  # update() edits formula(fit), where lme4 has expanded (Days || Subject)
+  update_fit("uncorrelated_minus_days", cases[["sleepstudy_uncorr"]], . ~ . - Days)
 )
 
 # ---------------------------------------------------------------------------
