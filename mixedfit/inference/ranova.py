@@ -132,9 +132,9 @@ def ranova(fit) -> AnovaTable:
         When a reduced model uses a different number of rows (missing
         values in a variable only the fit uses), as lmerTest refuses it.
     """
-    from ..update import call_of, update
+    from ..update import update
 
-    formula = call_of(fit)["formula"]
+    formula = fit.formula  # formula(model), as lmerTest reads it
     parsed = parse_formula(formula)
     bars = " + ".join(f"({bar.label})" for bar in parsed.bars)
     full = update_formula(formula, f". ~ {deparse(parsed.fixed)} + {bars}")
