@@ -43,11 +43,9 @@ from scipy import stats
 from ..errors import MixedFitError
 from ..formula import parse_formula
 from .lrt import AnovaTable, refit_ml
-from .satterthwaite import _check_ddf, _zapsmall, anova_type3, contest_md, contest_md_kr
+from .satterthwaite import _DDF_METHODS, _check_ddf, _zapsmall, anova_type3, contest_md, contest_md_kr
 
 __all__ = ["drop1", "drop_scope"]
-
-_METHODS = {"satterthwaite": "Satterthwaite's", "kenward-roger": "Kenward-Roger's"}
 
 
 def drop_scope(fit) -> list[str]:
@@ -89,7 +87,7 @@ def drop1(fit, test: str = "F", ddf: str = "satterthwaite") -> AnovaTable:
             table = _drop1_rank_deficient(fit, scope, ddf)
         else:
             table = AnovaTable(anova_type3(fit, ddf=ddf).loc[scope])
-        method = _METHODS.get(ddf.lower().replace("_", "-"), ddf)
+        method = _DDF_METHODS[_check_ddf(ddf)]
         table.heading = [f"Single term deletions using {method} method:", "", "Model:", fit.formula]
         return table
     if test == "Chisq":
