@@ -56,6 +56,18 @@ class ModelTerms:
         return [":".join(deparse(self.variables[i]) for i in term_variables(t))
                 for t in self.terms]
 
+    def drop_scope(self) -> list[str]:
+        """R's ``drop.scope(terms)``: labels of the terms no other term contains.
+
+        Examples
+        --------
+        >>> from mixedfit.formula.parse import parse_formula_tree
+        >>> model_terms(*parse_formula_tree("y ~ a*b + c")).drop_scope()
+        ['c', 'a:b']
+        """
+        return [label for label, t in zip(self.labels(), self.terms)
+                if not any(u != t and u & t == t for u in self.terms)]
+
 
 def term_variables(term: int) -> list[int]:
     """Indices of the variables in a term, in variable order."""

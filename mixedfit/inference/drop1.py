@@ -58,9 +58,7 @@ def drop_scope(fit) -> list[str]:
     >>> drop_scope(fit)
     ['recipe:temp']
     """
-    terms = parse_formula(fit.formula).fixed_terms
-    return [label for label, t in zip(terms.labels(), terms.terms)
-            if not any(u != t and u & t == t for u in terms.terms)]
+    return parse_formula(fit.formula).fixed_terms.drop_scope()
 
 
 def drop1(fit, test: str = "F", ddf: str = "satterthwaite") -> AnovaTable:

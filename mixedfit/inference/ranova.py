@@ -53,18 +53,12 @@ __all__ = ["ranova", "lm_loglik", "likelihood_ratio_table"]
 _COLUMNS = ["npar", "logLik", "AIC", "LRT", "Df", "Pr(>Chisq)"]
 
 
-def _drop_scope(labels: list[str], terms: tuple[int, ...]) -> list[str]:
-    """R's ``drop.scope``: the terms no other term contains."""
-    return [label for label, t in zip(labels, terms)
-            if not any(u != t and u & t == t for u in terms)]
-
-
 def _reductions(bar: Bar) -> dict[str, str]:
     """lmerTest's ``get_newforms``: row name -> update of the formula, for one term."""
     label = bar.label
     terms = model_terms(None, bar.lhs)
     labels = terms.labels()
-    scope = _drop_scope(labels, terms.terms)
+    scope = terms.drop_scope()
     if not labels or not scope:
         return {f"({label})": f"~ . - ({label})"}
     out = {}
