@@ -518,8 +518,9 @@ def _tree_reduce(items: list, combine: Callable = operator.add,
 # -- checks on the sums ---------------------------------------------------------
 
 
-def _kept_columns(structure: Design, sums: _Sums) -> list[int]:
-    """lme4's checks on all the rows (levels, rank, scales); the X columns kept."""
+def _kept_columns(structure: Design, sums: _Sums) -> tuple[list[int], bool]:
+    """lme4's checks on all the rows (levels, rank, scales); the X columns kept, and whether
+    their scales differ as checkScaleX warns."""
     _check_levels(structure.terms, sums.blocks.n)
     p, m = len(structure.xnames), sums.moments
     # R has the inner products of X's columns: the pivoted QR of R decides as that of X.
@@ -527,10 +528,10 @@ def _kept_columns(structure: Design, sums: _Sums) -> list[int]:
     keep = [structure.xnames.index(name) for name in kept]
     n = sums.blocks.n
     continuous = [j for j in keep if not m.binary[j]]
-    if continuous and n >= 2:
-        squares = np.sum(m.r[:, continuous] ** 2, axis=0)
-        _warn_on_scales(np.sqrt(np.maximum(squares - m.total[continuous] ** 2 / n, 0) / (n - 1)))
-    return keep
+    if not continuous or n < 2:
+        return keep, False
+    squares = np.sum(m.r[:, continuous] ** 2, axis=0)
+    return keep, _warn_on_scales(np.sqrt(np.maximum(squares - m.total[continuous] ** 2 / n, 0) / (n - 1)))
 
 
 def _without_x_columns(blocks: CrossBlocks, keep: list[int]) -> CrossBlocks:
@@ -617,9 +618,9 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
     timings["sums"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    keep = _kept_columns(design, sums)
+    keep, badly_scaled = _kept_columns(design, sums)
     plan = dataclasses.replace(plan, xkeep=None if len(keep) == len(plan.xnames) else keep)
-    model = MixedModel(_rowless(design, sums, keep), reml=reml,
+    model = MixedModel(_rowless(dataclasses.replace(design, badly_scaled=badly_scaled), sums, keep), reml=reml,
                        blocks=_without_x_columns(sums.blocks, keep))
     fit = model.fit(start=None if start is None else np.asarray(start, float), maxeval=maxeval,
                     data_name=data_name, weights_name=weights, offset_name=offset)

@@ -17,6 +17,8 @@ import inspect
 import os
 import warnings
 
+import numpy as np
+
 __all__ = [
     "MixedFitError",
     "FormulaError",
@@ -27,6 +29,7 @@ __all__ = [
     "ConvergenceWarning",
     "RankDeficiencyWarning",
     "ScaleWarning",
+    "require_bool",
     "warn",
 ]
 
@@ -66,6 +69,23 @@ class RankDeficiencyWarning(MixedFitWarning):
 
 class ScaleWarning(MixedFitWarning):
     """Predictors are on very different scales; consider rescaling."""
+
+
+def require_bool(value: object, name: str) -> bool:
+    """*value* as a bool, refusing anything but True or False (``bool("no")`` is True).
+
+    Examples
+    --------
+    >>> require_bool(False, "reml")
+    False
+    >>> require_bool("no", "allow_new_levels")
+    Traceback (most recent call last):
+    ...
+    mixedfit.errors.ModelSpecError: allow_new_levels must be True or False, not 'no'
+    """
+    if not isinstance(value, (bool, np.bool_)):  # as R, which refuses "no" for a logical
+        raise ModelSpecError(f"{name} must be True or False, not {value!r}")
+    return bool(value)
 
 
 def caret_message(text: str, start: int, end: int | None = None, message: str = "") -> str:

@@ -21,7 +21,7 @@ import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
 from .blocks import CrossBlocks, CrossProducts, Factor, template_positions
-from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
+from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, require_bool
 from .optimize import OptSummary, bobyqa, finite_derivatives
 from .terms import Design
 
@@ -77,9 +77,7 @@ class MixedModel:
         if not design.terms:
             raise ModelSpecError("No random effects terms specified in formula")
         self.design = design
-        if not isinstance(reml, (bool, np.bool_)):  # bool("no") is True: refuse, as R does
-            raise ModelSpecError(f"reml must be True or False, not {reml!r}")
-        self.reml = bool(reml)
+        self.reml = require_bool(reml, "reml")
         self.cross = CrossProducts(design, blocks)
         sizes = [t.size for t in design.terms]
         bounds = np.cumsum([0] + [s * (s + 1) // 2 for s in sizes])

@@ -16,6 +16,7 @@ from scipy.linalg import solve_triangular
 from .blocks import batched_lower_inverse, level_blocks_product
 from .model import Convergence, MixedModel
 from .optimize import OptSummary
+from .terms import SCALE_MESSAGE
 
 
 class MixedResults:
@@ -333,14 +334,17 @@ class MixedResults:
 
     @property
     def fit_warnings(self) -> list[str]:
-        dropped = self.model.design.dropped_xnames
-        if not dropped:
-            return []
-        k = len(dropped)
-        return [
-            f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''}"
-            f" / coefficient{'s' if k > 1 else ''}"
-        ]
+        """lme4's fit messages, in its order: the rank-deficiency drop, then checkScaleX's warning."""
+        design = self.model.design
+        messages = []
+        if k := len(design.dropped_xnames):
+            messages.append(
+                f"fixed-effect model matrix is rank deficient so dropping {k} column{'s' if k > 1 else ''}"
+                f" / coefficient{'s' if k > 1 else ''}"
+            )
+        if design.badly_scaled:
+            messages.append(SCALE_MESSAGE)
+        return messages
 
     # -- inference (mixedfit.inference) ---------------------------------------
     def confint(self, method: str = "profile", level: float = 0.95, parm=None, **kw) -> pd.DataFrame:

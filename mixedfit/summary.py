@@ -31,8 +31,6 @@ from . import rformat as rf
 #: ``max(3, getOption("digits") - 3)``: digits of lme4's print methods
 PRINT_DIGITS = max(3, rf.R_DIGITS - 3)
 
-_DDF_NAMES = {"satterthwaite": "Satterthwaite's", "kenward-roger": "Kenward-Roger's"}
-
 
 def _captured(text: str) -> str:
     """What ``paste(capture.output(...), collapse = "\\n")`` makes of console
@@ -41,13 +39,12 @@ def _captured(text: str) -> str:
 
 
 def _lmertest_ddf(ddf: str | None) -> str | None:
-    """lmerTest's name for a ``ddf`` method; ``None`` for plain lme4 output."""
-    if ddf is None or ddf.lower() == "lme4":
-        return None
-    key = ddf.lower()
-    if key not in _DDF_NAMES:
-        raise ValueError(f"ddf must be 'Satterthwaite', 'Kenward-Roger' or 'lme4', not {ddf!r}")
-    return key
+    """lmerTest's name for a ``ddf`` method; ``None`` for plain lme4 output
+    (``None`` or ``"lme4"``).  Raises ModelSpecError for an unknown method."""
+    from .inference.satterthwaite import normalize_ddf
+
+    method = None if ddf is None else normalize_ddf(ddf)
+    return None if method == "lme4" else method
 
 
 # --------------------------------------------------------------------------
@@ -62,7 +59,7 @@ def method_title(fit: Any, ddf: str | None = None) -> str:
     title = "Linear mixed model fit by " + ("REML" if fit.reml else "maximum likelihood ")
     key = _lmertest_ddf(ddf)
     if key is not None:
-        title += f". t-tests use {_DDF_NAMES[key]} method"
+        title += f". t-tests use {key}'s method"
     return title
 
 
@@ -327,9 +324,9 @@ def summary_text(fit: Any, ddf: str | None = None, formula: str | None = None) -
     Parameters
     ----------
     fit : fitted model
-    ddf : {None, "satterthwaite", "kenward-roger", "lme4"}
-        With a method, lmerTest's summary: its title, class and the
-        coefficient table from ``fit.coef_table(ddf=ddf)``.
+    ddf : {None, "Satterthwaite", "Kenward-Roger", "lme4"}
+        With a method (any case), lmerTest's summary: its title, class and
+        the coefficient table from ``fit.coef_table(ddf=ddf)``.
     formula : str, optional
         Deparsed formula for the ``Formula:`` line instead of ``fit.formula``.
         lmerTest prints the formula as the user wrote it, where lme4 prints
@@ -390,13 +387,19 @@ class Summary:
     ----------
     fit : MixedResults
         The fitted model.
-    ddf : {None, "satterthwaite"}
-        With a method, lmerTest's summary with its t-tests.
+    ddf : {None, "Satterthwaite", "Kenward-Roger", "lme4"}
+        With a method, lmerTest's summary with its t-tests (any case; see
+        :func:`mixedfit.inference.satterthwaite.normalize_ddf`).
+
+    Raises
+    ------
+    ModelSpecError
+        An unknown ``ddf``, at once rather than when printed.
     """
 
     def __init__(self, fit: Any, ddf: str | None = None):
         self.fit = fit
-        self.ddf = ddf
+        self.ddf = _lmertest_ddf(ddf)
 
     def _formula(self) -> str | None:
         """lmerTest prints the formula as written; lme4 its expansion (``fit.formula``)."""

@@ -36,11 +36,12 @@ from .formula.model_matrix import model_matrix
 from .formula.rvalues import RFactor
 from .formula.spec import ParsedFormula
 
-__all__ = ["RandomEffectsTerm", "Design", "build_design"]
+__all__ = ["RandomEffectsTerm", "Design", "build_design", "by_row_label", "frame_of_columns"]
 
 _RANK_TOLERANCE = 1e-7  # lme4's chkRank.drop.cols
 _RANK_MARGIN = 1e3  # how far above dqrdc2's threshold an unpivoted QR must stay to skip the port
 _SCALE_TOLERANCE = 1000.0  # lme4's checkScaleX
+SCALE_MESSAGE = "Some predictor variables are on very different scales: consider rescaling"
 _EXACT_FIT_TOLERANCE = 1e-10  # residual norm / response norm at which y = Xβ exactly
 
 
@@ -130,6 +131,9 @@ class Design:
         terms' left-hand sides, keyed by the deparsed variable (``"Machine"``,
         ``"C(f, sum)"``), after unused levels are dropped: R's
         ``.getXlevels``, with which new data are coded for prediction.
+    badly_scaled : bool
+        lme4's checkScaleX warned that X's columns are on very different
+        scales (its summary repeats the warning).
     """
 
     y: np.ndarray
@@ -145,6 +149,7 @@ class Design:
     n_dropped: int = 0
     formula_written: str = ""
     xlevels: dict[str, list[str]] = field(default_factory=dict)
+    badly_scaled: bool = False
 
     @property
     def nobs(self) -> int:
@@ -161,17 +166,105 @@ def _as_dataframe(data: Any) -> pd.DataFrame:
             raise DataError(f"could not convert the {type(data).__name__} to a pandas "
                             f"DataFrame: {error}") from None
     if isinstance(data, Mapping):
-        lengths = {name: len(np.atleast_1d(values)) for name, values in data.items()}
-        if len(set(lengths.values())) > 1:
-            raise DataError("the columns of data have different lengths: "
-                            + ", ".join(f"'{k}' ({v})" for k, v in lengths.items()))
-        data = pd.DataFrame(dict(data))
+        data = frame_of_columns(data)
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame or a dict of arrays, not "
                         f"{type(data).__name__}")
     if len(data) == 0:
         raise DataError("0 (non-NA) cases: the data have no rows")
     return data
+
+
+def _shape(values: Any) -> tuple[int, ...]:
+    """The shape of a column as given: () for a single value (a string among them)."""
+    if isinstance(values, (str, bytes)) or values is None or np.isscalar(values):
+        return ()
+    try:
+        return tuple(np.shape(values))
+    except ValueError:  # ragged nested lists: one object per row
+        return (len(values),)
+
+
+def frame_of_columns(columns: Mapping, what: str = "data", broadcast: bool = False
+                     ) -> pd.DataFrame:
+    """A dict of columns as a DataFrame, refusing what pandas would fail on.
+
+    Parameters
+    ----------
+    columns : mapping of str to array-like
+        One-dimensional columns of one length.
+    what : str
+        The argument's name, for messages.
+    broadcast : bool
+        Single values fill their column, as pandas does, and a dict of single
+        values is one row (``predict({"Days": 2, "Subject": "308"})``).
+        Otherwise they are refused: a model is not fitted to one row, and a
+        single value among columns is most likely a mistake.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    DataError
+        A column of more than one dimension, columns of different lengths,
+        or (without *broadcast*) single values.
+
+    Examples
+    --------
+    >>> frame_of_columns({"x": 1.5, "g": "a"}, broadcast=True).shape
+    (1, 2)
+    >>> frame_of_columns({"x": [1.5, 2.5], "g": "a"}, broadcast=True)["g"].tolist()
+    ['a', 'a']
+    """
+    shapes = {name: _shape(values) for name, values in columns.items()}
+    wide = [f"'{name}' (shape {shape})" for name, shape in shapes.items() if len(shape) > 1]
+    if wide:
+        raise DataError(f"column {', '.join(wide)} of {what} has more than one dimension; "
+                        "each column must be one value per row")
+    if shapes and all(shape == () for shape in shapes.values()):
+        if broadcast:
+            return pd.DataFrame({name: [value] for name, value in columns.items()})
+        raise DataError(f"{what} is a dict of single values (one row), not of columns: give "
+                        "each name an array of values, one per row")
+    lengths = {name: shape[0] if shape else 1 for name, shape in shapes.items()
+               if shape or not broadcast}
+    if len(set(lengths.values())) > 1:
+        raise DataError(f"the columns of {what} have different lengths: "
+                        + ", ".join(f"'{k}' ({v})" for k, v in lengths.items()))
+    return pd.DataFrame(dict(columns))
+
+
+def by_row_label(values: Any, rows: pd.Index, what: str, where: str = "the data") -> Any:
+    """A pandas Series put in the order of *rows* by its index, as pandas aligns.
+
+    A Series whose index holds exactly the row labels of *rows*, in another
+    order, is reordered (lme4 takes weights from the data frame, row by row);
+    one whose index differs is refused, since using it by position would give
+    values to the wrong rows.  Anything else is returned as it is.
+
+    Examples
+    --------
+    >>> by_row_label(pd.Series([1.0, 2.0], index=[1, 0]), pd.RangeIndex(2), "weights").tolist()
+    [2.0, 1.0]
+    """
+    if not isinstance(values, pd.Series) or values.index.equals(rows):
+        return values
+    same_rows = len(values) == len(rows) and values.index.is_unique and rows.is_unique \
+        and values.index.isin(rows).all()
+    if same_rows:
+        return values.reindex(rows)
+    strangers = values.index[~values.index.isin(rows)]
+    if len(strangers):
+        detail = (f"{_plural(len(strangers), 'label')} of its index ({_preview(strangers)}) "
+                  f"{'is' if len(strangers) == 1 else 'are'} not among them")
+    elif len(values) != len(rows):
+        detail = f"its index has {len(values)} labels for {len(rows)} rows"
+    else:
+        detail = "labels repeat, so rows cannot be matched by label"
+    raise DataError(f"{what} is a pandas Series whose index does not match the rows of {where}: "
+                    f"{detail}; align it (.reindex) or pass .to_numpy() to use it by position")
 
 
 def _extra_column(argument: Any, what: str, evaluator: Evaluator) -> tuple[str, np.ndarray]:
@@ -185,6 +278,7 @@ def _extra_column(argument: Any, what: str, evaluator: Evaluator) -> tuple[str, 
         if isinstance(value, RFactor):
             raise DataError(f"{what} column '{argument}' is not numeric")
         return argument, np.asarray(value, dtype=float)
+    argument = by_row_label(argument, evaluator.data.index, what)
     try:
         values = np.asarray(argument, dtype=float)
     except (TypeError, ValueError):
@@ -360,24 +454,25 @@ def _drop_rank_deficient(X: np.ndarray, xnames: list[str]) -> tuple[np.ndarray, 
     return X[:, keep], [xnames[i] for i in keep], [xnames[i] for i in pivot[rank:]]
 
 
-def _check_scale(X: np.ndarray) -> None:
-    """lme4's checkScaleX: warn when predictor scales differ by over 1000 times."""
+def _check_scale(X: np.ndarray) -> bool:
+    """lme4's checkScaleX: warn when predictor scales differ by over 1000 times; whether it warned."""
     continuous = ~np.all((X == 0) | (X == 1), axis=0)
     if continuous.sum() == 0 or X.shape[0] < 2:
-        return
+        return False
     # Every column's SD, then the continuous ones: selecting columns first copies X.
-    _warn_on_scales(X.std(axis=0, ddof=1)[continuous])
+    return _warn_on_scales(X.std(axis=0, ddof=1)[continuous])
 
 
-def _warn_on_scales(sd: np.ndarray) -> None:
-    """checkScaleX's test on the standard deviations of X's continuous columns."""
+def _warn_on_scales(sd: np.ndarray) -> bool:
+    """checkScaleX's test on the standard deviations of X's continuous columns; whether it warned."""
     with np.errstate(divide="ignore", invalid="ignore"):
         log_sd = np.log(sd)
         spread = np.abs(log_sd[:, None] - log_sd[None, :])
     if np.any(np.abs(log_sd) > math.log(_SCALE_TOLERANCE)) or \
             np.any(spread[np.tril_indices(len(log_sd), -1)] > math.log(_SCALE_TOLERANCE)):
-        warnings.warn("Some predictor variables are on very different scales: consider "
-                      "rescaling", ScaleWarning, stacklevel=4)
+        warnings.warn(SCALE_MESSAGE, ScaleWarning, stacklevel=4)
+        return True
+    return False
 
 
 def _random_term(parsed: ParsedFormula, index: int, frame: ModelFrame, evaluator: Evaluator,
@@ -542,15 +637,16 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
     rows = frame_data.index[frame.keep]
     _check_values(parsed.response_label, y, X, xnames, offset_values, terms, rows)
     dropped: list[str] = []
+    badly_scaled = False
     if levels is None:
         X, xnames, dropped = _drop_rank_deficient(X, xnames)
         _check_response_varies(y, X, offset_values, parsed.response_label)
-        _check_scale(X)
+        badly_scaled = _check_scale(X)
     return Design(y=y, X=X, xnames=xnames, terms=terms, response=parsed.response_label,
                   formula=lme4_deparse(formula), formula_written=deparse_formula(formula),
                   rows=rows, weights=None if weight_key is None else frame.extras[weight_key],
                   offset=offset_values, dropped_xnames=dropped, n_dropped=frame.n_dropped,
-                  xlevels=_xlevels(parsed, frame))
+                  xlevels=_xlevels(parsed, frame), badly_scaled=badly_scaled)
 
 
 def _model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offset: Any,

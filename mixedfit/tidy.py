@@ -101,10 +101,7 @@ class _Intervals:
 
 
 def _fixed(fit: Any, ddf: str | None, intervals: _Intervals | None) -> pd.DataFrame:
-    if _lmertest_ddf(ddf) is None:
-        table = pd.DataFrame({"Estimate": fit.fixef, "Std. Error": fit.bse, "t value": fit.tvalues})
-    else:
-        table = fit.coef_table(ddf=ddf)
+    table = fit.coef_table(ddf=_lmertest_ddf(ddf) or "lme4")
     frame = table.rename(columns=_COEF_COLUMNS).rename_axis("term").reset_index()
     frame.insert(0, "group", None)
     if intervals is not None:
@@ -191,9 +188,9 @@ def tidy(
         (broom.mixed's for lmerTest fits), normal ones with ``ddf=None``;
         Wald limits of variance parameters are NaN, as lme4's.  Conditional
         modes (``ran_vals``) have Wald limits only: estimate ± z·conditional SD.
-    ddf : {"satterthwaite", "kenward-roger", None}
-        Degrees of freedom for the fixed effects' t tests; ``None`` (or
-        ``"lme4"``) gives lme4's table, without ``df`` and ``p.value``.
+    ddf : {"Satterthwaite", "Kenward-Roger", "lme4", None}
+        Degrees of freedom for the fixed effects' t tests (any case);
+        ``None`` or ``"lme4"`` gives lme4's table, without ``df`` and ``p.value``.
     profile : pandas.DataFrame, optional
         A profile from :meth:`~mixedfit.results.MixedResults.profile`, reused
         for ``conf_method="profile"`` instead of profiling again.

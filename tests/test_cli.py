@@ -1,10 +1,14 @@
-"""The ``mixedfit`` command on CSV files it cannot read: one line on stderr naming the file, exit 2.
+"""The ``mixedfit`` command: CSV files it cannot read (one line on stderr naming the file, exit 2),
+separators, standard input, lmerTest's tests and intervals, and output it cannot write.
 
 (The command's first tests, on bad formulas and a missing file, are in test_errors.py.)
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import pandas as pd
@@ -75,3 +79,55 @@ def test_an_unknown_encoding(tmp_path: Path, capsys, sleep_csv_rows):
     path.write_text("\n".join(sleep_csv_rows) + "\n", encoding="utf-8")
     err = _error_line(capsys, ["fit", FORMULA, "--csv", str(path), "--encoding", "klingon"])
     assert "klingon" in err
+
+
+# -- what the command does beyond the summary -------------------------------------------
+def _run(*args: str, stdin: bytes | None = None, stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mixedfit", *args], input=stdin, stdout=stdout,
+                          stderr=subprocess.PIPE, timeout=300)
+
+
+def test_python_m_mixedfit_and_its_version():
+    done = _run("--version")
+    assert done.returncode == 0
+    assert done.stdout.decode().strip() == f"mixedfit {metadata.version('mixedfit')}"
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|", ","])
+def test_the_separator_is_found_from_the_header(tmp_path: Path, capsys, sep):
+    sleep = mf.load_dataset("sleepstudy")
+    path = tmp_path / "sleep.txt"
+    sleep.to_csv(path, sep=sep, index=False)
+    assert main(["fit", FORMULA, "--csv", str(path)]) == 0
+    expected = mf.mixed(FORMULA, sleep, data_name="sleep").summary()
+    assert capsys.readouterr().out == f"{expected}\n"
+
+
+def test_an_explicit_separator_wins(tmp_path: Path, capsys):
+    path = tmp_path / "sleep.csv"
+    mf.load_dataset("sleepstudy").to_csv(path, sep=";", index=False)
+    assert main(["fit", FORMULA, "--csv", str(path), "--sep", ","]) == 2
+    # one column named "Reaction;Days;Subject": the formula's are missing
+    assert "the columns are: Reaction;Days;Subject" in capsys.readouterr().err
+
+
+def test_csv_from_standard_input():
+    sleep = mf.load_dataset("sleepstudy")
+    done = _run("fit", FORMULA, "--csv", "-", stdin=sleep.to_csv(index=False).encode())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.decode() == f"{mf.mixed(FORMULA, sleep, data_name='stdin').summary()}\n"
+
+
+def test_ddf_and_confint(capsys):
+    assert main(["fit", FORMULA, "--data", "sleepstudy", "--ddf", "satterthwaite", "--confint", "wald"]) == 0
+    fit = mf.mixed(FORMULA, mf.load_dataset("sleepstudy"), data_name="sleepstudy")
+    intervals = fit.confint(method="wald").to_string()
+    assert capsys.readouterr().out == f"{fit.summary(ddf='satterthwaite')}\n{intervals}\n\n"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_a_full_disk_is_one_line_not_a_traceback():
+    with open("/dev/full", "wb") as full:
+        done = _run("fit", FORMULA, "--data", "sleepstudy", stdout=full)
+    assert done.returncode == 1
+    assert done.stderr.decode() == "mixedfit: error: cannot write the output: No space left on device\n"

@@ -22,7 +22,8 @@ distributed = pytest.importorskip("distributed")
 
 import mixedfit as mf  # noqa: E402
 from mixedfit.distributed import exact_quantiles, mixed_parquet  # noqa: E402
-from mixedfit.errors import DataError, ModelSpecError, RankDeficiencyWarning  # noqa: E402
+from mixedfit.terms import SCALE_MESSAGE  # noqa: E402
+from mixedfit.errors import DataError, ModelSpecError, RankDeficiencyWarning, ScaleWarning  # noqa: E402
 
 RTOL = 1e-8
 THETA_RTOL = 1e-6  # BOBYQA's stopping point moves with rounding (module docstring)
@@ -140,6 +141,16 @@ def test_weights_offset_and_rank_deficiency():
     _assert_same_fit(ref, fit)
     assert fit.fit_warnings == ref.fit_warnings
     np.testing.assert_allclose(fit.predict().compute(), ref.predict(), rtol=1e-7)
+
+
+def test_badly_scaled_predictors_warn_and_summarise_as_in_memory():
+    sleep = mf.load_dataset("sleepstudy").assign(Dbig=lambda d: d["Days"] * 1e6)
+    formula = "Reaction ~ Dbig + (1 | Subject)"
+    with pytest.warns(ScaleWarning):
+        fit = mf.mixed(formula, dd.from_pandas(sleep, npartitions=3))
+    with pytest.warns(ScaleWarning):
+        ref = mf.mixed(formula, sleep)
+    assert fit.fit_warnings == ref.fit_warnings == [SCALE_MESSAGE]  # lme4's words: test_errors.py
 
 
 def test_parquet_files_and_predictions_on_new_dask_data(tmp_path):

@@ -96,6 +96,11 @@ BAD = [
         ["'\\$' is not supported"], caret=True),
     Bad("unknown function", "Reaction ~ lg(Days) + (1 | Subject)", FormulaError,
         ["unknown function 'lg'"], caret=True),
+    Bad("parentheses nested 500 deep", "Reaction ~ " + "(" * 500 + "Days" + ")" * 500
+        + " + (1 | Subject)", FormulaError, ["nests parentheses, calls or signs more than 100 deep"],
+        caret=True),
+    Bad("signs nested 500 deep", "Reaction ~ " + "-" * 500 + "Days + (1 | Subject)",
+        FormulaError, ["more than 100 deep"], caret=True),
     Bad("number as a term", "Reaction ~ Days + (2 | Subject)", FormulaError,
         ["only 0 and 1 may appear"], caret=True),
     Bad("random term without columns", "Reaction ~ Days + (0 | Subject)", FormulaError,
@@ -119,6 +124,12 @@ BAD = [
         DataError, ["cannot evaluate 'scale\\(Days, middle = 1\\)'", "middle"], caret=True),
     Bad("unknown contrasts", "Reaction ~ C(Subject, 'nope') + (1 | Subject)", DataError,
         ["unknown contrasts 'nope'", "contr.sum"], caret=True),
+    Bad("arithmetic on a factor", "Reaction ~ I(Subject + 1) + (1 | Subject)", DataError,
+        ["'I\\(Subject \\+ 1\\)'", "'\\+' is not meaningful for a factor"], caret=True),
+    Bad("factor compared by order", "Reaction ~ I(Subject > 3) + (1 | Subject)", DataError,
+        ["'>' is not meaningful for a factor"], caret=True),
+    Bad("polynomial of a factor", "Reaction ~ poly(Subject, 2) + (1 | Subject)", DataError,
+        ["a factor is not numeric"], caret=True),
     Bad("summary instead of a column", "Reaction ~ mean(Days) + (1 | Subject)", DataError,
         ["'mean\\(Days\\)'", "1 value\\(s\\) but the data have 180 rows"], caret=True),
     Bad("matrix as grouping factor", "Reaction ~ Days + (1 | poly(Days, 2))", DataError,
@@ -172,6 +183,12 @@ BAD = [
     Bad("dict of unequal columns", FORMULA, DataError,
         ["different lengths", "'Days' \\(2\\)"],
         data=lambda: {"Reaction": [1.0, 2.0, 3.0], "Days": [1, 2], "Subject": ["a", "b", "c"]}),
+    Bad("dict of single values", FORMULA, DataError, ["dict of single values \\(one row\\)"],
+        data=lambda: {"Reaction": 250.0, "Days": 2, "Subject": "308"}),
+    Bad("dict with a 2-D column", FORMULA, DataError,
+        ["column 'Days' \\(shape \\(180, 2\\)\\)", "more than one dimension"],
+        data=lambda: {"Reaction": sleep()["Reaction"].to_numpy(), "Days": np.ones((180, 2)),
+                      "Subject": sleep()["Subject"].to_numpy()}),
     # -- weights and offset ---------------------------------------------------
     Bad("negative weight", FORMULA, DataError, ["1 negative weight", "index 4"],
         lme4="negative_weights", kwargs={"weights": np.where(np.arange(180) == 4, -1.0, 1.0)}),
@@ -187,6 +204,14 @@ BAD = [
         kwargs={"weights": np.r_[np.inf, np.ones(179)]}),
     Bad("offset of the wrong length", FORMULA, DataError, ["offset must be", "180 values"],
         kwargs={"offset": np.ones(3)}),
+    Bad("weights Series of other rows", FORMULA, DataError,
+        ["weights is a pandas Series whose index does not match the rows of the data",
+         "180 labels of its index \\(1000, 1001, 1002, 1003, 1004, ...\\) are not among",
+         "to_numpy"],
+        kwargs={"weights": pd.Series(np.ones(180), index=np.arange(1000, 1180))}),
+    Bad("offset Series of fewer rows", FORMULA, DataError,
+        ["offset is a pandas Series whose index does not match", "90 labels for 180 rows"],
+        kwargs={"offset": pd.Series(np.ones(90), index=np.arange(0, 180, 2))}),
     # -- options --------------------------------------------------------------
     Bad("unknown na_action", FORMULA, ModelSpecError, ["na_action must be 'omit' or 'raise'"],
         kwargs={"na_action": "drop"}),
@@ -216,6 +241,7 @@ def test_bad_input_gets_a_clear_error(case: Bad):
     message = str(info.value)
     for words in case.words:
         assert re.search(words, message), f"{words!r} not in {message!r}"
+    assert "RFactor" not in message  # no internal names
     if case.lme4 is not None:
         assert LME4_ERRORS[case.lme4].lower() in message.lower()
     if case.caret:
@@ -360,6 +386,99 @@ def test_predict_refuses_a_grouping_level_unseen_in_the_fit(machines):
     assert np.isfinite(machines.predict(new, allow_new_levels=True)).all()
 
 
+# -- bad arguments of a fit's methods ---------------------------------------------
+
+INPUTS = json.loads((Path(__file__).parent / "lme4" / "fixtures" / "input_cases.json")
+                    .read_text(encoding="utf-8"))
+
+
+@dataclass
+class BadCall:
+    """A fit's method called with a bad argument: the error class and its words."""
+
+    id: str
+    call: Callable[[mf.MixedResults], Any]
+    error: type
+    words: list[str]
+
+
+BAD_CALLS = [
+    BadCall("predict with allow_new_levels as text",
+            lambda fit: fit.predict(sleep().head(2), allow_new_levels="no"), ModelSpecError,
+            ["allow_new_levels must be True or False, not 'no'"]),
+    BadCall("predict on a dict with a 2-D column",
+            lambda fit: fit.predict({"Days": np.ones((2, 2)), "Subject": ["308", "309"]}),
+            DataError, ["column 'Days' \\(shape \\(2, 2\\)\\) of newdata"]),
+    BadCall("simulate with use_u as text", lambda fit: fit.simulate(use_u="yes"),
+            ModelSpecError, ["use_u must be True or False"]),
+    BadCall("anova of a fit and a string", lambda fit: mf.anova(fit, "hello"), ModelSpecError,
+            ["argument 2 is a str \\('hello'\\)"]),
+    BadCall("anova with refit as text", lambda fit: mf.anova(fit, fit, refit="no"),
+            ModelSpecError, ["refit must be True or False"]),
+    BadCall("refit to text", lambda fit: fit.refit(["a"] * 200), DataError,
+            ["new_y must be numbers", "a, a, a, a, a, ..."]),
+    BadCall("refit to a constant", lambda fit: fit.refit(np.ones(180)), DataError,
+            ["the response 'new_y' is constant"]),
+    BadCall("refit to an exact line", lambda fit: fit.refit(3 + 2 * sleep()["Days"]), DataError,
+            ["'new_y' is an exact linear function"]),
+    BadCall("refit to a Series of other rows",
+            lambda fit: fit.refit(pd.Series(sleep()["Reaction"].to_numpy(),
+                                            index=np.arange(1, 181))),
+            DataError, ["new_y is a pandas Series whose index does not match the rows of the fit",
+                        "1 label of its index \\(180\\) is not among them"]),
+    BadCall("bootstrap with a negative seed", lambda fit: fit.bootstrap(10, seed=-1),
+            ModelSpecError, ["seed must be None, a non-negative integer", "not -1"]),
+    BadCall("simulate with a text seed", lambda fit: fit.simulate(seed="abc"), ModelSpecError,
+            ["seed must be", "not 'abc'"]),
+    BadCall("summary with an unknown ddf, not printed", lambda fit: fit.summary(ddf="bogus"),
+            ModelSpecError, ["'Satterthwaite', 'Kenward-Roger', 'lme4'", "not 'bogus'"]),
+    BadCall("coef_table with an unknown ddf", lambda fit: fit.coef_table(ddf="KR"),
+            ModelSpecError, ["ddf must be one of", "not 'KR'"]),
+    BadCall("type III anova with ddf lme4", lambda fit: fit.anova(ddf="lme4"), ModelSpecError,
+            ["no denominator degrees of freedom", "'Satterthwaite' or 'Kenward-Roger'"]),
+]
+
+
+@pytest.mark.parametrize("case", BAD_CALLS, ids=lambda case: case.id)
+def test_bad_method_argument_gets_a_clear_error(case: BadCall, reference):
+    with pytest.raises(case.error) as info:
+        case.call(reference)
+    assert type(info.value) is case.error
+    for words in case.words:
+        assert re.search(words, str(info.value)), f"{words!r} not in {str(info.value)!r}"
+
+
+def test_predict_takes_a_dict_of_single_values_as_one_row(reference):
+    one = reference.predict({"Days": 2.5, "Subject": "308"})
+    frame = reference.predict(pd.DataFrame({"Days": [2.5], "Subject": ["308"]}))
+    pd.testing.assert_series_equal(one, frame)
+    # as pandas, a single value among columns fills its column
+    filled = reference.predict({"Days": [0.0, 2.5], "Subject": "308"})
+    pd.testing.assert_series_equal(
+        filled, reference.predict(pd.DataFrame({"Days": [0.0, 2.5], "Subject": "308"})))
+
+
+def weights_case() -> dict:
+    return INPUTS["weights"]
+
+
+def test_weights_series_in_another_row_order_is_aligned_by_index():
+    case = weights_case()
+    data = sleep()
+    weights = pd.Series(case["w"], index=data.index).sample(frac=1.0, random_state=1)
+    fit = mf.mixed(case["formula"], data, weights=weights)
+    assert fit.optsummary.fmin - case["objective"] <= OBJ_REL * abs(case["objective"])
+    np.testing.assert_allclose(fit.fixef.to_numpy(), case["beta"], rtol=1e-6)
+    np.testing.assert_allclose(fit.theta.to_numpy(), case["theta"], rtol=1e-6)
+    same_fit(fit, mf.mixed(case["formula"], sleep(w=case["w"]), weights="w"), rtol=1e-12)
+
+
+def test_refit_series_in_another_row_order_is_aligned_by_index(reference):
+    y = sleep()["Reaction"] * 2
+    shuffled = y.sample(frac=1.0, random_state=2)
+    same_fit(reference.refit(shuffled), reference.refit(y.to_numpy()), rtol=1e-12)
+
+
 # -- lme4's hard cases -------------------------------------------------------------
 
 def hard_data(case: dict) -> pd.DataFrame:
@@ -407,6 +526,18 @@ def test_rescale_warning_has_lme4s_words(case, hard_fits):
     _, caught = hard_fits[case["id"]]
     texts = [str(w.message) for w in caught if w.category is ScaleWarning]
     assert texts == [w for w in case["warnings"] if "rescaling" in w]
+
+
+@pytest.mark.parametrize("case", HARD["fits"], ids=lambda case: case["id"])
+def test_summary_repeats_lme4s_fit_warnings(case, hard_fits):
+    fit, _ = hard_fits[case["id"]]
+    assert fit.fit_warnings == case["fit_msgs"]
+    lines = str(fit.summary()).splitlines()
+    if not case["fit_msgs"]:
+        assert "fit warnings:" not in lines
+    else:
+        start = lines.index("fit warnings:") + 1
+        assert lines[start:start + len(case["fit_msgs"])] == case["fit_msgs"]
 
 
 def test_singular_fit_warns_as_lme4(hard_fits):

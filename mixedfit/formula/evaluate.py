@@ -93,7 +93,7 @@ def column_value(series: pd.Series, name: str) -> np.ndarray | RFactor:
     if pd.api.types.is_bool_dtype(dtype) and not series.isna().any():
         return series.to_numpy(dtype=bool)
     if pd.api.types.is_integer_dtype(dtype) and not series.isna().any():
-        return series.to_numpy(dtype=np.int64)
+        return _integers(series)
     if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
         return series.to_numpy(dtype=float, na_value=np.nan)
     kind = pd.api.types.infer_dtype(series, skipna=True)
@@ -103,6 +103,39 @@ def column_value(series: pd.Series, name: str) -> np.ndarray | RFactor:
         return pd.to_numeric(series).to_numpy(dtype=float, na_value=np.nan)
     raise DataError(f"column '{name}' has values of type '{kind}' ({dtype}), which a model "
                     "cannot use: convert it to numbers, strings or a categorical")
+
+
+def _integers(series: pd.Series) -> np.ndarray:
+    """An integer column as int64, or as uint64 where its values do not fit int64
+    (ids of 2**63 and more keep their exact values, as labels of a factor).
+
+    Examples
+    --------
+    >>> _integers(pd.Series([2**63, 1], dtype="uint64")).tolist()
+    [9223372036854775808, 1]
+    """
+    if pd.api.types.is_unsigned_integer_dtype(series.dtype) and len(series) \
+            and series.max() > np.iinfo(np.int64).max:
+        return series.to_numpy(dtype=np.uint64)
+    return series.to_numpy(dtype=np.int64)
+
+
+def is_logical_with_na(series: pd.Series) -> bool:
+    """A logical column with missing values: pandas' nullable ``boolean``, or
+    ``True``/``False``/``None`` objects.
+
+    :func:`column_value` gives it as numbers (1, 0, NaN) so that NA propagates
+    through expressions; the column itself is R's logical (``bTRUE``).
+
+    Examples
+    --------
+    >>> is_logical_with_na(pd.Series([True, None])), is_logical_with_na(pd.Series([1.0, None]))
+    (True, False)
+    """
+    if not series.isna().any():
+        return False
+    return pd.api.types.is_bool_dtype(series.dtype) or (
+        series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "boolean")
 
 
 class Evaluator:
@@ -123,6 +156,7 @@ class Evaluator:
         self.duplicated = {name for name, k in Counter(map(str, data.columns)).items() if k > 1}
         self.state: dict[str, Any] = {}
         self._columns: dict[str, np.ndarray | RFactor] = {}
+        self.logical: set[str] = set()  # logical columns with NA, held as 1/0/NaN
 
     def column(self, name: str, node: Node | None = None) -> np.ndarray | RFactor:
         """The column *name*, converted by :func:`column_value`."""
@@ -132,7 +166,10 @@ class Evaluator:
             if name in self.duplicated:
                 raise self.located(f"the data have more than one column named '{name}'; "
                                    "rename them so that the formula names one", node)
-            self._columns[name] = column_value(self.data[self.names[name]], name)
+            series = self.data[self.names[name]]
+            if is_logical_with_na(series):
+                self.logical.add(name)
+            self._columns[name] = column_value(series, name)
         return self._columns[name]
 
     def unknown_column(self, name: str, node: Node | None) -> DataError:
@@ -149,6 +186,10 @@ class Evaluator:
 
     def evaluate(self, node: Node) -> Value:
         """Evaluate one variable over all rows of the data."""
+        if isinstance(node, Name) and node.name in self.names:
+            values = self.column(node.name, node)
+            if node.name in self.logical:  # R's logical, NA where missing
+                return Logical(values == 1, np.isnan(values))
         namespace: dict[str, Any] = {}
         columns: list[str] = []
         expression = self.translate(node, namespace, columns)

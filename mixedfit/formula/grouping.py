@@ -17,6 +17,7 @@ Examples
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .evaluate import Evaluator, Logical, Numeric
 from .frame import ModelFrame
@@ -46,14 +47,19 @@ def interaction(first: RFactor, second: RFactor) -> RFactor:
 
 def _make_factor(node: Node, frame: ModelFrame, evaluator: Evaluator) -> RFactor:
     """lme4's makeFac: a factor as is, anything else through ``factor()``."""
-    if isinstance(node, Name) and node.name in evaluator.names:
+    if isinstance(node, Name) and node.name in evaluator.names \
+            and node.name not in evaluator.logical:
         # The raw column keeps integers integers: level 100000, not 1e+05.
         column = evaluator.column(node.name)
         raw = column.take(frame.keep) if isinstance(column, RFactor) else column[frame.keep]
+        series = evaluator.data[evaluator.names[node.name]]
+        if pd.api.types.is_integer_dtype(series.dtype) and column.dtype.kind == "f":
+            # nullable integers with NA are floats in the frame; their ids stay exact
+            raw = series.to_numpy(dtype=object)[frame.keep]
         return as_factor(raw)
     value = frame[node]
     if isinstance(value, Logical):
-        return as_factor(value.values)
+        return as_factor(np.where(value.na, None, value.values))
     if isinstance(value, Numeric):
         if value.values.shape[1] != 1:
             raise ValueError("a grouping factor must be a single column")

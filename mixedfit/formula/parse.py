@@ -39,6 +39,10 @@ _BINARY_POWER = {
 _NOT_POWER = 40      # `!x == 2` is `!(x == 2)`
 _UNARY_POWER = 100   # `-a:b` is `(-a):b` but `-x^2` is `-(x^2)`
 _RIGHT_ASSOC = {"^"}
+# Parentheses, calls and signs nest no deeper than this (R's parser itself
+# stops at 50 nested parentheses: "contextstack overflow"); deeper trees would
+# overflow Python's stack in the recursive walks over the formula.
+MAX_NESTING = 100
 
 _TOKEN_RE = re.compile(
     r"""
@@ -117,6 +121,7 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.pos = 0
+        self.depth = 0  # open parentheses, calls and signs around the current token
 
     def peek(self) -> _Token:
         return self.tokens[self.pos]
@@ -175,6 +180,20 @@ class _Parser:
         return self.expression(power)
 
     def prefix(self, token: _Token) -> Node:
+        nests = token.kind == "op" and token.text in ("(", "-", "+", "!", "~") or (
+            token.kind in ("name", "backtick") and self.peek().text == "(")
+        if not nests:
+            return self.atom(token)
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise self.fail(token, f"the formula nests parentheses, calls or signs more than "
+                                   f"{MAX_NESTING} deep here")
+        try:
+            return self.atom(token)
+        finally:
+            self.depth -= 1
+
+    def atom(self, token: _Token) -> Node:
         if token.kind == "number":
             return _number(token)
         if token.kind == "string":

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import contrasts as _contrasts
 from .contrasts import ContrastMatrix
-from .rvalues import RFactor, as_factor, level_label
+from .rvalues import NOT_NUMERIC, RFactor, as_factor, level_label
 
 __all__ = ["R_FUNCTIONS", "R_CONSTANTS"]
 
@@ -36,7 +36,7 @@ R_CONSTANTS = {"TRUE": True, "T": True, "FALSE": False, "F": False, "NA": math.n
 
 def _numeric(x: Any) -> np.ndarray:
     if isinstance(x, RFactor):
-        raise TypeError("a factor is not numeric; use as.numeric() for its codes")
+        raise TypeError(NOT_NUMERIC)
     return np.asarray(x, dtype=float)
 
 

@@ -24,7 +24,8 @@ import pandas as pd
 
 from .deparse import format_number
 
-__all__ = ["RFactor", "as_factor", "collation_key", "level_label", "level_labels_of", "sort_levels"]
+__all__ = ["NOT_NUMERIC", "RFactor", "as_factor", "collation_key", "level_label", "level_labels_of",
+           "sort_levels"]
 
 # ICU root collation order of the printable ASCII characters (primary
 # strength, case folded), as R's sort() returns them.
@@ -91,6 +92,20 @@ def sort_levels(values: Sequence) -> list:
     return sorted(distinct)
 
 
+#: Why a factor cannot be used as numbers, for the errors that say so.
+NOT_NUMERIC = "a factor is not numeric; use as.numeric() for its codes"
+
+
+def _refused(op: str | None = None) -> Callable:
+    """An operator R refuses on a factor (``'+' not meaningful for factors``)."""
+    message = NOT_NUMERIC if op is None else \
+        f"'{op}' is not meaningful for a factor; use as.numeric() for its codes"
+
+    def refuse(*_: object) -> None:
+        raise TypeError(message)
+    return refuse
+
+
 class RFactor:
     """An R factor: integer codes into a list of level labels.
 
@@ -113,6 +128,16 @@ class RFactor:
     """
 
     __hash__ = None  # comparisons are elementwise, as R's
+    # Arithmetic and order are R errors on a factor; their messages name no Python type.
+    __add__ = __radd__ = __pos__ = _refused("+")
+    __sub__ = __rsub__ = __neg__ = _refused("-")
+    __mul__ = __rmul__ = _refused("*")
+    __truediv__ = __rtruediv__ = _refused("/")
+    __floordiv__ = __rfloordiv__ = _refused("%/%")
+    __mod__ = __rmod__ = _refused("%%")
+    __pow__ = __rpow__ = _refused("^")
+    __lt__, __le__, __gt__, __ge__ = (_refused(op) for op in ("<", "<=", ">", ">="))
+    __float__ = _refused()
 
     def __init__(self, codes: np.ndarray, levels: list[str], ordered: bool = False,
                  contrasts: Callable | None = None):
@@ -170,20 +195,23 @@ def as_factor(values: object) -> RFactor:
     """Make an R factor of *values*, as R's ``factor()`` would.
 
     Categoricals keep their categories' order; other values get R's sorted
-    levels.  Missing values (None, NaN) get code -1.
+    levels.  Values with the same label are one level, as in R (see
+    :func:`_by_label`).  Missing values (None, NaN) get code -1.
 
     Examples
     --------
     >>> as_factor(np.array([2.0, 10.0, np.nan, 2.0])).levels
     ['2', '10']
+    >>> as_factor(np.array([0.3, 0.1 + 0.2])).codes.tolist()
+    [0, 0]
     """
     if isinstance(values, RFactor):
         return values
     if isinstance(values, pd.Categorical | pd.Series) and isinstance(
             getattr(values, "dtype", None), pd.CategoricalDtype):
         categorical = pd.Categorical(values)
-        levels = level_labels_of(categorical.categories.tolist())
-        return RFactor(categorical.codes.astype(np.intp), levels, bool(categorical.ordered))
+        return _by_label(categorical.codes, categorical.categories.tolist(),
+                         bool(categorical.ordered))
     values = np.asarray(values)
     missing = pd.isna(values)
     present = values[~missing].tolist()
@@ -191,4 +219,26 @@ def as_factor(values: object) -> RFactor:
     position = {value: i for i, value in enumerate(distinct)}
     codes = np.full(len(values), -1, dtype=np.intp)
     codes[~missing] = [position[v] for v in present]
-    return RFactor(codes, level_labels_of(distinct))
+    return _by_label(codes, distinct)
+
+
+def _by_label(codes: np.ndarray, values: list, ordered: bool = False) -> RFactor:
+    """A factor of *codes* into *values* whose levels are the values' labels.
+
+    R's ``factor()`` matches ``as.character`` of the data against the
+    distinct labels, so values that print alike at 15 significant digits
+    (``0.3`` and ``0.1 + 0.2``) are one level, placed where the first of
+    them sorts.
+
+    Examples
+    --------
+    >>> _by_label(np.array([0, 1, 2, -1]), [0.1 + 0.2, 0.3, 0.5]).codes.tolist()
+    [0, 0, 1, -1]
+    """
+    labels = level_labels_of(values)
+    levels = list(dict.fromkeys(labels))
+    if len(levels) == len(labels):
+        return RFactor(codes, labels, ordered)
+    position = {label: i for i, label in enumerate(levels)}
+    table = np.array([position[label] for label in labels] + [-1], dtype=np.intp)
+    return RFactor(table[np.asarray(codes, dtype=np.intp)], levels, ordered)

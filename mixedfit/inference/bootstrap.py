@@ -34,6 +34,7 @@ from ..errors import MixedFitError
 from ..model import MixedModel
 from ..progress import progress_bar
 from .confint import estimates, level_labels, theta_to_sdcor
+from .predict import random_generator
 
 __all__ = ["bootstrap", "BootResult", "simulate_response"]
 
@@ -259,8 +260,8 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
         weights, offset and criterion (REML or ML), starting from θ̂.
     n : int
         Number of replicates.
-    seed : int, optional
-        Seed for ``numpy.random.default_rng``.
+    seed : int or numpy.random.Generator, optional
+        Seed for ``numpy.random.default_rng`` (a non-negative integer).
     progress : bool, optional
         ``False``: silent.  ``None`` (default): a tqdm bar if tqdm is
         installed and stderr is a terminal.  ``True``: a tqdm bar if tqdm is
@@ -295,7 +296,7 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
         raise MixedFitError(f"the number of bootstrap replicates must be positive, not {n}")
     from ..results import MixedResults
 
-    rng = np.random.default_rng(seed)
+    rng = random_generator(seed)
     t0 = estimates(fit) if statistic is None else _as_series(statistic(fit))
     ystar = simulate_response(fit, n, rng)
     design, reml, start = fit.model.design, fit.reml, fit.theta.to_numpy()

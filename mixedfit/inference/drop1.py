@@ -43,7 +43,7 @@ from scipy import stats
 from ..errors import MixedFitError
 from ..formula import parse_formula
 from .lrt import AnovaTable, refit_ml
-from .satterthwaite import _DDF_METHODS, _check_ddf, _zapsmall, anova_type3, contest_md, contest_md_kr
+from .satterthwaite import _zapsmall, anova_type3, contest_md, contest_md_kr, normalize_ddf
 
 __all__ = ["drop1", "drop_scope"]
 
@@ -71,8 +71,9 @@ def drop1(fit, test: str = "F", ddf: str = "satterthwaite") -> AnovaTable:
         F tests without refitting (lmerTest), or likelihood-ratio tests of
         models refitted without each term by maximum likelihood (lme4; needs
         a fit made by :func:`mixedfit.mixed`).
-    ddf : {"satterthwaite", "kenward-roger"}
-        Denominator df of the F tests.
+    ddf : {"Satterthwaite", "Kenward-Roger"}
+        Denominator df of the F tests, any case (see
+        :func:`~mixedfit.inference.satterthwaite.normalize_ddf`).
 
     Returns
     -------
@@ -81,12 +82,15 @@ def drop1(fit, test: str = "F", ddf: str = "satterthwaite") -> AnovaTable:
     """
     scope = drop_scope(fit)
     if test == "F":
+        method = normalize_ddf(ddf)
+        if method == "lme4":
+            raise MixedFitError("ddf='lme4' has no denominator df; lme4's own drop1 test is "
+                                "test='Chisq'")
         if fit.model.design.dropped_xnames:
-            table = _drop1_rank_deficient(fit, scope, ddf)
+            table = _drop1_rank_deficient(fit, scope, method)
         else:
-            table = AnovaTable(anova_type3(fit, ddf=ddf).loc[scope])
-        method = _DDF_METHODS[_check_ddf(ddf)]
-        table.heading = [f"Single term deletions using {method} method:", "", "Model:", fit.formula]
+            table = AnovaTable(anova_type3(fit, ddf=method).loc[scope])
+        table.heading = [f"Single term deletions using {method}'s method:", "", "Model:", fit.formula]
         return table
     if test == "Chisq":
         return _drop1_chisq(fit, scope)
@@ -132,7 +136,7 @@ def difference_contrasts(X0: np.ndarray, X: np.ndarray) -> np.ndarray:
     return _zapsmall(Q).T
 
 
-def _drop1_rank_deficient(fit, scope: list[str], ddf: str) -> AnovaTable:
+def _drop1_rank_deficient(fit, scope: list[str], method: str) -> AnovaTable:
     """F tests of each term's added span, for a fit whose X lost columns."""
     from ..formula.update import update_formula
     from ..terms import _as_dataframe, build_design
@@ -141,7 +145,7 @@ def _drop1_rank_deficient(fit, scope: list[str], ddf: str) -> AnovaTable:
     call = call_of(fit)
     design = fit.model.design
     data = _as_dataframe(call["data"]).loc[design.rows]
-    test = contest_md_kr if _check_ddf(ddf) == "kenwardroger" else contest_md
+    test = contest_md_kr if method == "Kenward-Roger" else contest_md
     columns = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
     rows = []
     for term in scope:

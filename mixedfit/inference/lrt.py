@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import MixedFitWarning, ModelSpecError
+from ..errors import MixedFitWarning, ModelSpecError, require_bool
 from ..rformat import (
     R_DIGITS,
     SIGNIF_LEGEND,
@@ -144,7 +144,8 @@ def anova(*fits, refit: bool = True, names: Sequence[str] | None = None) -> Anov
     Raises
     ------
     ModelSpecError
-        Fewer than two fits, a wrong number of names, or fits to different data
+        Fewer than two fits, an argument that is not a fit, a wrong number of
+        names, or fits to different data
         (different numbers of observations or responses).
 
     Warns
@@ -167,8 +168,14 @@ def anova(*fits, refit: bool = True, names: Sequence[str] | None = None) -> Anov
     >>> table.index.tolist(), table["Df"].tolist()
     (['uncorr', 'corr'], [nan, 1.0])
     """
+    from ..results import MixedResults
+
     if len(fits) < 2:
         raise ModelSpecError("anova() compares two or more fits; pass them as anova(fit1, fit2)")
+    for position, fit in enumerate(fits, start=1):
+        if not isinstance(fit, MixedResults):
+            raise ModelSpecError(f"anova() compares fits made by mixedfit.mixed(); argument "
+                                 f"{position} is a {type(fit).__name__} ({fit!r:.40})")
     names = [f"fit{i + 1}" for i in range(len(fits))] if names is None else [str(n) for n in names]
     if len(names) != len(fits):
         raise ModelSpecError(f"{len(names)} names given for {len(fits)} models")
@@ -176,7 +183,7 @@ def anova(*fits, refit: bool = True, names: Sequence[str] | None = None) -> Anov
         raise ModelSpecError(f"model names must be distinct: {names}")
     _check_same_data(fits, names)
     fits = list(fits)
-    if refit:
+    if require_bool(refit, "refit"):
         if any(f.reml for f in fits):
             warnings.warn(REFIT_MESSAGE, MixedFitWarning, stacklevel=2)
         fits = [refit_ml(f) for f in fits]

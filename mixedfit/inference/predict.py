@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 from ..blocks import lower_template
-from ..errors import DataError, ModelSpecError
+from ..errors import DataError, ModelSpecError, require_bool
 
-__all__ = ["predict", "simulate", "refit"]
+__all__ = ["predict", "simulate", "refit", "random_generator"]
 
 # Functions whose value on new rows depends on the data they were first
 # evaluated on (R keeps their parameters in the terms' "predvars").
@@ -122,10 +122,13 @@ def _predict_fitted_rows(fit, bars: list) -> np.ndarray:
 
 
 def _as_frame(newdata: Any) -> pd.DataFrame:
+    """newdata as a DataFrame; single values fill their column and make one row on their own."""
+    from ..terms import frame_of_columns
+
     if isinstance(newdata, pd.DataFrame):
         return newdata
     if isinstance(newdata, Mapping):
-        return pd.DataFrame(dict(newdata))
+        return frame_of_columns(newdata, "newdata", broadcast=True)
     raise DataError(f"newdata must be a pandas DataFrame or a dict of arrays, not {type(newdata).__name__}")
 
 
@@ -340,6 +343,8 @@ def predict(fit, newdata: Any = None, re_form: Any = None, allow_new_levels: boo
     newdata : pandas.DataFrame or dict of arrays, optional
         Rows to predict (default: the rows fitted).  Needs the formula's
         covariates and the grouping factors of the terms used, not the response.
+        In a dict, single values fill their column as in pandas, and a dict of
+        single values (``{"Days": 2, "Subject": "308"}``) is one row.
     re_form : None, str or NA
         ``None``: all random effects; ``"~0"``, ``"NA"`` or ``numpy.nan``:
         none (the population prediction Xβ); a formula such as
@@ -360,7 +365,8 @@ def predict(fit, newdata: Any = None, re_form: Any = None, allow_new_levels: boo
         without ``allow_new_levels``; a new level of a fixed-effects factor.
     ModelSpecError
         A ``re_form`` term the model does not have; a data-dependent transform
-        (``scale``, ``poly``, splines) in the formula when ``newdata`` is given.
+        (``scale``, ``poly``, splines) in the formula when ``newdata`` is given;
+        an ``allow_new_levels`` that is not True or False.
 
     Examples
     --------
@@ -369,6 +375,7 @@ def predict(fit, newdata: Any = None, re_form: Any = None, allow_new_levels: boo
     >>> predict(fit, {"plate": ["a"], "sample": ["A"]}, re_form="~(1|plate)").round(3).tolist()
     [23.777]
     """
+    allow_new_levels = require_bool(allow_new_levels, "allow_new_levels")
     bars = _selected_bars(fit, re_form)
     if newdata is None:
         eta = _predict_fitted_rows(fit, bars)
@@ -389,6 +396,23 @@ def predict(fit, newdata: Any = None, re_form: Any = None, allow_new_levels: boo
 
 
 # -- simulate and refit -------------------------------------------------------
+
+
+def random_generator(seed: Any) -> np.random.Generator:
+    """numpy's generator for *seed*: None, a non-negative integer or a Generator.
+
+    Examples
+    --------
+    >>> random_generator(-1)
+    Traceback (most recent call last):
+    ...
+    mixedfit.errors.ModelSpecError: seed must be None, a non-negative integer or a numpy.random.Generator, not -1
+    """
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError):
+        raise ModelSpecError("seed must be None, a non-negative integer or a "
+                             f"numpy.random.Generator, not {seed!r}") from None
 
 
 def simulate(fit, nsim: int = 1, seed: int | np.random.Generator | None = None,
@@ -426,7 +450,8 @@ def simulate(fit, nsim: int = 1, seed: int | np.random.Generator | None = None,
     """
     if int(nsim) < 1:
         raise ModelSpecError(f"nsim must be a positive integer, not {nsim!r}")
-    rng = np.random.default_rng(seed)
+    use_u = require_bool(use_u, "use_u")
+    rng = random_generator(seed)
     design, model = fit.model.design, fit.model
     sigma = fit.sigma
     n = design.nobs
@@ -463,11 +488,20 @@ def refit(fit, new_y: Any):
     ----------
     fit : MixedResults
     new_y : array-like, pandas.Series or one-column DataFrame
-        One value per row fitted (e.g. a column of :func:`simulate`).
+        One value per row fitted (e.g. a column of :func:`simulate`).  A
+        Series is matched to the rows fitted by its index (another order is
+        reordered, other labels are refused).
 
     Returns
     -------
     MixedResults
+
+    Raises
+    ------
+    DataError
+        Values that are not numbers, missing or infinite, of the wrong
+        length, a Series indexed by other labels, or a response the fixed
+        effects fit exactly (a constant one), which ``mixed`` refuses too.
 
     Examples
     --------
@@ -478,17 +512,25 @@ def refit(fit, new_y: Any):
     2.0
     """
     from ..model import MixedModel
+    from ..terms import _check_response_varies, _preview, by_row_label
 
     if isinstance(new_y, pd.DataFrame):
         if new_y.shape[1] != 1:
             raise DataError(f"new_y has {new_y.shape[1]} columns; refit takes one response")
         new_y = new_y.iloc[:, 0]
-    y = np.asarray(new_y, dtype=float).reshape(-1)
     design = fit.model.design
+    new_y = by_row_label(new_y, design.rows, "new_y", "the fit")
+    try:
+        y = np.asarray(new_y, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(f"new_y must be numbers, one per row fitted; got a {type(new_y).__name__} "
+                        f"holding {_preview(new_y)}") from None
     if y.shape[0] != design.nobs:
         raise DataError(f"new_y has {y.shape[0]} values; the fit has {design.nobs} observations")
     if not np.all(np.isfinite(y)):
         raise DataError(f"new_y has {int(np.sum(~np.isfinite(y)))} missing or infinite values")
+    # as mixed(): a response the fixed effects fit exactly has no variance to estimate
+    _check_response_varies(y, design.X, design.offset, "new_y")
     model = MixedModel(dataclasses.replace(design, y=y), reml=fit.reml)
     return model.fit(start=np.asarray(fit.theta, float), data_name=fit.data_name,
                      weights_name=fit.weights_name, offset_name=fit.offset_name)

@@ -44,9 +44,12 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ConvergenceWarning, ModelSpecError
+from ..rformat import zapsmall
 from .numderiv import richardson_hessian, richardson_jacobian
 
 __all__ = [
+    "DDF_METHODS",
+    "normalize_ddf",
     "FixedTerm",
     "VarparInfo",
     "varpar_info",
@@ -67,7 +70,8 @@ __all__ = [
 ]
 
 _EIGEN_TOL = 1e-8  # lmerTest's tolerance on the Hessian's eigenvalues
-_DDF_METHODS = {"satterthwaite": "Satterthwaite's", "kenwardroger": "Kenward-Roger's"}
+#: lmerTest's ``ddf`` methods, as its ``summary`` and ``anova`` spell them.
+DDF_METHODS = ("Satterthwaite", "Kenward-Roger", "lme4")
 
 # -- lmerTest's functions of varpar = (θ, σ) --------------------------------
 
@@ -167,11 +171,32 @@ def _qform(x: np.ndarray, A: np.ndarray) -> float:
     return float(x @ A @ x)
 
 
-def _check_ddf(ddf: str) -> str:
-    key = ddf.lower().replace("-", "").replace("_", "").replace(" ", "")
-    if key not in _DDF_METHODS:
-        raise ModelSpecError(f"ddf={ddf!r} is not available; use 'satterthwaite' or 'kenward-roger'")
-    return key
+def _ddf_key(text: str) -> str:
+    return "".join(c for c in text.lower() if c not in "-_ ")
+
+
+def normalize_ddf(ddf: str) -> str:
+    """lmerTest's spelling of a ``ddf`` method: one of :data:`DDF_METHODS`.
+
+    Case, hyphens, underscores and spaces do not matter (``"kenward-roger"``,
+    ``"Kenward Roger"``, ``"LME4"``); lmerTest's abbreviations do not stand.
+
+    Raises
+    ------
+    ModelSpecError
+        For anything else, listing the methods.
+
+    Examples
+    --------
+    >>> normalize_ddf("kenward roger"), normalize_ddf("SATTERTHWAITE"), normalize_ddf("lme4")
+    ('Kenward-Roger', 'Satterthwaite', 'lme4')
+    """
+    if isinstance(ddf, str):
+        for method in DDF_METHODS:
+            if _ddf_key(ddf) == _ddf_key(method):
+                return method
+    raise ModelSpecError(f"ddf must be one of {', '.join(map(repr, DDF_METHODS))} "
+                         f"(any case), not {ddf!r}")
 
 
 def contest1d(fit, L: np.ndarray, rhs: float = 0.0) -> dict[str, float]:
@@ -257,15 +282,17 @@ def coef_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
     Parameters
     ----------
     fit : MixedResults
-    ddf : {"satterthwaite", "kenward-roger"}
-        Method for the degrees of freedom.  Kenward-Roger (REML fits only)
-        also replaces the standard errors by those of pbkrtest's adjusted
-        covariance, as ``summary(fit, ddf = "Kenward-Roger")`` does.
+    ddf : {"Satterthwaite", "Kenward-Roger", "lme4"}
+        Method for the degrees of freedom (any case, see :func:`normalize_ddf`).
+        Kenward-Roger (REML fits only) also replaces the standard errors by
+        those of pbkrtest's adjusted covariance, as ``summary(fit, ddf =
+        "Kenward-Roger")`` does; ``"lme4"`` gives lme4's table, without df.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``Estimate, Std. Error, df, t value, Pr(>|t|)``, one row per fixed effect.
+        Columns ``Estimate, Std. Error, df, t value, Pr(>|t|)``, one row per
+        fixed effect (``Estimate, Std. Error, t value`` with ``"lme4"``).
 
     Examples
     --------
@@ -274,7 +301,10 @@ def coef_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
     >>> coef_table(fit)["df"].round(3).tolist()
     [5.487]
     """
-    test = contest1d_kr if _check_ddf(ddf) == "kenwardroger" else contest1d
+    method = normalize_ddf(ddf)
+    if method == "lme4":
+        return pd.DataFrame({"Estimate": fit.fixef, "Std. Error": fit.bse, "t value": fit.tvalues})
+    test = contest1d_kr if method == "Kenward-Roger" else contest1d
     p = len(fit.xnames)
     rows = [test(fit, np.eye(p)[i]) for i in range(p)]
     columns = ["Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"]
@@ -404,14 +434,12 @@ def _record_kind(kinds: dict, var: str, suffix: str) -> None:
 # -- Type III contrasts (lmerTest's extract_contrasts_type3) ----------------
 
 
-def _zapsmall(x: np.ndarray, digits: int = 7) -> np.ndarray:
-    """R 4.2's ``zapsmall``: round to ``digits − log10(max|x|)`` decimals (R rounds that to an integer)."""
-    mx = np.max(np.abs(x)) if x.size else 0.0
+def _zapsmall(x: np.ndarray) -> np.ndarray:
+    """R's ``zapsmall`` of a matrix: :func:`mixedfit.rformat.zapsmall` of its values."""
+    zapped = np.array(zapsmall(x.ravel().tolist()), dtype=float).reshape(x.shape)
     # + 0.0 makes the -0.0 left of a tiny negative residual plain 0, as R shows
     # both: the residual's sign depends on which BLAS kernels the CPU gets.
-    if not mx > 0:
-        return x + 0.0
-    return np.round(x, int(np.floor(max(0.0, digits - np.log10(mx)) + 0.5))) + 0.0
+    return zapped + 0.0
 
 
 def _cell_values(names: list[str], owners: list[tuple[str, ...]], grid: dict[str, np.ndarray]) -> np.ndarray:
@@ -595,9 +623,10 @@ def anova_type3(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
     Parameters
     ----------
     fit : MixedResults
-    ddf : {"satterthwaite", "kenward-roger"}
-        Kenward-Roger (REML fits only) tests with pbkrtest's adjusted
-        covariance and scaled F, as ``anova(fit, ddf = "Kenward-Roger")``.
+    ddf : {"Satterthwaite", "Kenward-Roger"}
+        Any case (see :func:`normalize_ddf`).  Kenward-Roger (REML fits only)
+        tests with pbkrtest's adjusted covariance and scaled F, as
+        ``anova(fit, ddf = "Kenward-Roger")``.
 
     Returns
     -------
@@ -613,8 +642,12 @@ def anova_type3(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
              NumDF  DenDF
     Machine    2.0   10.0
     """
-    key = _check_ddf(ddf)
-    test = contest_md_kr if key == "kenwardroger" else contest_md
+    method = normalize_ddf(ddf)
+    if method == "lme4":
+        raise ModelSpecError("ddf='lme4' has no denominator degrees of freedom (lmerTest then "
+                             "prints lme4's sequential table); use 'Satterthwaite' or "
+                             "'Kenward-Roger' for the Type III tests")
+    test = contest_md_kr if method == "Kenward-Roger" else contest_md
     columns = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
     rows, index, untestable = [], [], []
     for label, L in type3_contrasts(fit).items():
@@ -627,7 +660,7 @@ def anova_type3(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
     # lmerTest appends terms without a testable contrast as NA rows, last
     rows += [dict.fromkeys(columns, np.nan) for _ in untestable]
     table = pd.DataFrame(rows, index=index + untestable, columns=columns, dtype=float)
-    table.attrs["heading"] = f"Type III Analysis of Variance Table with {_DDF_METHODS[key]} method"
+    table.attrs["heading"] = f"Type III Analysis of Variance Table with {method}'s method"
     return table
 
 

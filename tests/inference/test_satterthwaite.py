@@ -162,7 +162,7 @@ def test_devfun_vp_at_optimum_is_the_objective():
 
 
 def test_unknown_ddf_is_refused():
-    with pytest.raises(ModelSpecError, match="satterthwaite"):
+    with pytest.raises(ModelSpecError, match="'Satterthwaite', 'Kenward-Roger', 'lme4'"):
         st.coef_table(fitted("sleepstudy_reml"), ddf="containment")
 
 
@@ -200,3 +200,35 @@ def test_kenward_roger_needs_reml():
 def test_results_are_cached_per_fit():
     fit = fitted("machines_nested")
     assert st.varpar_info(fit) is st.varpar_info(fit)
+
+
+# -- one ddf normaliser for coef_table, anova and summary ----------------------------
+
+@pytest.mark.parametrize("spelling, method", [
+    ("Satterthwaite", "Satterthwaite"), ("satterthwaite", "Satterthwaite"),
+    ("SATTERTHWAITE", "Satterthwaite"), ("Kenward-Roger", "Kenward-Roger"),
+    ("kenward-roger", "Kenward-Roger"), ("Kenward Roger", "Kenward-Roger"),
+    ("kenward_roger", "Kenward-Roger"), ("lme4", "lme4"), ("LME4", "lme4")])
+def test_ddf_spellings(spelling, method):
+    assert st.normalize_ddf(spelling) == method
+
+
+@pytest.mark.parametrize("bad", ["containment", "KR", "", None, 1])
+def test_unknown_ddf_lists_the_methods(bad):
+    with pytest.raises(ModelSpecError, match="one of 'Satterthwaite', 'Kenward-Roger', 'lme4'"):
+        st.normalize_ddf(bad)
+
+
+@pytest.mark.parametrize("spelling", ["Kenward Roger", "kenward-roger", "KENWARD_ROGER"])
+def test_summary_and_coef_table_take_the_same_spellings(spelling):
+    fit = fitted("sleepstudy_reml")
+    pd.testing.assert_frame_equal(fit.coef_table(ddf=spelling), fit.coef_table(ddf="Kenward-Roger"))
+    assert str(fit.summary(ddf=spelling)) == str(fit.summary(ddf="Kenward-Roger"))
+    assert "t-tests use Kenward-Roger's method" in str(fit.summary(ddf=spelling))
+
+
+def test_ddf_lme4_is_lme4s_table():
+    fit = fitted("sleepstudy_reml")
+    expected = pd.DataFrame({"Estimate": fit.fixef, "Std. Error": fit.bse, "t value": fit.tvalues})
+    pd.testing.assert_frame_equal(fit.coef_table(ddf="lme4"), expected)
+    assert str(fit.summary(ddf="LME4")) == str(fit.summary())

@@ -7,7 +7,8 @@
 #           scaled by 1e-6 and 1e6, collinear random slopes, crossed designs
 #           with a nearly empty cell): the data change made (extra columns,
 #           rows dropped, 0-based), lme4's objective, theta, beta, its
-#           warnings and messages (the rescale warning's text among them);
+#           warnings and messages (the rescale warning's text among them) and the
+#           fit messages its summary prints under "fit warnings:";
 #   errors: the text of lme4's error for each bad input mixedfit refuses
 #           (one-level grouping factor, negative weights, ...).
 # The data are read from mixedfit/datasets/data/<name>.csv.gz + <name>.json,
@@ -87,7 +88,9 @@ fit_case <- function(cs) {
     isSingular = isSingular(fit),
     conv_messages = jstr(as.character(fit@optinfo$conv$lme4$messages)),
     warnings = jstr(cond$warnings),
-    messages = jstr(cond$messages)
+    messages = jstr(cond$messages),
+    # what summary() prints under "fit warnings:"
+    fit_msgs = jstr(as.character(summary(fit)$fitMsgs))
   )
 }
 
