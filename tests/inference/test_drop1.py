@@ -66,6 +66,10 @@ def test_chisq_drop1_matches_lme4(case):
     assert str(table) == case["chisq_printed"]
 
 
-def test_unknown_test_refused():
+def test_unknown_test_and_ddf_refused():
     with pytest.raises(MixedFitError, match="Chisq"):
         _fit(CASES[0]).drop1(test="LRT")
+    with pytest.raises(MixedFitError, match="test='Chisq'"):
+        _fit(CASES[0]).drop1(ddf="lme4")
+    with pytest.raises(ModelSpecError, match="ddf must be one of"):
+        _fit(CASES[0]).drop1(ddf="satt")
