@@ -12,7 +12,9 @@ from . import errors
 from .datasets import list_datasets, load_dataset
 from .inference.lrt import anova
 from .model import MixedModel, mixed
+from .plots import plot_data
 from .results import MixedResults
 
-__all__ = ["mixed", "anova", "MixedModel", "MixedResults", "load_dataset", "list_datasets", "errors"]
+__all__ = ["mixed", "anova", "MixedModel", "MixedResults", "load_dataset", "list_datasets", "errors",
+           "plot_data"]
 __version__ = "0.1.0"

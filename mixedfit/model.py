@@ -595,17 +595,22 @@ def mixed(
     """
     from .terms import build_design
 
+    # the arguments, for fit.update() (R's getCall(fit)); data by reference, as R's call names it
+    call = dict(formula=formula, data=data, reml=reml, weights=weights, offset=offset,
+                na_action=na_action, data_name=data_name)
     if type(data).__module__.startswith("dask"):  # checked by name: dask stays optional
         from .distributed import mixed_dask
 
-        return mixed_dask(formula, data, reml=reml, weights=weights, offset=offset,
-                          na_action=na_action, data_name=data_name, start=start, maxeval=maxeval)
-    design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
-    model = MixedModel(design, reml=reml)
-    return model.fit(
-        start=None if start is None else np.asarray(start, float),
-        maxeval=maxeval,
-        data_name=data_name,
-        weights_name=weights if isinstance(weights, str) else None,
-        offset_name=offset if isinstance(offset, str) else None,
-    )
+        fit = mixed_dask(formula, data, reml=reml, weights=weights, offset=offset,
+                         na_action=na_action, data_name=data_name, start=start, maxeval=maxeval)
+    else:
+        design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
+        fit = MixedModel(design, reml=reml).fit(
+            start=None if start is None else np.asarray(start, float),
+            maxeval=maxeval,
+            data_name=data_name,
+            weights_name=weights if isinstance(weights, str) else None,
+            offset_name=offset if isinstance(offset, str) else None,
+        )
+    fit.call = call
+    return fit

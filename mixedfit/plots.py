@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-__all__ = ["plot_ranef", "plot_profile", "plot_diagnostics"]
+__all__ = ["plot_ranef", "plot_profile", "plot_diagnostics", "plot_data", "lattice_layout"]
 
 #: where to stop labelling levels: beyond this a caterpillar shows only its shape
 _MAX_LABELLED_LEVELS = 60
@@ -283,5 +283,110 @@ def plot_diagnostics(fit: Any, ncols: int = 2):
     _qq(axes[1], scaled, "Scaled residuals")
     for ax, (group, term) in zip(axes[2:], panels):
         _qq(ax, modes[group][term].to_numpy(), f"{group}: {term}")
+    fig.tight_layout()
+    return fig
+
+
+# -- data --------------------------------------------------------------------------------
+def lattice_layout(n: int) -> tuple[int, int]:
+    """Columns and rows lattice chooses for ``n`` panels on a square device.
+
+    lattice's ``plot.trellis`` with ``layout = NULL``: rows = round(√n),
+    columns = ⌈n / rows⌉, then rows = ⌈n / columns⌉.
+
+    Examples
+    --------
+    >>> lattice_layout(18), lattice_layout(6)
+    ((5, 4), (3, 2))
+    """
+    rows = max(1, round(np.sqrt(n)))
+    cols = -(-n // rows)
+    return cols, -(-n // cols)
+
+
+def _panel_variables(formula: str, data: Any) -> tuple[str, str, str, np.ndarray, np.ndarray,
+                                                      np.ndarray, list[str]]:
+    """y, x and the conditioning factor of ``y ~ x | g``, rows with a missing value left out."""
+    from .errors import FormulaError, caret_message
+    from .formula.deparse import deparse
+    from .formula.evaluate import Evaluator, Numeric
+    from .formula.nodes import BinOp
+    from .formula.parse import parse_formula_tree
+    from .formula.rvalues import as_factor
+    from .terms import _as_dataframe
+
+    response, rhs = parse_formula_tree(formula)
+    if response is None or not (isinstance(rhs, BinOp) and rhs.op == "|"):
+        raise FormulaError(caret_message(formula, 0, len(formula),
+                                         "plot_data needs a formula y ~ x | g (one panel per level of g)"))
+    evaluator = Evaluator(_as_dataframe(data), formula)
+    values = {}
+    for role, node in (("y", response), ("x", rhs.left)):
+        value = evaluator.evaluate(node)
+        if not (isinstance(value, Numeric) and value.values.shape[1] == 1):
+            raise FormulaError(caret_message(formula, max(node.start, 0), node.end,
+                                             f"the panels' {role} must be one numeric variable"))
+        values[role] = value.values[:, 0]
+    group = as_factor(evaluator.evaluate(rhs.right))
+    keep = ~(np.isnan(values["y"]) | np.isnan(values["x"]) | group.missing())
+    return (deparse(response), deparse(rhs.left), deparse(rhs.right),
+            values["y"][keep], values["x"][keep], group.codes[keep], group.levels)
+
+
+def plot_data(formula: str, data: Any, panel_size: tuple[float, float] = (2.0, 2.0)):
+    """The data in panels, as lattice's ``xyplot(y ~ x | g, data, type = c("p", "r"))``.
+
+    One panel per level of ``g`` (unused levels dropped, as lattice does),
+    in lattice's default layout and order: panel 1 bottom left, then left
+    to right and upwards (``as.table = FALSE``), the level in the panel's
+    title; each panel shows its points and its least-squares line
+    (``panel.lmline``), over common axes.  ``fig.axes`` lists the panels
+    row by row from the top.
+
+    Parameters
+    ----------
+    formula : str
+        ``"y ~ x | g"``; ``y`` and ``x`` may be expressions (``log(Reaction)``).
+    data : pandas.DataFrame or dict of arrays
+        The data; it is never modified.
+    panel_size : (float, float)
+        Width and height of a panel in inches.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import mixedfit as mf
+    >>> fig = plot_data("Reaction ~ Days | Subject", mf.load_dataset("sleepstudy"))
+    >>> len(fig.axes), fig.axes[-5].get_title(), fig.axes[0].get_title()  # bottom left, top left
+    (18, '308', '370')
+    """
+    plt = _pyplot()
+    y_label, x_label, g_label, y, x, codes, levels = _panel_variables(formula, data)
+    used = [k for k in range(len(levels)) if np.any(codes == k)]
+    cols, rows = lattice_layout(len(used))
+    fig, grid = _grid(plt, cols * rows, cols, panel_size, sharey=True)
+    for ax in grid:
+        ax.sharex(grid[0])
+    x_range = np.array([x.min(), x.max()]) if x.size else np.zeros(2)
+    axes = []
+    for i, k in enumerate(used):
+        ax = grid[(rows - 1 - i // cols) * cols + i % cols]  # lattice fills from the bottom row
+        axes.append(ax)
+        xs, ys = x[codes == k], y[codes == k]
+        ax.plot(xs, ys, "o", markersize=3, fillstyle="none")
+        if np.unique(xs).size > 1:
+            slope, intercept = np.polyfit(xs, ys, 1)
+            ax.plot(x_range, intercept + slope * x_range, lw=1)
+        ax.set_title(levels[k], fontsize=9)
+    for ax in grid:
+        if ax not in axes:
+            fig.delaxes(ax)
+    fig.supxlabel(x_label)
+    fig.supylabel(y_label)
     fig.tight_layout()
     return fig

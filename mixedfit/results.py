@@ -366,12 +366,12 @@ class MixedResults:
         with self.model.blas_threads():
             return profile(self, which=which, **kw)
 
-    def bootstrap(self, n: int, seed: int | None = None, progress: bool | None = None):
-        """Parametric bootstrap refits (lme4's ``bootMer``); see :func:`mixedfit.inference.bootstrap.bootstrap`."""
+    def bootstrap(self, n: int, seed: int | None = None, progress: bool | None = None, statistic=None):
+        """Parametric bootstrap refits (lme4's ``bootMer``, ``statistic`` its ``FUN``); see :func:`mixedfit.inference.bootstrap.bootstrap`."""
         from .inference.bootstrap import bootstrap
 
         with self.model.blas_threads():
-            return bootstrap(self, n, seed=seed, progress=progress)
+            return bootstrap(self, n, seed=seed, progress=progress, statistic=statistic)
 
     def vcov_varpar(self, scale: str = "theta") -> pd.DataFrame:
         """Asymptotic covariance of the variance parameters from the Hessian of the deviance."""
@@ -576,3 +576,38 @@ class MixedResults:
         from .plots import plot_diagnostics
 
         return plot_diagnostics(self, **kw)
+
+    # -- after the fit: update, R², ICC, ranova, drop1 --------------------------
+    #: The arguments of :func:`mixedfit.mixed` (set by it; None for a refit).
+    call: dict | None = None
+
+    def update(self, formula: str | None = None, **changes) -> "MixedResults":
+        """Refit with an edited formula (``". ~ . - x"``) or arguments (R's ``update``); see :func:`mixedfit.update.update`."""
+        from .update import update
+
+        return update(self, formula, **changes)
+
+    def r2(self) -> dict[str, float]:
+        """Marginal and conditional R² (``performance::r2_nakagawa``); see :func:`mixedfit.inference.r2.r2`."""
+        from .inference.r2 import r2
+
+        return r2(self)
+
+    def icc(self) -> dict[str, float]:
+        """Adjusted and unadjusted ICC (``performance::icc``); see :func:`mixedfit.inference.r2.icc`."""
+        from .inference.r2 import icc
+
+        return icc(self)
+
+    def ranova(self):
+        """lmerTest's ``ranova()``: a likelihood-ratio test per random term; see :func:`mixedfit.inference.ranova.ranova`."""
+        from .inference.ranova import ranova
+
+        return ranova(self)
+
+    def drop1(self, test: str = "F", ddf: str = "satterthwaite"):
+        """Tests of dropping each marginal fixed term (lmerTest's / lme4's ``drop1``); see :func:`mixedfit.inference.drop1.drop1`."""
+        from .inference.drop1 import drop1
+
+        with self.model.blas_threads():
+            return drop1(self, test=test, ddf=ddf)

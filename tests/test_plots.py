@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import norm
 
@@ -121,3 +124,51 @@ def test_without_matplotlib_the_error_says_what_to_install(sleep, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r"pip install matplotlib"):
         sleep.plot_ranef()
+
+
+# -- plot_data: lattice's xyplot(y ~ x | g, type = c("p", "r")) ---------------------------
+
+LATTICE = json.loads((Path(__file__).parent / "lme4" / "fixtures" / "postfit_cases.json")
+                     .read_text(encoding="utf-8"))["lattice_layout"]
+
+
+@pytest.mark.parametrize("case", LATTICE, ids=lambda c: str(c["panels"]))
+def test_layout_is_lattices(case):
+    assert mf.plots.lattice_layout(case["panels"]) == (case["cols"], case["rows"])
+
+
+def test_data_panels_points_and_lines(tmp_path):
+    data = mf.load_dataset("sleepstudy")
+    fig = mf.plot_data("Reaction ~ Days | Subject", data)
+    saved(fig, tmp_path / "data.png")
+    levels = list(data["Subject"].cat.categories)
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    assert sorted(panels) == sorted(levels) and len(fig.axes) == 18
+    # lattice's 5 x 4 layout, panel 1 bottom left, filled left to right and upwards
+    cols, rows = 5, 4
+    for i, level in enumerate(levels):
+        spec = panels[level].get_subplotspec()
+        assert (spec.rowspan.start, spec.colspan.start) == (rows - 1 - i // cols, i % cols), level
+    for level, ax in panels.items():
+        rows_of = data["Subject"] == level
+        points, line = ax.get_lines()
+        np.testing.assert_array_equal(points.get_xdata(), data.loc[rows_of, "Days"])
+        np.testing.assert_array_equal(points.get_ydata(), data.loc[rows_of, "Reaction"])
+        (x0, x1), (y0, y1) = line.get_xdata(), line.get_ydata()
+        slope, intercept = np.polyfit(data.loc[rows_of, "Days"], data.loc[rows_of, "Reaction"], 1)
+        assert (y1 - y0) / (x1 - x0) == pytest.approx(slope, rel=1e-10)
+        assert y0 - slope * x0 == pytest.approx(intercept, rel=1e-10)
+
+
+def test_data_expressions_missing_values_and_errors():
+    data = mf.load_dataset("sleepstudy")
+    data.loc[0, "Reaction"] = np.nan
+    before = data.copy()
+    fig = mf.plot_data("log(Reaction) ~ Days | Subject", data)
+    pd.testing.assert_frame_equal(data, before)
+    first = next(ax for ax in fig.axes if ax.get_title() == "308")
+    assert len(first.get_lines()[0].get_xdata()) == 9
+    with pytest.raises(mf.errors.FormulaError, match=r"y ~ x \| g"):
+        mf.plot_data("Reaction ~ Days", data)
+    with pytest.raises(mf.errors.FormulaError, match="numeric"):
+        mf.plot_data("Reaction ~ Subject | Days", data)

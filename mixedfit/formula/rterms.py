@@ -56,6 +56,18 @@ class ModelTerms:
         return [":".join(deparse(self.variables[i]) for i in term_variables(t))
                 for t in self.terms]
 
+    def drop_scope(self) -> list[str]:
+        """R's ``drop.scope(terms)``: labels of the terms no other term contains.
+
+        Examples
+        --------
+        >>> from mixedfit.formula.parse import parse_formula_tree
+        >>> model_terms(*parse_formula_tree("y ~ a*b + c")).drop_scope()
+        ['c', 'a:b']
+        """
+        return [label for label, t in zip(self.labels(), self.terms)
+                if not any(u != t and u & t == t for u in self.terms)]
+
 
 def term_variables(term: int) -> list[int]:
     """Indices of the variables in a term, in variable order."""
@@ -144,18 +156,21 @@ def _union(terms: list[int]) -> int:
     return result
 
 
-def _collect_variables(node: Node, text: str, found: list[Node]) -> None:
-    """R's ExtractVars: every non-operator expression, in order of appearance."""
+def _collect_variables(node: Node, text: str, found: list[Node], bars: bool = False) -> None:
+    """R's ExtractVars: every non-operator expression, in order of appearance.
+
+    With ``bars``, a bar term is one variable, as in R's own ``terms()``.
+    """
     if isinstance(node, Number):
         return
     if isinstance(node, Paren):
-        _collect_variables(node.inner, text, found)
+        _collect_variables(node.inner, text, found, bars)
     elif isinstance(node, Unary) and node.op in "+-":
-        _collect_variables(node.operand, text, found)
+        _collect_variables(node.operand, text, found, bars)
     elif isinstance(node, BinOp) and node.op in FORMULA_OPERATORS:
-        _collect_variables(node.left, text, found)
+        _collect_variables(node.left, text, found, bars)
         if node.op != "^":
-            _collect_variables(node.right, text, found)
+            _collect_variables(node.right, text, found, bars)
     elif isinstance(node, Name) and node.name == "." and not node.quoted:
         raise FormulaError(caret_message(text, node.start, node.end,
                                          "'.' (all other columns) is not supported: "
@@ -163,7 +178,7 @@ def _collect_variables(node: Node, text: str, found: list[Node]) -> None:
     elif isinstance(node, String):
         raise FormulaError(caret_message(text, node.start, node.end,
                                          "a string is not a model term"))
-    elif isinstance(node, BinOp) and node.op in ("|", "||"):
+    elif isinstance(node, BinOp) and node.op in ("|", "||") and not bars:
         raise FormulaError(caret_message(text, node.op_start, node.op_start + len(node.op),
                                          "a random-effects term must be in parentheses "
                                          "and added with '+', e.g. y ~ x + (1 | g)"))
@@ -175,7 +190,8 @@ def _is_offset(node: Node) -> bool:
     return isinstance(node, Call) and node.func == "offset"
 
 
-def model_terms(response: Node | None, rhs: Node, text: str = "") -> ModelTerms:
+def model_terms(response: Node | None, rhs: Node, text: str = "", *,
+                bars_as_variables: bool = False) -> ModelTerms:
     """Apply R's ``terms()`` to ``response ~ rhs`` (a formula without bars).
 
     Parameters
@@ -186,6 +202,9 @@ def model_terms(response: Node | None, rhs: Node, text: str = "") -> ModelTerms:
         The right-hand side.
     text : str
         The formula text, for the carets of error messages.
+    bars_as_variables : bool
+        Treat each ``(x | g)`` as one variable, as R's ``terms()`` does (for
+        ``update.formula``), instead of refusing it.
 
     Returns
     -------
@@ -200,7 +219,7 @@ def model_terms(response: Node | None, rhs: Node, text: str = "") -> ModelTerms:
     # The whole left-hand side is one variable (R allows no operators there
     # in a mixed model).
     variables: list[Node] = [] if response is None else [response]
-    _collect_variables(rhs, text, variables)
+    _collect_variables(rhs, text, variables, bars_as_variables)
     encoder = _Encoder(text, variables)
     terms = encoder.encode(rhs)
     offsets = tuple(i for i, v in enumerate(variables) if _is_offset(v))

@@ -8,7 +8,8 @@ noise::
 
 so b* ~ N(0, Σ̂) -- and refits the same model (REML or ML as the original)
 from θ̂, as lme4's ``refit`` does.  The statistic recorded is the one
-lme4's ``confint(fit, method = "boot")`` uses: (sd, cor, σ) and β̂.
+lme4's ``confint(fit, method = "boot")`` uses: (sd, cor, σ) and β̂ -- or,
+like ``bootMer(fit, FUN)``, any function of the refitted model.
 
 The random numbers come from NumPy's ``default_rng(seed)``: all u* for all
 replicates first (level by level, term by term in lme4's order), then all ε*.
@@ -22,7 +23,7 @@ import dataclasses
 import math
 import warnings
 from collections import Counter
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -228,7 +229,28 @@ def _statistic(model: MixedModel, theta: np.ndarray) -> np.ndarray:
     return np.concatenate([theta_to_sdcor(model, theta, sigma), beta])
 
 
-def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None) -> BootResult:
+def _as_series(value: Any, names: Iterable | None = None) -> pd.Series:
+    """A statistic's value as a Series: a number, a 1-D array, a dict or a Series.
+
+    Unnamed values are named ``t1``, ``t2``, ... (boot's ``t1*``, ``t2*``).
+    """
+    if isinstance(value, (pd.Series, dict)):
+        out = pd.Series(value, dtype=float)
+    else:
+        arr = np.asarray(value, dtype=float)
+        if arr.ndim > 1:
+            raise MixedFitError(f"the bootstrap statistic must return a number or a 1-D array, "
+                                f"not an array of shape {arr.shape}")
+        arr = arr.reshape(-1)
+        out = pd.Series(arr, index=[f"t{i + 1}" for i in range(arr.size)])
+    if names is not None and list(out.index) != list(names):
+        raise MixedFitError(f"the bootstrap statistic returned {list(out.index)} on a replicate "
+                            f"but {list(names)} on the fit")
+    return out
+
+
+def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None,
+              statistic: Callable[[Any], Any] | None = None) -> BootResult:
     """Parametric bootstrap of a fit (lme4's ``bootMer(fit, FUN, nsim = n, use.u = FALSE)``).
 
     Parameters
@@ -244,6 +266,12 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
         ``False``: silent.  ``None`` (default): a tqdm bar if tqdm is
         installed and stderr is a terminal.  ``True``: a tqdm bar if tqdm is
         installed.
+    statistic : callable, optional
+        bootMer's ``FUN``: called with the fit and with each refitted
+        replicate (a :class:`~mixedfit.MixedResults` with the simulated
+        response), it returns a number, a 1-D array, a dict or a Series;
+        dict keys and Series labels name the columns of ``t``.  Default:
+        (sd, cor, σ) and β̂.
 
     Returns
     -------
@@ -258,12 +286,18 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
     ((100, 3), 0)
     >>> bool(abs(b.t["(Intercept)"].mean() - 1527.5) < 10)
     True
+    >>> own = bootstrap(fit, 20, seed=1, progress=False,
+    ...                 statistic=lambda f: {"sigma": f.sigma, "logLik": f.llf})
+    >>> own.t.shape, list(own.t.columns)
+    ((20, 2), ['sigma', 'logLik'])
     """
     n = int(n)
     if n < 1:
         raise MixedFitError(f"the number of bootstrap replicates must be positive, not {n}")
+    from ..results import MixedResults
+
     rng = random_generator(seed)
-    t0 = estimates(fit)
+    t0 = estimates(fit) if statistic is None else _as_series(statistic(fit))
     ystar = simulate_response(fit, n, rng)
     design, reml, start = fit.model.design, fit.reml, fit.theta.to_numpy()
     out = np.full((n, t0.size), np.nan)
@@ -275,8 +309,13 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
             try:
                 model = MixedModel(dataclasses.replace(design, y=ystar[i]), reml=reml)
                 opt = model.optimize(start)
-                messages.update(model.convergence(opt).messages)
-                stat = _statistic(model, opt.final)
+                conv = model.convergence(opt)
+                messages.update(conv.messages)
+                if statistic is None:
+                    stat = _statistic(model, opt.final)
+                else:
+                    replicate = MixedResults(model, opt, conv, data_name=fit.data_name)
+                    stat = _as_series(statistic(replicate), t0.index).to_numpy()
                 if stat is not None:
                     out[i] = stat
                 else:

@@ -153,3 +153,37 @@ def test_other_interval_types_are_centred_on_the_estimate(kind):
     beta = ci.loc["(Intercept)"]
     t0 = result.t0["(Intercept)"]
     assert beta.iloc[0] < t0 < beta.iloc[1]
+
+
+# -- statistic=: bootMer's FUN --------------------------------------------------------
+
+def test_statistic_is_called_on_each_refit():
+    """Replicate i's statistic is that of the model refitted to the i-th simulated response
+    (lme4's refit is matched against R in test_predict.py)."""
+    fit = fitted("sleepstudy_reml")
+    stat = lambda f: {"r2": f.r2()["conditional"], "days": f.fixef["Days"]}  # noqa: E731
+    boot = bootstrap(fit, 3, seed=7, progress=False, statistic=stat)
+    assert list(boot.t.columns) == ["r2", "days"] and boot.t0["days"] == fit.fixef["Days"]
+    ystar = simulate_response(fit, 3, np.random.default_rng(7))
+    for i in range(3):
+        again = fit.refit(ystar[i])
+        np.testing.assert_allclose(boot.t.iloc[i].to_numpy(),
+                                   [again.r2()["conditional"], again.fixef["Days"]], rtol=1e-7)
+
+
+def test_statistic_of_the_default_estimates_gives_the_default_replicates():
+    fit = fitted("dyestuff_reml")
+    default = bootstrap(fit, 5, seed=3, progress=False)
+    same = bootstrap(fit, 5, seed=3, progress=False, statistic=estimates)
+    pd.testing.assert_frame_equal(same.t, default.t, rtol=1e-7)
+
+
+def test_unnamed_statistics_are_numbered_and_shapes_checked():
+    from mixedfit.errors import MixedFitError
+
+    fit = fitted("dyestuff_reml")
+    assert list(fit.bootstrap(2, seed=1, progress=False, statistic=lambda f: f.sigma).t.columns) == ["t1"]
+    two = fit.bootstrap(2, seed=1, progress=False, statistic=lambda f: np.array([f.sigma, f.llf]))
+    assert list(two.t.columns) == ["t1", "t2"]
+    with pytest.raises(MixedFitError, match="1-D"):
+        fit.bootstrap(2, seed=1, progress=False, statistic=lambda f: np.eye(2))
