@@ -42,8 +42,9 @@ from scipy import stats
 
 from ..errors import MixedFitError
 from ..formula import parse_formula
+from ..rformat import zapsmall_array
 from .lrt import AnovaTable, refit_ml
-from .satterthwaite import _zapsmall, anova_type3, contest_md, contest_md_kr, normalize_ddf
+from .satterthwaite import anova_type3, contest_md, contest_md_kr, normalize_ddf
 
 __all__ = ["drop1", "drop_scope"]
 
@@ -133,7 +134,7 @@ def difference_contrasts(X0: np.ndarray, X: np.ndarray) -> np.ndarray:
     if R.shape[1] == 0:
         return np.zeros((0, X.shape[1]))
     Q, _ = np.linalg.qr(X.T @ R)
-    return _zapsmall(Q).T
+    return zapsmall_array(Q).T
 
 
 def _drop1_rank_deficient(fit, scope: list[str], method: str) -> AnovaTable:
