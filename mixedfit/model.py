@@ -13,7 +13,6 @@ import dataclasses
 import functools
 import os
 import threading
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +20,7 @@ import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
 from .blocks import CrossBlocks, CrossProducts, Factor, template_positions
-from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, require_bool
+from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, require_bool, warn
 from .optimize import OptSummary, bobyqa, finite_derivatives
 from .terms import Design
 
@@ -348,7 +347,7 @@ class MixedModel:
             results = MixedResults(self, opt, conv, **names)
         for msg in conv.messages:
             cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
-            warnings.warn(msg, cls, stacklevel=3)
+            warn(msg, cls)
         return results
 
     def _check_factor(self, theta: np.ndarray) -> None:

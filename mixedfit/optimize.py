@@ -130,7 +130,6 @@ def bobyqa(
     >>> round(float(r.final[0]), 6), r.fmin
     (2.0, 1.0)
     """
-    n = start.size
     count = 0
 
     def f(x: np.ndarray, grad: np.ndarray) -> float:

@@ -14,10 +14,9 @@ Examples
 from __future__ import annotations
 
 import sys
-import warnings
 from typing import Protocol
 
-from .errors import MixedFitWarning
+from .errors import MixedFitWarning, warn
 
 __all__ = ["progress_bar", "ProgressBar"]
 
@@ -82,7 +81,7 @@ def progress_bar(total: int, desc: str, progress: bool | None = None) -> Progres
         from tqdm.auto import tqdm
     except ImportError:
         if progress:
-            warnings.warn("progress=True shows a bar only with tqdm installed: pip install tqdm", MixedFitWarning, stacklevel=3)
+            warn("progress=True shows a bar only with tqdm installed: pip install tqdm", MixedFitWarning)
         return _Silent()
     # leave=False: the bar disappears when done, as the results follow it
     return tqdm(total=total, desc=desc, leave=False)

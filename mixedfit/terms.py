@@ -17,7 +17,6 @@ Examples
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import (DataError, FormulaError, MixedFitWarning, ModelSpecError,
-                     RankDeficiencyWarning, ScaleWarning)
-from .errors import caret_message
+from .errors import (DataError, FormulaError, MixedFitWarning, ModelSpecError, RankDeficiencyWarning,
+                     ScaleWarning, caret_message, warn)
 from .formula import deparse, deparse_formula, lme4_deparse, parse_formula
 from .formula.evaluate import Evaluator, Logical
 from .formula.frame import ModelFrame, model_frame
@@ -458,8 +456,9 @@ def _drop_rank_deficient(X: np.ndarray, xnames: list[str]) -> tuple[np.ndarray, 
         return X, xnames, []
     dropped = p - rank
     plural = "column / coefficient" if dropped == 1 else "columns / coefficients"
-    warnings.warn(f"fixed-effect model matrix is rank deficient so dropping {dropped} "
-                  f"{plural}", RankDeficiencyWarning, stacklevel=3)
+    warn(f"fixed-effect model matrix is rank deficient so dropping {dropped} "
+                  f"{plural}",
+         RankDeficiencyWarning)
     keep = pivot[:rank]
     return X[:, keep], [xnames[i] for i in keep], [xnames[i] for i in pivot[rank:]]
 
@@ -480,7 +479,7 @@ def _warn_on_scales(sd: np.ndarray) -> bool:
         spread = np.abs(log_sd[:, None] - log_sd[None, :])
     if np.any(np.abs(log_sd) > math.log(_SCALE_TOLERANCE)) or \
             np.any(spread[np.tril_indices(len(log_sd), -1)] > math.log(_SCALE_TOLERANCE)):
-        warnings.warn(SCALE_MESSAGE, ScaleWarning, stacklevel=4)
+        warn(SCALE_MESSAGE, ScaleWarning)
         return True
     return False
 
@@ -683,9 +682,10 @@ def _model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offs
     frame = model_frame(evaluator, _model_variables(parsed), extras, na_action,
                         exclude=zero, exclude_reason="a zero weight", fixed_levels=fixed_levels)
     if zero is not None and zero.any():
-        warnings.warn(f"{_plural(int(zero.sum()), 'row')} of zero weight left out of the fit: "
+        warn(f"{_plural(int(zero.sum()), 'row')} of zero weight left out of the fit: "
                       "they carry no information (lme4 keeps them and reports an infinite "
-                      "deviance)", MixedFitWarning, stacklevel=4)
+                      "deviance)",
+             MixedFitWarning)
     return frame, weight_key, offset_key
 
 

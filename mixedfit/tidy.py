@@ -22,14 +22,13 @@ are asked for, so that the columns do not depend on ``effects``.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm, t as t_dist
 
-from .errors import MixedFitError, MixedFitWarning
+from .errors import MixedFitError, MixedFitWarning, warn
 from .summary import _lmertest_ddf
 
 __all__ = ["tidy", "glance"]
@@ -153,7 +152,7 @@ def _ran_vals(fit: Any, ddf: str | None, intervals: _Intervals | None) -> pd.Dat
 def _ran_coefs(fit: Any, ddf: str | None, intervals: _Intervals | None) -> pd.DataFrame:
     frame = _stack(fit.coef())
     if intervals is not None:
-        warnings.warn("no intervals for per-group coefficients (ran_coefs): NaN", MixedFitWarning, stacklevel=3)
+        warn("no intervals for per-group coefficients (ran_coefs): NaN", MixedFitWarning)
         frame[["conf.low", "conf.high"]] = np.nan
     return frame
 

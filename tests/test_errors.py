@@ -591,3 +591,27 @@ def test_cli_stops_quietly_when_its_reader_leaves():
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait() == 1 and "Traceback" not in err, err
+
+
+# -- where warnings point ----------------------------------------------------------------
+
+def _scaled_sleep() -> pd.DataFrame:
+    sleep = mf.load_dataset("sleepstudy")
+    return sleep.assign(Dbig=sleep["Days"] * 1e6, D2=sleep["Days"] * 2)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: mf.mixed("Reaction ~ Dbig + (1|Subject)", _scaled_sleep()),                 # checkScaleX
+    lambda: mf.mixed("Reaction ~ Days + D2 + (1|Subject)", _scaled_sleep()),             # rank drop
+    lambda: mf.mixed("Yield ~ 1 + (1|Batch)", mf.load_dataset("Dyestuff2")),             # singular
+    lambda: mf.anova(mf.mixed("Reaction ~ 1 + (1|Subject)", mf.load_dataset("sleepstudy")),
+                     mf.mixed("Reaction ~ Days + (1|Subject)", mf.load_dataset("sleepstudy"))),  # ML refit
+    lambda: mf.mixed("Yield ~ 1 + (1|Batch)", mf.load_dataset("Dyestuff2")).confint(),  # profile
+], ids=["scale", "rank", "singular", "anova", "profile"])
+def test_warnings_point_at_the_users_line(call):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    ours = [w for w in caught if issubclass(w.category, MixedFitWarning)]
+    assert ours
+    assert {w.filename for w in ours} == {__file__}, [(w.filename, w.lineno, str(w.message)) for w in ours]

@@ -24,12 +24,11 @@ Examples
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
-from mixedfit.errors import DataError, MixedFitWarning
+from mixedfit.errors import DataError, MixedFitWarning, warn
 
 from .contrasts import default_contrasts
 from .deparse import deparse
@@ -113,8 +112,7 @@ def model_matrix(terms: ModelTerms, frame: Mapping[Node, Value],
     coding = _coding(terms, frame)
     response = 1 if terms.has_response else 0
     if any(term & response for term in terms.terms):
-        warnings.warn("the response appeared on the right-hand side and was dropped",
-                      MixedFitWarning, stacklevel=2)
+        warn("the response appeared on the right-hand side and was dropped", MixedFitWarning)
     columns = [np.ones(n)] if terms.intercept else []
     names = ["(Intercept)"] if terms.intercept else []
     for j, term in enumerate(terms.terms):

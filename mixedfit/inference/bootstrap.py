@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import warnings
 from collections import Counter
 from typing import Any, Callable, Iterable
 
@@ -30,7 +29,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from ..blocks import lower_template
-from ..errors import MixedFitError
+from ..errors import MixedFitError, warn
 from ..model import MixedModel
 from ..progress import progress_bar
 from .confint import estimates, level_labels, theta_to_sdcor
@@ -169,7 +168,7 @@ def norm_inter(t: np.ndarray, alpha: Iterable[float]) -> np.ndarray:
     alpha = np.asarray(list(alpha), float)
     rk = (R + 1) * alpha
     if not np.all((rk > 1) & (rk < R)):
-        warnings.warn("extreme order statistics used as endpoints", stacklevel=2)
+        warn("extreme order statistics used as endpoints")
     k = np.trunc(rk).astype(int)
     out = np.empty(alpha.size)
     for m, (a, r, kk) in enumerate(zip(alpha, rk, k)):
@@ -327,6 +326,6 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
     finally:
         bar.close()
     if failed:
-        warnings.warn(f"some bootstrap runs failed ({failed}/{n})", stacklevel=2)
+        warn(f"some bootstrap runs failed ({failed}/{n})")
     t = pd.DataFrame(out, columns=t0.index)
     return BootResult(t0=t0, t=t, seed=seed, messages=messages, n_failed=failed)

@@ -42,14 +42,13 @@ from __future__ import annotations
 
 import itertools
 import re
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import MixedFitWarning, ModelSpecError
+from ..errors import MixedFitWarning, ModelSpecError, warn
 from ..rformat import zapsmall_array
 
 __all__ = ["emmeans", "pairs", "format_emmeans", "EmmeansFrame", "ADJUST_METHODS", "DDF_METHODS"]
@@ -384,20 +383,9 @@ def emmeans(fit, specs, by=None, ddf: str | None = None, level: float = 0.95,
     averaged = [v for v in grid.factors if v not in facs]
     info = _Info(fit, grid, L, specs_l, by_l, mode, level, messages=messages, averaged=averaged)
     for message in messages:
-        warnings.warn(message, MixedFitWarning, stacklevel=_user_stacklevel())
+        warn(message, MixedFitWarning)
     result = _frame(table, info)
     return pairs(result, adjust=adjust) if pairwise else result
-
-
-def _user_stacklevel() -> int:
-    """The stacklevel of the first caller outside mixedfit (warnings point at the user's line)."""
-    import sys
-
-    level, frame = 1, sys._getframe(1)
-    package = __name__.split(".")[0] + "."
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(package):
-        level, frame = level + 1, frame.f_back
-    return level
 
 
 def _marginal_functions(grid: _Grid, facs: list[str]) -> tuple[np.ndarray, pd.DataFrame]:

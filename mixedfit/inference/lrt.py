@@ -36,14 +36,13 @@ Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import MixedFitWarning, ModelSpecError, require_bool
+from ..errors import MixedFitWarning, ModelSpecError, require_bool, warn
 from ..rformat import (
     R_DIGITS,
     SIGNIF_LEGEND,
@@ -185,10 +184,10 @@ def anova(*fits, refit: bool = True, names: Sequence[str] | None = None) -> Anov
     fits = list(fits)
     if require_bool(refit, "refit"):
         if any(f.reml for f in fits):
-            warnings.warn(REFIT_MESSAGE, MixedFitWarning, stacklevel=2)
+            warn(REFIT_MESSAGE, MixedFitWarning)
         fits = [refit_ml(f) for f in fits]
     elif len({f.reml for f in fits}) > 1:
-        warnings.warn("some models fit with REML = TRUE, some not", MixedFitWarning, stacklevel=2)
+        warn("some models fit with REML = TRUE, some not", MixedFitWarning)
     order = sorted(range(len(fits)), key=lambda i: fits[i].npar)  # stable, as R's order()
     return _table([fits[i] for i in order], [names[i] for i in order])
 

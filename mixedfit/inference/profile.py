@@ -48,7 +48,7 @@ import pandas as pd
 from scipy.interpolate import CubicSpline
 from scipy.stats import chi2, norm
 
-from ..errors import MixedFitError, MixedFitWarning
+from ..errors import MixedFitError, MixedFitWarning, warn
 from ..model import MixedModel
 from ..optimize import NLOPT_ERRORS, bobyqa_setup
 from ..progress import progress_bar
@@ -134,12 +134,12 @@ class _Grid:
         num = pvals[1] - pvals[0]
         denom = zeta[1] - zeta[0]
         if np.isnan(denom) or denom == 0:
-            warnings.warn("Last two rows have identical or NA .zeta values: using minstep", ProfileWarning, 4)
+            warn("Last two rows have identical or NA .zeta values: using minstep", ProfileWarning)
             step = 1e-6
         else:
             step = self.delta * num / denom
             if step < 0:
-                warnings.warn("unexpected decrease in profile: using minstep", ProfileWarning, 4)
+                warn("unexpected decrease in profile: using minstep", ProfileWarning)
                 step = 1e-6
             elif abs(step) > abs(self.maxmult * num):
                 step = math.copysign(abs(self.maxmult * num), step)
@@ -241,8 +241,9 @@ def profile(
             return _profile_ml(ml, **settings)
         except _NewMinimum as new:
             ml = _refit_from(ml, new)
-            warnings.warn(f"profiling found a deviance {new.drop:.3g} below the fit's: profiled from a refit "
-                          "there", ProfileWarning, 2)
+            warn(f"profiling found a deviance {new.drop:.3g} below the fit's: profiled from a refit "
+                          "there",
+                 ProfileWarning)
     return _profile_ml(ml, **settings)
 
 
@@ -354,7 +355,7 @@ def _profile_varpar(dev, base, opt, w, nvp, lower, upper, grid: _Grid, devtol) -
         start = prev_row[1 : nvp + 1][others]
         res = _nloptwrap(lambda x: dev(at(xx, x)), start, lower[others], upper[others])
         if res is None or not np.isfinite(res[1]):
-            warnings.warn("NAs detected in profiling", ProfileWarning, 3)
+            warn("NAs detected in profiling", ProfileWarning)
             v = at(xx, np.full(others.size, np.nan))
             return np.concatenate([[np.nan], v, np.full(opt.size - nvp, np.nan)])
         devdiff = res[1] - base
@@ -362,7 +363,7 @@ def _profile_varpar(dev, base, opt, w, nvp, lower, upper, grid: _Grid, devtol) -
             v = at(xx, res[0])
             raise _NewMinimum(res[1], base, sdcor_to_theta(dev.model, v))
         if devdiff < 0:
-            warnings.warn(f"slightly lower deviances (diff={devdiff:g}) detected", ProfileWarning, 3)
+            warn(f"slightly lower deviances (diff={devdiff:g}) detected", ProfileWarning)
         v = at(xx, res[0])
         zeta = np.sign(xx - pw) * math.sqrt(max(0.0, devdiff))
         return np.concatenate([[zeta], v, dev.beta(v)])
@@ -389,7 +390,7 @@ def _profile_fixef(ml, base, opt, j, nvp, grid: _Grid) -> np.ndarray:
         sub = MixedModel(dataclasses.replace(design, X=xdrop, xnames=xnames, offset=offset0 + xj * fw), reml=False)
         res = _nloptwrap(sub.objective, theta_opt, model.lower, np.full(model.ntheta, np.inf))
         if res is None:
-            warnings.warn("NAs detected in profiling", ProfileWarning, 3)
+            warn("NAs detected in profiling", ProfileWarning)
             return np.full(opt.size + 1, np.nan)
         theta, fv = res
         f = sub.factor(theta)
@@ -466,16 +467,16 @@ def _interval(rows: pd.DataFrame, name: str, zeta: np.ndarray, non_mono_tol: flo
         return _BackSpline(x[keep], z[keep])(zeta), False
     except (ValueError, np.linalg.LinAlgError):
         pass
-    warnings.warn(f"non-monotonic profile for {name}", ProfileWarning, 3)
+    warn(f"non-monotonic profile for {name}", ProfileWarning)
     if np.all(np.isnan(z)):
-        warnings.warn(f"bad profile for {name}", ProfileWarning, 3)
+        warn(f"bad profile for {name}", ProfileWarning)
         return np.full(2, np.nan), True
     dz = np.diff(z)
     dz = dz[np.isfinite(dz)]
     if dz.size == 0 or np.all(dz < -non_mono_tol):
-        warnings.warn(f"non-monotonic profile for {name}", ProfileWarning, 3)
+        warn(f"non-monotonic profile for {name}", ProfileWarning)
         return np.full(2, np.nan), True
-    warnings.warn(f"bad spline fit for {name}: falling back to linear interpolation", ProfileWarning, 3)
+    warn(f"bad spline fit for {name}: falling back to linear interpolation", ProfileWarning)
     return _approx(z[keep], x[keep], zeta), False
 
 

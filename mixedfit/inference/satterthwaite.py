@@ -34,16 +34,14 @@ from __future__ import annotations
 
 import itertools
 import re
-import warnings
 import weakref
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..errors import ConvergenceWarning, ModelSpecError
+from ..errors import ConvergenceWarning, ModelSpecError, warn
 from ..rformat import zapsmall_array
 from .numderiv import richardson_hessian, richardson_jacobian
 
@@ -153,12 +151,14 @@ def _pseudo_inverse_times_two(H: np.ndarray) -> np.ndarray:
     zero = (values > -_EIGEN_TOL) & (values < _EIGEN_TOL)
     if neg.any():
         word = "eigenvalues" if neg.sum() > 1 else "eigenvalue"
-        warnings.warn(f"Model failed to converge with {neg.sum()} negative {word}: "
-                      + " ".join(f"{v:1.1e}" for v in values[neg]), ConvergenceWarning, stacklevel=3)
+        warn(f"Model failed to converge with {neg.sum()} negative {word}: "
+                      + " ".join(f"{v:1.1e}" for v in values[neg]),
+             ConvergenceWarning)
     if zero.any():
         word = "eigenvalues" if zero.sum() > 1 else "eigenvalue"
-        warnings.warn(f"Model may not have converged with {zero.sum()} {word} close to zero: "
-                      + " ".join(f"{v:1.1e}" for v in values[zero]), ConvergenceWarning, stacklevel=3)
+        warn(f"Model may not have converged with {zero.sum()} {word} close to zero: "
+                      + " ".join(f"{v:1.1e}" for v in values[zero]),
+             ConvergenceWarning)
     pos = values > _EIGEN_TOL
     V = vectors[:, pos]
     return 2.0 * (V / values[pos]) @ V.T
