@@ -5,16 +5,20 @@ when stderr is a terminal or the code runs in a Jupyter kernel, so logs,
 pipes, CI and doctests stay clean; ``progress=True`` asks for one anywhere,
 and ``progress=False`` silences it.
 
+A shown bar holds back the warnings issued while it runs and issues them
+once it is gone, so that they do not break its line.
+
 Examples
 --------
->>> bar = progress_bar(3, "demo", progress=False)
->>> bar.update(1); bar.close()
+>>> with progress_bar(3, "demo", progress=False) as bar:
+...     bar.update(1)
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Protocol
+import warnings
+from typing import Any, Protocol
 
 from .errors import MixedFitWarning, warn
 
@@ -22,11 +26,13 @@ __all__ = ["progress_bar", "ProgressBar"]
 
 
 class ProgressBar(Protocol):
-    """What the loops use of a tqdm bar."""
+    """What the loops use of a bar: a context whose ``update(n)`` counts steps."""
 
     def update(self, n: int = 1) -> object: ...
 
-    def close(self) -> object: ...
+    def __enter__(self) -> "ProgressBar": ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
 
 class _Silent:
@@ -35,8 +41,39 @@ class _Silent:
     def update(self, n: int = 1) -> None:
         pass
 
-    def close(self) -> None:
+    def __enter__(self) -> "_Silent":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         pass
+
+
+class _Shown:
+    """A tqdm bar that holds the warnings issued while it shows and issues them when it is gone.
+
+    A warning printed to stderr mid-bar breaks the bar's line in a terminal;
+    held, each is issued once after the bar closes, still pointing at the
+    line it was issued for.
+    """
+
+    def __init__(self, bar: Any):
+        self._bar = bar
+        self._catcher = warnings.catch_warnings(record=True)
+        self._held: list[warnings.WarningMessage] = []
+
+    def update(self, n: int = 1) -> None:
+        self._bar.update(n)
+
+    def __enter__(self) -> "_Shown":
+        self._held = self._catcher.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()
+        self._catcher.__exit__(*exc)
+        seen = dict.fromkeys((str(w.message), w.category, w.filename, w.lineno) for w in self._held)
+        for message, category, filename, lineno in seen:
+            warnings.warn_explicit(message, category, filename, lineno)
 
 
 def _stderr_is_terminal() -> bool:
@@ -67,7 +104,7 @@ def progress_bar(total: int, desc: str, progress: bool | None = None) -> Progres
     Returns
     -------
     ProgressBar
-        Call ``update(n)`` after each step and ``close()`` at the end.
+        A context: call ``update(n)`` after each step inside it.
 
     Examples
     --------
@@ -84,4 +121,4 @@ def progress_bar(total: int, desc: str, progress: bool | None = None) -> Progres
             warn("progress=True shows a bar only with tqdm installed: pip install tqdm", MixedFitWarning)
         return _Silent()
     # leave=False: the bar disappears when done, as the results follow it
-    return tqdm(total=total, desc=desc, leave=False)
+    return _Shown(tqdm(total=total, desc=desc, leave=False))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 import pytest
 
@@ -26,9 +27,8 @@ def test_silent_when_asked_or_not_a_terminal(monkeypatch):
 def test_tqdm_on_a_terminal_or_when_asked(monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     for progress in (None, True):
-        bar = progress_bar(5, "x", progress=progress)
-        assert isinstance(bar, tqdm.tqdm)
-        bar.close()
+        with progress_bar(5, "x", progress=progress) as bar:
+            assert isinstance(bar._bar, tqdm.tqdm)
 
 
 def test_silent_without_tqdm_and_says_so_when_asked(monkeypatch, recwarn):
@@ -47,9 +47,23 @@ def test_a_bar_in_a_jupyter_kernel(monkeypatch):
     ipython = pytest.importorskip("IPython")
     monkeypatch.setattr(ipython, "get_ipython", lambda: ZMQInteractiveShell())
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
-    bar = progress_bar(5, "x")
-    assert isinstance(bar, tqdm.tqdm)
-    bar.close()
+    with progress_bar(5, "x") as bar:
+        assert isinstance(bar._bar, tqdm.tqdm)
+
+
+def test_warnings_wait_until_the_bar_is_gone(monkeypatch):
+    """A warning printed mid-bar breaks its line: each is issued once, after the bar closes."""
+    events = []
+    monkeypatch.setattr(tqdm.tqdm, "close", lambda self: events.append("bar closed"))
+    fit = mf.mixed("Yield ~ 1 + (1|Batch)", mf.load_dataset("Dyestuff2"))  # singular: the profile warns
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        monkeypatch.setattr(warnings, "showwarning",
+                            lambda message, *args, **kw: events.append(str(message)))
+        fit.profile(progress=True)
+    assert events[0] == "bar closed" and len(events) > 1
+    assert len(events[1:]) == len(set(events[1:]))  # once each
+    assert not caught  # shown through showwarning, none kept back
 
 
 @pytest.mark.parametrize("run, label", [

@@ -302,8 +302,7 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
     out = np.full((n, t0.size), np.nan)
     messages: Counter = Counter()
     failed = 0
-    bar = progress_bar(n, "bootstrap", progress)
-    try:
+    with progress_bar(n, "bootstrap", progress) as bar:
         for i in range(n):
             try:
                 model = MixedModel(dataclasses.replace(design, y=ystar[i]), reml=reml)
@@ -323,8 +322,6 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
                 failed += 1
                 messages[f"error: {err}"] += 1
             bar.update(1)
-    finally:
-        bar.close()
     if failed:
         warn(f"some bootstrap runs failed ({failed}/{n})")
     t = pd.DataFrame(out, columns=t0.index)

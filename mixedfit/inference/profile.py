@@ -301,16 +301,13 @@ def _profile_ml(ml, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmul
         raise ProfileError("profiling over σ is not numerically consistent with the fit's deviance")
 
     frames = []
-    bar = progress_bar(len(rows), "profile", progress)
-    try:
+    with progress_bar(len(rows), "profile", progress) as bar:
         for w in (r for r in rows if r < nvp):
             frames.append(_profile_varpar(dev, base, opt.to_numpy(), w, nvp, lower, upper, grid, devtol))
             bar.update(1)
         for j in (r - nvp for r in rows if r >= nvp):
             frames.append(_profile_fixef(ml, base, opt.to_numpy(), j, nvp, grid))
             bar.update(1)
-    finally:
-        bar.close()
     out = pd.DataFrame(np.vstack(frames) if frames else np.empty((0, len(names) + 1)),
                        columns=[".zeta"] + names)
     out[".par"] = np.concatenate([[names[r]] * len(fr) for r, fr in zip(_order(rows, nvp), frames)])
