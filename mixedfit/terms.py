@@ -41,7 +41,12 @@ __all__ = ["RandomEffectsTerm", "Design", "build_design"]
 _RANK_TOLERANCE = 1e-7  # lme4's chkRank.drop.cols
 _RANK_MARGIN = 1e3  # how far above dqrdc2's threshold an unpivoted QR must stay to skip the port
 _SCALE_TOLERANCE = 1000.0  # lme4's checkScaleX
-_EXACT_FIT_TOLERANCE = 1e-10  # residual norm / response norm at which y = Xβ exactly
+# Residual norm / response norm at or below which y = Xβ exactly, up to rounding:
+# a thousand rounding units.  The residual a QR leaves of a response that is an
+# exact linear function came to at most 50 units (n up to 3e5, p up to 20, columns
+# of mean 1e6); unit noise on a response of mean 1e12 is 4500 (1e-10 refused it
+# from means of 3e10 on, which lme4 fits).
+_EXACT_FIT_TOLERANCE = 1000 * np.finfo(float).eps
 
 
 @dataclass
