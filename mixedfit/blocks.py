@@ -821,7 +821,7 @@ class Frame:
     >>> frame, Xt, yt = Frame.of_data(X, 1e12 + 2.0 * np.arange(4.0) + [0, 1, 0, 0], None, 0)
     >>> frame.centers.tolist(), Xt[:, 1].tolist(), bool(np.abs(yt).max() < 1)
     ([0.0, 1000000001.5], [-1.5, -0.5, 0.5, 1.5], True)
-    >>> gamma = least_squares(Xt, yt)  # what the engine finds: the fixed effects of ỹ on X̃
+    >>> gamma = least_squares(Xt, yt)[0]  # what the engine finds: the fixed effects of ỹ on X̃
     >>> (yt - Xt @ gamma).round(12).tolist(), frame.coefficients(gamma).round(9).tolist()
     ([-0.4, 0.7, -0.2, -0.1], [998100000000.4, 1.9])
     """
@@ -843,19 +843,19 @@ class Frame:
         centers = np.zeros(p)
         if intercept is not None and n:
             means = X.mean(axis=0)
-            centered = _gains(np.sum(X * X, axis=0), np.sum((X - means) ** 2, axis=0))
+            squares = np.einsum("ij,ij->j", X, X)
+            # ‖x − x̄‖² as ‖x‖² − n x̄²: its cancellation only blurs ratios far above _GAIN
+            centered = _gains(squares, squares - n * means * means)
             centered[intercept] = False
             centers[centered] = means[centered]
         Xt = X
         if np.any(centers):
             Xt = X.copy()
             Xt[:, centers != 0] -= np.outer(X[:, intercept], centers[centers != 0])
-        beta = least_squares(Xt, target, sw)
-        residual = subtract_columns(target, Xt, beta)
-        scaled = (target, residual) if sw is None else (target * sw, residual * sw)
-        if not _gains(scaled[0] @ scaled[0], scaled[1] @ scaled[1]):
-            beta, residual = np.zeros(p), target
-        return cls(centers, beta, intercept), Xt, residual
+        beta, before, after = least_squares(Xt, target, sw)
+        if not _gains(before, after):
+            return cls(centers, np.zeros(p), intercept), Xt, target
+        return cls(centers, beta, intercept), Xt, subtract_columns(target, Xt, beta)
 
     def coefficients(self, gamma: np.ndarray) -> np.ndarray:
         """β = T(γ + b) from the fixed effects γ of ỹ on X̃."""
@@ -899,9 +899,11 @@ class Frame:
                      None if self.intercept is None else list(keep).index(self.intercept))
 
 
-def least_squares(X: np.ndarray, target: np.ndarray, sw: np.ndarray | None = None) -> np.ndarray:
+def least_squares(X: np.ndarray, target: np.ndarray,
+                  sw: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
     """b minimizing ‖√w (target − Xb)‖, by a QR of [X target]; over X's columns scaled to unit
     norm, directions of singular value below lme4's rank tolerance (1e-7) are left out.
+    With b, the squared norms of √w target and of its least squares residual, off R.
 
     The rows of one partition may hold X rank deficient (a factor's level
     missing, a predictor constant), or nearly so: a fit along those directions
@@ -910,19 +912,22 @@ def least_squares(X: np.ndarray, target: np.ndarray, sw: np.ndarray | None = Non
 
     Examples
     --------
-    >>> least_squares(np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]), np.array([1.0, 3.0, 5.0])).round(12).tolist()
-    [1.0, 2.0]
+    >>> b, before, after = least_squares(np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]), np.array([1.0, 3.0, 6.0]))
+    >>> b.round(12).tolist(), round(before, 12), round(after, 12)
+    ([0.833333333333, 2.5], 46.0, 0.166666666667)
     """
     n, p = X.shape
     if n == 0 or p == 0:
-        return np.zeros(p)
+        t = target if sw is None else target * sw
+        return np.zeros(p), float(t @ t), float(t @ t)
     A = np.column_stack([X, target])
     if sw is not None:
         A *= sw[:, None]
     R = _tall_r_factor(A)
     norms = np.linalg.norm(R[:, :p], axis=0)
     norms[norms == 0] = 1.0
-    return np.linalg.lstsq(R[:, :p] / norms, R[:, p], rcond=_RANK_TOLERANCE)[0] / norms
+    b = np.linalg.lstsq(R[:, :p] / norms, R[:, p], rcond=_RANK_TOLERANCE)[0] / norms
+    return b, float(R[:, p] @ R[:, p]), float(R[p:, p] @ R[p:, p])
 
 
 def subtract_columns(target: np.ndarray, X: np.ndarray, b: np.ndarray) -> np.ndarray:
