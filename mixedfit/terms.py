@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import lapack
 
 from .errors import (DataError, FormulaError, MixedFitWarning, ModelSpecError,
                      RankDeficiencyWarning, ScaleWarning)
@@ -279,9 +280,20 @@ def _tall_r_factor(X: np.ndarray) -> np.ndarray:
     True
     """
     if X.shape[0] <= _TSQR_ROWS:
-        return np.linalg.qr(X, mode="r")
-    blocks = [np.linalg.qr(X[i : i + _TSQR_ROWS], mode="r") for i in range(0, X.shape[0], _TSQR_ROWS)]
-    return np.linalg.qr(np.vstack(blocks), mode="r")
+        return _r_factor(X)
+    blocks = [_r_factor(X[i : i + _TSQR_ROWS]) for i in range(0, X.shape[0], _TSQR_ROWS)]
+    return _r_factor(np.vstack(blocks))
+
+
+def _r_factor(X: np.ndarray) -> np.ndarray:
+    """``np.linalg.qr(X, mode="r")`` by LAPACK's dgeqrf itself: the same R, without numpy's
+    35 µs of checks and copies around it (most of the time of a 180 × 3 QR)."""
+    if X.size == 0:
+        return np.zeros((min(X.shape), X.shape[1]))
+    qr, _, _, info = lapack.dgeqrf(np.asarray(X, dtype=float))
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dgeqrf failed (info = {info})")
+    return np.triu(qr[: min(X.shape)])
 
 
 def _pivoted_qr_rank(X: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
