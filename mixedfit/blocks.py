@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import functools
 import math
 import os
@@ -31,7 +32,7 @@ from scipy.linalg import blas, lapack, solve_triangular
 
 from .errors import ModelSpecError
 from .supernodal import SupernodalRest, cholmod_available
-from .terms import Design, RandomEffectsTerm
+from .terms import _RANK_TOLERANCE, Design, RandomEffectsTerm, _tall_r_factor
 
 
 def _level_crossprod(term: RandomEffectsTerm, sw: np.ndarray) -> np.ndarray:
@@ -897,12 +898,200 @@ def intercepts_only(terms: list[RandomEffectsTerm]) -> bool:
     return all(t.cnames == ["(Intercept)"] for t in terms) and len({t.group for t in terms}) == len(terms)
 
 
+_INTERCEPT = "(Intercept)"  # the name of X's column of ones, along which others are centered
+# Least ratio of a column's squared norm to that of what a change of variables
+# leaves of it (its deviations from the mean; y's least squares residual) for
+# the change to be made (see Frame).  Below it the factor loses at most about
+# a hundred rounding units, and the data are used as they are.
+_GAIN = 100.0
+
+
+def _gains(before: np.ndarray | float, after: np.ndarray | float) -> np.ndarray:
+    """Where ‖·‖² ``before`` exceeds ``_GAIN`` times ``after``."""
+    return np.asarray(before) > _GAIN * np.asarray(after)
+
+
+@dataclass
+class Frame:
+    """The exact change of variables in which the cross products of X and y are formed.
+
+    r² is read off a Cholesky factor of ``[Z X y]ᵀW[Z X y]``: it is what is left
+    of ``yᵀWy`` once the fixed and random effects have taken their share, and
+    it keeps only the digits that ``yᵀWy`` had beyond that share.  A response
+    of mean 1e6 and unit noise leaves 1e-12 of it, near double precision's
+    last digit (lme4 sums the squared residuals themselves).  Likewise an X
+    column whose mean dwarfs its spread (epoch times, map coordinates) leaves
+    little of its own square to the factor once the intercept is eliminated.
+    So the cross products are those of
+
+    * ``X̃ = X T = X − x_k cᵀ``: a column whose squared norm exceeds ``_GAIN``
+      times that of its deviations from its mean is centered (``centers``; zero
+      on the others and on ``intercept``, the column x_k of ones along which
+      they are centered; none without an intercept);
+    * ``ỹ = y − offset − X̃ b``: the residual of the data's own weighted least
+      squares fit (``beta``), where y's squared norm exceeds ``_GAIN`` times
+      that residual's (b = 0 otherwise).  Its terms are subtracted largest
+      first, so that a shift of y or of a column cancels exactly.
+
+    Any c and b give the same model: θ, σ, the random effects, r², and the
+    objective (T has determinant 1, so REML's log|R_X|² too) do not change,
+    and the fixed effects of ỹ on X̃ are γ = T⁻¹β − b: β = T(γ + b) and
+    vcov(β) = T vcov(γ) Tᵀ (:meth:`coefficients`, :meth:`rx_inverse`).
+    Data whose columns are of their spread's scale (most) are used as they are.
+
+    Examples
+    --------
+    >>> X = np.column_stack([np.ones(4), 1e9 + np.arange(4.0)])
+    >>> frame, Xt, yt = Frame.of_data(X, 1e12 + 2.0 * np.arange(4.0) + [0, 1, 0, 0], None, 0)
+    >>> frame.centers.tolist(), Xt[:, 1].tolist(), bool(np.abs(yt).max() < 1)
+    ([0.0, 1000000001.5], [-1.5, -0.5, 0.5, 1.5], True)
+    >>> gamma = least_squares(Xt, yt)[0]  # what the engine finds: the fixed effects of ỹ on X̃
+    >>> (yt - Xt @ gamma).round(12).tolist(), frame.coefficients(gamma).round(9).tolist()
+    ([-0.4, 0.7, -0.2, -0.1], [998100000000.4, 1.9])
+    """
+
+    centers: np.ndarray
+    beta: np.ndarray
+    intercept: int | None = None
+
+    @classmethod
+    def identity(cls, p: int) -> "Frame":
+        """X and y as they are."""
+        return cls(np.zeros(p), np.zeros(p))
+
+    @classmethod
+    def of_data(cls, X: np.ndarray, target: np.ndarray, sw: np.ndarray | None,
+                intercept: int | None) -> tuple["Frame", np.ndarray, np.ndarray]:
+        """The frame of these rows (``target`` = y − offset, ``sw`` = √w or None), with X̃ and ỹ."""
+        n, p = X.shape
+        centers = np.zeros(p)
+        if intercept is not None and n:
+            means = X.sum(axis=0) / n
+            squares = np.einsum("ij,ij->j", X, X)
+            # ‖x − x̄‖² as ‖x‖² − n x̄²: its cancellation only blurs ratios far above _GAIN
+            centered = _gains(squares, squares - n * means * means)
+            centered[intercept] = False
+            centers[centered] = means[centered]
+        Xt = X
+        if np.any(centers):
+            Xt = X.copy()
+            Xt[:, centers != 0] -= np.outer(X[:, intercept], centers[centers != 0])
+        beta, before, after = least_squares(Xt, target, sw)
+        if not _gains(before, after):
+            return cls(centers, np.zeros(p), intercept), Xt, target
+        return cls(centers, beta, intercept), Xt, subtract_columns(target, Xt, beta)
+
+    def coefficients(self, gamma: np.ndarray) -> np.ndarray:
+        """β = T(γ + b) from the fixed effects γ of ỹ on X̃."""
+        beta = gamma + self.beta
+        if self.intercept is not None:
+            beta[self.intercept] -= self.centers @ beta
+        return beta
+
+    def rx_inverse(self, inverse: np.ndarray) -> np.ndarray:
+        """``R⁻¹Tᵀ`` from the R⁻¹ of X̃, so that vcov(β) = σ² (R⁻¹Tᵀ)ᵀ(R⁻¹Tᵀ)."""
+        if self.intercept is None or not np.any(self.centers):
+            return inverse
+        out = inverse.copy()
+        out[:, self.intercept] -= inverse @ self.centers
+        return out
+
+    def change_to(self, other: "Frame") -> np.ndarray:
+        """K with ``[X̃ ỹ]`` of ``other`` = ``[X̃ ỹ]`` of this frame times K, both (p + 1) columns.
+
+        The columns of X move by the difference of the centers, along the
+        intercept column; ỹ by X̃δ, δ = (b' − b) − e_k (c' − c)ᵀb', formed
+        from the differences so that two frames of similar rows give a K near I.
+        """
+        along = {f.intercept for f in (self, other) if np.any(f.centers)}
+        if len(along) > 1:
+            raise ValueError("frames centered along different columns")
+        p = self.beta.size
+        shift = other.centers - self.centers
+        delta = other.beta - self.beta
+        K = np.eye(p + 1)
+        if along:
+            k = along.pop()
+            K[k, :p] -= shift
+            delta[k] -= shift @ other.beta
+        K[:p, p] = -delta
+        return K
+
+    def columns(self, keep: list[int]) -> "Frame":
+        """The frame of X's columns ``keep`` alone (the others must have b = 0, and the intercept be kept)."""
+        return Frame(self.centers[keep], self.beta[keep],
+                     None if self.intercept is None else list(keep).index(self.intercept))
+
+
+def least_squares(X: np.ndarray, target: np.ndarray,
+                  sw: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    """b minimizing ‖√w (target − Xb)‖, by a QR of [X target]; over X's columns scaled to unit
+    norm, directions of singular value below lme4's rank tolerance (1e-7) are left out.
+    With b, the squared norms of √w target and of its least squares residual, off R.
+
+    The rows of one partition may hold X rank deficient (a factor's level
+    missing, a predictor constant), or nearly so: a fit along those directions
+    would cancel huge terms (b of 1e10 and −5e9 for x and 2x), and ỹ would
+    keep their rounding.
+
+    Examples
+    --------
+    >>> b, before, after = least_squares(np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]), np.array([1.0, 3.0, 6.0]))
+    >>> b.round(12).tolist(), round(before, 12), round(after, 12)
+    ([0.833333333333, 2.5], 46.0, 0.166666666667)
+    """
+    n, p = X.shape
+    if n == 0 or p == 0:
+        t = target if sw is None else target * sw
+        return np.zeros(p), float(t @ t), float(t @ t)
+    A = np.column_stack([X, target])
+    if sw is not None:
+        A *= sw[:, None]
+    R = _tall_r_factor(A)
+    norms = np.sqrt(np.einsum("ij,ij->j", R[:, :p], R[:, :p]))
+    norms[norms == 0] = 1.0
+    scaled = R[:p, :p] / norms
+    if R.shape[0] > p and np.all(np.abs(np.diagonal(scaled)) > _RANK_TOLERANCE):
+        # full rank: a triangular solve, by LAPACK itself (scipy's wrapper costs 0.1 ms)
+        b = lapack.dtrtrs(scaled, R[:p, p])[0] / norms
+    else:
+        b = np.linalg.lstsq(R[:, :p] / norms, R[:, p], rcond=_RANK_TOLERANCE)[0] / norms
+    return b, float(R[:, p] @ R[:, p]), float(R[p:, p] @ R[p:, p])
+
+
+def subtract_columns(target: np.ndarray, X: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``target − Xb``, the largest terms first.
+
+    A term that carries target's leading digits (an intercept near a large
+    mean) then cancels them exactly, before the smaller terms are rounded
+    to target's scale; a matrix product would round the sum to the terms'.
+
+    Examples
+    --------
+    >>> X = np.column_stack([np.ones(2), [0.25, 0.5]])
+    >>> subtract_columns(np.array([1e12 + 0.25, 1e12 + 0.75]), X, np.array([1e12, 1.0])).tolist()
+    [0.0, 0.25]
+    """
+    out = np.array(target, dtype=float, copy=True)
+    if not X.size:
+        return out
+    size = np.abs(b) * np.abs(X).max(axis=0)
+    for j in np.argsort(-size, kind="stable"):
+        if b[j] != 0:
+            out -= X[:, j] * b[j]
+    return out
+
+
 @dataclass
 class ResponseSums:
     """Per level of each term, the number of observations and the sum of the raw response y
     (before weights and offset), with n, Σy and Σy²: what lme4's starting θ for random
     intercepts is made of (:func:`mixedfit.model.lme4_start`).  Like :class:`CrossBlocks`,
     they add up over row partitions.  Terms in the order of the blocks they came with.
+
+    The sums are of y − ``shift``, the rows' mean where it dwarfs their spread
+    (as for :class:`Frame`; else 0): the start depends on variances alone, which
+    Σy² − (Σy)²/n would lose to cancellation there.
     """
 
     n: int
@@ -910,18 +1099,33 @@ class ResponseSums:
     squares: float
     counts: list[np.ndarray]
     sums: list[np.ndarray]
+    shift: float = 0.0
 
     def __add__(self, other: "ResponseSums") -> "ResponseSums":
+        other = other.shifted(self.shift)
         return ResponseSums(self.n + other.n, self.total + other.total, self.squares + other.squares,
                             [a + b for a, b in zip(self.counts, other.counts)],
-                            [a + b for a, b in zip(self.sums, other.sums)])
+                            [a + b for a, b in zip(self.sums, other.sums)], self.shift)
+
+    def shifted(self, shift: float) -> "ResponseSums":
+        """The same sums of y − ``shift``: no cancellation where both shifts lie within the rows' spread."""
+        d = shift - self.shift
+        if d == 0:
+            return self
+        return ResponseSums(self.n, self.total - self.n * d, self.squares - 2.0 * d * self.total + self.n * d * d,
+                            self.counts, [s - c * d for c, s in zip(self.counts, self.sums)], shift)
 
     @classmethod
     def from_design(cls, design: Design, terms: list[RandomEffectsTerm]) -> "ResponseSums":
         y = np.asarray(design.y, float)
+        shift = float(np.mean(y)) if y.size else 0.0
+        if _gains(y.size * shift * shift, np.sum((y - shift) ** 2)):
+            y = y - shift
+        else:
+            shift = 0.0
         return cls(y.size, float(np.sum(y)), float(y @ y),
                    [np.bincount(t.codes, minlength=t.nlevels).astype(float) for t in terms],
-                   [np.bincount(t.codes, weights=y, minlength=t.nlevels) for t in terms])
+                   [np.bincount(t.codes, weights=y, minlength=t.nlevels) for t in terms], shift)
 
 
 @dataclass
@@ -949,6 +1153,9 @@ class CrossBlocks:
     response : ResponseSums or None
         The raw response's sums per level, kept only when every term is a
         random intercept (see :func:`intercepts_only`).
+    frame : Frame
+        The change of variables X and y are in: F0 and Arr hold ``[X̃ ỹ]``
+        where they say ``[X y]`` (default: X and y as they are).
     """
 
     A00: np.ndarray
@@ -958,8 +1165,15 @@ class CrossBlocks:
     n: int
     sum_log_w: float
     response: ResponseSums | None = None
+    frame: Frame | None = None
+
+    def __post_init__(self) -> None:
+        if self.frame is None:
+            self.frame = Frame.identity(self.F0.shape[0] - 1)
 
     def __add__(self, other: "CrossBlocks") -> "CrossBlocks":
+        """The blocks of both sets of rows, in this one's frame."""
+        other = other.in_frame(self.frame)
         return CrossBlocks(
             self.A00 + other.A00,
             (self.R0 + other.R0).tocsr(),
@@ -968,18 +1182,66 @@ class CrossBlocks:
             self.n + other.n,
             self.sum_log_w + other.sum_log_w,
             None if self.response is None or other.response is None else self.response + other.response,
+            self.frame,
         )
+
+    def in_frame(self, frame: Frame) -> "CrossBlocks":
+        """The same rows' blocks with X and y in ``frame`` (see :class:`Frame`): the X/y rows of F0 and Arr change."""
+        if frame is self.frame:
+            return self
+        K = self.frame.change_to(frame)
+        q = self.Arr.shape[0] - K.shape[0]
+        Arr = self.Arr.copy()
+        Arr[q:, :] = K.T @ Arr[q:, :]
+        Arr[:, q:] = Arr[:, q:] @ K
+        return dataclasses.replace(self, F0=K.T @ self.F0, Arr=Arr, frame=frame)
+
+    def in_least_squares_frame(self, keep: list[int] | None = None) -> "CrossBlocks":
+        """The blocks in the frame whose ỹ is the weighted least squares residual on X's columns ``keep`` alone.
+
+        The other columns get b = 0 (so they can be dropped:
+        :meth:`Frame.columns`), and no column is centered where the intercept
+        is not kept.  Partitions summed in the first one's frame
+        (:meth:`__add__`) are put in the frame of all their rows.
+        """
+        p = self.F0.shape[0] - 1
+        q = self.Arr.shape[0] - p - 1
+        keep = list(range(p)) if keep is None else list(keep)
+        dropped = ~np.isin(np.arange(p), keep)
+        old = self.frame
+        centers = old.centers if old.intercept in keep else np.zeros(p)
+        # In the frame with these centers and b = 0 on the dropped columns, solve for the kept ones.
+        moved = self.in_frame(Frame(centers, np.where(dropped, 0.0, old.beta),
+                                    old.intercept if old.intercept in keep else None))
+        G, r = moved.Arr[q:, q:][np.ix_(keep, keep)], moved.Arr[q:, q:][keep, p]
+        scale = np.sqrt(np.diagonal(G)).copy()
+        scale[scale == 0] = 1.0
+        step = np.linalg.lstsq(G / np.outer(scale, scale), r / scale, rcond=None)[0] / scale if keep else np.zeros(0)
+        # As in Frame.of_data, ỹ changes only where that removes most of it (its
+        # norm after the step, by the normal equations: small there, or negative).
+        unmoved = not np.any(old.beta[dropped]) and (old.intercept in keep or not np.any(old.centers))
+        if unmoved and not _gains(moved.Arr[-1, -1], moved.Arr[-1, -1] - step @ r):
+            return self
+        beta = moved.frame.beta.copy()
+        beta[keep] += step
+        return self.in_frame(Frame(centers, beta, moved.frame.intercept))
 
     @classmethod
     def from_design(cls, design: Design, plan: list[list[int]] | None = None) -> "CrossBlocks":
-        """The blocks of a design's rows, on the engine's terms of ``plan`` (default: :func:`engine_plan`)."""
+        """The blocks of a design's rows, on the engine's terms of ``plan`` (default: :func:`engine_plan`).
+
+        X and y enter in the :class:`Frame` of these rows.
+        """
         plan = engine_plan(design.terms) if plan is None else plan
         terms = [joined_term(design.terms, parts) for parts in plan]
         n = design.nobs
         w = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
         sw = np.sqrt(w)
         yo = design.y - (0.0 if design.offset is None else design.offset)
-        F = np.column_stack([design.X, yo]) * sw[:, None]
+        intercept = design.xnames.index(_INTERCEPT) if _INTERCEPT in design.xnames else None
+        frame, X, yo = Frame.of_data(np.asarray(design.X, float), np.asarray(yo, float),
+                                     None if design.weights is None else sw, intercept)
+        F = np.column_stack([X, yo]) * sw[:, None]
         first, rest = terms[0], terms[1:]
         sizes = [t.size * t.nlevels for t in rest]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
@@ -1003,7 +1265,7 @@ class CrossBlocks:
         Arr += np.tril(Arr, -1).T
         response = ResponseSums.from_design(design, terms) if intercepts_only(terms) else None
         return cls(_level_crossprod(first, sw), R0, _dense_by_term(F, first, sw), Arr, n, float(np.sum(np.log(w))),
-                   response)
+                   response, frame)
 
 
 class CrossProducts:
@@ -1044,6 +1306,7 @@ class CrossProducts:
         self.l0 = first.nlevels
         self.A00, self.R0, self.F0, self.Arr = blocks.A00, blocks.R0, blocks.F0, blocks.Arr
         self.response = blocks.response
+        self.frame = blocks.frame  # X and y are in it: the engine's fixed effects are γ (see Frame)
         # Row offsets of the rest's pieces: each rest term's columns, then X and y.
         sizes = [t.size * t.nlevels for t in rest]
         self.rest_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
@@ -1115,7 +1378,7 @@ class CrossProducts:
     @property
     def blocks(self) -> CrossBlocks:
         """The cross products this was built from (to refit without the rows)."""
-        return CrossBlocks(self.A00, self.R0, self.F0, self.Arr, self.n, self.sum_log_w, self.response)
+        return CrossBlocks(self.A00, self.R0, self.F0, self.Arr, self.n, self.sum_log_w, self.response, self.frame)
 
     # -- per-θ work -----------------------------------------------------------
     def engine_theta(self, theta_terms: list[np.ndarray]) -> list[np.ndarray]:
@@ -1339,12 +1602,15 @@ class CrossProducts:
 
         What :meth:`solve` gives as its first value, without the random effects
         and so, where CHOLMOD factored the rest, without LAPACK's whole factor.
+        The factor's is γ̂, that of X̃ and ỹ: β̂ is mapped back (:meth:`Frame.coefficients`).
         """
-        return _last_row_solution(f.trailing(self.p + 1))
+        return self.frame.coefficients(_last_row_solution(f.trailing(self.p + 1)))
 
     def rx_inverse(self, f: Factor) -> np.ndarray:
-        """R_X⁻¹ from the factor's lower triangular block for X: vcov(β) = σ² R_X⁻ᵀ R_X⁻¹."""
-        return solve_triangular(f.trailing(self.p + 1)[: self.p, : self.p], np.eye(self.p), lower=True)
+        """A matrix Q with vcov(β) = σ² QᵀQ: R_X⁻¹ from the factor's lower triangular block for X̃,
+        times Tᵀ (:meth:`Frame.rx_inverse`; R_X⁻¹ itself where X is not centered)."""
+        inverse = solve_triangular(f.trailing(self.p + 1)[: self.p, : self.p], np.eye(self.p), lower=True)
+        return self.frame.rx_inverse(inverse)
 
     def lower_offdiag(self, f: Factor) -> np.ndarray:
         """L_r0 = Λrᵀ A_r0 Λ0 L00⁻ᵀ as a dense (m, q0) array (used once, after the fit)."""
@@ -1379,4 +1645,4 @@ class CrossProducts:
         for k in range(len(self.terms) - 1):
             o, S, ell = self.rest_offsets[k], self._rest_sizes[k], self._rest_levels[k]
             us.append(v[o : o + S * ell].reshape(ell, S))
-        return v[self.qr :], us
+        return self.frame.coefficients(v[self.qr :]), us

@@ -540,12 +540,20 @@ def _kept_columns(structure: Design, sums: _Sums) -> tuple[list[int], bool]:
 
 
 def _without_x_columns(blocks: CrossBlocks, keep: list[int]) -> CrossBlocks:
-    """The blocks with only X's columns ``keep`` (X and y come last in F0 and Arr)."""
+    """The blocks with only X's columns ``keep`` (X and y come last in F0 and Arr).
+
+    They are summed in the first partition's frame (:meth:`CrossBlocks.__add__`):
+    first put in the frame of all the rows' least squares fit on the columns kept
+    (:meth:`CrossBlocks.in_least_squares_frame`), so that ỹ is the residual the fit in
+    memory factors and holds nothing of the columns dropped.
+    """
+    blocks = blocks.in_least_squares_frame(keep)
     p = blocks.F0.shape[0] - 1
     qr = blocks.Arr.shape[0] - p - 1
     rows = np.r_[keep, p]
     rest = np.r_[np.arange(qr), qr + rows]
-    return dataclasses.replace(blocks, F0=blocks.F0[rows], Arr=blocks.Arr[np.ix_(rest, rest)])
+    return dataclasses.replace(blocks, F0=blocks.F0[rows], Arr=blocks.Arr[np.ix_(rest, rest)],
+                               frame=blocks.frame.columns(keep))
 
 
 @dataclass

@@ -94,6 +94,34 @@ def test_replicated_sleepstudy_on_two_processes(client, sleep10):
                                np.quantile(ref.scaled_resid, [0, 0.25, 0.5, 0.75, 1]), rtol=1e-6)
 
 
+@pytest.mark.parametrize("formula, kwargs", [
+    ("Reaction ~ Days + (Days | Subject)", {}),
+    ("Reaction ~ t + (1 | Subject)", {}),  # lme4's start from the response's sums
+    ("Reaction ~ t + t2 + (1 | Subject)", {"weights": "w"}),  # t2 = 2 t is dropped
+])
+def test_response_and_predictor_with_large_means_fit_as_in_memory(client, sleep10, formula, kwargs):
+    # Reaction + 1e10 and epoch seconds t: each partition's cross products are
+    # formed in the frame of its own rows (mixedfit.blocks.Frame), centered
+    # and shifted its own way: sorted by day, a partition holds one or two
+    # days, and some see t constant.  The sums must be those of all the rows.
+    shift = 1e10
+    data = sleep10.assign(Reaction=sleep10["Reaction"] + shift, t=1.7e9 + 86400.0 * sleep10["Days"],
+                          w=1.0 + sleep10.index % 3)
+    data = data.assign(t2=2 * data["t"]).sort_values("Days", kind="stable", ignore_index=True)
+    ref, fit = _fits(formula, data, _blocks(data, 6), reml=False, **kwargs)
+    _assert_same_fit(ref, fit)
+    np.testing.assert_allclose(fit.fixef.iloc[0] - shift, ref.fixef.iloc[0] - shift, rtol=RTOL)
+    # and both are the fit of the unshifted response on days (ML: invariant to both changes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        days = mf.mixed(formula.replace("t + t2", "Days").replace("t ", "Days "), sleep10.assign(
+            w=1.0 + sleep10.index % 3), reml=False, **kwargs)
+    np.testing.assert_allclose(fit.optsummary.fmin, days.optsummary.fmin, rtol=RTOL)
+    np.testing.assert_allclose(fit.theta, days.theta, rtol=THETA_RTOL, atol=THETA_RTOL)
+    slope = days.fixef.iloc[1] / (86400.0 if "t" in fit.xnames else 1.0)
+    np.testing.assert_allclose(fit.fixef.iloc[1], slope, rtol=THETA_RTOL)
+
+
 def test_crossed_factors_with_a_categorical_fixed_effect(client):
     rng = np.random.default_rng(3)
     n = 3000

@@ -127,8 +127,15 @@ class BootResult:
         >>> import mixedfit as mf
         >>> fit = mf.mixed("Yield ~ 1 + (1|Batch)", mf.load_dataset("Dyestuff"))
         >>> b = bootstrap(fit, 200, seed=1, progress=False)
-        >>> bool((b.quantile_se() > 0).all().all())
+        >>> se = b.quantile_se()
+        >>> bool((se.drop("sd_(Intercept)|Batch") > 0).all().all())
         True
+
+        Nine of these refits are singular (sd 0): the sd's lower bound lies in
+        that point mass, where the order statistics agree and its error is 0.
+
+        >>> float(se.loc["sd_(Intercept)|Batch", "2.5 %"]), int((b.t["sd_(Intercept)|Batch"] == 0).sum())
+        (0.0, 9)
         """
         probs, labels = level_labels(level)
         rows = []
