@@ -78,8 +78,11 @@ def bobyqa(
     ftol_abs: float = 1e-8,
     xtol_rel: float = 1e-4,
     maxeval: int = 100_000,
+    initial_step: np.ndarray | None = None,
 ) -> OptSummary:
     """Minimize ``objective`` from ``start`` subject to ``θ ≥ lower`` by NLopt's BOBYQA.
+
+    ``initial_step`` sets NLopt's first steps, per parameter (default: NLopt's own).
 
     Examples
     --------
@@ -102,6 +105,8 @@ def bobyqa(
     opt.set_ftol_abs(ftol_abs)
     opt.set_xtol_rel(xtol_rel)
     opt.set_maxeval(maxeval)
+    if initial_step is not None:
+        opt.set_initial_step(np.asarray(initial_step, float))
     code = 0
     try:
         x = opt.optimize(start.astype(float))

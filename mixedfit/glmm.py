@@ -1,0 +1,516 @@
+"""Generalized linear mixed models the way lme4's ``glmer`` fits them.
+
+For a given θ (and β), PIRLS finds the conditional modes ũ of the spherical
+random effects: each step solves the penalized weighted least squares problem
+``(ΛᵀZᵀWZΛ + I) u = ΛᵀZᵀW z`` at the working weights W and working response z
+of the family and link, and halves the step while the penalized deviance
+``Σ devresid + ‖u‖²`` does not fall (lme4's ``pwrssUpdate``).  The objective
+is lme4's: the Laplace approximation ``log|L|² + ‖ũ‖² + aic(μ)`` (``aic`` is
+the family's −2 log-likelihood) or, for ``nagq > 1`` and a single scalar
+random-effects term, adaptive Gauss–Hermite quadrature (``glmerAGQ``).
+
+The fit runs lme4's two stages: θ with β inside PIRLS (``nAGQ = 0``), then θ
+and β jointly from there.  :class:`GlmmModel` produces the fitted numbers
+(:class:`GlmmFit`); :class:`mixedfit.glmm_results.GlmmResults` is the face
+on top of them, and :func:`mixedfit.glmm_results.glmer` the whole fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import LinAlgError, cholesky, solve_triangular
+
+from .blocks import lower_template
+from .errors import ModelSpecError
+from .family import Family
+from .model import Convergence, _blas_controller, _diagonal_mask, check_convergence
+from .optimize import OptSummary, bobyqa, finite_derivatives
+from .terms import Design
+
+__all__ = ["GlmmModel", "GlmmFit", "PirlsState", "PirlsError"]
+
+_TOL_PWRSS = 1e-7  # glmerControl(tolPwrss)
+_MAXIT = 100  # mkdevfun's maxit for glmer
+_MAX_HALVINGS = 20  # pwrssUpdate's maxstephalfit
+_BOUNDARY_TOL = 1e-5  # glmerControl(boundary.tol)
+_MAX_NAGQ = 25  # lme4's limit on nAGQ
+# Stage 2's first steps, as lme4 sizes its Nelder-Mead simplex (optwrap):
+# 0.2 × 0.1 in every θ, 0.2 standard errors in every β.
+_THETA_STEP = 0.02
+_BETA_STEP = 0.2  # in standard errors (see GlmmModel._stage2)
+_RESTARTS = 3  # most BOBYQA restarts while each still lowers the deviance
+_XTOL_ABS = 1e-10
+_FTOL_ABS = 1e-10
+_RESTART_GAIN = 1e-10  # relative decrease of the deviance that warrants another restart
+_VCOV_WARNING = ("variance-covariance matrix computed from finite-difference Hessian is\n"
+                 "not positive definite or contains NA values: falling back to var-cov "
+                 "estimated from RX")
+
+
+class PirlsError(ArithmeticError):
+    """PIRLS did not converge (lme4's ``pwrssUpdate`` errors)."""
+
+
+@dataclass
+class PirlsState:
+    """Converged PIRLS at one θ (and β): the modes and what lme4's objective reads.
+
+    ``L`` is the lower Cholesky factor of ``ΛᵀZᵀWZΛ + I`` at the working
+    weights of the last iteration, ``sqrtw`` those weights' square roots
+    (lme4 keeps the decomposition made before the last update of μ).
+    """
+
+    u: np.ndarray
+    beta: np.ndarray
+    eta: np.ndarray
+    mu: np.ndarray
+    dev_resid: np.ndarray
+    L: np.ndarray
+    sqrtw: np.ndarray
+    iterations: int
+
+    @property
+    def ldL2(self) -> float:
+        return float(2.0 * np.sum(np.log(np.diagonal(self.L))))
+
+
+@dataclass
+class GlmmFit:
+    """The fitted numbers of a GLMM: what the results face reads.
+
+    Attributes
+    ----------
+    theta, beta : ndarray
+        Estimates (θ in lme4's order).
+    state : PirlsState
+        PIRLS at the estimates (modes, μ, η, the factor).
+    opt : OptSummary
+        The last stage's optimizer record (``final`` holds θ, then β after
+        the first stage), with the finite-difference gradient and Hessian of
+        the deviance in all parameters.
+    stage1 : OptSummary
+        The ``nAGQ = 0`` stage.
+    conv : Convergence
+        lme4's convergence messages and code.
+    vcov : ndarray
+        Covariance of β̂ (from the Hessian when it is positive definite,
+        else from R_X, as lme4's ``vcov``).
+    vcov_warnings : list of str
+        lme4's warning when it falls back to R_X.
+    """
+
+    theta: np.ndarray
+    beta: np.ndarray
+    state: PirlsState
+    opt: OptSummary
+    stage1: OptSummary
+    conv: Convergence
+    vcov: np.ndarray
+    vcov_warnings: list[str]
+
+
+class GlmmModel:
+    """A GLMM ready to be fitted: the design, the family and nAGQ.
+
+    Parameters
+    ----------
+    design : Design
+        Built with ``family=`` (:func:`mixedfit.terms.build_design`): the
+        response as R's ``family$initialize`` leaves it.
+    family : Family
+        The family and link.
+    nagq : int
+        0 (β inside PIRLS), 1 (Laplace, lme4's default) or up to 25 points
+        of adaptive Gauss–Hermite quadrature (one scalar random-effects term).
+
+    Examples
+    --------
+    >>> import mixedfit as mf
+    >>> from mixedfit.family import family
+    >>> from mixedfit.terms import build_design
+    >>> fam = family("binomial")
+    >>> d = build_design("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                  mf.load_dataset("cbpp"), family=fam)
+    >>> m = GlmmModel(d, fam)
+    >>> round(m.stage1_objective(np.array([1.0])), 4)  # lme4: devfun(1) with nAGQ = 0
+    189.4568
+    """
+
+    def __init__(self, design: Design, family: Family, nagq: int = 1):
+        if not design.terms:
+            raise ModelSpecError("No random effects terms specified in formula")
+        if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or not 0 <= nagq <= _MAX_NAGQ:
+            raise ModelSpecError(f"nagq must be a whole number from 0 to {_MAX_NAGQ} (lme4's nAGQ), not {nagq!r}")
+        if nagq > 1 and (len(design.terms) != 1 or design.terms[0].size != 1):
+            raise ModelSpecError("nAGQ > 1 is only available for models with a single, scalar "
+                                 "random-effects term (lme4's restriction): use nagq=1 (Laplace) "
+                                 "or nagq=0")
+        self.design, self.family, self.nagq = design, family, int(nagq)
+        n = design.nobs
+        self.y = np.asarray(design.y, float)
+        self.weights = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
+        self.trials = np.ones(n) if design.trials is None else np.asarray(design.trials, float)
+        self.offset = np.zeros(n) if design.offset is None else np.asarray(design.offset, float)
+        self.X = np.asarray(design.X, float)
+        sizes = [t.size for t in design.terms]
+        bounds = np.cumsum([0] + [s * (s + 1) // 2 for s in sizes])
+        self.theta_slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        mask = np.concatenate([_diagonal_mask(s) for s in sizes])
+        self.lower = np.where(mask == 1, 0.0, -np.inf)
+        # θ starts at 1 on the template diagonals (lme4's reTrms$theta for glmer)
+        self.start = mask.copy()
+        self._columns = self._z_columns()
+        self.q = int(sum(t.size * t.nlevels for t in design.terms))
+        self._lp0: np.ndarray | None = None  # linear predictor PIRLS starts from (lme4's lp0)
+        self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
+
+    # -- structure ------------------------------------------------------------
+    @property
+    def ntheta(self) -> int:
+        return self.lower.size
+
+    @property
+    def p(self) -> int:
+        return self.X.shape[1]
+
+    def _z_columns(self) -> np.ndarray:
+        """Per row, the columns of Z (lme4's order: term by term, level-major) it has entries in, (n, ΣS)."""
+        cols, offset = [], 0
+        for term in self.design.terms:
+            cols.append(offset + term.codes[:, None] * term.size + np.arange(term.size)[None, :])
+            offset += term.size * term.nlevels
+        return np.hstack(cols)
+
+    def templates(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Λθ's template per term (lme4 order)."""
+        return [lower_template(theta[sl], t.size) for sl, t in zip(self.theta_slices, self.design.terms)]
+
+    def zlambda(self, theta: np.ndarray) -> sp.csr_matrix:
+        """ZΛθ as a sparse (n, q) matrix: Z's pattern, each row's entries ``z_i T``."""
+        values = np.hstack([t.z @ T for t, T in zip(self.design.terms, self.templates(theta))])
+        n, k = values.shape
+        return sp.csr_matrix((values.ravel(), self._columns.ravel(), np.arange(0, n * k + 1, k)),
+                             shape=(n, self.q))
+
+    def is_singular(self, theta: np.ndarray) -> bool:
+        """lme4's ``isSingular``: a θ with a lower bound within 1e-4 of it."""
+        return bool(np.any(np.isfinite(self.lower) & (np.asarray(theta)[: self.ntheta] < 1e-4)))
+
+    # -- PIRLS ------------------------------------------------------------------
+    def _working(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """μ, √W and the working residual (y − μ)/μ' at η."""
+        fam = self.family
+        mu = fam.linkinv(eta)
+        mu_eta = fam.mu_eta(eta)
+        sqrtw = mu_eta * np.sqrt(self.weights / fam.variance(mu))
+        return mu, sqrtw, (self.y - mu) / mu_eta
+
+    def _penalized_deviance(self, eta: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        mu = self.family.linkinv(eta)
+        dev = self.family.dev_resids(self.y, mu, self.weights)
+        return float(np.sum(dev) + u @ u), mu, dev
+
+    def _solve(self, zl: sp.csr_matrix, sqrtw: np.ndarray, z: np.ndarray,
+               joint: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """The PWLS solution (u, β or None, L) at weights W = sqrtw² for working response z."""
+        zw = sp.diags(sqrtw) @ zl
+        A = (zw.T @ zw).toarray()
+        A[np.diag_indices_from(A)] += 1.0
+        try:
+            L = cholesky(A, lower=True, check_finite=False)
+        except LinAlgError:
+            raise PirlsError("the penalized weighted cross products are not positive definite") from None
+        wz = sqrtw * z
+        cu = solve_triangular(L, zw.T @ wz, lower=True, check_finite=False)
+        if not joint:
+            return solve_triangular(L, cu, lower=True, trans="T", check_finite=False), None, L
+        Xw = self.X * sqrtw[:, None]
+        RZX = solve_triangular(L, (zw.T @ Xw), lower=True, check_finite=False)
+        try:
+            RX = cholesky(Xw.T @ Xw - RZX.T @ RZX, lower=True, check_finite=False)
+        except LinAlgError:
+            raise PirlsError("the fixed-effects cross products are not positive definite") from None
+        cb = solve_triangular(RX, Xw.T @ wz - RZX.T @ cu, lower=True, check_finite=False)
+        beta = solve_triangular(RX, cb, lower=True, trans="T", check_finite=False)
+        u = solve_triangular(L, cu - RZX @ beta, lower=True, trans="T", check_finite=False)
+        return u, beta, L
+
+    def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None,
+              eta_start: np.ndarray | None = None, u_start: np.ndarray | None = None) -> PirlsState:
+        """lme4's ``pwrssUpdate``: the conditional modes at θ, with β fixed or (``beta=None``) solved too.
+
+        PIRLS starts from the linear predictor ``eta_start`` (default: the one
+        lme4 keeps, :attr:`lp0`, plus the offset).  Raises :class:`PirlsError`
+        where lme4 stops: no convergence in 100 steps, step halving that does
+        not lower the penalized deviance, NaN.
+        """
+        theta = np.asarray(theta, float)
+        joint = beta is None
+        zl = self.zlambda(theta)
+        eta = self.offset + self.lp0 if eta_start is None else eta_start
+        u_old = np.zeros(self.q) if u_start is None else u_start
+        beta_old = np.zeros(self.p) if joint else np.asarray(beta, float)
+        base = self.offset if joint else self.offset + self.X @ beta_old
+        oldpdev = np.finfo(float).max
+
+        def linpred(u_: np.ndarray, b_: np.ndarray) -> np.ndarray:
+            return (self.offset + self.X @ b_ if joint else base) + zl @ u_
+
+        for it in range(1, _MAXIT + 1):
+            mu, sqrtw, wres = self._working(eta)
+            u, b, L = self._solve(zl, sqrtw, eta - base + wres, joint)
+            b = beta_old if b is None else b
+            new_eta = linpred(u, b)
+            pdev, mu, dev = self._penalized_deviance(new_eta, u)
+            if abs((oldpdev - pdev) / pdev) < _TOL_PWRSS:
+                return PirlsState(u, b, new_eta, mu, dev, L, sqrtw, it)
+            if np.isnan(pdev) or pdev > oldpdev:
+                for _ in range(_MAX_HALVINGS):
+                    if not (np.isnan(pdev) or pdev > oldpdev):
+                        break
+                    u, b = (u_old + u) / 2.0, (beta_old + b) / 2.0 if joint else b
+                    new_eta = linpred(u, b)
+                    pdev, mu, dev = self._penalized_deviance(new_eta, u)
+                if np.isnan(pdev):
+                    raise PirlsError("PIRLS loop resulted in NaN value")
+                if pdev - oldpdev > _TOL_PWRSS:
+                    raise PirlsError("(maxstephalfit) PIRLS step-halvings failed to reduce deviance "
+                                     "in pwrssUpdate")
+            oldpdev, u_old, eta = pdev, u, new_eta
+            if joint:
+                beta_old = b
+        raise PirlsError("pwrssUpdate did not converge in (maxit) iterations")
+
+    @property
+    def lp0(self) -> np.ndarray:
+        """The linear predictor (without offset) PIRLS starts from: that of the first, joint PIRLS at θ₀.
+
+        lme4 fits PIRLS once at its starting θ from ``family$initialize``'s
+        μ, and then starts every evaluation of the first stage there
+        (``mkGlmerDevfun``'s ``lp0``); the second stage starts from the
+        first stage's optimum.
+        """
+        if self._lp0 is None:
+            eta0 = self.family.linkfun(self.family.mustart(self.y, self.weights))
+            state = self.pirls(self.start, None, eta_start=eta0)
+            self._lp0 = state.eta - self.offset
+        return self._lp0
+
+    # -- objectives -------------------------------------------------------------
+    def laplace(self, state: PirlsState) -> float:
+        """lme4's Laplace deviance: ``log|L|² + ‖u‖² + aic`` (the family's −2 log-likelihood)."""
+        aic = self.family.aic(self.y, self.trials, state.mu, self.weights, float(np.sum(state.dev_resid)))
+        return float(state.ldL2 + state.u @ state.u + aic)
+
+    def quadrature(self, state: PirlsState, theta: np.ndarray) -> float:
+        """lme4's ``glmerAGQ``: adaptive Gauss–Hermite quadrature around the modes, per level.
+
+        The deviance residuals (not ``aic``) enter here, as in lme4, so its
+        nAGQ > 1 deviance is on the scale of the deviance residuals.
+        """
+        term = self.design.terms[0]
+        codes, q = term.codes, self.q
+        zl = self.zlambda(theta)
+        base = state.eta - zl @ state.u
+
+        def per_level(u: np.ndarray, dev: np.ndarray) -> np.ndarray:
+            return u * u + np.bincount(codes, weights=dev, minlength=q)
+
+        devc0 = per_level(state.u, state.dev_resid)
+        sd = 1.0 / np.diagonal(state.L)
+        mult = np.zeros(q)
+        for z, w, ldnorm in self._agq:
+            if z == 0:
+                mult += w
+                continue
+            u = state.u + z * sd
+            dev = self.family.dev_resids(self.y, self.family.linkinv(base + zl @ u), self.weights)
+            mult += np.exp(-0.5 * (per_level(u, dev) - devc0) - ldnorm) * w / np.sqrt(2.0 * np.pi)
+        return float(np.sum(devc0) + state.ldL2 - 2.0 * np.sum(np.log(mult)))
+
+    def stage1_objective(self, theta: np.ndarray) -> float:
+        """The ``nAGQ = 0`` deviance at θ: β inside PIRLS; ``inf`` where PIRLS fails."""
+        try:
+            return self.laplace(self.pirls(theta, None))
+        except PirlsError:
+            return np.inf
+
+    def objective(self, par: np.ndarray) -> float:
+        """The deviance at (θ, β) (Laplace or quadrature); ``inf`` where PIRLS fails."""
+        theta, beta = par[: self.ntheta], par[self.ntheta:]
+        try:
+            state = self.pirls(theta, beta)
+        except PirlsError:
+            return np.inf
+        return self.laplace(state) if self.nagq <= 1 else self.quadrature(state, theta)
+
+    # -- fitting -----------------------------------------------------------------
+    def optimize(self, maxeval: int = 100_000) -> GlmmFit:
+        """lme4's two stages, its boundary check, derivatives, convergence checks and vcov.
+
+        BLAS runs single-threaded: the factorizations are small, and spinning
+        BLAS threads make them many times slower on busy cores (see
+        :meth:`mixedfit.model.MixedModel.blas_threads`).
+        """
+        if isinstance(maxeval, bool) or not isinstance(maxeval, (int, np.integer)) or maxeval < 1:
+            raise ModelSpecError(f"maxeval must be a positive whole number of evaluations, not {maxeval!r}")
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return self._optimize(maxeval)
+
+    def _optimize(self, maxeval: int) -> GlmmFit:
+        _ = self.lp0  # the first PIRLS: errors on a hopeless start surface here
+        if self.nagq == 0:  # stage 1 is the fit: minimized as closely as stage 2 (see _minimize)
+            stage1 = self._minimize(self.stage1_objective, self.start, self.lower,
+                                    np.full(self.ntheta, _THETA_STEP), maxeval)
+            stage1 = self._snap_to_boundary(stage1, self.stage1_objective)
+            state = self.pirls(stage1.final, None)
+            self._lp0 = state.eta - self.offset
+            conv = check_convergence(stage1, self.is_singular(stage1.final), derivatives=False)
+            return GlmmFit(stage1.final.copy(), state.beta, state, stage1, stage1, conv,
+                           self.vcov_rx(stage1.final, state), [])
+        stage1 = dataclasses.replace(bobyqa(self.stage1_objective, self.start, self.lower, maxeval=maxeval),
+                                     optimizer="bobyqa")
+        first = self.pirls(stage1.final, None)
+        self._lp0 = first.eta - self.offset  # stage 2 starts PIRLS from stage 1's optimum
+        start = np.concatenate([stage1.final, first.beta])
+        opt = self._stage2(start, first, stage1.final, maxeval)
+        return self._finish(self._snap_to_boundary(opt, self.objective), stage1)
+
+    def _finish(self, opt: OptSummary, stage1: OptSummary) -> GlmmFit:
+        """The fitted numbers at stage 2's optimum: derivatives, PIRLS there, convergence checks, vcov."""
+        opt.gradient, opt.hessian = finite_derivatives(self.objective, opt.final, opt.fmin)
+        theta, beta = opt.final[: self.ntheta], opt.final[self.ntheta:]
+        state = self.pirls(theta, beta)
+        conv = check_convergence(opt, self.is_singular(theta))
+        vcov, vcov_warnings = self._vcov(opt, theta, state)
+        return GlmmFit(theta.copy(), beta.copy(), state, opt, stage1, conv, vcov, vcov_warnings)
+
+    def fit_at(self, theta: np.ndarray, beta: np.ndarray) -> GlmmFit:
+        """The fitted numbers at given θ and β, without optimizing (nagq ≥ 1).
+
+        What glmer reports at its own estimates can be rebuilt from them:
+        the tests print the summary at glmer's optimum this way.
+        """
+        if self.nagq == 0:
+            raise ModelSpecError("fit_at() needs nagq >= 1: with nagq=0 β comes from PIRLS")
+        par = np.concatenate([np.asarray(theta, float), np.asarray(beta, float)])
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            opt = OptSummary("none", par.copy(), np.concatenate([self.lower, np.full(self.p, -np.inf)]),
+                             par.copy(), self.objective(par), 0, 0, "evaluated at the given parameters")
+            return self._finish(opt, opt)
+
+    def _stage2(self, start: np.ndarray, first: PirlsState, theta1: np.ndarray, maxeval: int) -> OptSummary:
+        """θ and β jointly by BOBYQA from stage 1's optimum, β in whitened coordinates.
+
+        β = β₁ + Cγ with C Cᵀ stage 1's covariance of β̂ (R_X's): BOBYQA's
+        steps are alike in every direction, and in γ the deviance is about
+        equally curved in each, however the predictors are scaled or
+        correlated (an intercept next to an uncentred HEIGHT, say).  lme4's
+        Nelder-Mead sizes its simplex by the standard errors instead, and
+        can stop far from the optimum on such fits.  Restarts from the
+        optimum while they still lower the deviance.
+        """
+        C = self._whitening(theta1, first)
+        beta1 = start[self.ntheta:]
+
+        def unwhiten(par: np.ndarray) -> np.ndarray:
+            return np.concatenate([par[: self.ntheta], beta1 + C @ par[self.ntheta:]])
+
+        def objective(par: np.ndarray) -> float:
+            return self.objective(unwhiten(par))
+
+        step = np.concatenate([np.full(self.ntheta, _THETA_STEP), np.full(self.p, _BETA_STEP)])
+        lower = np.concatenate([self.lower, np.full(self.p, -np.inf)])
+        x0 = np.concatenate([start[: self.ntheta], np.zeros(self.p)])
+        opt = self._minimize(objective, x0, lower, step, maxeval)
+        return dataclasses.replace(opt, initial=start.copy(), final=unwhiten(opt.final), lower=lower)
+
+    @staticmethod
+    def _minimize(objective, x0: np.ndarray, lower: np.ndarray, step: np.ndarray, maxeval: int) -> OptSummary:
+        """BOBYQA to tight tolerances, restarted from its optimum while that still lowers the objective.
+
+        lme4's optimizers stop on looser criteria (Nelder-Mead's ``FtolAbs``
+        of 1e-5 in stage 2); these tolerances reach an objective at or below
+        glmer's on every reference fit.
+        """
+        opt = bobyqa(objective, x0, lower, maxeval=maxeval, initial_step=step, xtol_rel=0.0,
+                     xtol_abs=_XTOL_ABS, ftol_abs=_FTOL_ABS)
+        for _ in range(_RESTARTS):
+            again = bobyqa(objective, opt.final, lower, maxeval=maxeval, initial_step=step / 100.0,
+                           xtol_rel=0.0, xtol_abs=_XTOL_ABS, ftol_abs=_FTOL_ABS)
+            gain = opt.fmin - again.fmin
+            again = dataclasses.replace(again, feval=opt.feval + again.feval, initial=opt.initial)
+            if gain <= 0:
+                opt.feval = again.feval
+                break
+            opt = again
+            if gain <= _RESTART_GAIN * abs(opt.fmin):
+                break
+        return dataclasses.replace(opt, optimizer="bobyqa")
+
+    def _whitening(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
+        """C with C Cᵀ = (R_X R_Xᵀ)⁻¹ at a PIRLS state; the identity where that is not positive definite."""
+        try:
+            C = np.linalg.cholesky(self._unscaled(theta, state))
+        except np.linalg.LinAlgError:
+            return np.eye(self.p)
+        return C if np.all(np.isfinite(C)) else np.eye(self.p)
+
+    def _snap_to_boundary(self, opt: OptSummary, objective) -> OptSummary:
+        """lme4's ``check.boundary``: θ within 1e-5 of its bound goes to the bound where that is no worse."""
+        near = np.flatnonzero((opt.final[: self.ntheta] - self.lower > 0)
+                              & (opt.final[: self.ntheta] - self.lower < _BOUNDARY_TOL))
+        for i in near:
+            trial = opt.final.copy()
+            trial[i] = self.lower[i]
+            value = objective(trial)
+            # within the optimizer's tolerance: at θ ≈ 0 the deviance is flat to rounding
+            if value <= opt.fmin + _FTOL_ABS:
+                opt.final, opt.fmin = trial, value
+        return opt
+
+    def _unscaled(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
+        """(R_X R_Xᵀ)⁻¹ at the state's weights (lme4's ``unsc()``)."""
+        zw = sp.diags(state.sqrtw) @ self.zlambda(theta)
+        Xw = self.X * state.sqrtw[:, None]
+        RZX = solve_triangular(state.L, zw.T @ Xw, lower=True, check_finite=False)
+        try:
+            return np.linalg.inv(Xw.T @ Xw - RZX.T @ RZX)
+        except np.linalg.LinAlgError:
+            return np.full((self.p, self.p), np.nan)
+
+    def sigma(self, theta: np.ndarray, state: PirlsState) -> float:
+        """lme4's σ: 1 for binomial and Poisson, else √(pwrss/n) (Pearson χ² + ‖u‖², over n)."""
+        if not self.family.has_dispersion:
+            return 1.0
+        pearson = (self.y - state.mu) * np.sqrt(self.weights / self.family.variance(state.mu))
+        return float(np.sqrt((pearson @ pearson + state.u @ state.u) / self.y.size))
+
+    def vcov_rx(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
+        """σ² (R_X R_Xᵀ)⁻¹: lme4's vcov where no Hessian is at hand."""
+        return self.sigma(theta, state) ** 2 * self._unscaled(theta, state)
+
+    def _vcov(self, opt: OptSummary, theta: np.ndarray, state: PirlsState) -> tuple[np.ndarray, list[str]]:
+        """lme4's ``vcov.merMod``: the β block of 2H⁻¹ when positive definite, else from R_X (with its warning)."""
+        try:
+            inv = np.linalg.solve(opt.hessian, np.eye(opt.hessian.shape[0]))
+        except np.linalg.LinAlgError:
+            inv = None
+        if inv is not None and np.all(np.isfinite(inv)):
+            block = inv[self.ntheta:, self.ntheta:]
+            V = block + block.T
+            if np.linalg.eigvalsh(V).min() > 0:
+                return V, []
+        return self.vcov_rx(theta, state), [_VCOV_WARNING]
+
+
+def _gauss_hermite(k: int) -> list[tuple[float, float, float]]:
+    """lme4's ``GHrule(k)``: nodes z, weights for the standard normal, log φ(z)."""
+    z, w = np.polynomial.hermite_e.hermegauss(k)
+    w = w / np.sqrt(2.0 * np.pi)
+    z[np.abs(z) < 1e-14] = 0.0  # the middle node of an odd rule is exactly 0 in lme4's table
+    return [(float(a), float(b), float(-0.5 * a * a - 0.5 * np.log(2.0 * np.pi))) for a, b in zip(z, w)]
