@@ -372,13 +372,24 @@ class GlmmModel:
             conv = check_convergence(stage1, self.is_singular(stage1.final), derivatives=False)
             return GlmmFit(stage1.final.copy(), state.beta, state, stage1, stage1, conv,
                            self.vcov_rx(stage1.final, state), [])
-        stage1 = dataclasses.replace(bobyqa(self.stage1_objective, self.start, self.lower, maxeval=maxeval),
-                                     optimizer="bobyqa")
-        first = self.pirls(stage1.final, None)
-        self._lp0 = first.eta - self.offset  # stage 2 starts PIRLS from stage 1's optimum
+        stage1, first = self._stage1(maxeval)
         start = np.concatenate([stage1.final, first.beta])
         opt = self._stage2(start, first, stage1.final, maxeval)
         return self._finish(self._snap_to_boundary(opt, self.objective), stage1)
+
+    def _stage1(self, maxeval: int) -> tuple[OptSummary, PirlsState]:
+        """θ by BOBYQA with β inside PIRLS; PIRLS at its optimum becomes :attr:`lp0`.
+
+        Stage 2 starts every PIRLS from there, as lme4 does.  The deviance
+        lme4 reports depends on that start: PIRLS stops at a relative change
+        of 1e-7 in the penalized deviance, and log|L|² is not stationary in
+        u, so the Laplace deviance moves by up to ~1e-4 with the start.
+        """
+        stage1 = dataclasses.replace(bobyqa(self.stage1_objective, self.start, self.lower, maxeval=maxeval),
+                                     optimizer="bobyqa")
+        first = self.pirls(stage1.final, None)
+        self._lp0 = first.eta - self.offset
+        return stage1, first
 
     def _finish(self, opt: OptSummary, stage1: OptSummary) -> GlmmFit:
         """The fitted numbers at stage 2's optimum: derivatives, PIRLS there, convergence checks, vcov."""
@@ -389,19 +400,36 @@ class GlmmModel:
         vcov, vcov_warnings = self._vcov(opt, theta, state)
         return GlmmFit(theta.copy(), beta.copy(), state, opt, stage1, conv, vcov, vcov_warnings)
 
-    def fit_at(self, theta: np.ndarray, beta: np.ndarray) -> GlmmFit:
-        """The fitted numbers at given θ and β, without optimizing (nagq ≥ 1).
+    def fit_at(self, theta: np.ndarray, beta: np.ndarray | None = None,
+               stage1_theta: np.ndarray | None = None) -> GlmmFit:
+        """The fitted numbers at given θ and β, without optimizing.
 
         What glmer reports at its own estimates can be rebuilt from them:
-        the tests print the summary at glmer's optimum this way.
+        the tests print the summary at glmer's optimum this way.  PIRLS
+        starts where glmer's second stage starts it, at the first stage's
+        optimum: ``stage1_theta`` (glmer's nAGQ = 0 θ), or else this
+        model's own first stage.  With nagq = 0, β comes from PIRLS
+        (``beta`` is ignored).
         """
-        if self.nagq == 0:
-            raise ModelSpecError("fit_at() needs nagq >= 1: with nagq=0 β comes from PIRLS")
-        par = np.concatenate([np.asarray(theta, float), np.asarray(beta, float)])
+        theta = np.asarray(theta, float)
         with _blas_controller().limit(limits=1, user_api="blas"):
+            if self.nagq == 0:
+                state = self.pirls(theta, None)
+                opt = OptSummary("none", theta.copy(), self.lower.copy(), theta.copy(), self.laplace(state),
+                                 0, 0, "evaluated at the given parameters")
+                conv = check_convergence(opt, self.is_singular(theta), derivatives=False)
+                return GlmmFit(theta.copy(), state.beta, state, opt, opt, conv, self.vcov_rx(theta, state), [])
+            if stage1_theta is None:
+                stage1, _ = self._stage1(100_000)
+            else:
+                start = np.asarray(stage1_theta, float)
+                stage1 = OptSummary("none", start.copy(), self.lower.copy(), start.copy(),
+                                    self.stage1_objective(start), 0, 0, "evaluated at the given parameters")
+                self._lp0 = self.pirls(start, None).eta - self.offset
+            par = np.concatenate([theta, np.asarray(beta, float)])
             opt = OptSummary("none", par.copy(), np.concatenate([self.lower, np.full(self.p, -np.inf)]),
                              par.copy(), self.objective(par), 0, 0, "evaluated at the given parameters")
-            return self._finish(opt, opt)
+            return self._finish(opt, stage1)
 
     def _stage2(self, start: np.ndarray, first: PirlsState, theta1: np.ndarray, maxeval: int) -> OptSummary:
         """θ and β jointly by BOBYQA from stage 1's optimum, β in whitened coordinates.

@@ -282,7 +282,14 @@ def glmer(formula: str, data, *, family: str | Family, nagq: int = 1, weights=No
                           offset_name=offset if isinstance(offset, str) else None)
     for msg in fitted.vcov_warnings:
         warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-    for msg in fitted.conv.messages:
+    for msg in _warning_texts(fitted.conv.messages):
         cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
         warnings.warn(msg, cls, stacklevel=3)
     return results
+
+
+def _warning_texts(messages: list[str]) -> list[str]:
+    """lme4's warnings from its convergence messages: the Hessian's pasted into one, with ";"."""
+    hessian = [m for m in messages if m.startswith("Model is nearly unidentifiable")]
+    others = [m for m in messages if m not in hessian]
+    return others + ([";".join(hessian)] if hessian else [])

@@ -441,9 +441,10 @@ def _gradient_check(opt: OptSummary) -> tuple[str | None, bool]:
     mingrad = np.minimum(np.abs(scaled), np.abs(grad))
     if mingrad.max() <= _GRAD_TOL:
         return None, False
+    # lme4 names "component" which.max(max(mingrad)): always 1
     return (
         f"Model failed to converge with max|grad| = {_r_g(mingrad.max())} "
-        f"(tol = {_r_g(_GRAD_TOL)}, component {int(np.argmax(mingrad)) + 1})",
+        f"(tol = {_r_g(_GRAD_TOL)}, component 1)",
         True,
     )
 
@@ -465,8 +466,7 @@ def check_convergence(opt: OptSummary, singular: bool, derivatives: bool = True)
     if grad_message:
         messages.append(grad_message)
     hess_messages, hess_code = _check_hessian(opt.hessian)
-    if hess_messages:  # lme4's checkConv pastes the Hessian's messages into one, with ";"
-        messages.append(";".join(hess_messages))
+    messages += hess_messages
     return Convergence(messages, hess_code or (-1 if grad_failed else 0))
 
 

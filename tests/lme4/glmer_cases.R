@@ -171,6 +171,13 @@ fit_case <- function(case) {
     summary_lines = jstr(capture.output(print(ss))),
     print_lines = jstr(capture.output(print(m)))
   )
+  if (case$nAGQ > 0) {
+    # glmer's first stage is the nAGQ = 0 fit: its theta is where the second
+    # stage starts PIRLS from (lp0), on which the deviance glmer reports depends
+    call0 <- call
+    call0$nAGQ <- 0L
+    rec$stage1_theta <- jobj(getME(suppressMessages(eval(call0, env)), "theta"))
+  }
   if (!is.null(case$sim)) rec$data <- data_record(d)
   if (isTRUE(case$time)) {
     times <- replicate(3, system.time(suppressMessages(eval(call, env)))[["elapsed"]])
