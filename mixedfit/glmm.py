@@ -59,7 +59,7 @@ class PirlsError(ArithmeticError):
 class PirlsState:
     """Converged PIRLS at one θ (and β): the modes and what lme4's objective reads.
 
-    ``L`` is the lower Cholesky factor of ``ΛᵀZᵀWZΛ + I`` at the working
+    ``L`` is the Cholesky factor of ``ΛᵀZᵀWZΛ + I`` at the working
     weights of the last iteration, ``sqrtw`` those weights' square roots
     (lme4 keeps the decomposition made before the last update of μ).
     """
@@ -69,13 +69,85 @@ class PirlsState:
     eta: np.ndarray
     mu: np.ndarray
     dev_resid: np.ndarray
-    L: np.ndarray
+    L: BlockFactor
     sqrtw: np.ndarray
     iterations: int
 
     @property
     def ldL2(self) -> float:
-        return float(2.0 * np.sum(np.log(np.diagonal(self.L))))
+        return self.L.logdet
+
+
+class BlockFactor:
+    """The Cholesky factor of ``A = ΛᵀZᵀWZΛ + I`` in two blocks, the linear engine's way.
+
+    The first random-effects term's block of A is block diagonal (one S×S
+    block per level), so its factor ``L0`` is a batch of tiny
+    factorizations; the other terms' columns (the rest) are factored after
+    eliminating it, densely: ``A = [D Bᵀ; B C]``, ``L = [L0 0; F Lr]`` with
+    ``F = B L0⁻ᵀ`` and ``Lr Lrᵀ = C − F Fᵀ``.  Raises :class:`PirlsError`
+    where A is not positive definite.
+    """
+
+    def __init__(self, D: np.ndarray, B: np.ndarray, C: np.ndarray):
+        self.ell, self.S = D.shape[0], D.shape[1]
+        try:
+            self.L0 = np.sqrt(D) if self.S == 1 else np.linalg.cholesky(D)
+            if self.S == 1 and not np.all(D > 0):
+                raise LinAlgError
+            self.F = _right_solve_blocks(B, self.L0) if B.size else B
+            self.Lr = cholesky(C - self.F @ self.F.T, lower=True, check_finite=False) if C.size else C
+        except (LinAlgError, np.linalg.LinAlgError):
+            raise PirlsError("the penalized weighted cross products are not positive definite") from None
+        self.q0 = self.ell * self.S
+
+    @property
+    def logdet(self) -> float:
+        """log|L|² = log|A|."""
+        d0 = self.L0.reshape(-1) if self.S == 1 else np.diagonal(self.L0, axis1=1, axis2=2)
+        return float(2.0 * (np.sum(np.log(d0)) + np.sum(np.log(np.diagonal(self.Lr)))))
+
+    def diagonal(self) -> np.ndarray:
+        d0 = self.L0.reshape(-1) if self.S == 1 else np.diagonal(self.L0, axis1=1, axis2=2).reshape(-1)
+        return np.concatenate([d0, np.diagonal(self.Lr)])
+
+    def solve_lower(self, b: np.ndarray) -> np.ndarray:
+        """L⁻¹ b, for b of shape (q,) or (q, k)."""
+        b = np.asarray(b, float)
+        x0 = _solve_blocks(self.L0, b[: self.q0], transpose=False)
+        if not self.Lr.size:
+            return x0
+        xr = solve_triangular(self.Lr, b[self.q0:] - self.F @ x0, lower=True, check_finite=False)
+        return np.concatenate([x0, xr])
+
+    def solve_upper(self, x: np.ndarray) -> np.ndarray:
+        """L⁻ᵀ x."""
+        x = np.asarray(x, float)
+        if not self.Lr.size:
+            return _solve_blocks(self.L0, x, transpose=True)
+        yr = solve_triangular(self.Lr, x[self.q0:], lower=True, trans="T", check_finite=False)
+        return np.concatenate([_solve_blocks(self.L0, x[: self.q0] - self.F.T @ yr, transpose=True), yr])
+
+    def inverse(self) -> np.ndarray:
+        """A⁻¹, dense (once, for the conditional variances)."""
+        eye = np.eye(self.q0 + self.Lr.shape[0])
+        return self.solve_upper(self.solve_lower(eye))
+
+
+def _solve_blocks(L0: np.ndarray, b: np.ndarray, transpose: bool) -> np.ndarray:
+    """Per level, L0ⱼ⁻¹ bⱼ (or L0ⱼ⁻ᵀ bⱼ) for b of shape (ℓS,) or (ℓS, k)."""
+    ell, S = L0.shape[0], L0.shape[1]
+    if S == 1:
+        scale = L0.reshape(-1)
+        return b / (scale if b.ndim == 1 else scale[:, None])
+    rhs = b.reshape(ell, S, -1)
+    factors = np.swapaxes(L0, 1, 2) if transpose else L0
+    return np.linalg.solve(factors, rhs).reshape(b.shape)
+
+
+def _right_solve_blocks(B: np.ndarray, L0: np.ndarray) -> np.ndarray:
+    """B L0⁻ᵀ for B of shape (m, ℓS): per level, the columns of B times L0ⱼ⁻ᵀ."""
+    return _solve_blocks(L0, B.T, transpose=False).T
 
 
 @dataclass
@@ -191,10 +263,35 @@ class GlmmModel:
 
     def zlambda(self, theta: np.ndarray) -> sp.csr_matrix:
         """ZΛθ as a sparse (n, q) matrix: Z's pattern, each row's entries ``z_i T``."""
-        values = np.hstack([t.z @ T for t, T in zip(self.design.terms, self.templates(theta))])
+        return self._sparse(np.hstack(self._term_values(theta)), self._columns, self.q)
+
+    def _term_values(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per term, the (n, S) entries of ZΛ in its columns: ``z_i T``."""
+        return [t.z @ T for t, T in zip(self.design.terms, self.templates(theta))]
+
+    @staticmethod
+    def _sparse(values: np.ndarray, columns: np.ndarray, width: int) -> sp.csr_matrix:
         n, k = values.shape
-        return sp.csr_matrix((values.ravel(), self._columns.ravel(), np.arange(0, n * k + 1, k)),
-                             shape=(n, self.q))
+        return sp.csr_matrix((values.ravel(), columns.ravel(), np.arange(0, n * k + 1, k)), shape=(n, width))
+
+    def _weighted_blocks(self, values: list[np.ndarray], sqrtw: np.ndarray) -> BlockFactor:
+        """The factor of ΛᵀZᵀWZΛ + I from the terms' ZΛ entries at weights sqrtw²."""
+        first, S0 = self.design.terms[0], self.design.terms[0].size
+        v0 = values[0] * sqrtw[:, None]
+        D = np.empty((first.nlevels, S0, S0))
+        for s in range(S0):
+            for t in range(s + 1):
+                D[:, s, t] = D[:, t, s] = np.bincount(first.codes, weights=v0[:, s] * v0[:, t],
+                                                      minlength=first.nlevels)
+        D[:, np.arange(S0), np.arange(S0)] += 1.0
+        q0 = first.nlevels * S0
+        if len(values) == 1:
+            return BlockFactor(D, np.empty((0, q0)), np.empty((0, 0)))
+        rest = self._sparse(np.hstack(values[1:]) * sqrtw[:, None], self._columns[:, S0:] - q0, self.q - q0)
+        z0 = self._sparse(v0, self._columns[:, :S0], q0)
+        C = (rest.T @ rest).toarray()
+        C[np.diag_indices_from(C)] += 1.0
+        return BlockFactor(D, (rest.T @ z0).toarray(), C)
 
     def is_singular(self, theta: np.ndarray) -> bool:
         """lme4's ``isSingular``: a θ with a lower bound within 1e-4 of it."""
@@ -214,30 +311,23 @@ class GlmmModel:
         dev = self.family.dev_resids(self.y, mu, self.weights)
         return float(np.sum(dev) + u @ u), mu, dev
 
-    def _solve(self, zl: sp.csr_matrix, sqrtw: np.ndarray, z: np.ndarray,
-               joint: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    def _solve(self, zl: sp.csr_matrix, values: list[np.ndarray], sqrtw: np.ndarray, z: np.ndarray,
+               joint: bool) -> tuple[np.ndarray, np.ndarray | None, BlockFactor]:
         """The PWLS solution (u, β or None, L) at weights W = sqrtw² for working response z."""
-        zw = sp.diags(sqrtw) @ zl
-        A = (zw.T @ zw).toarray()
-        A[np.diag_indices_from(A)] += 1.0
-        try:
-            L = cholesky(A, lower=True, check_finite=False)
-        except LinAlgError:
-            raise PirlsError("the penalized weighted cross products are not positive definite") from None
-        wz = sqrtw * z
-        cu = solve_triangular(L, zw.T @ wz, lower=True, check_finite=False)
+        L = self._weighted_blocks(values, sqrtw)
+        w = sqrtw * sqrtw
+        cu = L.solve_lower(zl.T @ (w * z))
         if not joint:
-            return solve_triangular(L, cu, lower=True, trans="T", check_finite=False), None, L
+            return L.solve_upper(cu), None, L
         Xw = self.X * sqrtw[:, None]
-        RZX = solve_triangular(L, (zw.T @ Xw), lower=True, check_finite=False)
+        RZX = L.solve_lower(zl.T @ (self.X * w[:, None]))
         try:
             RX = cholesky(Xw.T @ Xw - RZX.T @ RZX, lower=True, check_finite=False)
         except LinAlgError:
             raise PirlsError("the fixed-effects cross products are not positive definite") from None
-        cb = solve_triangular(RX, Xw.T @ wz - RZX.T @ cu, lower=True, check_finite=False)
+        cb = solve_triangular(RX, Xw.T @ (sqrtw * z) - RZX.T @ cu, lower=True, check_finite=False)
         beta = solve_triangular(RX, cb, lower=True, trans="T", check_finite=False)
-        u = solve_triangular(L, cu - RZX @ beta, lower=True, trans="T", check_finite=False)
-        return u, beta, L
+        return L.solve_upper(cu - RZX @ beta), beta, L
 
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None,
               eta_start: np.ndarray | None = None, u_start: np.ndarray | None = None) -> PirlsState:
@@ -250,7 +340,8 @@ class GlmmModel:
         """
         theta = np.asarray(theta, float)
         joint = beta is None
-        zl = self.zlambda(theta)
+        values = self._term_values(theta)
+        zl = self._sparse(np.hstack(values), self._columns, self.q)
         eta = self.offset + self.lp0 if eta_start is None else eta_start
         u_old = np.zeros(self.q) if u_start is None else u_start
         beta_old = np.zeros(self.p) if joint else np.asarray(beta, float)
@@ -262,7 +353,7 @@ class GlmmModel:
 
         for it in range(1, _MAXIT + 1):
             mu, sqrtw, wres = self._working(eta)
-            u, b, L = self._solve(zl, sqrtw, eta - base + wres, joint)
+            u, b, L = self._solve(zl, values, sqrtw, eta - base + wres, joint)
             b = beta_old if b is None else b
             new_eta = linpred(u, b)
             pdev, mu, dev = self._penalized_deviance(new_eta, u)
@@ -321,7 +412,7 @@ class GlmmModel:
             return u * u + np.bincount(codes, weights=dev, minlength=q)
 
         devc0 = per_level(state.u, state.dev_resid)
-        sd = 1.0 / np.diagonal(state.L)
+        sd = 1.0 / state.L.diagonal()
         mult = np.zeros(q)
         for z, w, ldnorm in self._agq:
             if z == 0:
@@ -503,9 +594,8 @@ class GlmmModel:
 
     def _unscaled(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
         """(R_X R_Xᵀ)⁻¹ at the state's weights (lme4's ``unsc()``)."""
-        zw = sp.diags(state.sqrtw) @ self.zlambda(theta)
         Xw = self.X * state.sqrtw[:, None]
-        RZX = solve_triangular(state.L, zw.T @ Xw, lower=True, check_finite=False)
+        RZX = state.L.solve_lower(self.zlambda(theta).T @ (Xw * state.sqrtw[:, None]))
         try:
             return np.linalg.inv(Xw.T @ Xw - RZX.T @ RZX)
         except np.linalg.LinAlgError:

@@ -17,7 +17,6 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 from scipy import stats
-from scipy.linalg import cho_solve
 
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from .family import Family, family as make_family
@@ -137,8 +136,7 @@ class GlmmResults(MixedResults):
     @cached_property
     def _condvar(self) -> list[np.ndarray]:
         """σ² Λ (ΛᵀZᵀWZΛ + I)⁻¹ Λᵀ per level, per term (lme4's ``condVar``)."""
-        L = self.fitted.state.L
-        inverse = cho_solve((L, True), np.eye(L.shape[0]))
+        inverse = self.fitted.state.L.inverse()
         out, offset, s2 = [], 0, self.sigma**2
         for term, T in zip(self.model.design.terms, self._templates_lme4):
             S, ell = term.size, term.nlevels
