@@ -22,6 +22,8 @@ from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
 from .family import Family, family as make_family
 from .glmm import GlmmFit, GlmmModel
 from .glmm_summary import GlmmSummary, print_text
+from .inference.predict import predict as predict_eta
+from .inference.predict import simulated_linear_predictors
 from .results import MixedResults
 from .terms import build_design
 
@@ -220,11 +222,52 @@ class GlmmResults(MixedResults):
     def anova(self, ddf: str = "satterthwaite"):
         self._not_yet("the type III ANOVA table")
 
-    def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False):
-        self._not_yet("predict()")
+    def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False,
+                type: str = "link") -> pd.Series:  # noqa: A002 (lme4's argument name)
+        """Predictions as lme4's ``predict(fit, newdata, re.form, allow.new.levels, type)``.
 
-    def simulate(self, nsim: int = 1, seed=None, use_u: bool = False):
-        self._not_yet("simulate()")
+        ``type="link"`` (lme4's default) gives η, ``type="response"`` the mean
+        μ = g⁻¹(η).  The other arguments are those of
+        :func:`mixedfit.inference.predict.predict`.
+        """
+        if type not in ("link", "response"):
+            raise ModelSpecError(f"type must be 'link' or 'response', not {type!r}")
+        eta = predict_eta(self, newdata=newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+        return eta if type == "link" else pd.Series(self.family.linkinv(eta.to_numpy()), index=eta.index)
+
+    def simulate(self, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
+        """Responses simulated from the fit, as lme4's ``simulate(fit, nsim, seed, use.u)``.
+
+        Random effects drawn afresh (or, with ``use_u``, held at their modes),
+        then responses from the family at μ = g⁻¹(η): binomial successes
+        (out of the trials of a ``cbind`` response; 0/1 otherwise), Poisson
+        counts, Gamma values with shape 1/σ², inverse Gaussian values with
+        λ = weight/σ².  numpy's generator: R's draws cannot be reproduced.
+        """
+        rng = np.random.default_rng(seed)
+        m = self.model
+        columns = {}
+        etas = simulated_linear_predictors(self, nsim, rng, use_u, self.fitted.state.eta)
+        for j, eta in enumerate(etas):
+            columns[f"sim_{j + 1}"] = self._draw(rng, m.family.linkinv(eta))
+        out = pd.DataFrame(columns, index=m.design.rows)
+        out.attrs["seed"] = seed
+        return out
+
+    def _draw(self, rng: np.random.Generator, mu: np.ndarray) -> np.ndarray:
+        """One response per row from the family at mean μ (R's ``family$simulate``)."""
+        m, name = self.model, self.family.name
+        if name == "binomial":
+            trials = m.trials if m.design.trials is not None else np.ones_like(mu)
+            return rng.binomial(np.rint(trials).astype(np.int64), mu).astype(float)
+        if name == "poisson":
+            return rng.poisson(mu).astype(float)
+        dispersion = self.sigma**2
+        if name == "Gamma":
+            return rng.gamma(1.0 / dispersion, mu * dispersion)
+        if name == "inverse.gaussian":
+            return rng.wald(mu, m.weights / dispersion)
+        raise ModelSpecError(f"simulate() is not implemented for the {name} family")
 
     def refit(self, new_y):
         self._not_yet("refit()")

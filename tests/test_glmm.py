@@ -364,6 +364,10 @@ def test_results_record_pickle_and_refusals():
         fit.confint(method="profile")
     with pytest.raises(ModelSpecError, match="not implemented for GLMMs"):
         fit.bootstrap(10)
+    with pytest.raises(ModelSpecError, match="not implemented for GLMMs"):
+        fit.profile()
+    with pytest.raises(ModelSpecError, match="type must be 'link' or 'response'"):
+        fit.predict(type="terms")
     with pytest.raises(ModelSpecError, match="type must be one of"):
         fit.resid("partial")
     assert "<pre>" in fit._repr_html_()
@@ -375,3 +379,55 @@ def test_coef_adds_fixed_and_random_effects():
     re = fit.ranef()["district"]
     np.testing.assert_allclose(coef["urbanY"], fit.fixef["urbanY"] + re["urbanY"])
     np.testing.assert_allclose(coef["age"], fit.fixef["age"])
+
+
+# ---------------------------------------------------------------------------
+# anova, predict, simulate (fixtures/glmer_extras.json)
+# ---------------------------------------------------------------------------
+EXTRAS = FIXTURES / "glmer_extras.json"
+CBPP_FORMULA = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+
+
+def test_anova_of_glmms_prints_as_lme4():
+    fx = json.loads(EXTRAS.read_text(encoding="utf-8"))
+    cbpp = mf.load_dataset("cbpp")
+    m1 = fitted("cbpp")[0]
+    m0 = mf.mixed("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", cbpp, family="binomial",
+                  data_name="cbpp")
+    table = mf.anova(m0, m1, names=["m0", "m1"])
+    assert str(table).split("\n") == fx["anova"]["text"]
+    np.testing.assert_allclose(table["Chisq"].to_numpy()[1:], fx["anova"]["table"]["Chisq"][1:], rtol=1e-6)
+
+
+def test_predict_at_glmer_estimates():
+    fx = json.loads(EXTRAS.read_text(encoding="utf-8"))
+    fam = family("binomial")
+    model = GlmmModel(build_design(CBPP_FORMULA, mf.load_dataset("cbpp"), family=fam), fam)
+    fit = GlmmResults(model, model.fit_at(list(fx["theta"].values()), list(fx["beta"].values()),
+                                          list(fx["stage1_theta"].values())))
+    new = pd.DataFrame(fx["newdata"])
+    np.testing.assert_allclose(fit.predict(new, allow_new_levels=True), fx["predict_link"], rtol=1e-7)
+    np.testing.assert_allclose(fit.predict(new, allow_new_levels=True, type="response"),
+                               fx["predict_response"], rtol=1e-7)
+    np.testing.assert_allclose(fit.predict(new, re_form="~0", type="response"), fx["predict_fixed_response"],
+                               rtol=1e-12)
+    # without newdata: the fitted rows, η and μ
+    np.testing.assert_allclose(fit.predict(type="response"), fit.fittedvalues, rtol=1e-12)
+    np.testing.assert_allclose(fit.predict(), fit.linear_predictor, rtol=1e-12)
+
+
+def test_simulate_draws_from_the_family():
+    fit = fitted("cbpp")[0]
+    sims = fit.simulate(nsim=3, seed=7)
+    assert list(sims.columns) == ["sim_1", "sim_2", "sim_3"]
+    pd.testing.assert_frame_equal(sims, fit.simulate(nsim=3, seed=7))
+    size = mf.load_dataset("cbpp")["size"].to_numpy()
+    assert np.all((sims.to_numpy() >= 0) & (sims.to_numpy() <= size[:, None]))
+    assert np.all(sims.to_numpy() == np.rint(sims.to_numpy()))
+    # conditional on the modes, the mean of many draws is the fitted count
+    many = fit.simulate(nsim=4000, seed=1, use_u=True).to_numpy().mean(axis=1)
+    mu = fit.fittedvalues.to_numpy() * size
+    sd = np.sqrt(size * fit.fittedvalues.to_numpy() * (1 - fit.fittedvalues.to_numpy()) / 4000)
+    assert np.all(np.abs(many - mu) <= 5 * sd + 1e-12)
+    gamma = fitted("gamma_log")[0].simulate(nsim=2, seed=1)
+    assert np.all(gamma.to_numpy() > 0)

@@ -232,3 +232,29 @@ if (!length(args) || "families" %in% args) {
                 file.path(fixtures_dir, "glmer_families.json"))
   cat("families written\n")
 }
+
+# anova() and predict() of glmer fits (tests/test_glmm.py)
+extras <- function() {
+  cbpp <- read_dataset("cbpp")
+  m1 <- glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial)
+  m0 <- glmer(cbind(incidence, size - incidence) ~ 1 + (1 | herd), cbpp, binomial)
+  a <- anova(m0, m1)
+  nd <- data.frame(period = factor(c("1", "2", "4", "3"), levels = levels(cbpp$period)),
+                   herd = factor(c("1", "7", "15", "new"), levels = c(levels(cbpp$herd), "new")))
+  list(
+    lme4_version = as.character(packageVersion("lme4")), r_version = R.version.string,
+    anova = list(table = jtable(as.data.frame(a), column_names = TRUE),
+                 text = jstr(capture.output(print(a)))),
+    newdata = list(period = jstr(as.character(nd$period)), herd = jstr(as.character(nd$herd))),
+    predict_link = jarr(predict(m1, nd, allow.new.levels = TRUE)),
+    predict_response = jarr(predict(m1, nd, type = "response", allow.new.levels = TRUE)),
+    predict_fixed_response = jarr(predict(m1, nd, re.form = NA, type = "response")),
+    theta = jobj(getME(m1, "theta")), beta = jobj(fixef(m1)),
+    stage1_theta = jobj(getME(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp,
+                                    binomial, nAGQ = 0), "theta"))
+  )
+}
+if (!length(args) || "extras" %in% args) {
+  write_fixture(extras(), file.path(fixtures_dir, "glmer_extras.json"))
+  cat("extras written\n")
+}
