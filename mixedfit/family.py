@@ -58,10 +58,14 @@ def _cloglog_mu_eta(eta: Array) -> Array:
         return np.maximum(np.exp(eta - np.exp(eta)), _EPS)
 
 
+def _logit_mu_eta(eta: Array) -> Array:
+    """R's dlogis(η), at least ε: e/(1 + e)² with e = exp(−|η|)."""
+    e = np.exp(-np.abs(eta))
+    return np.maximum(e / (1.0 + e) ** 2, _EPS)
+
+
 _LINKS: dict[str, Link] = {
-    "logit": Link("logit", special.logit,
-                  lambda eta: _clamp01(special.expit(eta)),
-                  lambda eta: np.maximum(np.exp(-np.abs(eta)) / (1.0 + np.exp(-np.abs(eta))) ** 2, _EPS)),
+    "logit": Link("logit", special.logit, lambda eta: _clamp01(special.expit(eta)), _logit_mu_eta),
     "probit": Link("probit", special.ndtri,
                    lambda eta: np.minimum(special.ndtr(eta), 1.0 - _EPS),
                    lambda eta: stats.norm.pdf(eta)),
@@ -103,9 +107,13 @@ def _binomial_dev(y: Array, mu: Array, wt: Array) -> Array:
 def _binomial_aic(y: Array, n: Array, mu: Array, wt: Array, dev: float) -> float:
     m = n if np.any(n > 1) else wt
     successes, trials = np.rint(m * y), np.rint(m)
+    failures = trials - successes
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(trials <= 0, 0.0, wt / np.where(trials <= 0, 1.0, trials))
-        logpmf = stats.binom.logpmf(successes, trials, mu)
+        # R's dbinom(log = TRUE), as scipy's binom.logpmf computes it, without its checks
+        logpmf = (special.gammaln(trials + 1.0) - special.gammaln(successes + 1.0)
+                  - special.gammaln(failures + 1.0) + special.xlogy(successes, mu)
+                  + special.xlog1py(failures, -mu))
     return float(-2.0 * np.sum(np.where(scale == 0, 0.0, scale * logpmf)))
 
 
