@@ -602,12 +602,16 @@ class GlmmModel:
         except np.linalg.LinAlgError:
             return np.full((self.p, self.p), np.nan)
 
+    def pwrss(self, state: PirlsState) -> float:
+        """lme4's penalized weighted residual sum of squares: Pearson χ² + ‖u‖²."""
+        pearson = (self.y - state.mu) * np.sqrt(self.weights / self.family.variance(state.mu))
+        return float(pearson @ pearson + state.u @ state.u)
+
     def sigma(self, theta: np.ndarray, state: PirlsState) -> float:
-        """lme4's σ: 1 for binomial and Poisson, else √(pwrss/n) (Pearson χ² + ‖u‖², over n)."""
+        """lme4's σ: 1 for binomial and Poisson, else √(pwrss/n)."""
         if not self.family.has_dispersion:
             return 1.0
-        pearson = (self.y - state.mu) * np.sqrt(self.weights / self.family.variance(state.mu))
-        return float(np.sqrt((pearson @ pearson + state.u @ state.u) / self.y.size))
+        return float(np.sqrt(self.pwrss(state) / self.y.size))
 
     def vcov_rx(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
         """σ² (R_X R_Xᵀ)⁻¹: lme4's vcov where no Hessian is at hand."""

@@ -69,6 +69,11 @@ class GlmmResults(MixedResults):
         return pd.Series(self.fitted.theta, index=self.theta_names, name="theta")
 
     @property
+    def pwrss(self) -> float:
+        """lme4's penalized weighted residual sum of squares (Pearson χ² + ‖ũ‖²)."""
+        return self.model.pwrss(self.fitted.state)
+
+    @property
     def sigma(self) -> float:
         """lme4's ``sigma()``: 1 for binomial and Poisson fits, else √(pwrss/n)."""
         return self.model.sigma(self.fitted.theta, self.fitted.state)
