@@ -128,10 +128,29 @@ class BlockFactor:
         yr = solve_triangular(self.Lr, x[self.q0:], lower=True, trans="T", check_finite=False)
         return np.concatenate([_solve_blocks(self.L0, x[: self.q0] - self.F.T @ yr, transpose=True), yr])
 
-    def inverse(self) -> np.ndarray:
-        """A⁻¹, dense (once, for the conditional variances)."""
-        eye = np.eye(self.q0 + self.Lr.shape[0])
-        return self.solve_upper(self.solve_lower(eye))
+    def inverse_blocks(self, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+        """The diagonal blocks of A⁻¹ = L⁻ᵀL⁻¹ per level, per term: (ℓ, S, S) for each (ℓ, S) of ``sizes``.
+
+        The first term's: ``M_jᵀ (I + K_jᵀ K_j) M_j`` with ``M_j = L0_j⁻¹`` and
+        ``K = Lr⁻¹ F`` (its level-j columns); the rest's from ``Lr⁻ᵀ Lr⁻¹``.
+        Never the whole q × q inverse.
+        """
+        S = self.S
+        eye = np.broadcast_to(np.eye(S), (self.ell, S, S))
+        M = 1.0 / self.L0 if S == 1 else np.linalg.solve(self.L0, eye)  # (ℓ, S, S)
+        inner = np.array(eye)
+        out = []
+        if self.Lr.size:
+            Rinv = solve_triangular(self.Lr, np.eye(self.Lr.shape[0]), lower=True, check_finite=False)
+            K = (Rinv @ self.F).reshape(-1, self.ell, S)
+            inner = inner + np.einsum("rls,rlt->lst", K, K)
+            rest = Rinv.T @ Rinv
+            offset = 0
+            for ell, size in sizes[1:]:
+                block = rest[offset: offset + ell * size, offset: offset + ell * size].reshape(ell, size, ell, size)
+                out.append(block[np.arange(ell), :, np.arange(ell), :])
+                offset += ell * size
+        return [np.swapaxes(M, 1, 2) @ inner @ M] + out
 
 
 def _solve_blocks(L0: np.ndarray, b: np.ndarray, transpose: bool) -> np.ndarray:

@@ -143,15 +143,9 @@ class GlmmResults(MixedResults):
     @cached_property
     def _condvar(self) -> list[np.ndarray]:
         """σ² Λ (ΛᵀZᵀWZΛ + I)⁻¹ Λᵀ per level, per term (lme4's ``condVar``)."""
-        inverse = self.fitted.state.L.inverse()
-        out, offset, s2 = [], 0, self.sigma**2
-        for term, T in zip(self.model.design.terms, self._templates_lme4):
-            S, ell = term.size, term.nlevels
-            block = inverse[offset: offset + S * ell, offset: offset + S * ell].reshape(ell, S, ell, S)
-            per_level = block[np.arange(ell), :, np.arange(ell), :]  # (ℓ, S, S)
-            out.append(s2 * (T @ per_level @ T.T))
-            offset += S * ell
-        return out
+        terms = self.model.design.terms
+        blocks = self.fitted.state.L.inverse_blocks([(t.nlevels, t.size) for t in terms])
+        return [self.sigma**2 * (T @ block @ T.T) for T, block in zip(self._templates_lme4, blocks)]
 
     # -- fitted values and residuals -----------------------------------------------
     @cached_property

@@ -432,3 +432,29 @@ def test_simulate_draws_from_the_family():
     assert np.all(np.abs(many - mu) <= 5 * sd + 1e-12)
     gamma = fitted("gamma_log")[0].simulate(nsim=2, seed=1)
     assert np.all(gamma.to_numpy() > 0)
+
+
+# ---------------------------------------------------------------------------
+# the blocked factor against a dense Cholesky factorization of the same matrix
+# ---------------------------------------------------------------------------
+def test_block_factor_is_the_cholesky_factor():
+    fam = family("binomial")
+    design = build_design("use ~ age + urban + (urban | district) + (1 | livch)",
+                          mf.load_dataset("Contraception"), family=fam)
+    model = GlmmModel(design, fam)
+    theta = np.array([0.7, -0.3, 0.5, 0.4])
+    sqrtw = np.random.default_rng(1).uniform(0.2, 0.6, design.nobs)
+    factor = model._weighted_blocks(model._term_values(theta), sqrtw)
+    zw = model.zlambda(theta).multiply(sqrtw[:, None]).tocsr()
+    A = (zw.T @ zw).toarray() + np.eye(model.q)
+    b = np.random.default_rng(2).normal(size=(model.q, 3))
+    np.testing.assert_allclose(factor.solve_upper(factor.solve_lower(b)), np.linalg.solve(A, b), rtol=1e-10)
+    assert factor.logdet == pytest.approx(np.linalg.slogdet(A)[1], rel=1e-12)
+    inverse = np.linalg.inv(A)
+    blocks = factor.inverse_blocks([(t.nlevels, t.size) for t in design.terms])
+    offset = 0
+    for term, block in zip(design.terms, blocks):
+        for j in (0, term.nlevels - 1):
+            at = offset + j * term.size
+            np.testing.assert_allclose(block[j], inverse[at: at + term.size, at: at + term.size], rtol=1e-10)
+        offset += term.nlevels * term.size
