@@ -38,6 +38,9 @@ _MAXIT = 100  # mkdevfun's maxit for glmer
 _MAX_HALVINGS = 20  # pwrssUpdate's maxstephalfit
 _BOUNDARY_TOL = 1e-5  # glmerControl(boundary.tol)
 _MAX_NAGQ = 25  # lme4's limit on nAGQ
+# Most entries of the dense products of the rest's columns with all columns
+# accumulated by bincount (32 MB); beyond, sparse products.
+_DENSE_PRODUCTS = 4_000_000
 # Stage 2's first steps, as lme4 sizes its Nelder-Mead simplex (optwrap):
 # 0.2 × 0.1 in every θ, 0.2 standard errors in every β.
 _THETA_STEP = 0.02
@@ -256,6 +259,7 @@ class GlmmModel:
         self.start = mask.copy()
         self._columns = self._z_columns()
         self.q = int(sum(t.size * t.nlevels for t in design.terms))
+        self._pair_index = self._pair_indices()
         self._lp0: np.ndarray | None = None  # linear predictor PIRLS starts from (lme4's lp0)
         self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
 
@@ -306,11 +310,41 @@ class GlmmModel:
         q0 = first.nlevels * S0
         if len(values) == 1:
             return BlockFactor(D, np.empty((0, q0)), np.empty((0, 0)))
-        rest = self._sparse(np.hstack(values[1:]) * sqrtw[:, None], self._columns[:, S0:] - q0, self.q - q0)
-        z0 = self._sparse(v0, self._columns[:, :S0], q0)
-        C = (rest.T @ rest).toarray()
+        vr = np.hstack(values[1:]) * sqrtw[:, None]
+        if self._pair_index is not None:
+            B, C = (self._dense_products(pairs, vr, other, size)
+                    for pairs, other, size in ((self._pair_index[0], v0, (self.q - q0, q0)),
+                                               (self._pair_index[1], vr, (self.q - q0, self.q - q0))))
+        else:
+            rest = self._sparse(vr, self._columns[:, S0:] - q0, self.q - q0)
+            C = (rest.T @ rest).toarray()
+            B = (rest.T @ self._sparse(v0, self._columns[:, :S0], q0)).toarray()
         C[np.diag_indices_from(C)] += 1.0
-        return BlockFactor(D, (rest.T @ z0).toarray(), C)
+        return BlockFactor(D, B, C)
+
+    @staticmethod
+    def _dense_products(pairs: list[tuple[int, int, np.ndarray]], left: np.ndarray, right: np.ndarray,
+                        shape: tuple[int, int]) -> np.ndarray:
+        """Σᵢ leftᵢₐ rightᵢᵦ accumulated at each pair's flat positions: a dense cross product by bincount."""
+        size = shape[0] * shape[1]
+        out = np.zeros(size)
+        for a, b, index in pairs:
+            out += np.bincount(index, weights=left[:, a] * right[:, b], minlength=size)
+        return out.reshape(shape)
+
+    def _pair_indices(self) -> tuple[list, list] | None:
+        """Flat positions, per pair of entry slots of a row, in the dense rest-by-first and rest-by-rest
+        products; None where those would be too large to hold densely (sparse products instead)."""
+        S0 = self.design.terms[0].size
+        q0 = self.design.terms[0].nlevels * S0
+        qr = self.q - q0
+        if not qr or qr * (q0 + qr) > _DENSE_PRODUCTS:
+            return None
+        rest, first = self._columns[:, S0:] - q0, self._columns[:, :S0]
+        k = rest.shape[1]
+        by_first = [(a, b, rest[:, a] * q0 + first[:, b]) for a in range(k) for b in range(S0)]
+        by_rest = [(a, b, rest[:, a] * qr + rest[:, b]) for a in range(k) for b in range(k)]
+        return by_first, by_rest
 
     def is_singular(self, theta: np.ndarray) -> bool:
         """lme4's ``isSingular``: a θ with a lower bound within 1e-4 of it."""

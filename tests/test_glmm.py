@@ -437,11 +437,15 @@ def test_simulate_draws_from_the_family():
 # ---------------------------------------------------------------------------
 # the blocked factor against a dense Cholesky factorization of the same matrix
 # ---------------------------------------------------------------------------
-def test_block_factor_is_the_cholesky_factor():
+@pytest.mark.parametrize("dense_products", [True, False])
+def test_block_factor_is_the_cholesky_factor(dense_products, monkeypatch):
+    if not dense_products:  # the rest's products as sparse products, as for large designs
+        monkeypatch.setattr("mixedfit.glmm._DENSE_PRODUCTS", 0)
     fam = family("binomial")
     design = build_design("use ~ age + urban + (urban | district) + (1 | livch)",
                           mf.load_dataset("Contraception"), family=fam)
     model = GlmmModel(design, fam)
+    assert (model._pair_index is not None) == dense_products
     theta = np.array([0.7, -0.3, 0.5, 0.4])
     sqrtw = np.random.default_rng(1).uniform(0.2, 0.6, design.nobs)
     factor = model._weighted_blocks(model._term_values(theta), sqrtw)
