@@ -97,7 +97,7 @@ FAMILY_LINKS: dict[str, tuple[str, ...]] = {
 def _ylogy(y: Array, mu: Array) -> Array:
     """y log(y/μ), 0 where y = 0 (lme4's ``Y_log_Y``)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y == 0, 0.0, y * np.log(np.where(y == 0, 1.0, y / mu)))
+        return special.xlogy(y, y / mu)
 
 
 def _binomial_dev(y: Array, mu: Array, wt: Array) -> Array:
