@@ -11,10 +11,11 @@ Examples
 from . import errors
 from .datasets import list_datasets, load_dataset
 from .family import family
+from .glmm_results import GlmmResults
 from .inference.lrt import anova
 from .model import MixedModel, mixed
 from .results import MixedResults
-from .glmm_results import GlmmResults
 
-__all__ = ["mixed", "anova", "MixedModel", "MixedResults", "GlmmResults", "family", "load_dataset", "list_datasets", "errors"]
+__all__ = ["mixed", "anova", "MixedModel", "MixedResults", "GlmmResults", "family", "load_dataset",
+           "list_datasets", "errors"]
 __version__ = "0.1.0"

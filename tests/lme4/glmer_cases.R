@@ -80,6 +80,11 @@ cases <- list(
        family = "poisson", link = "log", nAGQ = 1),
   list(name = "gamma_log", sim = sim_gamma,
        formula = "y ~ x + (1 | g)", family = "Gamma", link = "log", nAGQ = 1),
+  list(name = "cbpp_cloglog", dataset = "cbpp",
+       formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)",
+       family = "binomial", link = "cloglog", nAGQ = 1),
+  list(name = "invgauss_log", sim = sim_gamma,
+       formula = "y ~ x + (1 | g)", family = "inverse.gaussian", link = "log", nAGQ = 1),
   list(name = "singular_binary", sim = sim_singular,
        formula = "y ~ x + (1 | g)", family = "binomial", link = "logit", nAGQ = 1)
 )
