@@ -37,9 +37,8 @@ from mixedfit.glmm_results import GlmmResults
 from mixedfit.terms import build_design
 
 FIXTURES = Path(__file__).parent / "lme4" / "fixtures"
-CASES = ["cbpp", "cbpp_agq25", "cbpp_probit", "grouseticks", "grouseticks_obs", "verbagg",
-         "verbagg_nagq0", "contraception", "poisson_offset", "gamma_log", "singular_binary"]
-SMALL = ["cbpp", "cbpp_agq25", "cbpp_probit", "poisson_offset", "gamma_log", "singular_binary"]
+CASES = ["cbpp", "cbpp_agq25", "cbpp_probit", "cbpp_cloglog", "grouseticks", "grouseticks_obs", "verbagg",
+         "verbagg_nagq0", "contraception", "poisson_offset", "gamma_log", "invgauss_log", "singular_binary"]
 
 OBJ_REL = 1e-10  # mixedfit's deviance never above glmer's by more than this, relative
 BETA_SE = 2e-3  # |β − β_glmer| in glmer's standard errors
