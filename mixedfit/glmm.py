@@ -660,7 +660,7 @@ class GlmmModel:
         pearson = (self.y - state.mu) * np.sqrt(self.weights / self.family.variance(state.mu))
         return float(pearson @ pearson + state.u @ state.u)
 
-    def sigma(self, theta: np.ndarray, state: PirlsState) -> float:
+    def sigma(self, state: PirlsState) -> float:
         """lme4's σ: 1 for binomial and Poisson, else √(pwrss/n)."""
         if not self.family.has_dispersion:
             return 1.0
@@ -668,7 +668,7 @@ class GlmmModel:
 
     def vcov_rx(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
         """σ² (R_X R_Xᵀ)⁻¹: lme4's vcov where no Hessian is at hand."""
-        return self.sigma(theta, state) ** 2 * self._unscaled(theta, state)
+        return self.sigma(state) ** 2 * self._unscaled(theta, state)
 
     def _vcov(self, opt: OptSummary, theta: np.ndarray, state: PirlsState) -> tuple[np.ndarray, list[str]]:
         """lme4's ``vcov.merMod``: the β block of 2H⁻¹ when positive definite, else from R_X (with its warning)."""

@@ -76,7 +76,7 @@ class GlmmResults(MixedResults):
     @property
     def sigma(self) -> float:
         """lme4's ``sigma()``: 1 for binomial and Poisson fits, else √(pwrss/n)."""
-        return self.model.sigma(self.fitted.theta, self.fitted.state)
+        return self.model.sigma(self.fitted.state)
 
     @property
     def vcov(self) -> pd.DataFrame:
