@@ -54,8 +54,12 @@ _VCOV_WARNING = ("variance-covariance matrix computed from finite-difference Hes
                  "estimated from RX")
 
 
-class PirlsError(ArithmeticError):
-    """PIRLS did not converge (lme4's ``pwrssUpdate`` errors)."""
+class PirlsError(ModelSpecError):
+    """PIRLS did not converge (lme4's ``pwrssUpdate`` errors, with its words).
+
+    During the optimization it makes the objective infinite; at the start or
+    the optimum it reaches the user, as lme4's error does.
+    """
 
 
 @dataclass
@@ -507,7 +511,12 @@ class GlmmModel:
             return self._optimize(maxeval)
 
     def _optimize(self, maxeval: int) -> GlmmFit:
-        _ = self.lp0  # the first PIRLS: errors on a hopeless start surface here
+        try:
+            _ = self.lp0  # the first PIRLS, from the family's starting μ
+        except PirlsError as error:
+            raise PirlsError(f"{error}, at glmer's starting values (lme4 stops there too): a fixed "
+                             "effect may separate the response completely, or the model be too rich "
+                             "for the data") from None
         if self.nagq == 0:  # stage 1 is the fit: minimized as closely as stage 2 (see _minimize)
             stage1 = self._minimize(self.stage1_objective, self.start, self.lower,
                                     np.full(self.ntheta, _THETA_STEP), maxeval)

@@ -336,6 +336,19 @@ def test_non_integer_counts_warn_as_r():
     assert fit.llf == -np.inf  # R's dpois() is 0 at a non-integer count
 
 
+def test_complete_separation_stops_as_lme4():
+    """lme4 stops with "pwrssUpdate did not converge in (maxit) iterations" on these data.
+
+    (glmer(y ~ x + (1|g), d, binomial) with x <- seq(-1, 1, length.out = 200),
+    y <- as.integer(x > 0), g <- factor(rep(0:19, each = 10)), run by hand.)
+    """
+    x = np.linspace(-1.0, 1.0, 200)
+    data = pd.DataFrame({"y": (x > 0).astype(int), "x": x, "g": np.repeat(np.arange(20), 10).astype(str)})
+    with pytest.raises(ModelSpecError, match=r"pwrssUpdate did not converge in \(maxit\) iterations, at "
+                                             "glmer's starting values"):
+        mf.mixed("y ~ x + (1 | g)", data, family="binomial")
+
+
 def test_nagq_restrictions():
     cbpp = mf.load_dataset("cbpp")
     formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
