@@ -246,8 +246,13 @@ extras <- function() {
   a <- anova(m0, m1)
   nd <- data.frame(period = factor(c("1", "2", "4", "3"), levels = levels(cbpp$period)),
                    herd = factor(c("1", "7", "15", "new"), levels = c(levels(cbpp$herd), "new")))
+  # complete separation: glmer stops in its first PIRLS
+  x <- seq(-1, 1, length.out = 200)
+  sep <- data.frame(y = as.integer(x > 0), x = x, g = factor(rep(0:19, each = 10)))
+  sep_error <- tryCatch(glmer(y ~ x + (1 | g), sep, binomial), error = conditionMessage)
   list(
     lme4_version = as.character(packageVersion("lme4")), r_version = R.version.string,
+    separation_error = sep_error,
     anova = list(table = jtable(as.data.frame(a), column_names = TRUE),
                  text = jstr(capture.output(print(a)))),
     newdata = list(period = jstr(as.character(nd$period)), herd = jstr(as.character(nd$herd))),
