@@ -104,25 +104,45 @@ def _binomial_dev(y: Array, mu: Array, wt: Array) -> Array:
     return 2.0 * wt * (_ylogy(y, mu) + _ylogy(1.0 - y, 1.0 - mu))
 
 
-def _binomial_aic(y: Array, n: Array, mu: Array, wt: Array, dev: float) -> float:
+def _binomial_aic_at(y: Array, n: Array, wt: Array) -> Callable[[Array, float], float]:
+    """R's binomial ``aic`` as a function of μ (and the deviance), its μ-free part computed once."""
     m = n if np.any(n > 1) else wt
     successes, trials = np.rint(m * y), np.rint(m)
     failures = trials - successes
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(trials <= 0, 0.0, wt / np.where(trials <= 0, 1.0, trials))
         # R's dbinom(log = TRUE), as scipy's binom.logpmf computes it, without its checks
-        logpmf = (special.gammaln(trials + 1.0) - special.gammaln(successes + 1.0)
-                  - special.gammaln(failures + 1.0) + special.xlogy(successes, mu)
-                  + special.xlog1py(failures, -mu))
-    return float(-2.0 * np.sum(np.where(scale == 0, 0.0, scale * logpmf)))
+        choose = special.gammaln(trials + 1.0) - special.gammaln(successes + 1.0) - special.gammaln(failures + 1.0)
+    used = scale != 0
+
+    def aic(mu: Array, dev: float) -> float:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logpmf = choose + special.xlogy(successes, mu) + special.xlog1py(failures, -mu)
+        return float(-2.0 * np.sum(scale[used] * logpmf[used]))
+
+    return aic
+
+
+def _binomial_aic(y: Array, n: Array, mu: Array, wt: Array, dev: float) -> float:
+    return _binomial_aic_at(y, n, wt)(mu, dev)
 
 
 def _poisson_dev(y: Array, mu: Array, wt: Array) -> Array:
     return 2.0 * wt * (_ylogy(y, mu) - (y - mu))
 
 
+def _poisson_aic_at(y: Array, n: Array, wt: Array) -> Callable[[Array, float], float]:
+    """R's Poisson ``aic`` as a function of μ; log y! computed once (−inf at a non-integer y, as dpois)."""
+    log_factorial = np.where(y == np.rint(y), special.gammaln(y + 1.0), np.inf)
+
+    def aic(mu: Array, dev: float) -> float:
+        return float(-2.0 * np.sum((special.xlogy(y, mu) - mu - log_factorial) * wt))
+
+    return aic
+
+
 def _poisson_aic(y: Array, n: Array, mu: Array, wt: Array, dev: float) -> float:
-    return float(-2.0 * np.sum(stats.poisson.logpmf(y, mu) * wt))
+    return _poisson_aic_at(y, n, wt)(mu, dev)
 
 
 def _gamma_dev(y: Array, mu: Array, wt: Array) -> Array:
@@ -161,6 +181,9 @@ _DISTRIBUTIONS = {
     "inverse.gaussian": (lambda mu: mu**3, _invgauss_dev, _invgauss_aic),
     "gaussian": (lambda mu: np.ones_like(mu, dtype=float), _gaussian_dev, _gaussian_aic),
 }
+
+
+_AIC_AT = {"binomial": _binomial_aic_at, "poisson": _poisson_aic_at}
 
 
 @dataclass(frozen=True)
@@ -203,6 +226,17 @@ class Family:
     def dev_resids(self, y: Array, mu: Array, wt: Array) -> Array:
         """Squared deviance residuals, one per observation (R's ``dev.resids``)."""
         return _DISTRIBUTIONS[self.name][1](y, mu, wt)
+
+    def aic_at(self, y: Array, n: Array, wt: Array) -> Callable[[Array, float], float]:
+        """:meth:`aic` as a function of μ and the deviance, for fixed y, n and weights.
+
+        What depends on the data alone (log-binomial coefficients, log y!)
+        is computed once: PIRLS evaluates the likelihood at many μ.
+        """
+        at = _AIC_AT.get(self.name)
+        if at is not None:
+            return at(y, n, wt)
+        return lambda mu, dev: self.aic(y, n, mu, wt, dev)
 
     def aic(self, y: Array, n: Array, mu: Array, wt: Array, dev: float) -> float:
         """R's ``family$aic``: −2 log-likelihood (plus 2 for a dispersion family)."""

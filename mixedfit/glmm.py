@@ -266,6 +266,15 @@ class GlmmModel:
         self._pair_index = self._pair_indices()
         self._lp0: np.ndarray | None = None  # linear predictor PIRLS starts from (lme4's lp0)
         self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
+        self._aic = family.aic_at(self.y, self.trials, self.weights)
+
+    def __getstate__(self) -> dict:
+        # The family's likelihood closure is rebuilt on unpickling, not pickled.
+        return {k: v for k, v in self.__dict__.items() if k != "_aic"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._aic = self.family.aic_at(self.y, self.trials, self.weights)
 
     # -- structure ------------------------------------------------------------
     @property
@@ -452,7 +461,7 @@ class GlmmModel:
     # -- objectives -------------------------------------------------------------
     def laplace(self, state: PirlsState) -> float:
         """lme4's Laplace deviance: ``log|L|² + ‖u‖² + aic`` (the family's −2 log-likelihood)."""
-        aic = self.family.aic(self.y, self.trials, state.mu, self.weights, float(np.sum(state.dev_resid)))
+        aic = self._aic(state.mu, float(np.sum(state.dev_resid)))
         return float(state.ldL2 + state.u @ state.u + aic)
 
     def quadrature(self, state: PirlsState, theta: np.ndarray) -> float:
