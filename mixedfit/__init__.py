@@ -10,11 +10,13 @@ Examples
 
 from . import errors
 from .datasets import list_datasets, load_dataset
+from .family import family
+from .glmm_results import GlmmResults
 from .inference.lrt import anova
 from .model import MixedModel, mixed
 from .plots import plot_data
 from .results import MixedResults
 
-__all__ = ["mixed", "anova", "MixedModel", "MixedResults", "load_dataset", "list_datasets", "errors",
-           "plot_data"]
+__all__ = ["mixed", "anova", "MixedModel", "MixedResults", "GlmmResults", "family", "load_dataset",
+           "list_datasets", "errors", "plot_data"]
 __version__ = "0.1.0"

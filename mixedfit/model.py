@@ -21,6 +21,7 @@ from threadpoolctl import ThreadpoolController
 
 from .blocks import CrossBlocks, CrossProducts, Factor, template_positions
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, require_bool, warn
+from .family import family as make_family
 from .optimize import OptSummary, bobyqa, finite_derivatives
 from .terms import Design
 
@@ -303,17 +304,7 @@ class MixedModel:
 
     def convergence(self, opt: OptSummary) -> Convergence:
         """lme4's ``checkConv``: singular fit, then gradient and Hessian checks."""
-        messages: list[str] = []
-        if opt.code != 0:
-            messages.append(f"convergence code {opt.code} from nloptwrap: {opt.message}")
-        if self.is_singular(opt.final):
-            return Convergence(messages + ["boundary (singular) fit: see help('isSingular')"], 0)
-        grad_message, grad_failed = _gradient_check(opt)
-        if grad_message:
-            messages.append(grad_message)
-        hess_messages, hess_code = _check_hessian(opt.hessian)
-        messages += hess_messages
-        return Convergence(messages, hess_code or (-1 if grad_failed else 0))
+        return check_convergence(opt, self.is_singular(opt.final))
 
     def is_singular(self, theta: np.ndarray) -> bool:
         return not self._interior(theta).all()
@@ -497,6 +488,17 @@ def _diagonal_mask(size: int) -> np.ndarray:
     return (rows == cols).astype(float)
 
 
+def _is_gaussian(family) -> bool:
+    """Whether ``family=`` names the linear model (R's ``gaussian()``: identity link only)."""
+    fam = make_family(family)
+    if fam.name != "gaussian":
+        return False
+    if fam.link_name != "identity":
+        raise ModelSpecError(f"the gaussian family with the {fam.link_name} link is not implemented; "
+                             "gaussian() with the identity link is the linear mixed model")
+    return True
+
+
 def _r_g(x: float) -> str:
     """R's ``%g`` formatting (six significant digits, no trailing zeros)."""
     return f"{x:g}"
@@ -514,11 +516,33 @@ def _gradient_check(opt: OptSummary) -> tuple[str | None, bool]:
     mingrad = np.minimum(np.abs(scaled), np.abs(grad))
     if mingrad.max() <= _GRAD_TOL:
         return None, False
+    # lme4 names "component" which.max(max(mingrad)): always 1
     return (
         f"Model failed to converge with max|grad| = {_r_g(mingrad.max())} "
-        f"(tol = {_r_g(_GRAD_TOL)}, component {int(np.argmax(mingrad)) + 1})",
+        f"(tol = {_r_g(_GRAD_TOL)}, component 1)",
         True,
     )
+
+
+def check_convergence(opt: OptSummary, singular: bool, derivatives: bool = True) -> Convergence:
+    """lme4's ``checkConv`` on an optimum: singular fit, then gradient and Hessian checks.
+
+    ``derivatives=False`` where lme4 computes none (glmer's ``nAGQ = 0``):
+    only the optimizer's code and the singular-fit message.
+    """
+    messages: list[str] = []
+    if opt.code != 0:
+        messages.append(f"convergence code {opt.code} from {opt.optimizer}: {opt.message}")
+    if singular:
+        return Convergence(messages + ["boundary (singular) fit: see help('isSingular')"], 0)
+    if not derivatives:
+        return Convergence(messages, 0)
+    grad_message, grad_failed = _gradient_check(opt)
+    if grad_message:
+        messages.append(grad_message)
+    hess_messages, hess_code = _check_hessian(opt.hessian)
+    messages += hess_messages
+    return Convergence(messages, hess_code or (-1 if grad_failed else 0))
 
 
 def _check_hessian(hess: np.ndarray) -> tuple[list[str], int]:
@@ -555,8 +579,11 @@ def mixed(
     data_name: str | None = None,
     start=None,
     maxeval: int = 100_000,
+    family=None,
+    nagq: int = 1,
 ):
-    """Fit a linear mixed-effects model written as an lme4 formula (lme4's ``lmer``).
+    """Fit a linear mixed-effects model written as an lme4 formula (lme4's ``lmer``), or with
+    ``family=`` a generalized one (lme4's ``glmer``).
 
     Parameters
     ----------
@@ -580,10 +607,18 @@ def mixed(
         diagonal and 0 elsewhere, or from the group means when every term is ``(1|g)``).
     maxeval : int
         Most objective evaluations the optimizer may use.
+    family : str or Family, optional
+        A GLMM's family: R's names ``"binomial"``, ``"poisson"``, ``"Gamma"``,
+        ``"inverse.gaussian"``, or :func:`mixedfit.family` for another link;
+        ``"gaussian"`` (identity link) is the linear model.  ``reml`` and
+        ``start`` do not apply to a GLMM (see :func:`mixedfit.glmm_results.glmer`).
+    nagq : int, default 1
+        For a GLMM: 1 for the Laplace approximation, 0 for β inside PIRLS, up
+        to 25 for adaptive Gauss–Hermite quadrature (one scalar random-effects term).
 
     Returns
     -------
-    MixedResults
+    MixedResults, or GlmmResults with ``family=``
 
     Examples
     --------
@@ -594,6 +629,16 @@ def mixed(
     """
     from .terms import build_design
 
+    if family is not None and not _is_gaussian(family):
+        from .glmm_results import glmer  # glmm imports this module: imported on use
+
+        if type(data).__module__.startswith("dask"):
+            raise ModelSpecError("GLMMs on Dask data frames are not implemented yet: PIRLS needs a "
+                                 "pass over the rows per step; use a pandas DataFrame")
+        if start is not None:
+            raise ModelSpecError("start= is not implemented for GLMMs yet")
+        return glmer(formula, data, family=family, nagq=nagq, weights=weights, offset=offset,
+                     na_action=na_action, data_name=data_name, maxeval=maxeval)
     # the arguments, for fit.update() (R's getCall(fit)); data by reference, as R's call names it
     call = dict(formula=formula, data=data, reml=reml, weights=weights, offset=offset,
                 na_action=na_action, data_name=data_name)

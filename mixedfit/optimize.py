@@ -121,8 +121,11 @@ def bobyqa(
     ftol_abs: float = 1e-8,
     xtol_rel: float = 1e-4,
     maxeval: int = 100_000,
+    initial_step: np.ndarray | None = None,
 ) -> OptSummary:
     """Minimize ``objective`` from ``start`` subject to ``θ ≥ lower`` by NLopt's BOBYQA.
+
+    ``initial_step`` sets NLopt's first steps, per parameter (default: NLopt's own).
 
     Examples
     --------
@@ -139,6 +142,8 @@ def bobyqa(
 
     opt, x0 = bobyqa_setup(f, start, lower, xtol_abs=xtol_abs, ftol_abs=ftol_abs, xtol_rel=xtol_rel,
                            maxeval=maxeval)
+    if initial_step is not None:
+        opt.set_initial_step(np.asarray(initial_step, float))
     code = 0
     try:
         x = opt.optimize(x0)

@@ -65,13 +65,18 @@ class MixedResults:
     @property
     def theta(self) -> pd.Series:
         """θ in lme4's order and with lme4's names (``getME(fit, "theta")``)."""
+        return pd.Series(self.optsummary.final, index=self.theta_names, name="theta")
+
+    @property
+    def theta_names(self) -> list[str]:
+        """θ's names as lme4 gives them: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``."""
         names = []
         for term, label in zip(self.model.design.terms, self._term_labels):
             cn = term.cnames
             for j in range(term.size):
                 for i in range(j, term.size):
                     names.append(f"{label}.{cn[i]}" if i == j else f"{label}.{cn[i]}.{cn[j]}")
-        return pd.Series(self.optsummary.final, index=names, name="theta")
+        return names
 
     @cached_property
     def _term_labels(self) -> list[str]:

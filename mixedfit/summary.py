@@ -165,9 +165,10 @@ def format_vc(
         names += list(cnames)
         sds += list(sd)
         corrs.append(corr)
-    groups.append("Residual")
-    names.append("")
-    sds.append(float(fit.sigma))
+    if getattr(fit, "residual_row", True):  # a binomial or Poisson GLMM has no residual variance
+        groups.append("Residual")
+        names.append("")
+        sds.append(float(fit.sigma))
     columns = [groups, names]
     col_names = ["Groups", "Name"]
     for what in ("Variance", "Std.Dev."):

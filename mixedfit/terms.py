@@ -27,6 +27,7 @@ from scipy.linalg import lapack
 
 from .errors import (DataError, FormulaError, MixedFitWarning, ModelSpecError, RankDeficiencyWarning,
                      ScaleWarning, caret_message, warn)
+from .family import Family
 from .formula import deparse, deparse_formula, lme4_deparse, parse_formula
 from .formula.evaluate import Evaluator, Logical
 from .formula.frame import ModelFrame, model_frame
@@ -146,6 +147,11 @@ class Design:
         Each dropped column of X (``dropped_xnames``) as a combination of the
         kept ones (least squares, shape (p, len(dropped_xnames))): the
         non-estimable directions that emmeans reports as ``nonEst``.
+    trials : ndarray or None
+        For a GLMM: R's binomial ``n`` per row (the trials of a
+        ``cbind(successes, failures)`` response, else ones); ``y`` is then
+        the proportion and ``weights`` the prior weights times ``n``, as
+        R's ``family$initialize`` leaves them.  None for a linear model.
     """
 
     y: np.ndarray
@@ -164,6 +170,7 @@ class Design:
     badly_scaled: bool = False
     covariate_means: dict[str, float] = field(default_factory=dict)
     dropped_coef: np.ndarray | None = None
+    trials: np.ndarray | None = None
 
     @property
     def nobs(self) -> int:
@@ -314,6 +321,28 @@ def _response(parsed: ParsedFormula, frame: ModelFrame) -> np.ndarray:
     if values.ndim == 2 and values.shape[1] != 1:
         raise DataError(f"the response '{label}' has {values.shape[1]} columns; it needs one")
     return values.reshape(-1)
+
+
+def _glm_response(parsed: ParsedFormula, frame: ModelFrame, family: Family) -> np.ndarray:
+    """A GLMM's response as R's ``family$initialize`` takes it: numbers, one or two columns.
+
+    A two-level factor counts its second level as success (R: ``y != levels(y)[1]``).
+    """
+    value = frame[parsed.response]
+    label = parsed.response_label
+    if isinstance(value, RFactor):
+        if family.name != "binomial":
+            raise DataError(f"the response '{label}' is a factor (e.g. {value.levels[0]!r}); "
+                            f"the {family.name} family needs numbers")
+        if len(value.levels) != 2:
+            raise DataError(f"the binomial response '{label}' is a factor with "
+                            f"{len(value.levels)} levels ({_preview(value.levels)}); it needs two: "
+                            "the first is failure, the second success")
+        return (value.codes != 0).astype(float)
+    values = value.values.astype(float) if isinstance(value, Logical) else value.values
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values.reshape(-1)
+    return values
 
 
 def _preview(values: Any, limit: int = 5) -> str:
@@ -544,19 +573,23 @@ def _lme4_order(terms: list[RandomEffectsTerm]) -> list[RandomEffectsTerm]:
     return [terms[i] for i in reversed(increasing)]
 
 
-def _check_levels(terms: list[RandomEffectsTerm], n: int) -> None:
-    """lme4's checkNlevels and checkZdims, at lmerControl's defaults (stop)."""
+def _check_levels(terms: list[RandomEffectsTerm], n: int, allow_n: bool = False) -> None:
+    """lme4's checkNlevels and checkZdims, at lmerControl's defaults (stop).
+
+    ``allow_n`` (glmer's ``allow.n``): a GLMM may have as many levels, and
+    random effects, as observations (an observation-level random effect).
+    """
     nlevels = {t.group: t.nlevels for t in terms}
     if any(k < 2 for k in nlevels.values()):
         raise ModelSpecError("grouping factors must have > 1 sampled level (problems: "
                              + ", ".join(g for g, k in nlevels.items() if k < 2) + ")")
-    too_many = [g for g, k in nlevels.items() if k >= n]
+    too_many = [g for g, k in nlevels.items() if (k > n if allow_n else k >= n)]
     if too_many:
-        raise ModelSpecError("number of levels of each grouping factor must be < number of "
-                             f"observations (problems: {', '.join(too_many)})")
+        raise ModelSpecError(f"number of levels of each grouping factor must be {'<=' if allow_n else '<'} "
+                             f"number of observations (problems: {', '.join(too_many)})")
     for term in terms:
         q = term.nlevels * term.size
-        if n <= q:
+        if (n < q) if allow_n else (n <= q):
             raise ModelSpecError(
                 f"number of observations (={n}) <= number of random effects (={q}) for term "
                 f"({term.label}); the random-effects parameters and the residual variance "
@@ -583,7 +616,8 @@ def _offset(parsed: ParsedFormula, frame: ModelFrame, key: str | None) -> np.nda
 
 def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = None,
                  na_action: str = "omit",
-                 levels: Mapping[str, Sequence[str]] | None = None) -> Design:
+                 levels: Mapping[str, Sequence[str]] | None = None,
+                 family: Family | None = None) -> Design:
     """Turn an lme4 formula and a data frame into a :class:`Design`, as ``lFormula``.
 
     Parameters
@@ -611,6 +645,11 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
         have no complete row, and the checks that need all the rows (numbers
         of levels, rank of X, a varying response, scales) are left to the
         caller.
+    family : Family, optional
+        For a GLMM: the response is taken as the family's ``initialize``
+        takes it (``cbind(s, f)``, a two-level factor, a proportion with
+        trials as weights; :meth:`~mixedfit.family.Family.initialize`) and
+        need not vary with the fixed effects, only not be constant.
 
     Returns
     -------
@@ -652,12 +691,17 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
     evaluator = Evaluator(frame_data, formula)
     frame, weight_key, offset_key = _model_frame(parsed, evaluator, weights, offset, na_action,
                                                  fixed_levels=levels is not None)
-    y = _response(parsed, frame)
     n = frame.nrows
+    prior = None if weight_key is None else frame.extras[weight_key]
+    if family is None:
+        y, trials, glm_weights = _response(parsed, frame), None, prior
+    else:
+        y, trials, glm_weights = family.initialize(_glm_response(parsed, frame, family),
+                                                   prior, parsed.response_label)
     terms = _lme4_order([_random_term(parsed, i, frame, evaluator, levels)
                          for i in range(len(parsed.bars))])
     if levels is None:  # a partition's checks are made on the whole data set
-        _check_levels(terms, n)
+        _check_levels(terms, n, allow_n=family is not None)
     X, xnames = model_matrix(parsed.fixed_terms, frame.values, n)
     offset_values = _offset(parsed, frame, offset_key)
     rows = frame_data.index[frame.keep]
@@ -671,14 +715,18 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
         if dropped:
             X_dropped = X_full[:, [full_names.index(c) for c in dropped]]
             dropped_coef = np.linalg.lstsq(X, X_dropped, rcond=None)[0]
-        _check_response_varies(y, X, offset_values, parsed.response_label)
+        if family is None:
+            _check_response_varies(y, X, offset_values, parsed.response_label)
+        elif np.all(y == y[0]):  # lme4's check.response.not.const
+            raise DataError(f"the response '{parsed.response_label}' is constant "
+                            f"({_preview(y[:1])} in every row used): lme4: Response is constant")
         badly_scaled = _check_scale(X)
     return Design(y=y, X=X, xnames=xnames, terms=terms, response=parsed.response_label,
                   formula=lme4_deparse(formula), formula_written=deparse_formula(formula),
-                  rows=rows, weights=None if weight_key is None else frame.extras[weight_key],
+                  rows=rows, weights=glm_weights,
                   offset=offset_values, dropped_xnames=dropped, n_dropped=frame.n_dropped,
                   xlevels=_xlevels(parsed, frame), badly_scaled=badly_scaled, dropped_coef=dropped_coef,
-                  covariate_means=_covariate_means(parsed, evaluator, frame.keep))
+                  covariate_means=_covariate_means(parsed, evaluator, frame.keep), trials=trials)
 
 
 def _model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offset: Any,

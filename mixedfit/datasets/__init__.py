@@ -64,7 +64,7 @@ def list_datasets() -> list[str]:
     --------
     >>> from mixedfit.datasets import list_datasets
     >>> list_datasets()[:3]
-    ['cake', 'Chem97', 'Dyestuff']
+    ['cake', 'cbpp', 'Chem97']
     """
     return sorted(_catalog().values(), key=str.lower)
 

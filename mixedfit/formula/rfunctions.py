@@ -181,6 +181,11 @@ def _offset(x: Any) -> np.ndarray:
     return _numeric(x)
 
 
+def _cbind(*columns: Any) -> np.ndarray:
+    """R's ``cbind``: numeric columns side by side (a binomial response's successes and failures)."""
+    return np.column_stack([_numeric(c) for c in columns])
+
+
 _CONTRASTS: dict[str, Callable] = {
     "contr.treatment": _contrasts.contr_treatment,
     "contr.sum": _contrasts.contr_sum,
@@ -192,6 +197,7 @@ _CONTRASTS: dict[str, Callable] = {
 R_FUNCTIONS: dict[str, Callable] = {
     "I": lambda x: x,
     "offset": _offset,
+    "cbind": _cbind,
     "log": _log,
     "log2": _unary(np.log2),
     "log10": _unary(np.log10),

@@ -486,30 +486,40 @@ def simulate(fit, nsim: int = 1, seed: int | np.random.Generator | None = None,
         raise ModelSpecError(f"nsim must be a positive integer, not {nsim!r}")
     use_u = require_bool(use_u, "use_u")
     rng = random_generator(seed)
-    design, model = fit.model.design, fit.model
-    sigma = fit.sigma
-    n = design.nobs
-    if use_u:
-        mean = fit.fittedvalues.to_numpy()
-    else:
-        mean = design.X @ np.asarray(fit.fixef, float)
-        if design.offset is not None:
-            mean = mean + design.offset
-    theta = np.asarray(fit.theta, float)
-    templates = [lower_template(theta[model.theta_slices[k]], t.size) for k, t in enumerate(design.terms)]
-    scale = sigma if design.weights is None else sigma / np.sqrt(design.weights)
+    design = fit.model.design
+    scale = fit.sigma if design.weights is None else fit.sigma / np.sqrt(design.weights)
     columns = {}
-    for j in range(int(nsim)):
-        y = mean.copy()
-        if not use_u:
-            for term, T in zip(design.terms, templates):
-                b = sigma * rng.standard_normal((term.nlevels, term.size)) @ T.T
-                y += np.einsum("ns,ns->n", term.z, b[term.codes])
-        y += scale * rng.standard_normal(n)
-        columns[f"sim_{j + 1}"] = y
+    for j, eta in enumerate(simulated_linear_predictors(fit, nsim, rng, use_u, fit.fittedvalues.to_numpy())):
+        columns[f"sim_{j + 1}"] = eta + scale * rng.standard_normal(design.nobs)
     out = pd.DataFrame(columns, index=design.rows)
     out.attrs["seed"] = seed
     return out
+
+
+def simulated_linear_predictors(fit, nsim: int, rng: np.random.Generator, use_u: bool, fitted: np.ndarray):
+    """Per simulation, the linear predictor ``Xβ̂ + offset + Zb`` with fresh ``b = Λ(θ̂)u``, ``u ~ N(0, σ̂²I)``.
+
+    With ``use_u`` the conditional one, ``fitted``, every time.  A generator:
+    the caller draws each simulation's noise before the next one's effects
+    (the linear model's ε; a GLMM's responses).
+    """
+    if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
+        raise ModelSpecError(f"nsim must be a positive integer, not {nsim!r}")
+    design, model = fit.model.design, fit.model
+    mean = design.X @ np.asarray(fit.fixef, float)
+    if design.offset is not None:
+        mean = mean + design.offset
+    theta = np.asarray(fit.theta, float)
+    templates = [lower_template(theta[model.theta_slices[k]], t.size) for k, t in enumerate(design.terms)]
+    for _ in range(int(nsim)):
+        if use_u:
+            yield fitted.copy()
+            continue
+        eta = mean.copy()
+        for term, T in zip(design.terms, templates):
+            b = fit.sigma * rng.standard_normal((term.nlevels, term.size)) @ T.T
+            eta += np.einsum("ns,ns->n", term.z, b[term.codes])
+        yield eta
 
 
 def refit(fit, new_y: Any):

@@ -25,7 +25,9 @@ datasets <- list(
   sleepstudy = "lme4", Dyestuff = "lme4", Dyestuff2 = "lme4",
   Penicillin = "lme4", Pastes = "lme4", cake = "lme4", InstEval = "lme4",
   Machines = "nlme",
-  Hsb82 = "mlmRev", Chem97 = "mlmRev", egsingle = "mlmRev"
+  Hsb82 = "mlmRev", Chem97 = "mlmRev", egsingle = "mlmRev",
+  # GLMM examples (glmer_cases.R)
+  cbpp = "lme4", grouseticks = "lme4", VerbAgg = "lme4", Contraception = "mlmRev"
 )
 
 get_dataset <- function(name, pkg) {

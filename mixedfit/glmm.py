@@ -1,0 +1,710 @@
+"""Generalized linear mixed models the way lme4's ``glmer`` fits them.
+
+For a given θ (and β), PIRLS finds the conditional modes ũ of the spherical
+random effects: each step solves the penalized weighted least squares problem
+``(ΛᵀZᵀWZΛ + I) u = ΛᵀZᵀW z`` at the working weights W and working response z
+of the family and link, and halves the step while the penalized deviance
+``Σ devresid + ‖u‖²`` does not fall (lme4's ``pwrssUpdate``).  The objective
+is lme4's: the Laplace approximation ``log|L|² + ‖ũ‖² + aic(μ)`` (``aic`` is
+the family's −2 log-likelihood) or, for ``nagq > 1`` and a single scalar
+random-effects term, adaptive Gauss–Hermite quadrature (``glmerAGQ``).
+
+The fit runs lme4's two stages: θ with β inside PIRLS (``nAGQ = 0``), then θ
+and β jointly from there.  :class:`GlmmModel` produces the fitted numbers
+(:class:`GlmmFit`); :class:`mixedfit.glmm_results.GlmmResults` is the face
+on top of them, and :func:`mixedfit.glmm_results.glmer` the whole fit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import LinAlgError, cholesky, solve_triangular
+
+from .blocks import lower_template
+from .errors import ModelSpecError
+from .family import Family
+from .model import Convergence, _blas_controller, _diagonal_mask, check_convergence
+from .optimize import OptSummary, bobyqa, finite_derivatives
+from .terms import Design
+
+__all__ = ["GlmmModel", "GlmmFit", "PirlsState", "PirlsError"]
+
+_TOL_PWRSS = 1e-7  # glmerControl(tolPwrss)
+_MAXIT = 100  # mkdevfun's maxit for glmer
+_MAX_HALVINGS = 20  # pwrssUpdate's maxstephalfit
+_BOUNDARY_TOL = 1e-5  # glmerControl(boundary.tol)
+_MAX_NAGQ = 25  # lme4's limit on nAGQ
+# Most entries of the dense products of the rest's columns with all columns
+# accumulated by bincount (32 MB); beyond, sparse products.
+_DENSE_PRODUCTS = 4_000_000
+# Stage 2's first steps, as lme4 sizes its Nelder-Mead simplex (optwrap):
+# 0.2 × 0.1 in every θ, 0.2 standard errors in every β.
+_THETA_STEP = 0.02
+_BETA_STEP = 0.2  # in standard errors (see GlmmModel._stage2)
+_RESTARTS = 3  # most BOBYQA restarts while each still lowers the deviance
+_XTOL_ABS = 1e-10
+_FTOL_ABS = 1e-10
+_RESTART_GAIN = 1e-10  # relative decrease of the deviance that warrants another restart
+_VCOV_WARNING = ("variance-covariance matrix computed from finite-difference Hessian is\n"
+                 "not positive definite or contains NA values: falling back to var-cov "
+                 "estimated from RX")
+
+
+class PirlsError(ModelSpecError):
+    """PIRLS did not converge (lme4's ``pwrssUpdate`` errors, with its words).
+
+    During the optimization it makes the objective infinite; at the start or
+    the optimum it reaches the user, as lme4's error does.
+    """
+
+
+@dataclass
+class PirlsState:
+    """Converged PIRLS at one θ (and β): the modes and what lme4's objective reads.
+
+    ``L`` is the Cholesky factor of ``ΛᵀZᵀWZΛ + I`` at the working
+    weights of the last iteration, ``sqrtw`` those weights' square roots
+    (lme4 keeps the decomposition made before the last update of μ).
+    """
+
+    u: np.ndarray
+    beta: np.ndarray
+    eta: np.ndarray
+    mu: np.ndarray
+    dev_resid: np.ndarray
+    L: BlockFactor
+    sqrtw: np.ndarray
+    iterations: int
+
+    @property
+    def ldL2(self) -> float:
+        return self.L.logdet
+
+
+class BlockFactor:
+    """The Cholesky factor of ``A = ΛᵀZᵀWZΛ + I`` in two blocks, the linear engine's way.
+
+    The first random-effects term's block of A is block diagonal (one S×S
+    block per level), so its factor ``L0`` is a batch of tiny
+    factorizations; the other terms' columns (the rest) are factored after
+    eliminating it, densely: ``A = [D Bᵀ; B C]``, ``L = [L0 0; F Lr]`` with
+    ``F = B L0⁻ᵀ`` and ``Lr Lrᵀ = C − F Fᵀ``.  Raises :class:`PirlsError`
+    where A is not positive definite.
+    """
+
+    def __init__(self, D: np.ndarray, B: np.ndarray, C: np.ndarray):
+        self.ell, self.S = D.shape[0], D.shape[1]
+        try:
+            self.L0 = np.sqrt(D) if self.S == 1 else np.linalg.cholesky(D)
+            if self.S == 1 and not np.all(D > 0):
+                raise LinAlgError
+            self.F = _right_solve_blocks(B, self.L0) if B.size else B
+            self.Lr = cholesky(C - self.F @ self.F.T, lower=True, check_finite=False) if C.size else C
+        except (LinAlgError, np.linalg.LinAlgError):
+            raise PirlsError("the penalized weighted cross products are not positive definite") from None
+        self.q0 = self.ell * self.S
+
+    @property
+    def logdet(self) -> float:
+        """log|L|² = log|A|."""
+        d0 = self.L0.reshape(-1) if self.S == 1 else np.diagonal(self.L0, axis1=1, axis2=2)
+        return float(2.0 * (np.sum(np.log(d0)) + np.sum(np.log(np.diagonal(self.Lr)))))
+
+    def diagonal(self) -> np.ndarray:
+        d0 = self.L0.reshape(-1) if self.S == 1 else np.diagonal(self.L0, axis1=1, axis2=2).reshape(-1)
+        return np.concatenate([d0, np.diagonal(self.Lr)])
+
+    def solve_lower(self, b: np.ndarray) -> np.ndarray:
+        """L⁻¹ b, for b of shape (q,) or (q, k)."""
+        b = np.asarray(b, float)
+        x0 = _solve_blocks(self.L0, b[: self.q0], transpose=False)
+        if not self.Lr.size:
+            return x0
+        xr = solve_triangular(self.Lr, b[self.q0:] - self.F @ x0, lower=True, check_finite=False)
+        return np.concatenate([x0, xr])
+
+    def solve_upper(self, x: np.ndarray) -> np.ndarray:
+        """L⁻ᵀ x."""
+        x = np.asarray(x, float)
+        if not self.Lr.size:
+            return _solve_blocks(self.L0, x, transpose=True)
+        yr = solve_triangular(self.Lr, x[self.q0:], lower=True, trans="T", check_finite=False)
+        return np.concatenate([_solve_blocks(self.L0, x[: self.q0] - self.F.T @ yr, transpose=True), yr])
+
+    def inverse_blocks(self, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
+        """The diagonal blocks of A⁻¹ = L⁻ᵀL⁻¹ per level, per term: (ℓ, S, S) for each (ℓ, S) of ``sizes``.
+
+        The first term's: ``M_jᵀ (I + K_jᵀ K_j) M_j`` with ``M_j = L0_j⁻¹`` and
+        ``K = Lr⁻¹ F`` (its level-j columns); the rest's from ``Lr⁻ᵀ Lr⁻¹``.
+        Never the whole q × q inverse.
+        """
+        S = self.S
+        eye = np.broadcast_to(np.eye(S), (self.ell, S, S))
+        M = 1.0 / self.L0 if S == 1 else np.linalg.solve(self.L0, eye)  # (ℓ, S, S)
+        inner = np.array(eye)
+        out = []
+        if self.Lr.size:
+            Rinv = solve_triangular(self.Lr, np.eye(self.Lr.shape[0]), lower=True, check_finite=False)
+            K = (Rinv @ self.F).reshape(-1, self.ell, S)
+            inner = inner + np.einsum("rls,rlt->lst", K, K)
+            rest = Rinv.T @ Rinv
+            offset = 0
+            for ell, size in sizes[1:]:
+                block = rest[offset: offset + ell * size, offset: offset + ell * size].reshape(ell, size, ell, size)
+                out.append(block[np.arange(ell), :, np.arange(ell), :])
+                offset += ell * size
+        return [np.swapaxes(M, 1, 2) @ inner @ M] + out
+
+
+def _solve_blocks(L0: np.ndarray, b: np.ndarray, transpose: bool) -> np.ndarray:
+    """Per level, L0ⱼ⁻¹ bⱼ (or L0ⱼ⁻ᵀ bⱼ) for b of shape (ℓS,) or (ℓS, k)."""
+    ell, S = L0.shape[0], L0.shape[1]
+    if S == 1:
+        scale = L0.reshape(-1)
+        return b / (scale if b.ndim == 1 else scale[:, None])
+    rhs = b.reshape(ell, S, -1)
+    factors = np.swapaxes(L0, 1, 2) if transpose else L0
+    return np.linalg.solve(factors, rhs).reshape(b.shape)
+
+
+def _right_solve_blocks(B: np.ndarray, L0: np.ndarray) -> np.ndarray:
+    """B L0⁻ᵀ for B of shape (m, ℓS): per level, the columns of B times L0ⱼ⁻ᵀ."""
+    return _solve_blocks(L0, B.T, transpose=False).T
+
+
+@dataclass
+class GlmmFit:
+    """The fitted numbers of a GLMM: what the results face reads.
+
+    Attributes
+    ----------
+    theta, beta : ndarray
+        Estimates (θ in lme4's order).
+    state : PirlsState
+        PIRLS at the estimates (modes, μ, η, the factor).
+    opt : OptSummary
+        The last stage's optimizer record (``final`` holds θ, then β after
+        the first stage), with the finite-difference gradient and Hessian of
+        the deviance in all parameters.
+    stage1 : OptSummary
+        The ``nAGQ = 0`` stage.
+    conv : Convergence
+        lme4's convergence messages and code.
+    vcov : ndarray
+        Covariance of β̂ (from the Hessian when it is positive definite,
+        else from R_X, as lme4's ``vcov``).
+    vcov_warnings : list of str
+        lme4's warning when it falls back to R_X.
+    """
+
+    theta: np.ndarray
+    beta: np.ndarray
+    state: PirlsState
+    opt: OptSummary
+    stage1: OptSummary
+    conv: Convergence
+    vcov: np.ndarray
+    vcov_warnings: list[str]
+
+
+class GlmmModel:
+    """A GLMM ready to be fitted: the design, the family and nAGQ.
+
+    Parameters
+    ----------
+    design : Design
+        Built with ``family=`` (:func:`mixedfit.terms.build_design`): the
+        response as R's ``family$initialize`` leaves it.
+    family : Family
+        The family and link.
+    nagq : int
+        0 (β inside PIRLS), 1 (Laplace, lme4's default) or up to 25 points
+        of adaptive Gauss–Hermite quadrature (one scalar random-effects term).
+
+    Examples
+    --------
+    >>> import mixedfit as mf
+    >>> from mixedfit.family import family
+    >>> from mixedfit.terms import build_design
+    >>> fam = family("binomial")
+    >>> d = build_design("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                  mf.load_dataset("cbpp"), family=fam)
+    >>> m = GlmmModel(d, fam)
+    >>> round(m.stage1_objective(np.array([1.0])), 6)  # lme4: 186.723145113705, devfun(1) of nAGQ = 0
+    186.723145
+    """
+
+    def __init__(self, design: Design, family: Family, nagq: int = 1):
+        if not design.terms:
+            raise ModelSpecError("No random effects terms specified in formula")
+        if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or not 0 <= nagq <= _MAX_NAGQ:
+            raise ModelSpecError(f"nagq must be a whole number from 0 to {_MAX_NAGQ} (lme4's nAGQ), not {nagq!r}")
+        if nagq > 1 and (len(design.terms) != 1 or design.terms[0].size != 1):
+            raise ModelSpecError("nAGQ > 1 is only available for models with a single, scalar "
+                                 "random-effects term (lme4's restriction): use nagq=1 (Laplace) "
+                                 "or nagq=0")
+        self.design, self.family, self.nagq = design, family, int(nagq)
+        n = design.nobs
+        self.y = np.asarray(design.y, float)
+        self.weights = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
+        self.trials = np.ones(n) if design.trials is None else np.asarray(design.trials, float)
+        self.offset = np.zeros(n) if design.offset is None else np.asarray(design.offset, float)
+        self.X = np.asarray(design.X, float)
+        sizes = [t.size for t in design.terms]
+        bounds = np.cumsum([0] + [s * (s + 1) // 2 for s in sizes])
+        self.theta_slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        mask = np.concatenate([_diagonal_mask(s) for s in sizes])
+        self.lower = np.where(mask == 1, 0.0, -np.inf)
+        # θ starts at 1 on the template diagonals (lme4's reTrms$theta for glmer)
+        self.start = mask.copy()
+        self._columns = self._z_columns()
+        self.q = int(sum(t.size * t.nlevels for t in design.terms))
+        self._pair_index = self._pair_indices()
+        self._lp0: np.ndarray | None = None  # linear predictor PIRLS starts from (lme4's lp0)
+        self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
+        self._aic = family.aic_at(self.y, self.trials, self.weights)
+
+    def __getstate__(self) -> dict:
+        # The family's likelihood closure is rebuilt on unpickling, not pickled.
+        return {k: v for k, v in self.__dict__.items() if k != "_aic"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._aic = self.family.aic_at(self.y, self.trials, self.weights)
+
+    # -- structure ------------------------------------------------------------
+    @property
+    def ntheta(self) -> int:
+        return self.lower.size
+
+    @property
+    def p(self) -> int:
+        return self.X.shape[1]
+
+    def _z_columns(self) -> np.ndarray:
+        """Per row, the columns of Z (lme4's order: term by term, level-major) it has entries in, (n, ΣS)."""
+        cols, offset = [], 0
+        for term in self.design.terms:
+            cols.append(offset + term.codes[:, None] * term.size + np.arange(term.size)[None, :])
+            offset += term.size * term.nlevels
+        return np.hstack(cols)
+
+    def templates(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Λθ's template per term (lme4 order)."""
+        return [lower_template(theta[sl], t.size) for sl, t in zip(self.theta_slices, self.design.terms)]
+
+    def zlambda(self, theta: np.ndarray) -> sp.csr_matrix:
+        """ZΛθ as a sparse (n, q) matrix: Z's pattern, each row's entries ``z_i T``."""
+        return self._sparse(np.hstack(self._term_values(theta)), self._columns, self.q)
+
+    def _term_values(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per term, the (n, S) entries of ZΛ in its columns: ``z_i T``."""
+        return [t.z @ T for t, T in zip(self.design.terms, self.templates(theta))]
+
+    @staticmethod
+    def _sparse(values: np.ndarray, columns: np.ndarray, width: int) -> sp.csr_matrix:
+        n, k = values.shape
+        return sp.csr_matrix((values.ravel(), columns.ravel(), np.arange(0, n * k + 1, k)), shape=(n, width))
+
+    def _weighted_blocks(self, values: list[np.ndarray], sqrtw: np.ndarray) -> BlockFactor:
+        """The factor of ΛᵀZᵀWZΛ + I from the terms' ZΛ entries at weights sqrtw²."""
+        first, S0 = self.design.terms[0], self.design.terms[0].size
+        v0 = values[0] * sqrtw[:, None]
+        D = np.empty((first.nlevels, S0, S0))
+        for s in range(S0):
+            for t in range(s + 1):
+                D[:, s, t] = D[:, t, s] = np.bincount(first.codes, weights=v0[:, s] * v0[:, t],
+                                                      minlength=first.nlevels)
+        D[:, np.arange(S0), np.arange(S0)] += 1.0
+        q0 = first.nlevels * S0
+        if len(values) == 1:
+            return BlockFactor(D, np.empty((0, q0)), np.empty((0, 0)))
+        vr = np.hstack(values[1:]) * sqrtw[:, None]
+        if self._pair_index is not None:
+            B, C = (self._dense_products(pairs, vr, other, size)
+                    for pairs, other, size in ((self._pair_index[0], v0, (self.q - q0, q0)),
+                                               (self._pair_index[1], vr, (self.q - q0, self.q - q0))))
+        else:
+            rest = self._sparse(vr, self._columns[:, S0:] - q0, self.q - q0)
+            C = (rest.T @ rest).toarray()
+            B = (rest.T @ self._sparse(v0, self._columns[:, :S0], q0)).toarray()
+        C[np.diag_indices_from(C)] += 1.0
+        return BlockFactor(D, B, C)
+
+    @staticmethod
+    def _dense_products(pairs: list[tuple[int, int, np.ndarray]], left: np.ndarray, right: np.ndarray,
+                        shape: tuple[int, int]) -> np.ndarray:
+        """Σᵢ leftᵢₐ rightᵢᵦ accumulated at each pair's flat positions: a dense cross product by bincount."""
+        size = shape[0] * shape[1]
+        out = np.zeros(size)
+        for a, b, index in pairs:
+            out += np.bincount(index, weights=left[:, a] * right[:, b], minlength=size)
+        return out.reshape(shape)
+
+    def _pair_indices(self) -> tuple[list, list] | None:
+        """Flat positions, per pair of entry slots of a row, in the dense rest-by-first and rest-by-rest
+        products; None where those would be too large to hold densely (sparse products instead)."""
+        S0 = self.design.terms[0].size
+        q0 = self.design.terms[0].nlevels * S0
+        qr = self.q - q0
+        if not qr or qr * (q0 + qr) > _DENSE_PRODUCTS:
+            return None
+        rest, first = self._columns[:, S0:] - q0, self._columns[:, :S0]
+        k = rest.shape[1]
+        by_first = [(a, b, rest[:, a] * q0 + first[:, b]) for a in range(k) for b in range(S0)]
+        by_rest = [(a, b, rest[:, a] * qr + rest[:, b]) for a in range(k) for b in range(k)]
+        return by_first, by_rest
+
+    def is_singular(self, theta: np.ndarray) -> bool:
+        """lme4's ``isSingular``: a θ with a lower bound within 1e-4 of it."""
+        return bool(np.any(np.isfinite(self.lower) & (np.asarray(theta)[: self.ntheta] < 1e-4)))
+
+    # -- PIRLS ------------------------------------------------------------------
+    def _working(self, eta: np.ndarray, mu: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """μ, √W and the working residual (y − μ)/μ' at η (μ = g⁻¹(η) when already at hand)."""
+        fam = self.family
+        mu = fam.linkinv(eta) if mu is None else mu
+        mu_eta = fam.mu_eta(eta)
+        sqrtw = mu_eta * np.sqrt(self.weights / fam.variance(mu))
+        return mu, sqrtw, (self.y - mu) / mu_eta
+
+    def _penalized_deviance(self, eta: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        mu = self.family.linkinv(eta)
+        dev = self.family.dev_resids(self.y, mu, self.weights)
+        return float(np.sum(dev) + u @ u), mu, dev
+
+    def _solve(self, zl: sp.csr_matrix, values: list[np.ndarray], sqrtw: np.ndarray, z: np.ndarray,
+               joint: bool) -> tuple[np.ndarray, np.ndarray | None, BlockFactor]:
+        """The PWLS solution (u, β or None, L) at weights W = sqrtw² for working response z."""
+        L = self._weighted_blocks(values, sqrtw)
+        w = sqrtw * sqrtw
+        cu = L.solve_lower(zl.T @ (w * z))
+        if not joint:
+            return L.solve_upper(cu), None, L
+        Xw = self.X * sqrtw[:, None]
+        RZX = L.solve_lower(zl.T @ (self.X * w[:, None]))
+        try:
+            RX = cholesky(Xw.T @ Xw - RZX.T @ RZX, lower=True, check_finite=False)
+        except LinAlgError:
+            raise PirlsError("the fixed-effects cross products are not positive definite") from None
+        cb = solve_triangular(RX, Xw.T @ (sqrtw * z) - RZX.T @ cu, lower=True, check_finite=False)
+        beta = solve_triangular(RX, cb, lower=True, trans="T", check_finite=False)
+        return L.solve_upper(cu - RZX @ beta), beta, L
+
+    def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None,
+              eta_start: np.ndarray | None = None, u_start: np.ndarray | None = None) -> PirlsState:
+        """lme4's ``pwrssUpdate``: the conditional modes at θ, with β fixed or (``beta=None``) solved too.
+
+        PIRLS starts from the linear predictor ``eta_start`` (default: the one
+        lme4 keeps, :attr:`lp0`, plus the offset).  Raises :class:`PirlsError`
+        where lme4 stops: no convergence in 100 steps, step halving that does
+        not lower the penalized deviance, NaN.
+        """
+        theta = np.asarray(theta, float)
+        joint = beta is None
+        values = self._term_values(theta)
+        zl = self._sparse(np.hstack(values), self._columns, self.q)
+        eta = self.offset + self.lp0 if eta_start is None else eta_start
+        u_old = np.zeros(self.q) if u_start is None else u_start
+        beta_old = np.zeros(self.p) if joint else np.asarray(beta, float)
+        base = self.offset if joint else self.offset + self.X @ beta_old
+        oldpdev = np.finfo(float).max
+
+        def linpred(u_: np.ndarray, b_: np.ndarray) -> np.ndarray:
+            return (self.offset + self.X @ b_ if joint else base) + zl @ u_
+
+        mu = None
+        for it in range(1, _MAXIT + 1):
+            mu, sqrtw, wres = self._working(eta, mu)
+            u, b, L = self._solve(zl, values, sqrtw, eta - base + wres, joint)
+            b = beta_old if b is None else b
+            new_eta = linpred(u, b)
+            pdev, mu, dev = self._penalized_deviance(new_eta, u)
+            if abs((oldpdev - pdev) / pdev) < _TOL_PWRSS:
+                return PirlsState(u, b, new_eta, mu, dev, L, sqrtw, it)
+            if np.isnan(pdev) or pdev > oldpdev:
+                for _ in range(_MAX_HALVINGS):
+                    if not (np.isnan(pdev) or pdev > oldpdev):
+                        break
+                    u, b = (u_old + u) / 2.0, (beta_old + b) / 2.0 if joint else b
+                    new_eta = linpred(u, b)
+                    pdev, mu, dev = self._penalized_deviance(new_eta, u)
+                if np.isnan(pdev):
+                    raise PirlsError("PIRLS loop resulted in NaN value")
+                if pdev - oldpdev > _TOL_PWRSS:
+                    raise PirlsError("(maxstephalfit) PIRLS step-halvings failed to reduce deviance "
+                                     "in pwrssUpdate")
+            oldpdev, u_old, eta = pdev, u, new_eta
+            if joint:
+                beta_old = b
+        raise PirlsError("pwrssUpdate did not converge in (maxit) iterations")
+
+    @property
+    def lp0(self) -> np.ndarray:
+        """The linear predictor (without offset) PIRLS starts from: that of the first, joint PIRLS at θ₀.
+
+        lme4 fits PIRLS once at its starting θ from ``family$initialize``'s
+        μ, and then starts every evaluation of the first stage there
+        (``mkGlmerDevfun``'s ``lp0``); the second stage starts from the
+        first stage's optimum.
+        """
+        if self._lp0 is None:
+            eta0 = self.family.linkfun(self.family.mustart(self.y, self.weights))
+            state = self.pirls(self.start, None, eta_start=eta0)
+            self._lp0 = state.eta - self.offset
+        return self._lp0
+
+    # -- objectives -------------------------------------------------------------
+    def laplace(self, state: PirlsState) -> float:
+        """lme4's Laplace deviance: ``log|L|² + ‖u‖² + aic`` (the family's −2 log-likelihood)."""
+        aic = self._aic(state.mu, float(np.sum(state.dev_resid)))
+        return float(state.ldL2 + state.u @ state.u + aic)
+
+    def quadrature(self, state: PirlsState, theta: np.ndarray) -> float:
+        """lme4's ``glmerAGQ``: adaptive Gauss–Hermite quadrature around the modes, per level.
+
+        The deviance residuals (not ``aic``) enter here, as in lme4, so its
+        nAGQ > 1 deviance is on the scale of the deviance residuals.
+        """
+        term = self.design.terms[0]
+        codes, q = term.codes, self.q
+        zl = self.zlambda(theta)
+        base = state.eta - zl @ state.u
+
+        def per_level(u: np.ndarray, dev: np.ndarray) -> np.ndarray:
+            return u * u + np.bincount(codes, weights=dev, minlength=q)
+
+        devc0 = per_level(state.u, state.dev_resid)
+        sd = 1.0 / state.L.diagonal()
+        mult = np.zeros(q)
+        for z, w, ldnorm in self._agq:
+            if z == 0:
+                mult += w
+                continue
+            u = state.u + z * sd
+            dev = self.family.dev_resids(self.y, self.family.linkinv(base + zl @ u), self.weights)
+            mult += np.exp(-0.5 * (per_level(u, dev) - devc0) - ldnorm) * w / np.sqrt(2.0 * np.pi)
+        return float(np.sum(devc0) + state.ldL2 - 2.0 * np.sum(np.log(mult)))
+
+    def stage1_objective(self, theta: np.ndarray) -> float:
+        """The ``nAGQ = 0`` deviance at θ: β inside PIRLS; ``inf`` where PIRLS fails."""
+        try:
+            return self.laplace(self.pirls(theta, None))
+        except PirlsError:
+            return np.inf
+
+    def objective(self, par: np.ndarray) -> float:
+        """The deviance at (θ, β) (Laplace or quadrature); ``inf`` where PIRLS fails."""
+        theta, beta = par[: self.ntheta], par[self.ntheta:]
+        try:
+            state = self.pirls(theta, beta)
+        except PirlsError:
+            return np.inf
+        return self.laplace(state) if self.nagq <= 1 else self.quadrature(state, theta)
+
+    # -- fitting -----------------------------------------------------------------
+    def optimize(self, maxeval: int = 100_000) -> GlmmFit:
+        """lme4's two stages, its boundary check, derivatives, convergence checks and vcov.
+
+        BLAS runs single-threaded: the factorizations are small, and spinning
+        BLAS threads make them many times slower on busy cores (see
+        :meth:`mixedfit.model.MixedModel.blas_threads`).
+        """
+        if isinstance(maxeval, bool) or not isinstance(maxeval, (int, np.integer)) or maxeval < 1:
+            raise ModelSpecError(f"maxeval must be a positive whole number of evaluations, not {maxeval!r}")
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return self._optimize(maxeval)
+
+    def _optimize(self, maxeval: int) -> GlmmFit:
+        try:
+            _ = self.lp0  # the first PIRLS, from the family's starting μ
+        except PirlsError as error:
+            raise PirlsError(f"{error}, at glmer's starting values (lme4 stops there too): a fixed "
+                             "effect may separate the response completely, or the model be too rich "
+                             "for the data") from None
+        if self.nagq == 0:  # stage 1 is the fit: minimized as closely as stage 2 (see _minimize)
+            stage1 = self._minimize(self.stage1_objective, self.start, self.lower,
+                                    np.full(self.ntheta, _THETA_STEP), maxeval)
+            stage1 = self._snap_to_boundary(stage1, self.stage1_objective)
+            state = self.pirls(stage1.final, None)
+            self._lp0 = state.eta - self.offset
+            conv = check_convergence(stage1, self.is_singular(stage1.final), derivatives=False)
+            return GlmmFit(stage1.final.copy(), state.beta, state, stage1, stage1, conv,
+                           self.vcov_rx(stage1.final, state), [])
+        stage1, first = self._stage1(maxeval)
+        start = np.concatenate([stage1.final, first.beta])
+        opt = self._stage2(start, first, stage1.final, maxeval)
+        return self._finish(self._snap_to_boundary(opt, self.objective), stage1)
+
+    def _stage1(self, maxeval: int) -> tuple[OptSummary, PirlsState]:
+        """θ by BOBYQA with β inside PIRLS; PIRLS at its optimum becomes :attr:`lp0`.
+
+        Stage 2 starts every PIRLS from there, as lme4 does.  The deviance
+        lme4 reports depends on that start: PIRLS stops at a relative change
+        of 1e-7 in the penalized deviance, and log|L|² is not stationary in
+        u, so the Laplace deviance moves by up to ~1e-4 with the start.
+        """
+        stage1 = dataclasses.replace(bobyqa(self.stage1_objective, self.start, self.lower, maxeval=maxeval),
+                                     optimizer="bobyqa")
+        first = self.pirls(stage1.final, None)
+        self._lp0 = first.eta - self.offset
+        return stage1, first
+
+    def _finish(self, opt: OptSummary, stage1: OptSummary) -> GlmmFit:
+        """The fitted numbers at stage 2's optimum: derivatives, PIRLS there, convergence checks, vcov."""
+        opt.gradient, opt.hessian = finite_derivatives(self.objective, opt.final, opt.fmin)
+        theta, beta = opt.final[: self.ntheta], opt.final[self.ntheta:]
+        state = self.pirls(theta, beta)
+        conv = check_convergence(opt, self.is_singular(theta))
+        vcov, vcov_warnings = self._vcov(opt, theta, state)
+        return GlmmFit(theta.copy(), beta.copy(), state, opt, stage1, conv, vcov, vcov_warnings)
+
+    def fit_at(self, theta: np.ndarray, beta: np.ndarray | None = None,
+               stage1_theta: np.ndarray | None = None) -> GlmmFit:
+        """The fitted numbers at given θ and β, without optimizing.
+
+        What glmer reports at its own estimates can be rebuilt from them:
+        the tests print the summary at glmer's optimum this way.  PIRLS
+        starts where glmer's second stage starts it, at the first stage's
+        optimum: ``stage1_theta`` (glmer's nAGQ = 0 θ), or else this
+        model's own first stage.  With nagq = 0, β comes from PIRLS
+        (``beta`` is ignored).
+        """
+        theta = np.asarray(theta, float)
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            if self.nagq == 0:
+                state = self.pirls(theta, None)
+                opt = OptSummary("none", theta.copy(), self.lower.copy(), theta.copy(), self.laplace(state),
+                                 0, 0, "evaluated at the given parameters")
+                conv = check_convergence(opt, self.is_singular(theta), derivatives=False)
+                return GlmmFit(theta.copy(), state.beta, state, opt, opt, conv, self.vcov_rx(theta, state), [])
+            if stage1_theta is None:
+                stage1, _ = self._stage1(100_000)
+            else:
+                start = np.asarray(stage1_theta, float)
+                stage1 = OptSummary("none", start.copy(), self.lower.copy(), start.copy(),
+                                    self.stage1_objective(start), 0, 0, "evaluated at the given parameters")
+                self._lp0 = self.pirls(start, None).eta - self.offset
+            par = np.concatenate([theta, np.asarray(beta, float)])
+            opt = OptSummary("none", par.copy(), np.concatenate([self.lower, np.full(self.p, -np.inf)]),
+                             par.copy(), self.objective(par), 0, 0, "evaluated at the given parameters")
+            return self._finish(opt, stage1)
+
+    def _stage2(self, start: np.ndarray, first: PirlsState, theta1: np.ndarray, maxeval: int) -> OptSummary:
+        """θ and β jointly by BOBYQA from stage 1's optimum, β in whitened coordinates.
+
+        β = β₁ + Cγ with C Cᵀ stage 1's covariance of β̂ (R_X's): BOBYQA's
+        steps are alike in every direction, and in γ the deviance is about
+        equally curved in each, however the predictors are scaled or
+        correlated (an intercept next to an uncentred HEIGHT, say).  lme4's
+        Nelder-Mead sizes its simplex by the standard errors instead, and
+        can stop far from the optimum on such fits.  Restarts from the
+        optimum while they still lower the deviance.
+        """
+        C = self._whitening(theta1, first)
+        beta1 = start[self.ntheta:]
+
+        def unwhiten(par: np.ndarray) -> np.ndarray:
+            return np.concatenate([par[: self.ntheta], beta1 + C @ par[self.ntheta:]])
+
+        def objective(par: np.ndarray) -> float:
+            return self.objective(unwhiten(par))
+
+        step = np.concatenate([np.full(self.ntheta, _THETA_STEP), np.full(self.p, _BETA_STEP)])
+        lower = np.concatenate([self.lower, np.full(self.p, -np.inf)])
+        x0 = np.concatenate([start[: self.ntheta], np.zeros(self.p)])
+        opt = self._minimize(objective, x0, lower, step, maxeval)
+        return dataclasses.replace(opt, initial=start.copy(), final=unwhiten(opt.final), lower=lower)
+
+    @staticmethod
+    def _minimize(objective, x0: np.ndarray, lower: np.ndarray, step: np.ndarray, maxeval: int) -> OptSummary:
+        """BOBYQA to tight tolerances, restarted from its optimum while that still lowers the objective.
+
+        lme4's optimizers stop on looser criteria (Nelder-Mead's ``FtolAbs``
+        of 1e-5 in stage 2); these tolerances reach an objective at or below
+        glmer's on every reference fit.
+        """
+        opt = bobyqa(objective, x0, lower, maxeval=maxeval, initial_step=step, xtol_rel=0.0,
+                     xtol_abs=_XTOL_ABS, ftol_abs=_FTOL_ABS)
+        for _ in range(_RESTARTS):
+            again = bobyqa(objective, opt.final, lower, maxeval=maxeval, initial_step=step / 100.0,
+                           xtol_rel=0.0, xtol_abs=_XTOL_ABS, ftol_abs=_FTOL_ABS)
+            gain = opt.fmin - again.fmin
+            again = dataclasses.replace(again, feval=opt.feval + again.feval, initial=opt.initial)
+            if gain <= 0:
+                opt.feval = again.feval
+                break
+            opt = again
+            if gain <= _RESTART_GAIN * abs(opt.fmin):
+                break
+        return dataclasses.replace(opt, optimizer="bobyqa")
+
+    def _whitening(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
+        """C with C Cᵀ = (R_X R_Xᵀ)⁻¹ at a PIRLS state; the identity where that is not positive definite."""
+        try:
+            C = np.linalg.cholesky(self._unscaled(theta, state))
+        except np.linalg.LinAlgError:
+            return np.eye(self.p)
+        return C if np.all(np.isfinite(C)) else np.eye(self.p)
+
+    def _snap_to_boundary(self, opt: OptSummary, objective) -> OptSummary:
+        """lme4's ``check.boundary``: θ within 1e-5 of its bound goes to the bound where that is no worse."""
+        near = np.flatnonzero((opt.final[: self.ntheta] - self.lower > 0)
+                              & (opt.final[: self.ntheta] - self.lower < _BOUNDARY_TOL))
+        for i in near:
+            trial = opt.final.copy()
+            trial[i] = self.lower[i]
+            value = objective(trial)
+            # within the optimizer's tolerance: at θ ≈ 0 the deviance is flat to rounding
+            if value <= opt.fmin + _FTOL_ABS:
+                opt.final, opt.fmin = trial, value
+        return opt
+
+    def _unscaled(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
+        """(R_X R_Xᵀ)⁻¹ at the state's weights (lme4's ``unsc()``)."""
+        Xw = self.X * state.sqrtw[:, None]
+        RZX = state.L.solve_lower(self.zlambda(theta).T @ (Xw * state.sqrtw[:, None]))
+        try:
+            return np.linalg.inv(Xw.T @ Xw - RZX.T @ RZX)
+        except np.linalg.LinAlgError:
+            return np.full((self.p, self.p), np.nan)
+
+    def pwrss(self, state: PirlsState) -> float:
+        """lme4's penalized weighted residual sum of squares: Pearson χ² + ‖u‖²."""
+        pearson = (self.y - state.mu) * np.sqrt(self.weights / self.family.variance(state.mu))
+        return float(pearson @ pearson + state.u @ state.u)
+
+    def sigma(self, state: PirlsState) -> float:
+        """lme4's σ: 1 for binomial and Poisson, else √(pwrss/n)."""
+        if not self.family.has_dispersion:
+            return 1.0
+        return float(np.sqrt(self.pwrss(state) / self.y.size))
+
+    def vcov_rx(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
+        """σ² (R_X R_Xᵀ)⁻¹: lme4's vcov where no Hessian is at hand."""
+        return self.sigma(state) ** 2 * self._unscaled(theta, state)
+
+    def _vcov(self, opt: OptSummary, theta: np.ndarray, state: PirlsState) -> tuple[np.ndarray, list[str]]:
+        """lme4's ``vcov.merMod``: the β block of 2H⁻¹ when positive definite, else from R_X (with its warning)."""
+        try:
+            inv = np.linalg.solve(opt.hessian, np.eye(opt.hessian.shape[0]))
+        except np.linalg.LinAlgError:
+            inv = None
+        if inv is not None and np.all(np.isfinite(inv)):
+            block = inv[self.ntheta:, self.ntheta:]
+            V = block + block.T
+            if np.linalg.eigvalsh(V).min() > 0:
+                return V, []
+        return self.vcov_rx(theta, state), [_VCOV_WARNING]
+
+
+def _gauss_hermite(k: int) -> list[tuple[float, float, float]]:
+    """lme4's ``GHrule(k)``: nodes z, weights for the standard normal, log φ(z)."""
+    z, w = np.polynomial.hermite_e.hermegauss(k)
+    w = w / np.sqrt(2.0 * np.pi)
+    z[np.abs(z) < 1e-14] = 0.0  # the middle node of an odd rule is exactly 0 in lme4's table
+    return [(float(a), float(b), float(-0.5 * a * a - 0.5 * np.log(2.0 * np.pi))) for a, b in zip(z, w)]

@@ -1,0 +1,335 @@
+"""The fitted GLMM as ``glmer`` returns it: a thin face on :class:`~mixedfit.glmm.GlmmFit`.
+
+:class:`GlmmResults` shares the linear results' code wherever the quantity
+is the same (θ's names, ``ranef``, ``coef``, ``VarCorr``'s layout, AIC/BIC,
+``to_dict``) and replaces what a GLMM defines otherwise: σ (1 for binomial and
+Poisson), ``vcov`` (lme4's, from the finite-difference Hessian), ``deviance``
+(the sum of squared deviance residuals), fitted values on the response
+scale, the residual types, z tests, and glmer's summary.
+"""
+
+from __future__ import annotations
+
+import html
+import warnings
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
+from .family import Family, family as make_family
+from .glmm import GlmmFit, GlmmModel
+from .glmm_summary import GlmmSummary, print_text
+from .inference.predict import predict as predict_eta
+from .inference.predict import simulated_linear_predictors
+from .results import MixedResults
+from .terms import build_design
+
+__all__ = ["GlmmResults", "glmer"]
+
+_RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
+
+
+class GlmmResults(MixedResults):
+    """A fitted generalized linear mixed model, as ``glmer`` returns it.
+
+    Build one with :func:`mixedfit.mixed` and ``family=``.
+
+    Examples
+    --------
+    >>> import mixedfit as mf
+    >>> fit = mf.mixed("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                mf.load_dataset("cbpp"), family="binomial")
+    >>> round(fit.llf, 3)  # lme4: logLik = -92.027
+    -92.027
+    """
+
+    def __init__(self, model: GlmmModel, fitted: GlmmFit, *, data_name: str | None = None,
+                 weights_name: str | None = None, offset_name: str | None = None):
+        self.model = model
+        self.fitted = fitted
+        self.optsummary = fitted.opt
+        self._conv = fitted.conv
+        self.data_name = data_name
+        self.weights_name = weights_name
+        self.offset_name = offset_name
+        self.reml = False
+        self.formula = model.design.formula
+        self.nobs = model.design.nobs
+        self._beta = fitted.beta
+        self.family = model.family
+        self.nagq = model.nagq
+
+    # -- parameters -------------------------------------------------------------
+    @property
+    def theta(self) -> pd.Series:
+        """θ in lme4's order and with lme4's names (``getME(fit, "theta")``)."""
+        return pd.Series(self.fitted.theta, index=self.theta_names, name="theta")
+
+    @property
+    def pwrss(self) -> float:
+        """lme4's penalized weighted residual sum of squares (Pearson χ² + ‖ũ‖²)."""
+        return self.model.pwrss(self.fitted.state)
+
+    @property
+    def sigma(self) -> float:
+        """lme4's ``sigma()``: 1 for binomial and Poisson fits, else √(pwrss/n)."""
+        return self.model.sigma(self.fitted.state)
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of β̂ as lme4's ``vcov``: from the finite-difference Hessian of the deviance
+        when it is positive definite, else σ²(R_X R_Xᵀ)⁻¹ (and for nagq=0)."""
+        return pd.DataFrame(self.fitted.vcov, index=self.xnames, columns=self.xnames)
+
+    @property
+    def zvalues(self) -> pd.Series:
+        """Wald z statistics β̂ / SE."""
+        return self.fixef / self.bse
+
+    tvalues = zvalues  # the name the shared summary helpers read
+
+    @property
+    def pvalues(self) -> pd.Series:
+        """Two-sided Wald p-values, ``Pr(>|z|)`` of glmer's summary."""
+        return pd.Series(2.0 * stats.norm.sf(np.abs(self.zvalues.to_numpy())), index=self.xnames)
+
+    # -- likelihood -------------------------------------------------------------
+    @property
+    def npar(self) -> int:
+        """θ, β, and σ for a family with a dispersion parameter."""
+        return self.model.ntheta + len(self.xnames) + int(self.family.has_dispersion)
+
+    @property
+    def deviance(self) -> float:
+        """lme4's ``deviance()`` of a GLMM: the sum of squared deviance residuals.
+
+        The summary's ``deviance`` column is −2 logLik instead (:attr:`minus2llf`).
+        """
+        return float(np.sum(self.fitted.state.dev_resid))
+
+    @property
+    def minus2llf(self) -> float:
+        """−2 log-likelihood, the ``deviance`` glmer's summary prints."""
+        return -2.0 * self.llf
+
+    # -- random effects -----------------------------------------------------------
+    @cached_property
+    def _templates_lme4(self) -> list[np.ndarray]:
+        return self.model.templates(self.fitted.theta)
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """lme4's ``as.data.frame(VarCorr(fit))``; a Residual row only for families with a scale."""
+        frame = MixedResults.varcorr.fget(self)
+        return frame if self.family.has_dispersion else frame[frame["grp"] != "Residual"].reset_index(drop=True)
+
+    def _term_blocks(self, vector: np.ndarray) -> list[np.ndarray]:
+        """A vector over all random effects split per term (lme4 order), each (ℓ, S)."""
+        out, offset = [], 0
+        for term in self.model.design.terms:
+            k = term.size * term.nlevels
+            out.append(vector[offset: offset + k].reshape(term.nlevels, term.size))
+            offset += k
+        return out
+
+    @cached_property
+    def _b(self) -> list[np.ndarray]:
+        """Conditional modes b = Λũ per term, each (ℓ, S)."""
+        return [u @ T.T for u, T in zip(self._term_blocks(self.fitted.state.u), self._templates_lme4)]
+
+    @cached_property
+    def _condvar(self) -> list[np.ndarray]:
+        """σ² Λ (ΛᵀZᵀWZΛ + I)⁻¹ Λᵀ per level, per term (lme4's ``condVar``)."""
+        terms = self.model.design.terms
+        blocks = self.fitted.state.L.inverse_blocks([(t.nlevels, t.size) for t in terms])
+        return [self.sigma**2 * (T @ block @ T.T) for T, block in zip(self._templates_lme4, blocks)]
+
+    # -- fitted values and residuals -----------------------------------------------
+    @cached_property
+    def fittedvalues(self) -> pd.Series:
+        """Fitted means μ̂ on the response scale (lme4's ``fitted``; proportions for a binomial)."""
+        return pd.Series(self.fitted.state.mu, index=self.model.design.rows)
+
+    @property
+    def linear_predictor(self) -> pd.Series:
+        """η̂ = Xβ̂ + Zb̂ + offset."""
+        return pd.Series(self.fitted.state.eta, index=self.model.design.rows)
+
+    def resid(self, type: str = "deviance") -> pd.Series:  # noqa: A002 (lme4's argument name)
+        """Residuals of one of lme4's types: ``"deviance"`` (default), ``"pearson"``, ``"response"``, ``"working"``."""
+        m, state = self.model, self.fitted.state
+        mu = state.mu
+        if type == "deviance":
+            d = np.sqrt(np.maximum(state.dev_resid, 0.0))
+            values = np.where(m.y > mu, d, -d)
+        elif type == "pearson":
+            values = (m.y - mu) * np.sqrt(m.weights / m.family.variance(mu))
+        elif type == "response":
+            values = m.y - mu
+        elif type == "working":
+            values = (m.y - mu) / m.family.mu_eta(state.eta)
+        else:
+            raise ModelSpecError(f"type must be one of {', '.join(map(repr, _RESIDUAL_TYPES))}, not {type!r}")
+        return pd.Series(values, index=m.design.rows)
+
+    @property
+    def scaled_resid(self) -> np.ndarray:
+        """Pearson residuals over σ: the summary's "Scaled residuals"."""
+        return self.resid("pearson").to_numpy() / self.sigma
+
+    def pearson_dispersion(self) -> float:
+        """Σ Pearson residual² / df.resid: above 1 suggests overdispersion (binomial, Poisson)."""
+        r = self.resid("pearson").to_numpy()
+        return float(r @ r / self.df_resid)
+
+    # -- inference ---------------------------------------------------------------
+    def confint(self, method: str = "wald", level: float = 0.95, parm=None, **kw) -> pd.DataFrame:
+        """Wald intervals for β (lme4's ``confint(fit, method = "Wald")``, fixed effects rows).
+
+        Profile and bootstrap intervals of GLMMs are not implemented yet.
+        """
+        if str(method).lower() != "wald":
+            raise ModelSpecError(f"confint(method={method!r}) is not implemented for GLMMs yet; "
+                                 "use method='wald'")
+        if not 0 < level < 1:
+            raise ModelSpecError(f"level must be between 0 and 1, not {level!r}")
+        a = (1.0 - level) / 2.0
+        z = stats.norm.ppf(1.0 - a)
+        beta, se = self.fixef, self.bse
+        labels = [f"{100 * a:.3g} %", f"{100 * (1 - a):.3g} %"]
+        table = pd.DataFrame({labels[0]: beta - z * se, labels[1]: beta + z * se})
+        return table if parm is None else table.loc[list(np.atleast_1d(parm))]
+
+    def _not_yet(self, what: str):
+        raise ModelSpecError(f"{what} is not implemented for GLMMs yet")
+
+    def profile(self, which=None, **kw):
+        self._not_yet("profile()")
+
+    def bootstrap(self, n: int, seed: int | None = None, progress: bool | None = None):
+        self._not_yet("bootstrap()")
+
+    def vcov_varpar(self, scale: str = "theta"):
+        self._not_yet("vcov_varpar()")
+
+    def coef_table(self, ddf: str = "satterthwaite"):
+        self._not_yet("coef_table() (Satterthwaite / Kenward-Roger t tests)")
+
+    def anova(self, ddf: str = "satterthwaite"):
+        self._not_yet("the type III ANOVA table")
+
+    def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False,
+                type: str = "link") -> pd.Series:  # noqa: A002 (lme4's argument name)
+        """Predictions as lme4's ``predict(fit, newdata, re.form, allow.new.levels, type)``.
+
+        ``type="link"`` (lme4's default) gives η, ``type="response"`` the mean
+        μ = g⁻¹(η).  The other arguments are those of
+        :func:`mixedfit.inference.predict.predict`.
+        """
+        if type not in ("link", "response"):
+            raise ModelSpecError(f"type must be 'link' or 'response', not {type!r}")
+        eta = predict_eta(self, newdata=newdata, re_form=re_form, allow_new_levels=allow_new_levels)
+        return eta if type == "link" else pd.Series(self.family.linkinv(eta.to_numpy()), index=eta.index)
+
+    def simulate(self, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
+        """Responses simulated from the fit, as lme4's ``simulate(fit, nsim, seed, use.u)``.
+
+        Random effects drawn afresh (or, with ``use_u``, held at their modes),
+        then responses from the family at μ = g⁻¹(η): binomial successes
+        (out of the trials of a ``cbind`` response; 0/1 otherwise), Poisson
+        counts, Gamma values with shape 1/σ², inverse Gaussian values with
+        λ = weight/σ².  numpy's generator: R's draws cannot be reproduced.
+        """
+        rng = np.random.default_rng(seed)
+        m = self.model
+        columns = {}
+        etas = simulated_linear_predictors(self, nsim, rng, use_u, self.fitted.state.eta)
+        for j, eta in enumerate(etas):
+            columns[f"sim_{j + 1}"] = self._draw(rng, m.family.linkinv(eta))
+        out = pd.DataFrame(columns, index=m.design.rows)
+        out.attrs["seed"] = seed
+        return out
+
+    def _draw(self, rng: np.random.Generator, mu: np.ndarray) -> np.ndarray:
+        """One response per row from the family at mean μ (R's ``family$simulate``)."""
+        m, name = self.model, self.family.name
+        if name == "binomial":
+            trials = m.trials if m.design.trials is not None else np.ones_like(mu)
+            return rng.binomial(np.rint(trials).astype(np.int64), mu).astype(float)
+        if name == "poisson":
+            return rng.poisson(mu).astype(float)
+        dispersion = self.sigma**2
+        if name == "Gamma":
+            return rng.gamma(1.0 / dispersion, mu * dispersion)
+        if name == "inverse.gaussian":
+            return rng.wald(mu, m.weights / dispersion)
+        raise ModelSpecError(f"simulate() is not implemented for the {name} family")
+
+    def refit(self, new_y):
+        self._not_yet("refit()")
+
+    def tidy(self, *args, **kw):
+        self._not_yet("tidy()")
+
+    def glance(self):
+        self._not_yet("glance()")
+
+    # -- printing ----------------------------------------------------------------
+    def summary(self, ddf: str | None = None):
+        """glmer's ``summary(fit)``: prints as lme4 prints it."""
+        if ddf is not None:
+            raise ModelSpecError("a GLMM's summary has Wald z tests; ddf= does not apply")
+        return GlmmSummary(self)
+
+    def __str__(self) -> str:
+        return print_text(self)
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(str(self.summary()))}</pre>"
+
+    # -- serialization ------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """Every estimate as plain Python values (see :meth:`MixedResults.to_dict`), with the family,
+        nagq, the deviance residuals' sum and the summary's −2 logLik."""
+        record = super().to_dict()
+        record.update({
+            "family": self.family.name,
+            "link": self.family.link_name,
+            "nagq": self.nagq,
+            "minus2logLik": self._plain(self.minus2llf),
+            "stage1_feval": int(self.fitted.stage1.feval),
+            "vcov_warnings": list(self.fitted.vcov_warnings),
+        })
+        return record
+
+
+def glmer(formula: str, data, *, family: str | Family, nagq: int = 1, weights=None, offset=None,
+          na_action: str = "omit", data_name: str | None = None, maxeval: int = 100_000) -> GlmmResults:
+    """Fit a GLMM as lme4's ``glmer`` does; :func:`mixedfit.mixed` with ``family=`` calls this.
+
+    Warns (as lme4 does) on a singular fit, on failed convergence checks and
+    when the Hessian-based ``vcov`` falls back to R_X.
+    """
+    fam = make_family(family)
+    design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action, family=fam)
+    model = GlmmModel(design, fam, nagq=nagq)
+    fitted = model.optimize(maxeval)
+    results = GlmmResults(model, fitted, data_name=data_name,
+                          weights_name=weights if isinstance(weights, str) else None,
+                          offset_name=offset if isinstance(offset, str) else None)
+    for msg in fitted.vcov_warnings:
+        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
+    for msg in _warning_texts(fitted.conv.messages):
+        cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
+        warnings.warn(msg, cls, stacklevel=3)
+    return results
+
+
+def _warning_texts(messages: list[str]) -> list[str]:
+    """lme4's warnings from its convergence messages: the Hessian's pasted into one, with ";"."""
+    hessian = [m for m in messages if m.startswith("Model is nearly unidentifiable")]
+    others = [m for m in messages if m not in hessian]
+    return others + ([";".join(hessian)] if hessian else [])
