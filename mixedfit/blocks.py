@@ -9,8 +9,8 @@ split in two, MixedModels.jl style:
 * everything after it (the other terms, then X, then y) forms the *rest*: its
   Schur complement after eliminating the first term is factored by LAPACK,
   dense: crossed terms fill this block in, so storing it dense costs nothing
-  extra for them.  Where it stays sparse (:class:`SparseRest`) and cvxopt is
-  installed, CHOLMOD factors its nonzeros instead (:mod:`mixedfit.supernodal`).
+  extra for them.  Where it stays sparse (``SparseRest``) and cvxopt is
+  installed, CHOLMOD factors its nonzeros instead (``mixedfit.supernodal``).
 
 For each θ only the scaling by Λθ and the two factorizations are redone.
 """
@@ -81,7 +81,7 @@ _PLANES_MIN_LEVELS = 200  # fewest first-term levels for _first_block_planes (S 
 
 
 def _pattern_size(Ar0: sp.csr_matrix, S0: int, qr: int) -> int:
-    """Number of products the pattern of :func:`_schur_pattern` would enumerate."""
+    """Number of products the pattern of ``_schur_pattern`` would enumerate."""
     ell = Ar0.shape[1] // S0
     coo = Ar0.tocoo()
     level = coo.col // S0
@@ -100,8 +100,8 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int,
     with i ≥ j and j < q_r (the lower triangle's random-rest columns) as a sparse
     matrix ``P``, one row per structurally nonzero (i, j), and the flat positions
     of those (i, j) in an (m, m) array, so that each θ costs one ``P @ Ms.ravel()``
-    with M in packed planes (see :func:`pair_index`).  ``which`` gives each
-    level's column of M where levels share one (:func:`shared_blocks`); by
+    with M in packed planes (see ``pair_index``).  ``which`` gives each
+    level's column of M where levels share one (``shared_blocks``); by
     default each level has its own.
     """
     ell = Ar0.shape[1] // S0
@@ -168,7 +168,7 @@ def _dense_rest_rows(R0: sp.csr_matrix, S0: int) -> np.ndarray | None:
     return np.ascontiguousarray(R0[:, _to_planes(q0, S0)].toarray())
 
 
-_MAP_BUDGET = 1_000_000  # most entries of the dense X/y map of :func:`_gram_map` (8 MB)
+_MAP_BUDGET = 1_000_000  # most entries of the dense X/y map of ``_gram_map`` (8 MB)
 
 
 def _gram_map(Fp: np.ndarray) -> np.ndarray:
@@ -176,7 +176,7 @@ def _gram_map(Fp: np.ndarray) -> np.ndarray:
 
     ``Fp`` (k, S, ℓ) holds F's rows in plane layout.  Row ``r`` of the result
     gives entry (i, j) = ``np.tril_indices(k)[·][r]``; its columns follow
-    ``Ms.ravel()`` (see :func:`pair_index`).  One mat-vec with this map costs a
+    ``Ms.ravel()`` (see ``pair_index``).  One mat-vec with this map costs a
     fifth of forming ``F M`` and multiplying by ``Fᵀ`` when k is small (X and y).
 
     Examples
@@ -323,7 +323,7 @@ def batched_lower_inverse(L: np.ndarray) -> np.ndarray:
 
 
 def _packed_congruence(T: np.ndarray) -> np.ndarray:
-    """The map taking a symmetric X in packed planes to ``TᵀXT`` in packed planes (see :func:`pair_index`).
+    """The map taking a symmetric X in packed planes to ``TᵀXT`` in packed planes (see ``pair_index``).
 
     Entry (i, j) of TᵀXT is ``Σ_(k ≥ l) X_kl (T_ki T_lj + T_li T_kj)``, the second
     product only where k ≠ l, since X_kl stands for X_lk as well.
@@ -343,7 +343,7 @@ def _packed_congruence(T: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _congruence_indices(size: int) -> tuple[np.ndarray, ...]:
-    """Flat positions in T of the four factors of :func:`_packed_congruence`, and where k ≠ l."""
+    """Flat positions in T of the four factors of ``_packed_congruence``, and where k ≠ l."""
     i, j = np.tril_indices(size)
     k, l = i[None, :], j[None, :]
     i, j = i[:, None], j[:, None]
@@ -351,10 +351,10 @@ def _congruence_indices(size: int) -> tuple[np.ndarray, ...]:
 
 
 def _first_block_2x2(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
-    """``log|L00|²`` and M of :meth:`CrossProducts._first_block` for S = 2 (random slopes), in closed form.
+    """``log|L00|²`` and M of ``CrossProducts._first_block`` for S = 2 (random slopes), in closed form.
 
     ``A`` holds the per-level ``zᵀWz`` in packed planes (3, ℓ).  The packed
-    entries of B = TᵀA_lT + I are a 3×3 linear map of A's (:func:`_packed_congruence`,
+    entries of B = TᵀA_lT + I are a 3×3 linear map of A's (``_packed_congruence``,
     written out: this runs on every evaluation of models with few levels), and
     those of M = T B⁻¹ Tᵀ one of B⁻¹'s, which is (b11, −b10, b00) / det: two
     small matrix products and a few elementwise operations on ℓ-vectors,
@@ -370,7 +370,7 @@ def _first_block_2x2(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
 
 
 def _first_block_planes(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
-    """``log|L00|²`` and M of :meth:`CrossProducts._first_block` for any S, on packed planes.
+    """``log|L00|²`` and M of ``CrossProducts._first_block`` for any S, on packed planes.
 
     The Cholesky factor of each level's B = TᵀA_lT + I, its inverse and
     B⁻¹ = L⁻ᵀL⁻¹ are worked out entry by entry, each entry one operation on
@@ -429,7 +429,7 @@ _SHARED_MIN_PRODUCTS = 100_000  # fewest products in the Schur pattern for mergi
 def shared_blocks(A00: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """One level per distinct block of ``A00`` (ℓ, S, S), and which of those each level has; None where most differ.
 
-    A level's M (:meth:`CrossProducts._first_block`) depends on its own block
+    A level's M (``CrossProducts._first_block``) depends on its own block
     of A00 alone, so levels with equal blocks share it, and the Schur
     pattern's map of M's entries can sum their columns once instead of per θ
     (InstEval's 2972 students have 86 distinct counts: its map shrinks from
@@ -493,7 +493,7 @@ class SparseRest:
     The terms after the first often leave most of the rest empty (egsingle's
     schools: a tenth of its lower triangle; InstEval's lecturers: a fifth):
     there each θ updates and scales only the entries that can be nonzero, and
-    hands them to CHOLMOD (:mod:`mixedfit.supernodal`) or, without cvxopt,
+    hands them to CHOLMOD (``mixedfit.supernodal``) or, without cvxopt,
     writes them into a zeroed array, instead of copying, updating and scaling
     the whole dense block (dense: egsingle 20 %, InstEval 8 % faster per evaluation).
     Entry ``pos[t]`` of ``ΛrᵀGΛr`` is
@@ -668,7 +668,7 @@ class Factor:
         """The last k rows and columns of the rest's factor (X's and y's for k = p + 1).
 
         Where the rest was factored sparse and its factor is still CHOLMOD's
-        current one, read from that (:meth:`SupernodalRest.trailing`), without
+        current one, read from that (``SupernodalRest.trailing``), without
         forming ``Lrr``.
         """
         block = self._cholmod[0].trailing(self._cholmod[1], k) if self._cholmod is not None else None
@@ -678,7 +678,7 @@ class Factor:
         """``v`` with ``L_topᵀ v = l`` for the rest's factor ``[L_top 0; lᵀ r]``: ``[v_random; β̂]``.
 
         From CHOLMOD's factor by one solve while it is this θ's
-        (:meth:`SupernodalRest.leading_solution`), else from ``Lrr``.
+        (``SupernodalRest.leading_solution``), else from ``Lrr``.
         """
         v = self._cholmod[0].leading_solution(self._cholmod[1]) if self._cholmod is not None else None
         return _last_row_solution(self.Lrr) if v is None else v
@@ -731,7 +731,7 @@ def _dense_cholesky(G: np.ndarray, upper_zero: bool = False) -> np.ndarray | Non
     ``upper_zero`` says G's strict upper triangle holds zeros already, so
     LAPACK need not clear it (half a millisecond of a 1145×1145 factorization).
     A large G is factored on one thread where the BLAS is one known to crash
-    there (:func:`_unsafe_threaded_potrf`).
+    there (``_unsafe_threaded_potrf``).
     """
     # G's lower triangle is the upper triangle of the Fortran-ordered Gᵀ:
     # factoring that view spares LAPACK's wrapper a transposing copy (a
@@ -936,7 +936,7 @@ class Frame:
     Any c and b give the same model: θ, σ, the random effects, r², and the
     objective (T has determinant 1, so REML's log|R_X|² too) do not change,
     and the fixed effects of ỹ on X̃ are γ = T⁻¹β − b: β = T(γ + b) and
-    vcov(β) = T vcov(γ) Tᵀ (:meth:`coefficients`, :meth:`rx_inverse`).
+    vcov(β) = T vcov(γ) Tᵀ (``coefficients``, ``rx_inverse``).
     Data whose columns are of their spread's scale (most) are used as they are.
 
     Examples
@@ -1086,11 +1086,11 @@ def subtract_columns(target: np.ndarray, X: np.ndarray, b: np.ndarray) -> np.nda
 class ResponseSums:
     """Per level of each term, the number of observations and the sum of the raw response y
     (before weights and offset), with n, Σy and Σy²: what lme4's starting θ for random
-    intercepts is made of (:func:`mixedfit.model.lme4_start`).  Like :class:`CrossBlocks`,
+    intercepts is made of (``mixedfit.model.lme4_start``).  Like ``CrossBlocks``,
     they add up over row partitions.  Terms in the order of the blocks they came with.
 
     The sums are of y − ``shift``, the rows' mean where it dwarfs their spread
-    (as for :class:`Frame`; else 0): the start depends on variances alone, which
+    (as for ``Frame``; else 0): the start depends on variances alone, which
     Σy² − (Σy)²/n would lose to cancellation there.
     """
 
@@ -1134,7 +1134,7 @@ class CrossBlocks:
 
     Every field is a sum over observations, so the blocks of two sets of rows
     add up to the blocks of their union: partitions of a large data set can be
-    reduced with ``+`` (see :meth:`__add__`).
+    reduced with ``+`` (see ``__add__``).
 
     Attributes
     ----------
@@ -1152,7 +1152,7 @@ class CrossBlocks:
         Σ log wᵢ.
     response : ResponseSums or None
         The raw response's sums per level, kept only when every term is a
-        random intercept (see :func:`intercepts_only`).
+        random intercept (see ``intercepts_only``).
     frame : Frame
         The change of variables X and y are in: F0 and Arr hold ``[X̃ ỹ]``
         where they say ``[X y]`` (default: X and y as they are).
@@ -1186,7 +1186,7 @@ class CrossBlocks:
         )
 
     def in_frame(self, frame: Frame) -> "CrossBlocks":
-        """The same rows' blocks with X and y in ``frame`` (see :class:`Frame`): the X/y rows of F0 and Arr change."""
+        """The same rows' blocks with X and y in ``frame`` (see ``Frame``): the X/y rows of F0 and Arr change."""
         if frame is self.frame:
             return self
         K = self.frame.change_to(frame)
@@ -1200,9 +1200,9 @@ class CrossBlocks:
         """The blocks in the frame whose ỹ is the weighted least squares residual on X's columns ``keep`` alone.
 
         The other columns get b = 0 (so they can be dropped:
-        :meth:`Frame.columns`), and no column is centered where the intercept
+        ``Frame.columns``), and no column is centered where the intercept
         is not kept.  Partitions summed in the first one's frame
-        (:meth:`__add__`) are put in the frame of all their rows.
+        (``__add__``) are put in the frame of all their rows.
         """
         p = self.F0.shape[0] - 1
         q = self.Arr.shape[0] - p - 1
@@ -1228,9 +1228,9 @@ class CrossBlocks:
 
     @classmethod
     def from_design(cls, design: Design, plan: list[list[int]] | None = None) -> "CrossBlocks":
-        """The blocks of a design's rows, on the engine's terms of ``plan`` (default: :func:`engine_plan`).
+        """The blocks of a design's rows, on the engine's terms of ``plan`` (default: ``engine_plan``).
 
-        X and y enter in the :class:`Frame` of these rows.
+        X and y enter in the ``Frame`` of these rows.
         """
         plan = engine_plan(design.terms) if plan is None else plan
         terms = [joined_term(design.terms, parts) for parts in plan]
@@ -1275,9 +1275,9 @@ class CrossProducts:
     ----------
     design : Design
         The model's data. Terms on one grouping factor are joined and the
-        terms re-ordered internally (:func:`engine_plan`, kept as :attr:`plan`);
-        ``theta`` passed to :meth:`factor` is per engine term
-        (:meth:`engine_theta`).
+        terms re-ordered internally (``engine_plan``, kept as ``plan``);
+        ``theta`` passed to ``factor`` is per engine term
+        (``engine_theta``).
     blocks : CrossBlocks, optional
         Cross products already summed (e.g. over the partitions of a data set
         too large for memory); then ``design`` only supplies the structure
@@ -1414,7 +1414,7 @@ class CrossProducts:
         return np.linalg.cholesky(B)
 
     def _first_block(self, T0: np.ndarray) -> tuple[float, np.ndarray]:
-        """log|L00|² and M = T0 (T0ᵀA00T0 + I)⁻¹ T0ᵀ in packed planes (see :func:`pair_index`)."""
+        """log|L00|² and M = T0 (T0ᵀA00T0 + I)⁻¹ T0ᵀ in packed planes (see ``pair_index``)."""
         if self.S0 == 1:
             B = T0[0, 0] ** 2 * self.A00 + 1.0
             return float(np.sum(np.log(B))), (T0[0, 0] ** 2 / B).reshape(1, -1)
@@ -1434,11 +1434,11 @@ class CrossProducts:
 
         Each block is a fixed linear map of M's packed planes: the random-rest
         columns (rows of the rest and of X/y against them) go through the
-        precomputed sparse pattern (:func:`_schur_pattern`) and the X/y block
-        through a dense map (:func:`_gram_map`), one mat-vec each per θ.  Where
+        precomputed sparse pattern (``_schur_pattern``) and the X/y block
+        through a dense map (``_gram_map``), one mat-vec each per θ.  Where
         either map would be too large to keep (heavily crossed factors, many
         fixed effects), products with M are formed each time instead: dense
-        ones where the rest's rows are dense (:func:`_dense_rest_rows`), sparse
+        ones where the rest's rows are dense (``_dense_rest_rows``), sparse
         ones otherwise.
         """
         S0, l0, qr = self.S0, self.l0, self.qr
@@ -1496,7 +1496,7 @@ class CrossProducts:
         """log|L00|² and the rest after eliminating the first term, at its template T0.
 
         The rest comes before its Λr scaling: as the kept entries of
-        :class:`SparseRest` or as a dense (m, m) array, which callers must not
+        ``SparseRest`` or as a dense (m, m) array, which callers must not
         modify.  Both depend on the first term's θ alone, and that θ comes
         back within a few evaluations, because BOBYQA's first steps and lme4's
         derivative check move one or two coordinates at a time (InstEval: 21
@@ -1600,15 +1600,15 @@ class CrossProducts:
     def beta(self, f: Factor) -> np.ndarray:
         """β̂ alone: the factor's trailing block is ``[R_X 0; c_Xᵀ r]`` and ``R_Xᵀ β̂ = c_X``.
 
-        What :meth:`solve` gives as its first value, without the random effects
+        What ``solve`` gives as its first value, without the random effects
         and so, where CHOLMOD factored the rest, without LAPACK's whole factor.
-        The factor's is γ̂, that of X̃ and ỹ: β̂ is mapped back (:meth:`Frame.coefficients`).
+        The factor's is γ̂, that of X̃ and ỹ: β̂ is mapped back (``Frame.coefficients``).
         """
         return self.frame.coefficients(_last_row_solution(f.trailing(self.p + 1)))
 
     def rx_inverse(self, f: Factor) -> np.ndarray:
         """A matrix Q with vcov(β) = σ² QᵀQ: R_X⁻¹ from the factor's lower triangular block for X̃,
-        times Tᵀ (:meth:`Frame.rx_inverse`; R_X⁻¹ itself where X is not centered)."""
+        times Tᵀ (``Frame.rx_inverse``; R_X⁻¹ itself where X is not centered)."""
         inverse = solve_triangular(f.trailing(self.p + 1)[: self.p, : self.p], np.eye(self.p), lower=True)
         return self.frame.rx_inverse(inverse)
 
@@ -1632,7 +1632,7 @@ class CrossProducts:
     def solve(self, f: Factor) -> tuple[np.ndarray, list[np.ndarray]]:
         """β̂ and the spherical random effects u (engine term order, each (ℓ, S)).
 
-        With v from the rest's factor (:meth:`Factor.leading_solution`), the first term's right-hand side is
+        With v from the rest's factor (``Factor.leading_solution``), the first term's right-hand side is
         ``L_r0ᵀ [−v; 1] = L00⁻¹ Λ0ᵀ A_r0ᵀ Λr [−v; 1]``: sparse products with the
         stored cross products, never the dense (m, q0) ``L_r0``.
         """

@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def read_csv(path: Path, encoding: str = "utf-8", sep: str | None = None) -> pd.DataFrame:
-    r"""The CSV file's rows; what stops pandas becomes a :class:`DataError` naming the file.
+    r"""The CSV file's rows; what stops pandas becomes a ``DataError`` naming the file.
 
     ``path`` ``-`` reads standard input.  Without ``sep`` the separator is
     the one of ``, ; tab |`` that the header line holds most of (R's

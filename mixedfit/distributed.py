@@ -1,7 +1,7 @@
 """The exact fit of data too large for one machine: Dask DataFrames and parquet files.
 
 Every cross product the fit needs is a sum over rows
-(:class:`~mixedfit.blocks.CrossBlocks`), so the data are read partition by
+(``CrossBlocks``), so the data are read partition by
 partition, twice, and only sums come back:
 
 1. **levels**: each partition's model frame (rows with a missing value or a
@@ -11,14 +11,14 @@ partition, twice, and only sums come back:
    categories keep their order (when Dask knows them), anything else is
    sorted as R's ``factor()`` sorts.
 2. **sums**: each partition, its factor columns made categorical on those
-   levels, becomes a :class:`~mixedfit.terms.Design` with
+   levels, becomes a ``Design`` with
    ``build_design(..., levels=...)`` (which drops no level in a partition)
    and then its cross products, which are added up in a tree.
 
 Parquet files are checked before the first pass, on their footers alone:
 each must be readable and hold every model column the others hold, with
 the same kind of type (numbers, text, ...); the levels pass checks the
-partitions so, whatever their source.  A :class:`~mixedfit.errors.DataError`
+partitions so, whatever their source.  A ``DataError``
 names the file (or partition) and the column.
 
 The checks that need every row are made on the sums: numbers of levels,
@@ -31,7 +31,7 @@ in-memory fit to rounding.
 What needs the rows again (fitted values, residuals, predictions) is
 computed lazily, partition by partition, as Dask Series.  The summary's
 scaled-residual quantiles are exact: two more passes find the order
-statistics (see :meth:`DaskResults.resid_quantiles`).
+statistics (see ``DaskResults.resid_quantiles``).
 
 Not supported: transformations whose value depends on all rows (``scale``,
 ``poly``, splines: each partition would use its own), grouping factors
@@ -190,7 +190,7 @@ def _kind(dtype) -> str:
 
 
 def _values_kind(column: pd.Series) -> str | None:
-    """:func:`_kind` of a column, by its values where its type is object; None if all missing."""
+    """``_kind`` of a column, by its values where its type is object; None if all missing."""
     if not pd.api.types.is_object_dtype(column.dtype):
         return _kind(column.dtype)
     inferred = pd.api.types.infer_dtype(column, skipna=True)
@@ -200,7 +200,7 @@ def _values_kind(column: pd.Series) -> str | None:
 
 
 def _arrow_kind(arrow_type) -> str | None:
-    """:func:`_kind` of a parquet column's arrow type; None for a column of nulls only."""
+    """``_kind`` of a parquet column's arrow type; None for a column of nulls only."""
     import pyarrow as pa
 
     if pa.types.is_dictionary(arrow_type):
@@ -255,7 +255,7 @@ def _check_parquet_files(path, storage_options: dict | None, names: set[str]) ->
     Each file must be readable, hold each of ``names`` that any file holds
     (a name in none is a constant, a column of a partitioned directory's
     paths, or unknown: said later) and give it the kind of type the others
-    give it (:func:`_kind`).  Only the files' footers are read.
+    give it (``_kind``).  Only the files' footers are read.
     """
     fs, files = _parquet_files(path, storage_options)
     schemas = {file: _parquet_schema(fs, file) for file in files}
@@ -300,7 +300,7 @@ def _parquet_reads(data) -> list[tuple[Any, dict | None]]:
 
 
 def _check_kinds(kinds: dict[str, dict[str, int]], meta: pd.DataFrame) -> None:
-    """Refuse a column whose partitions hold values of different kinds (:func:`_kind`).
+    """Refuse a column whose partitions hold values of different kinds (``_kind``).
 
     ``kinds`` gives, for each column, the first partition holding each kind;
     the meta's type counts too unless it is object (which holds anything).
@@ -542,9 +542,9 @@ def _kept_columns(structure: Design, sums: _Sums) -> tuple[list[int], bool]:
 def _without_x_columns(blocks: CrossBlocks, keep: list[int]) -> CrossBlocks:
     """The blocks with only X's columns ``keep`` (X and y come last in F0 and Arr).
 
-    They are summed in the first partition's frame (:meth:`CrossBlocks.__add__`):
+    They are summed in the first partition's frame (``CrossBlocks.__add__``):
     first put in the frame of all the rows' least squares fit on the columns kept
-    (:meth:`CrossBlocks.in_least_squares_frame`), so that ỹ is the residual the fit in
+    (``CrossBlocks.in_least_squares_frame``), so that ỹ is the residual the fit in
     memory factors and holds nothing of the columns dropped.
     """
     blocks = blocks.in_least_squares_frame(keep)
@@ -575,7 +575,7 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
                start=None, maxeval: int = 100_000) -> "DaskResults":
     """Fit a linear mixed model to a Dask DataFrame, exactly as in memory.
 
-    :func:`mixedfit.mixed` calls this for a Dask DataFrame.  Two passes over
+    ``mixedfit.mixed`` calls this for a Dask DataFrame.  Two passes over
     the partitions compute sums (see the module's description) on whatever
     Dask scheduler is current (a ``distributed.Client`` once one is made);
     only the sums, whose size depends on the numbers of levels and not of
@@ -588,7 +588,7 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
     data : dask.dataframe.DataFrame
         The data; only the columns the model reads are loaded.
     reml, na_action, data_name, start, maxeval
-        As in :func:`mixedfit.mixed`.
+        As in ``mixedfit.mixed``.
     weights, offset : str, optional
         Column names (one value per row cannot be given for a Dask DataFrame).
 
@@ -694,7 +694,7 @@ def mixed_parquet(formula: str, path, *, storage_options: dict | None = None,
     storage_options : dict, optional
         Passed to ``read_parquet`` (credentials of remote storage).
     **kwargs
-        As for :func:`mixed_dask` (``reml``, ``weights``, ``offset``, ...).
+        As for ``mixed_dask`` (``reml``, ``weights``, ``offset``, ...).
 
     Returns
     -------
@@ -785,17 +785,17 @@ def _float_series(meta_index: pd.Index) -> pd.Series:
 
 
 class DaskResults(MixedResults):
-    """A fit to Dask data (:func:`mixed_dask`).
+    """A fit to Dask data (``mixed_dask``).
 
     Everything computed from the estimates (``fixef``, ``vcov``, ``ranef``,
     ``varcorr``, ``theta``, ``llf``, Wald intervals, ...) is as for an
     in-memory fit.  What needs the rows is a lazy Dask Series, one
-    partition at a time: :attr:`fittedvalues`, :attr:`resid`,
-    :attr:`scaled_resid` and :meth:`predict`; :meth:`summary` reads exact
-    scaled-residual quantiles (two passes, :meth:`resid_quantiles`).
+    partition at a time: ``fittedvalues``, ``resid``,
+    ``scaled_resid`` and ``predict``; ``summary`` reads exact
+    scaled-residual quantiles (two passes, ``resid_quantiles``).
     Refits from the rows (``bootstrap``, ``simulate``, ``refit``,
     ``profile``, profile intervals) raise ``NotImplementedError``;
-    :func:`mixedfit.anova` works: its REML-to-ML refit reuses the summed cross products.
+    ``mixedfit.anova`` works: its REML-to-ML refit reuses the summed cross products.
 
     Attributes
     ----------
@@ -833,7 +833,7 @@ class DaskResults(MixedResults):
         return self._per_partition(_scaled)
 
     def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False):
-        """Predictions as :func:`mixedfit.inference.predict.predict`.
+        """Predictions as ``mixedfit.inference.predict.predict``.
 
         Without ``newdata``, on the rows fitted; with a Dask DataFrame, on its
         partitions (both lazy Dask Series); other new data are predicted at once.
@@ -853,7 +853,7 @@ class DaskResults(MixedResults):
     def resid_quantiles(self) -> pd.Series:
         """Exact quantiles (R's type 7) of the scaled residuals: Min, 1Q, Median, 3Q, Max.
 
-        Computed once, in two passes over the data (:func:`exact_quantiles`).
+        Computed once, in two passes over the data (``exact_quantiles``).
         """
         return pd.Series(self._quantiles, index=["Min", "1Q", "Median", "3Q", "Max"])
 

@@ -106,7 +106,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _user_stacklevel() -> int:
-    """The ``stacklevel`` of the first frame outside mixedfit, seen from :func:`warn`'s caller."""
+    """The ``stacklevel`` of the first frame outside mixedfit, seen from ``warn``'s caller."""
     frame = inspect.currentframe()
     level = 0
     try:

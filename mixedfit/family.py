@@ -1,6 +1,6 @@
 """GLM families and links as R defines them (``binomial()``, ``poisson()``, ...).
 
-A :class:`Family` carries what a GLMM fit needs from R's family object: the
+A ``Family`` carries what a GLMM fit needs from R's family object: the
 link (``linkfun``, ``linkinv``, ``mu_eta``), the ``variance`` function, the
 deviance residuals (``dev_resids``) and ``aic`` (−2 log-likelihood, from
 which glmer's ``logLik`` comes), with the bounds lme4's C++ code puts on
@@ -228,7 +228,7 @@ class Family:
         return _DISTRIBUTIONS[self.name][1](y, mu, wt)
 
     def aic_at(self, y: Array, n: Array, wt: Array) -> Callable[[Array, float], float]:
-        """:meth:`aic` as a function of μ and the deviance, for fixed y, n and weights.
+        """``aic`` as a function of μ and the deviance, for fixed y, n and weights.
 
         What depends on the data alone (log-binomial coefficients, log y!)
         is computed once: PIRLS evaluates the likelihood at many μ.
@@ -354,7 +354,7 @@ def family(name: str | Family, link: str | None = None) -> Family:
     ----------
     name : str or Family
         ``"binomial"``, ``"poisson"``, ``"Gamma"``, ``"inverse.gaussian"`` or
-        ``"gaussian"`` (R's spelling); a :class:`Family` is returned as it is.
+        ``"gaussian"`` (R's spelling); a ``Family`` is returned as it is.
     link : str, optional
         The link (R's names); default the family's canonical one.
 

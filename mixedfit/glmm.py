@@ -10,9 +10,9 @@ the family's −2 log-likelihood) or, for ``nagq > 1`` and a single scalar
 random-effects term, adaptive Gauss–Hermite quadrature (``glmerAGQ``).
 
 The fit runs lme4's two stages: θ with β inside PIRLS (``nAGQ = 0``), then θ
-and β jointly from there.  :class:`GlmmModel` produces the fitted numbers
-(:class:`GlmmFit`); :class:`mixedfit.glmm_results.GlmmResults` is the face
-on top of them, and :func:`mixedfit.glmm_results.glmer` the whole fit.
+and β jointly from there.  ``GlmmModel`` produces the fitted numbers
+(``GlmmFit``); ``mixedfit.glmm_results.GlmmResults`` is the face
+on top of them, and ``mixedfit.glmm_results.glmer`` the whole fit.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class BlockFactor:
     block per level), so its factor ``L0`` is a batch of tiny
     factorizations; the other terms' columns (the rest) are factored after
     eliminating it, densely: ``A = [D Bᵀ; B C]``, ``L = [L0 0; F Lr]`` with
-    ``F = B L0⁻ᵀ`` and ``Lr Lrᵀ = C − F Fᵀ``.  Raises :class:`PirlsError`
+    ``F = B L0⁻ᵀ`` and ``Lr Lrᵀ = C − F Fᵀ``.  Raises ``PirlsError``
     where A is not positive definite.
     """
 
@@ -217,7 +217,7 @@ class GlmmModel:
     Parameters
     ----------
     design : Design
-        Built with ``family=`` (:func:`mixedfit.terms.build_design`): the
+        Built with ``family=`` (``mixedfit.terms.build_design``): the
         response as R's ``family$initialize`` leaves it.
     family : Family
         The family and link.
@@ -400,7 +400,7 @@ class GlmmModel:
         """lme4's ``pwrssUpdate``: the conditional modes at θ, with β fixed or (``beta=None``) solved too.
 
         PIRLS starts from the linear predictor ``eta_start`` (default: the one
-        lme4 keeps, :attr:`lp0`, plus the offset).  Raises :class:`PirlsError`
+        lme4 keeps, ``lp0``, plus the offset).  Raises ``PirlsError``
         where lme4 stops: no convergence in 100 steps, step halving that does
         not lower the penalized deviance, NaN.
         """
@@ -512,7 +512,7 @@ class GlmmModel:
 
         BLAS runs single-threaded: the factorizations are small, and spinning
         BLAS threads make them many times slower on busy cores (see
-        :meth:`mixedfit.model.MixedModel.blas_threads`).
+        ``mixedfit.model.MixedModel.blas_threads``).
         """
         if isinstance(maxeval, bool) or not isinstance(maxeval, (int, np.integer)) or maxeval < 1:
             raise ModelSpecError(f"maxeval must be a positive whole number of evaluations, not {maxeval!r}")
@@ -541,7 +541,7 @@ class GlmmModel:
         return self._finish(self._snap_to_boundary(opt, self.objective), stage1)
 
     def _stage1(self, maxeval: int) -> tuple[OptSummary, PirlsState]:
-        """θ by BOBYQA with β inside PIRLS; PIRLS at its optimum becomes :attr:`lp0`.
+        """θ by BOBYQA with β inside PIRLS; PIRLS at its optimum becomes ``lp0``.
 
         Stage 2 starts every PIRLS from there, as lme4 does.  The deviance
         lme4 reports depends on that start: PIRLS stops at a relative change

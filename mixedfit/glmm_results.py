@@ -1,6 +1,6 @@
-"""The fitted GLMM as ``glmer`` returns it: a thin face on :class:`~mixedfit.glmm.GlmmFit`.
+"""The fitted GLMM as ``glmer`` returns it: a thin face on ``GlmmFit``.
 
-:class:`GlmmResults` shares the linear results' code wherever the quantity
+``GlmmResults`` shares the linear results' code wherever the quantity
 is the same (θ's names, ``ranef``, ``coef``, ``VarCorr``'s layout, AIC/BIC,
 ``to_dict``) and replaces what a GLMM defines otherwise: σ (1 for binomial and
 Poisson), ``vcov`` (lme4's, from the finite-difference Hessian), ``deviance``
@@ -35,7 +35,7 @@ _RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
 class GlmmResults(MixedResults):
     """A fitted generalized linear mixed model, as ``glmer`` returns it.
 
-    Build one with :func:`mixedfit.mixed` and ``family=``.
+    Build one with ``mixedfit.mixed`` and ``family=``.
 
     Examples
     --------
@@ -106,7 +106,7 @@ class GlmmResults(MixedResults):
     def deviance(self) -> float:
         """lme4's ``deviance()`` of a GLMM: the sum of squared deviance residuals.
 
-        The summary's ``deviance`` column is −2 logLik instead (:attr:`minus2llf`).
+        The summary's ``deviance`` column is −2 logLik instead (``minus2llf``).
         """
         return float(np.sum(self.fitted.state.dev_resid))
 
@@ -227,7 +227,7 @@ class GlmmResults(MixedResults):
 
         ``type="link"`` (lme4's default) gives η, ``type="response"`` the mean
         μ = g⁻¹(η).  The other arguments are those of
-        :func:`mixedfit.inference.predict.predict`.
+        ``mixedfit.inference.predict.predict``.
         """
         if type not in ("link", "response"):
             raise ModelSpecError(f"type must be 'link' or 'response', not {type!r}")
@@ -292,7 +292,7 @@ class GlmmResults(MixedResults):
 
     # -- serialization ------------------------------------------------------------
     def to_dict(self) -> dict:
-        """Every estimate as plain Python values (see :meth:`MixedResults.to_dict`), with the family,
+        """Every estimate as plain Python values (see ``MixedResults.to_dict``), with the family,
         nagq, the deviance residuals' sum and the summary's −2 logLik."""
         record = super().to_dict()
         record.update({
@@ -308,7 +308,7 @@ class GlmmResults(MixedResults):
 
 def glmer(formula: str, data, *, family: str | Family, nagq: int = 1, weights=None, offset=None,
           na_action: str = "omit", data_name: str | None = None, maxeval: int = 100_000) -> GlmmResults:
-    """Fit a GLMM as lme4's ``glmer`` does; :func:`mixedfit.mixed` with ``family=`` calls this.
+    """Fit a GLMM as lme4's ``glmer`` does; ``mixedfit.mixed`` with ``family=`` calls this.
 
     Warns (as lme4 does) on a singular fit, on failed convergence checks and
     when the Hessian-based ``vcov`` falls back to R_X.

@@ -1,6 +1,6 @@
 """glmer's ``print(fit)`` and ``print(summary(fit))`` text, character for character.
 
-Built from the linear summary's blocks (:mod:`mixedfit.summary`) with what
+Built from the linear summary's blocks (``mixedfit.summary``) with what
 lme4 1.1-31 prints differently for a ``glmerMod``: the title names the
 approximation, a ``Family:`` line follows it, the AIC table's ``deviance`` is
 −2 logLik, the random-effects table has a ``Residual`` row only for families

@@ -1,9 +1,9 @@
 """lme4's summary as HTML tables, for JupyterLab, VS Code and other notebooks.
 
-Every block of the text summary (:func:`mixedfit.summary.summary_text`) becomes
+Every block of the text summary (``mixedfit.summary.summary_text``) becomes
 a small table, and every number is the very string the text prints: the cells
-come from the same formatting helpers (:func:`~mixedfit.summary.aic_cells`,
-:func:`~mixedfit.summary.format_vc`, :func:`mixedfit.rformat.format_coefmat`,
+come from the same formatting helpers (``aic_cells``,
+``format_vc``, ``mixedfit.rformat.format_coefmat``,
 ...), stripped of the padding that aligns them in a console.  Styling is a
 few inline attributes, which notebook front ends keep when they sanitize
 untrusted output (a ``<style>`` element they may drop); colours are left to
@@ -149,9 +149,9 @@ def summary_html(fit: Any, ddf: str | None = None, formula: str | None = None) -
     Parameters
     ----------
     fit : MixedResults
-        Any object :func:`mixedfit.summary.summary_text` accepts.
+        Any object ``mixedfit.summary.summary_text`` accepts.
     ddf : {None, "satterthwaite", "kenward-roger", "lme4"}
-        As for :func:`~mixedfit.summary.summary_text`: with a method, the
+        As for ``summary_text``: with a method, the
         fixed-effects table has lmerTest's df and ``Pr(>|t|)`` columns.
     formula : str, optional
         Deparsed formula for the ``Formula:`` row instead of ``fit.formula``.

@@ -1,9 +1,9 @@
 """The linear mixed model: its profiled deviance and the fit.
 
-``MixedModel`` holds a :class:`~mixedfit.terms.Design` and the cross products
-built from it once; :meth:`MixedModel.objective` evaluates lme4's profiled
-deviance (ML) or REML criterion at θ, and :meth:`MixedModel.fit` minimizes it
-the way lme4 does and returns a :class:`~mixedfit.results.MixedResults`.
+``MixedModel`` holds a ``Design`` and the cross products
+built from it once; ``MixedModel.objective`` evaluates lme4's profiled
+deviance (ML) or REML criterion at θ, and ``MixedModel.fit`` minimizes it
+the way lme4 does and returns a ``MixedResults``.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ class MixedModel:
         return self.lower.size
 
     def engine_theta(self, theta: np.ndarray) -> list[np.ndarray]:
-        """θ (lme4 order) as the engine's terms take it (:meth:`~mixedfit.blocks.CrossProducts.engine_theta`)."""
+        """θ (lme4 order) as the engine's terms take it (``engine_theta``)."""
         return self.cross.engine_theta([theta[sl] for sl in self.theta_slices])
 
     def factor(self, theta: np.ndarray) -> Factor | None:
@@ -124,7 +124,7 @@ class MixedModel:
         """The objective with σ free instead of profiled out (lme4's ``devfun2``, lmerTest's ``devfun_vp``).
 
         ``log|L_Z|² − Σ log wᵢ + r²/σ² + n log(2πσ²)``, plus ``log|R_X|² − p log(2πσ²)``
-        under REML; it equals :meth:`objective` at σ = σ̂(θ).  Returns ``inf`` where
+        under REML; it equals ``objective`` at σ = σ̂(θ).  Returns ``inf`` where
         θ gives no factor or σ is not positive.
         """
         f = self.factor(theta) if sigma > 0 and np.all(np.isfinite(theta)) else None
@@ -143,7 +143,7 @@ class MixedModel:
 
         Where the finite-difference derivatives then say BOBYQA stopped short of
         the minimum, the optimum is polished: a Newton step on them, or BOBYQA
-        again (:meth:`_polish`).
+        again (``_polish``).
         """
         theta0 = self.start if start is None else self._checked_start(start)
         # NLopt reads 0 or less as "no limit", and takes only C ints.
@@ -317,7 +317,7 @@ class MixedModel:
         (measured on a loaded 2-core machine: a 134×134 ``dpotrf`` from 0.04 ms
         to 112 ms, a 1145×1145 one from 24 ms single-threaded to 93 ms).
         Otherwise numpy's own copy of BLAS, if scipy's factorizations run on
-        another, gets one thread (see :func:`_numpy_own_blas`).
+        another, gets one thread (see ``_numpy_own_blas``).
         """
         if self.cross.m < _SMALL_DENSE or _cores_busy():
             return _ONE_THREAD.held(_blas_controller().select(user_api="blas"))
@@ -591,27 +591,27 @@ def mixed(
         An lme4 formula, e.g. ``"Reaction ~ Days + (Days|Subject)"``.
     data : pandas.DataFrame, dict of arrays or dask.dataframe.DataFrame
         The data; it is never modified.  A Dask DataFrame is fitted partition
-        by partition, with the same results (:func:`mixedfit.distributed.mixed_dask`).
+        by partition, with the same results (``mixedfit.distributed.mixed_dask``).
     reml : bool, default True
         REML (lme4's default) or maximum likelihood (``reml=False``).
-    weights : str or array-like, optional
+    weights : str or array_like, optional
         Prior weights: a column name or one value per row.
-    offset : str or array-like, optional
+    offset : str or array_like, optional
         An offset added to the linear predictor, besides any ``offset()`` term.
     na_action : {"omit", "raise"}
         Drop rows with missing values in the variables used, or raise.
     data_name : str, optional
         Name printed on the summary's ``Data:`` line.
-    start : array-like, optional
+    start : array_like, optional
         Starting θ in lme4's order (default: lme4's, ``mixedfit.model.lme4_start``: 1 on the
         diagonal and 0 elsewhere, or from the group means when every term is ``(1|g)``).
     maxeval : int
         Most objective evaluations the optimizer may use.
     family : str or Family, optional
         A GLMM's family: R's names ``"binomial"``, ``"poisson"``, ``"Gamma"``,
-        ``"inverse.gaussian"``, or :func:`mixedfit.family` for another link;
+        ``"inverse.gaussian"``, or ``mixedfit.family`` for another link;
         ``"gaussian"`` (identity link) is the linear model.  ``reml`` and
-        ``start`` do not apply to a GLMM (see :func:`mixedfit.glmm_results.glmer`).
+        ``start`` do not apply to a GLMM (see ``mixedfit.glmm_results.glmer``).
     nagq : int, default 1
         For a GLMM: 1 for the Laplace approximation, 0 for β inside PIRLS, up
         to 25 for adaptive Gauss–Hermite quadrature (one scalar random-effects term).

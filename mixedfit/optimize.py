@@ -39,7 +39,7 @@ class OptSummary:
         The optimizer's own words on why it stopped.
     gradient, hessian : ndarray
         Finite-difference derivatives of the objective at ``final``.  After a
-        polish step of at most 1e-3 (see :meth:`~mixedfit.model.MixedModel.optimize`),
+        polish step of at most 1e-3 (see ``optimize``),
         the Hessian's off-diagonal entries are those at the point before the step.
     """
 

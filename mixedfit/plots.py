@@ -1,8 +1,8 @@
 """The plots lme4 users draw with lattice, drawn with matplotlib.
 
-* :func:`plot_ranef`: caterpillar plot, lattice's ``dotplot(ranef(fit, condVar = TRUE))``;
-* :func:`plot_profile`: ζ against each parameter, lattice's ``xyplot(profile(fit))``;
-* :func:`plot_diagnostics`: residuals against fitted values, and normal QQ
+* ``plot_ranef``: caterpillar plot, lattice's ``dotplot(ranef(fit, condVar = TRUE))``;
+* ``plot_profile``: ζ against each parameter, lattice's ``xyplot(profile(fit))``;
+* ``plot_diagnostics``: residuals against fitted values, and normal QQ
   plots of the scaled residuals and of each column of the random effects.
 
 matplotlib is optional (``pip install ".[plot]"`` from a checkout, or
@@ -194,7 +194,7 @@ def plot_profile(
     Parameters
     ----------
     fit : MixedResults, optional
-        Profiled with :meth:`~mixedfit.results.MixedResults.profile` unless
+        Profiled with ``profile`` unless
         ``profile`` is given.
     profile : pandas.DataFrame, optional
         A profile already computed (the slow part).

@@ -2,7 +2,7 @@
 
 Everything here is computed once from the factor at the optimum θ; nothing
 refits.  Names and layouts follow lme4: ``fixef``, ``ranef``, ``VarCorr``
-(:attr:`MixedResults.varcorr`), ``coef``, ``getME(fit, "theta")``.
+(``MixedResults.varcorr``), ``coef``, ``getME(fit, "theta")``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from .terms import SCALE_MESSAGE
 class MixedResults:
     """A fitted linear mixed model, as ``lmer`` returns it.
 
-    Build one with :func:`mixedfit.mixed`.
+    Build one with ``mixedfit.mixed``.
 
     Examples
     --------
@@ -156,7 +156,7 @@ class MixedResults:
 
         For ML fits this is the minimized objective; for REML fits it is the ML
         deviance at the REML estimates (lme4 deprecates ``deviance()`` of a REML fit,
-        which returned the REML criterion: that is :attr:`reml_criterion`).
+        which returned the REML criterion: that is ``reml_criterion``).
         """
         if not self.reml:
             return -2.0 * self.llf
@@ -357,7 +357,7 @@ class MixedResults:
 
         ``method`` is ``"profile"`` (likelihood profile, lme4's default), ``"wald"``
         or ``"boot"`` (parametric bootstrap; pass ``n=`` and ``seed=``).
-        See :func:`mixedfit.inference.confint.confint`.
+        See ``mixedfit.inference.confint.confint``.
         """
         from .inference.confint import confint
 
@@ -365,14 +365,14 @@ class MixedResults:
             return confint(self, method=method, level=level, parm=parm, **kw)
 
     def profile(self, which=None, **kw) -> pd.DataFrame:
-        """The likelihood profile (lme4's ``as.data.frame(profile(fit))``); see :func:`mixedfit.inference.profile.profile`."""
+        """The likelihood profile (lme4's ``as.data.frame(profile(fit))``); see ``mixedfit.inference.profile.profile``."""
         from .inference.profile import profile
 
         with self.model.blas_threads():
             return profile(self, which=which, **kw)
 
     def bootstrap(self, n: int, seed: int | None = None, progress: bool | None = None, statistic=None):
-        """Parametric bootstrap refits (lme4's ``bootMer``, ``statistic`` its ``FUN``); see :func:`mixedfit.inference.bootstrap.bootstrap`."""
+        """Parametric bootstrap refits (lme4's ``bootMer``, ``statistic`` its ``FUN``); see ``mixedfit.inference.bootstrap.bootstrap``."""
         from .inference.bootstrap import bootstrap
 
         with self.model.blas_threads():
@@ -400,7 +400,7 @@ class MixedResults:
     def anova(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """lmerTest's Type III ANOVA table of the fixed-effect terms.
 
-        To compare models by likelihood ratio, use :func:`mixedfit.anova`.
+        To compare models by likelihood ratio, use ``mixedfit.anova``.
         """
         from .inference.satterthwaite import anova_type3
 
@@ -409,7 +409,7 @@ class MixedResults:
 
     def emmeans(self, specs, by=None, ddf: str | None = None, level: float = 0.95,
                 pairwise: bool = False, adjust: str = "tukey"):
-        """Estimated marginal means (R's emmeans); see :func:`mixedfit.inference.emmeans.emmeans`."""
+        """Estimated marginal means (R's emmeans); see ``mixedfit.inference.emmeans.emmeans``."""
         from .inference.emmeans import emmeans
 
         with self.model.blas_threads():
@@ -417,7 +417,7 @@ class MixedResults:
                            adjust=adjust)
 
     def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> pd.Series:
-        """Predictions with lme4's semantics; see :func:`mixedfit.inference.predict.predict`."""
+        """Predictions with lme4's semantics; see ``mixedfit.inference.predict.predict``."""
         from .inference.predict import predict
 
         return predict(self, newdata=newdata, re_form=re_form, allow_new_levels=allow_new_levels)
@@ -539,7 +539,7 @@ class MixedResults:
 
     # -- presentation ---------------------------------------------------------
     def _repr_html_(self) -> str:
-        """lme4's summary as HTML tables, for notebooks (see :mod:`mixedfit.html`)."""
+        """lme4's summary as HTML tables, for notebooks (see ``mixedfit.html``)."""
         from .html import summary_html
 
         return summary_html(self)
@@ -553,65 +553,65 @@ class MixedResults:
         ddf: str | None = "satterthwaite",
         **kw,
     ) -> pd.DataFrame:
-        """Estimates as a data frame, as broom.mixed's ``tidy()``; see :func:`mixedfit.tidy.tidy`."""
+        """Estimates as a data frame, as broom.mixed's ``tidy()``; see ``mixedfit.tidy.tidy``."""
         from .tidy import tidy
 
         return tidy(self, effects, conf_int, conf_level, conf_method, ddf, **kw)
 
     def glance(self) -> pd.DataFrame:
-        """One row of fit statistics, as broom.mixed's ``glance()``; see :func:`mixedfit.tidy.glance`."""
+        """One row of fit statistics, as broom.mixed's ``glance()``; see ``mixedfit.tidy.glance``."""
         from .tidy import glance
 
         return glance(self)
 
     def plot_ranef(self, **kw):
-        """Caterpillar plot of the random effects; see :func:`mixedfit.plots.plot_ranef`."""
+        """Caterpillar plot of the random effects; see ``mixedfit.plots.plot_ranef``."""
         from .plots import plot_ranef
 
         return plot_ranef(self, **kw)
 
     def plot_profile(self, profile: pd.DataFrame | None = None, **kw):
-        """ζ against each parameter; see :func:`mixedfit.plots.plot_profile`."""
+        """ζ against each parameter; see ``mixedfit.plots.plot_profile``."""
         from .plots import plot_profile
 
         return plot_profile(self, profile=profile, **kw)
 
     def plot_diagnostics(self, **kw):
-        """Residual and random-effects QQ plots; see :func:`mixedfit.plots.plot_diagnostics`."""
+        """Residual and random-effects QQ plots; see ``mixedfit.plots.plot_diagnostics``."""
         from .plots import plot_diagnostics
 
         return plot_diagnostics(self, **kw)
 
     # -- after the fit: update, R², ICC, ranova, drop1 --------------------------
-    #: The arguments of :func:`mixedfit.mixed` (set by it; None for a refit).
+    #: The arguments of ``mixedfit.mixed`` (set by it; None for a refit).
     call: dict | None = None
 
     def update(self, formula: str | None = None, **changes) -> "MixedResults":
-        """Refit with an edited formula (``". ~ . - x"``) or arguments (R's ``update``); see :func:`mixedfit.update.update`."""
+        """Refit with an edited formula (``". ~ . - x"``) or arguments (R's ``update``); see ``mixedfit.update.update``."""
         from .update import update
 
         return update(self, formula, **changes)
 
     def r2(self) -> dict[str, float]:
-        """Marginal and conditional R² (``performance::r2_nakagawa``); see :func:`mixedfit.inference.r2.r2`."""
+        """Marginal and conditional R² (``performance::r2_nakagawa``); see ``mixedfit.inference.r2.r2``."""
         from .inference.r2 import r2
 
         return r2(self)
 
     def icc(self) -> dict[str, float]:
-        """Adjusted and unadjusted ICC (``performance::icc``); see :func:`mixedfit.inference.r2.icc`."""
+        """Adjusted and unadjusted ICC (``performance::icc``); see ``mixedfit.inference.r2.icc``."""
         from .inference.r2 import icc
 
         return icc(self)
 
     def ranova(self):
-        """lmerTest's ``ranova()``: a likelihood-ratio test per random term; see :func:`mixedfit.inference.ranova.ranova`."""
+        """lmerTest's ``ranova()``: a likelihood-ratio test per random term; see ``mixedfit.inference.ranova.ranova``."""
         from .inference.ranova import ranova
 
         return ranova(self)
 
     def drop1(self, test: str = "F", ddf: str = "satterthwaite"):
-        """Tests of dropping each marginal fixed term (lmerTest's / lme4's ``drop1``); see :func:`mixedfit.inference.drop1.drop1`."""
+        """Tests of dropping each marginal fixed term (lmerTest's / lme4's ``drop1``); see ``mixedfit.inference.drop1.drop1``."""
         from .inference.drop1 import drop1
 
         with self.model.blas_threads():

@@ -445,7 +445,7 @@ def zapsmall(x: Sequence[Number], digits: int = R_DIGITS) -> list[Number]:
 
 
 def zapsmall_array(x: np.ndarray, digits: int = R_DIGITS) -> np.ndarray:
-    """R's ``zapsmall`` of a matrix: :func:`zapsmall` of its values, in its shape.
+    """R's ``zapsmall`` of a matrix: ``zapsmall`` of its values, in its shape.
 
     Examples
     --------
@@ -847,7 +847,7 @@ def print_coefmat(
 ) -> str:
     """R's ``printCoefmat()`` with its default column roles.
 
-    The cells are :func:`format_coefmat`'s.
+    The cells are ``format_coefmat``'s.
 
     Returns
     -------

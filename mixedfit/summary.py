@@ -4,9 +4,9 @@ Each function here ports one of lme4 1.1-31's printing helpers
 (``.prt.methTit``, ``.prt.call``, ``.prt.aictab``, ``.prt.resids``,
 ``formatVC``/``.prt.VC``, ``.prt.grps``, ``.prt.warn``,
 ``print.summary.merMod``, ``print.merMod``) on top of the R formatting
-primitives in :mod:`mixedfit.rformat`.  Each returns exactly what R writes
-to the console, newlines included; :func:`summary_text` and
-:func:`print_text` then return what ``capture.output()`` collects, joined
+primitives in ``mixedfit.rformat``.  Each returns exactly what R writes
+to the console, newlines included; ``summary_text`` and
+``print_text`` then return what ``capture.output()`` collects, joined
 with ``"\\n"``.
 
 The ``fit`` argument is any object with these attributes: ``reml``,
@@ -271,7 +271,7 @@ def correlation_block(fit: Any) -> str:
 
 def correlation_note(p: int, name: str = "summary(fit)") -> str:
     """The message lme4 writes to stderr (not stdout, so not part of
-    :func:`summary_text`) instead of a correlation matrix when p > 12.
+    ``summary_text``) instead of a correlation matrix when p > 12.
 
     ``name`` is the deparsed argument of ``print()``; lme4 replaces it by
     ``"...."`` when 32 characters or longer.
@@ -338,7 +338,7 @@ def summary_text(fit: Any, ddf: str | None = None, formula: str | None = None) -
     str
         The printed lines joined by ``"\\n"`` (``capture.output`` style).
         lme4's stderr note for p > 12 is not included; see
-        :func:`correlation_note`.
+        ``correlation_note``.
     """
     digits = PRINT_DIGITS
     cls = "lmerMod" if _lmertest_ddf(ddf) is None else "lmerModLmerTest"
@@ -390,7 +390,7 @@ class Summary:
         The fitted model.
     ddf : {None, "Satterthwaite", "Kenward-Roger", "lme4"}
         With a method, lmerTest's summary with its t-tests (any case; see
-        :func:`mixedfit.inference.satterthwaite.normalize_ddf`).
+        ``mixedfit.inference.satterthwaite.normalize_ddf``).
 
     Raises
     ------

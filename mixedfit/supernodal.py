@@ -1,6 +1,6 @@
 """A supernodal sparse Cholesky of the rest, through CHOLMOD as cvxopt ships it (the ``cholmod`` extra).
 
-Where the rest is sparse (:class:`~mixedfit.blocks.SparseRest`), most of its
+Where the rest is sparse (``SparseRest``), most of its
 dense factorization multiplies zeros: InstEval's 1145×1145 rest is a fifth
 nonzero, and a fill-reducing order leaves a fifth of the dense flops.
 CHOLMOD's supernodal factorization does those on dense fronts with BLAS-3, so

@@ -1,10 +1,10 @@
 """Model terms: the fixed-effects matrix and the random-effects terms of a model.
 
-A :class:`Design` is what the formula and the data become before any fitting:
+A ``Design`` is what the formula and the data become before any fitting:
 the response, the fixed-effects matrix ``X`` with lme4's column names (rank
 deficient columns already dropped), prior weights, offset, and one
-:class:`RandomEffectsTerm` per bar term, in lme4's order.
-:func:`build_design` makes one, as lme4's ``lFormula`` does.
+``RandomEffectsTerm`` per bar term, in lme4's order.
+``build_design`` makes one, as lme4's ``lFormula`` does.
 
 Examples
 --------
@@ -212,7 +212,7 @@ def frame_of_columns(columns: Mapping, what: str = "data", broadcast: bool = Fal
 
     Parameters
     ----------
-    columns : mapping of str to array-like
+    columns : mapping of str to array_like
         One-dimensional columns of one length.
     what : str
         The argument's name, for messages.
@@ -435,7 +435,7 @@ def _pivoted_qr_rank(X: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
     their order.  Without pivoting, that remaining norm is |R_jj| of an
     unpivoted QR: where every |R_jj| clears the threshold by a wide margin,
     dqrdc2 moves nothing, and LAPACK's blocked QR says so faster than the
-    column-by-column port (:func:`_dqrdc2`).
+    column-by-column port (``_dqrdc2``).
 
     Examples
     --------
@@ -453,7 +453,7 @@ def _pivoted_qr_rank(X: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
 
 
 def _dqrdc2(X: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
-    """:func:`_pivoted_qr_rank` by LINPACK dqrdc2's own steps, ported."""
+    """``_pivoted_qr_rank`` by LINPACK dqrdc2's own steps, ported."""
     x = np.array(X, dtype=float, copy=True)
     n, p = x.shape
     qraux = np.linalg.norm(x, axis=0)
@@ -618,7 +618,7 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
                  na_action: str = "omit",
                  levels: Mapping[str, Sequence[str]] | None = None,
                  family: Family | None = None) -> Design:
-    """Turn an lme4 formula and a data frame into a :class:`Design`, as ``lFormula``.
+    """Turn an lme4 formula and a data frame into a ``Design``, as ``lFormula``.
 
     Parameters
     ----------
@@ -626,19 +626,19 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
         An lme4 formula, e.g. ``"Reaction ~ Days + (Days | Subject)"``.
     data : pandas.DataFrame, dict of arrays, or a table with ``to_pandas()``
         The data (never modified); polars and pyarrow tables are converted.
-    weights : str or array-like, optional
+    weights : str or array_like, optional
         Prior weights: a column name or one value per row; non-negative.
         Rows of zero weight are left out (they carry no information; lme4
         keeps them and its deviance becomes infinite).
-    offset : str or array-like, optional
+    offset : str or array_like, optional
         An offset: a column name or one value per row; added to any
         ``offset()`` terms of the formula.
     na_action : {"omit", "raise"}
         Drop rows with a missing value in any variable of the model, or
-        raise a :class:`DataError` naming them.
+        raise a ``DataError`` naming them.
     levels : mapping of str to list of str, optional
         For *data* that are one partition of a larger data set (see
-        :mod:`mixedfit.distributed`): every grouping factor's levels in the
+        ``mixedfit.distributed``): every grouping factor's levels in the
         whole data set, by its label (``"Subject"``, ``"cask:batch"``).  Each
         grouping factor is coded on them; no unused level is dropped
         (categorical columns keep all their categories), the partition may
@@ -648,7 +648,7 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
     family : Family, optional
         For a GLMM: the response is taken as the family's ``initialize``
         takes it (``cbind(s, f)``, a two-level factor, a proportion with
-        trials as weights; :meth:`~mixedfit.family.Family.initialize`) and
+        trials as weights; ``initialize``) and
         need not vary with the fixed effects, only not be constant.
 
     Returns

@@ -182,7 +182,7 @@ def tidy(
     conf_level : float
         Confidence level.
     conf_method : {"wald", "profile", "boot"}
-        As :meth:`~mixedfit.results.MixedResults.confint`.  Wald limits of
+        As ``confint``.  Wald limits of
         fixed effects use t quantiles with the ``ddf`` degrees of freedom
         (broom.mixed's for lmerTest fits), normal ones with ``ddf=None``;
         Wald limits of variance parameters are NaN, as lme4's.  Conditional
@@ -191,10 +191,10 @@ def tidy(
         Degrees of freedom for the fixed effects' t tests (any case);
         ``None`` or ``"lme4"`` gives lme4's table, without ``df`` and ``p.value``.
     profile : pandas.DataFrame, optional
-        A profile from :meth:`~mixedfit.results.MixedResults.profile`, reused
+        A profile from ``profile``, reused
         for ``conf_method="profile"`` instead of profiling again.
     **confint_kw
-        Passed to :meth:`~mixedfit.results.MixedResults.confint` (``nsim``,
+        Passed to ``confint`` (``nsim``,
         ``seed``, ``progress`` for the bootstrap, ...).
 
     Returns

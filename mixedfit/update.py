@@ -1,7 +1,7 @@
 """Refitting a model with some of its arguments changed: R's ``update(fit, ...)``.
 
-:func:`mixedfit.mixed` records its arguments on the fit (``fit.call``, R's
-``getCall(fit)``); :func:`update` calls :func:`mixedfit.mixed` again with the
+``mixedfit.mixed`` records its arguments on the fit (``fit.call``, R's
+``getCall(fit)``); ``update`` calls ``mixedfit.mixed`` again with the
 formula edited by R's ``update.formula`` and any keyword replaced.  As in
 R, the data are the object the fit was made from, as it is now.
 
@@ -27,12 +27,12 @@ _ARGUMENTS = ("data", "reml", "weights", "offset", "na_action", "data_name")
 
 
 def call_of(fit) -> dict[str, Any]:
-    """The arguments :func:`mixedfit.mixed` made *fit* with.
+    """The arguments ``mixedfit.mixed`` made *fit* with.
 
     Raises
     ------
     ModelSpecError
-        For a fit not made by :func:`mixedfit.mixed` (a refit to a new
+        For a fit not made by ``mixedfit.mixed`` (a refit to a new
         response, a bootstrap replicate), which has no data to refit from.
     """
     call = getattr(fit, "call", None)
@@ -48,14 +48,14 @@ def update(fit, formula: str | None = None, **changes: Any):
     Parameters
     ----------
     fit : MixedResults
-        A fit made by :func:`mixedfit.mixed`.
+        A fit made by ``mixedfit.mixed``.
     formula : str, optional
         An edit in R's ``update.formula`` syntax of the fit's formula as lme4
-        keeps it (:attr:`MixedResults.formula`, ``(x || g)`` expanded), ``.``
+        keeps it (``MixedResults.formula``, ``(x || g)`` expanded), ``.``
         standing for its parts: ``". ~ . - x"``, ``"~ . + z"``, ``"log(.) ~ ."``,
         ``". ~ . - (Days | Subject) + (1 | Subject)"``.
     **changes
-        Arguments of :func:`mixedfit.mixed` to replace: ``data``, ``reml``,
+        Arguments of ``mixedfit.mixed`` to replace: ``data``, ``reml``,
         ``weights``, ``offset``, ``na_action``, ``data_name``, ``start``,
         ``maxeval``.
 

@@ -98,6 +98,16 @@ def test_api_page_names_importable_objects():
             assert hasattr(importlib.import_module(module), attr), target
 
 
+def test_docstrings_use_markdown_not_sphinx_markup():
+    """The API reference renders docstrings as Markdown: a Sphinx role or an
+    ``array-like`` type (read as ``array - like``) would show literally."""
+    sources = sorted((ROOT / "mixedfit").rglob("*.py"))
+    roles = [f"{p.name}: {m}" for p in sources
+             for m in re.findall(r":(?:func|class|attr|meth|mod|data|obj|exc):`[^`]+`", p.read_text(encoding="utf-8"))]
+    assert not roles
+    assert not [p.name for p in sources if re.search(r"^\s+\w+ : .*array-like", p.read_text(encoding="utf-8"), re.M)]
+
+
 def test_readme_links_the_docs():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "docs/index.md" in readme and "mkdocs" in readme

@@ -58,7 +58,7 @@ def list_datasets() -> list[str]:
     list of str
         The data set names as spelled in R (e.g. ``"sleepstudy"``,
         ``"InstEval"``, ``"Hsb82"``); any of them can be passed to
-        :func:`load_dataset`, in any letter case.
+        ``load_dataset``, in any letter case.
 
     Examples
     --------
@@ -117,7 +117,7 @@ def _load_cached(name: str) -> pd.DataFrame:
 
 
 def load_dataset(name: str) -> pd.DataFrame:
-    """Load one of the bundled data sets as a new :class:`pandas.DataFrame`.
+    """Load one of the bundled data sets as a new ``pandas.DataFrame``.
 
     Parameters
     ----------
@@ -130,7 +130,7 @@ def load_dataset(name: str) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        A fresh copy on every call. R factors are :class:`pandas.Categorical`
+        A fresh copy on every call. R factors are ``pandas.Categorical``
         columns whose categories are R's levels in R's order, ordered where
         R's factor is ordered; R numeric columns are ``float64`` and R integer
         columns ``int64``.

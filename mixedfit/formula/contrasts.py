@@ -2,7 +2,7 @@
 ``contr.poly`` and ``contr.SAS``.
 
 Each takes the number of levels or the list of level labels (as R's do) and
-returns a :class:`ContrastMatrix`: one row per level, one column per
+returns a ``ContrastMatrix``: one row per level, one column per
 contrast, with R's column names (``None`` where R has none; the model
 matrix then numbers the columns ``1, 2, ...``).
 

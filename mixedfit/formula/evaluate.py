@@ -2,10 +2,10 @@
 
 Each variable's R expression is translated to Python (``^`` becomes ``**``,
 names become placeholders bound to the columns, R functions come from
-:mod:`~mixedfit.formula.rfunctions` or formulaic) and evaluated by
+``rfunctions`` or formulaic) and evaluated by
 formulaic's evaluator.  The result is one of R's three kinds of model-frame
-column: :class:`Numeric` (one or more columns), :class:`Logical`, or an
-:class:`~mixedfit.formula.rvalues.RFactor`.
+column: ``Numeric`` (one or more columns), ``Logical``, or an
+``RFactor``.
 
 Examples
 --------
@@ -124,7 +124,7 @@ def is_logical_with_na(series: pd.Series) -> bool:
     """A logical column with missing values: pandas' nullable ``boolean``, or
     ``True``/``False``/``None`` objects.
 
-    :func:`column_value` gives it as numbers (1, 0, NaN) so that NA propagates
+    ``column_value`` gives it as numbers (1, 0, NaN) so that NA propagates
     through expressions; the column itself is R's logical (``bTRUE``).
 
     Examples
@@ -159,7 +159,7 @@ class Evaluator:
         self.logical: set[str] = set()  # logical columns with NA, held as 1/0/NaN
 
     def column(self, name: str, node: Node | None = None) -> np.ndarray | RFactor:
-        """The column *name*, converted by :func:`column_value`."""
+        """The column *name*, converted by ``column_value``."""
         if name not in self._columns:
             if name not in self.names:
                 raise self.unknown_column(name, node)

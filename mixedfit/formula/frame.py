@@ -84,7 +84,7 @@ def model_frame(evaluator: Evaluator, variables: list[Node],
         Further columns that take part in the missing-value check (weights,
         offset), keyed by the name to report.
     na_action : {"omit", "raise"}
-        Drop incomplete rows, or raise :class:`DataError` naming the
+        Drop incomplete rows, or raise ``DataError`` naming the
         variables with missing values.
     exclude : ndarray of bool, optional
         Further rows to leave out whatever their values (rows of zero

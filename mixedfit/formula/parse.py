@@ -3,7 +3,7 @@
 The grammar is R's expression grammar restricted to what a model formula
 uses: names (plain or backquoted), numbers, strings, calls with positional
 or named arguments, parentheses, and R's operators with R's precedence
-(see R's ``?Syntax``).  Every error is a :class:`~mixedfit.errors.FormulaError`
+(see R's ``?Syntax``).  Every error is a ``FormulaError``
 whose message has a caret under the offending spot.
 
 Examples

@@ -1,7 +1,7 @@
 """R functions usable inside a formula, with R's semantics.
 
 Values are numpy arrays (numeric or logical; NaN is R's NA) or
-:class:`~mixedfit.formula.rvalues.RFactor`.  Functions follow R where it
+``RFactor``.  Functions follow R where it
 matters for a model: ``scale`` ignores missing values when it computes the
 mean and standard deviation (as R's does), ``factor`` drops unused levels,
 ``log`` takes a ``base``.  Argument names are R's with ``.`` written ``_``

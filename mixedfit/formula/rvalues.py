@@ -2,7 +2,7 @@
 
 R's ``factor(x)`` sorts the distinct values: numbers numerically, strings by
 the locale's collation.  R on Linux and macOS collates with ICU's root
-locale, which :func:`collation_key` reproduces for ASCII text: letters
+locale, which ``collation_key`` reproduces for ASCII text: letters
 compare case-insensitively first (lower case first on a tie), digits come
 before letters, punctuation before digits.  Level labels of numbers are
 ``as.character`` of them (``1e+05``, ``0.5``).
@@ -65,7 +65,7 @@ def level_label(value: object) -> str:
 
 
 def level_labels_of(values: Sequence) -> list[str]:
-    """:func:`level_label` of every value; a list of strings is returned as it is.
+    """``level_label`` of every value; a list of strings is returned as it is.
 
     Examples
     --------
@@ -196,7 +196,7 @@ def as_factor(values: object) -> RFactor:
 
     Categoricals keep their categories' order; other values get R's sorted
     levels.  Values with the same label are one level, as in R (see
-    :func:`_by_label`).  Missing values (None, NaN) get code -1.
+    ``_by_label``).  Missing values (None, NaN) get code -1.
 
     Examples
     --------

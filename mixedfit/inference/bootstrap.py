@@ -14,7 +14,7 @@ like ``bootMer(fit, FUN)``, any function of the refitted model.
 The random numbers come from NumPy's ``default_rng(seed)``: all u* for all
 replicates first (level by level, term by term in lme4's order), then all ε*.
 They cannot reproduce R's draws, so results agree with lme4's only up to
-Monte-Carlo error; :meth:`BootResult.quantile_se` measures that error.
+Monte-Carlo error; ``BootResult.quantile_se`` measures that error.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class BootResult:
     t : pandas.DataFrame
         One row per replicate, NaN where the refit failed.
     seed : int or None
-        The seed given to :func:`bootstrap`.
+        The seed given to ``bootstrap``.
     messages : collections.Counter
         How often each convergence message (singular fit, ...) was seen.
     n_failed : int
@@ -274,7 +274,7 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
         installed.
     statistic : callable, optional
         bootMer's ``FUN``: called with the fit and with each refitted
-        replicate (a :class:`~mixedfit.MixedResults` with the simulated
+        replicate (a ``MixedResults`` with the simulated
         response), it returns a number, a 1-D array, a dict or a Series;
         dict keys and Series labels name the columns of ``t``.  Default:
         (sd, cor, σ) and β̂.

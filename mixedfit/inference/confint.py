@@ -1,13 +1,13 @@
 """Confidence intervals for a fitted model, and the parameter bookkeeping they share.
 
-:func:`confint` is lme4's ``confint(fit, oldNames = FALSE)``: one row per
+``confint`` is lme4's ``confint(fit, oldNames = FALSE)``: one row per
 parameter, named as lme4 names them -- the standard deviations and
 correlations of the random effects (``sd_(Intercept)|Subject``,
 ``cor_Days.(Intercept)|Subject``, ...), the residual standard deviation
 ``sigma``, then the fixed effects -- and two columns labelled as R labels
 percentiles (``"2.5 %"``, ``"97.5 %"``).  The intervals themselves come from
-:mod:`.profile` (likelihood profile, the default), :mod:`.wald` (β̂ ± z·SE) or
-:mod:`.bootstrap` (parametric bootstrap).
+``.profile`` (likelihood profile, the default), ``.wald`` (β̂ ± z·SE) or
+``.bootstrap`` (parametric bootstrap).
 
 The helpers here convert between lme4's θ (column-major lower triangle of
 each term's relative Cholesky factor) and the (sd, cor, σ) scale on which
@@ -59,7 +59,7 @@ def varpar_names(fit, prefix: tuple[str, str] = ("sd", "cor"), sigma: str = "sig
 
 
 def parameter_names(fit) -> list[str]:
-    """All of :func:`confint`'s row names: variance parameters, then fixed effects."""
+    """All of ``confint``'s row names: variance parameters, then fixed effects."""
     return varpar_names(fit) + list(fit.xnames)
 
 
@@ -223,7 +223,7 @@ def _safe_chol(m: np.ndarray) -> np.ndarray:
 
 
 def estimates(fit) -> pd.Series:
-    """The parameters on :func:`confint`'s scale: (sd, cor, σ) then β, as lme4 names them."""
+    """The parameters on ``confint``'s scale: (sd, cor, σ) then β, as lme4 names them."""
     v = theta_to_sdcor(fit.model, fit.theta.to_numpy(), fit.sigma)
     return pd.Series(np.concatenate([v, fit.fixef.to_numpy()]), index=parameter_names(fit))
 
@@ -238,7 +238,7 @@ def confint(fit, method: str = "profile", level: float = 0.95, parm=None, **kw) 
         A fitted model.
     method : {"profile", "wald", "boot"}
         ``"profile"`` (lme4's default): invert the likelihood-ratio statistic
-        ζ, see :func:`mixedfit.inference.profile.profile`.  ``"wald"``:
+        ζ, see ``mixedfit.inference.profile.profile``.  ``"wald"``:
         β̂ ± z·SE for fixed effects, NaN for variance parameters (as lme4).
         ``"boot"``: percentile intervals (``boot_type``) of a parametric
         bootstrap (``nsim`` replicates, ``seed``).
@@ -248,8 +248,8 @@ def confint(fit, method: str = "profile", level: float = 0.95, parm=None, **kw) 
         Rows to return: names, 0-based positions, ``"theta_"`` (variance
         parameters) or ``"beta_"`` (fixed effects).  Default: all.
     **kw
-        Passed on: to :func:`~.profile.profile` (``alphamax``, ``maxpts``,
-        ``delta``, ...) or to :func:`~.bootstrap.bootstrap` (``nsim``
+        Passed on: to ``profile`` (``alphamax``, ``maxpts``,
+        ``delta``, ...) or to ``bootstrap`` (``nsim``
         (default 500, lme4's), ``seed``, ``progress``, ``boot_type``).
 
     Returns

@@ -7,7 +7,7 @@ Only the terms that marginality lets go are tested (R's ``drop.scope``: in
   test of each term's contrasts with Satterthwaite's (or Kenward-Roger's)
   denominator df, columns ``Sum Sq, Mean Sq, NumDF, DenDF, F value, Pr(>F)``.
   For a term no other term contains these are the Type III contrasts of
-  :func:`~mixedfit.inference.satterthwaite.anova_type3`, so nothing is refitted.
+  ``anova_type3``, so nothing is refitted.
   When the fixed-effect matrix lost columns to rank deficiency, lmerTest
   tests instead what the term adds to the model without it (``get_Ldiffmat2``:
   the part of X that the reduced model matrix does not span); a term that
@@ -71,10 +71,10 @@ def drop1(fit, test: str = "F", ddf: str = "satterthwaite") -> AnovaTable:
     test : {"F", "Chisq"}
         F tests without refitting (lmerTest), or likelihood-ratio tests of
         models refitted without each term by maximum likelihood (lme4; needs
-        a fit made by :func:`mixedfit.mixed`).
+        a fit made by ``mixedfit.mixed``).
     ddf : {"Satterthwaite", "Kenward-Roger"}
         Denominator df of the F tests, any case (see
-        :func:`~mixedfit.inference.satterthwaite.normalize_ddf`).
+        ``normalize_ddf``).
 
     Returns
     -------

@@ -295,7 +295,7 @@ class EmmeansFrame(pd.DataFrame):
     def pairs(self, adjust: str = "tukey") -> "EmmeansFrame":
         """Pairwise differences of the means within each by group (emmeans' ``pairs``).
 
-        See :func:`pairs`.
+        See ``pairs``.
         """
         return pairs(self, adjust=adjust)
 
@@ -441,7 +441,7 @@ def pairs(em: EmmeansFrame, adjust: str = "tukey") -> EmmeansFrame:
     Parameters
     ----------
     em : EmmeansFrame
-        The result of :func:`emmeans`.
+        The result of ``emmeans``.
     adjust : {"tukey", "holm", "bonferroni", "none"}
         p-value adjustment for the family of contrasts in each by group
         (Tukey: the studentized range over the family of means, emmeans'

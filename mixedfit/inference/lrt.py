@@ -7,9 +7,9 @@ likelihood first (``refit=True``), starting from their REML θ, because REML
 likelihoods of models with different fixed effects are not comparable.
 
 lme4 announces the refit with ``message()``.  Here it is a
-:class:`~mixedfit.errors.MixedFitWarning`: a library should not write to
+``MixedFitWarning``: a library should not write to
 stdout, and a warning can be silenced, turned into an error or asserted in a
-test with the standard :mod:`warnings` machinery.
+test with the standard ``warnings`` machinery.
 
 Examples
 --------
@@ -63,7 +63,7 @@ _COLUMNS = ["npar", "AIC", "BIC", "logLik", "deviance", "Chisq", "Df", "Pr(>Chis
 class AnovaTable(pd.DataFrame):
     """A table of model comparisons that prints as R's ``anova`` object.
 
-    A :class:`pandas.DataFrame` (so it can be indexed, saved and compared as
+    A ``pandas.DataFrame`` (so it can be indexed, saved and compared as
     one) whose ``heading`` lines (``Data:``, ``Models:`` and the formulas)
     are printed above the table, with R's number formatting and
     significance stars.

@@ -211,7 +211,7 @@ def _training_levels(fit, label: str, value) -> list[str]:
     """The levels a factor had in the fit (R's ``xlev``), for coding new rows.
 
     Uses ``design.xlevels`` when the Design provides it.  Otherwise they are
-    rebuilt from the column names (:func:`_name_levels`): a categorical
+    rebuilt from the column names (``_name_levels``): a categorical
     column whose categories list the seen levels after a baseline is taken as
     it is; else a new value not seen in the names is the hidden baseline (at
     most one can be).
@@ -531,8 +531,8 @@ def refit(fit, new_y: Any):
     Parameters
     ----------
     fit : MixedResults
-    new_y : array-like, pandas.Series or one-column DataFrame
-        One value per row fitted (e.g. a column of :func:`simulate`).  A
+    new_y : array_like, pandas.Series or one-column DataFrame
+        One value per row fitted (e.g. a column of ``simulate``).  A
         Series is matched to the rows fitted by its index (another order is
         reordered, other labels are refused).
 

@@ -4,7 +4,7 @@ What is profiled
 ----------------
 lme4 profiles the *ML* deviance, also for a REML fit (``devfun2`` calls
 ``refitML`` first, so the profile and its intervals are those of the ML
-fit; only :func:`~.wald.wald_confint` keeps the REML numbers).  The
+fit; only ``wald_confint`` keeps the REML numbers).  The
 deviance is written as a function of the variance parameters on the
 (sd, cor, σ) scale, with β profiled out::
 
@@ -27,7 +27,7 @@ cutoff / 8.
 
 Intervals
 ---------
-:func:`profile_confint` fits lme4's interpolating natural cubic spline of ζ
+``profile_confint`` fits lme4's interpolating natural cubic spline of ζ
 on p (``splines::interpSpline``), inverts it as ``splines::backSpline`` does
 (a Hermite cubic through the knots with slopes 1/ζ′), and evaluates it at
 ±``qnorm((1 + level)/2)``.  Where ζ never reaches a limit the interval ends
@@ -200,7 +200,7 @@ def profile(
         lme4's ``delta.cutoff``, ``devtol`` and ``maxmult``.
     progress : bool, optional
         A tqdm bar over the parameters: ``None`` (default) when stderr is a
-        terminal, ``True`` always, ``False`` never (see :mod:`mixedfit.progress`).
+        terminal, ``True`` always, ``False`` never (see ``mixedfit.progress``).
 
     Returns
     -------
@@ -217,7 +217,7 @@ def profile(
         If a point has a deviance more than ``devtol`` below the fit's, as in
         lme4 -- except a drop of at most 1e-6 (a flat ridge, where lme4's
         optimizer stops elsewhere): then the ML fit is refitted from that
-        point, with a :class:`ProfileWarning`, and profiled again (at most
+        point, with a ``ProfileWarning``, and profiled again (at most
         three times).
 
     Examples
@@ -284,7 +284,7 @@ def _refit_from(ml, new: _NewMinimum):
 
 
 def _profile_ml(ml, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmult, progress) -> pd.DataFrame:
-    """:func:`profile` of an ML fit; raises :class:`_NewMinimum` where it finds a lower deviance."""
+    """``profile`` of an ML fit; raises ``_NewMinimum`` where it finds a lower deviance."""
     model = ml.model
     dev = _VarparDeviance(model)
     base = ml.optsummary.fmin
@@ -487,7 +487,7 @@ def _approx(x: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
 
 
 def profile_confint(prof: pd.DataFrame, level: float = 0.95, non_mono_tol: float = 1e-2) -> pd.DataFrame:
-    """Profile intervals from a :func:`profile` frame, as lme4's ``confint(profile(fit))``.
+    """Profile intervals from a ``profile`` frame, as lme4's ``confint(profile(fit))``.
 
     Examples
     --------

@@ -97,7 +97,7 @@ def r2(fit) -> dict[str, float]:
     -------
     dict
         ``{"conditional": ..., "marginal": ...}``; the conditional R² is NaN
-        on a singular fit (with a :class:`~mixedfit.errors.MixedFitWarning`).
+        on a singular fit (with a ``MixedFitWarning``).
 
     Examples
     --------
@@ -123,7 +123,7 @@ def icc(fit) -> dict[str, float]:
     dict
         ``{"adjusted": ..., "unadjusted": ...}``: the random variance over
         random + residual, and over fixed + random + residual.  Both NaN on a
-        singular fit (with a :class:`~mixedfit.errors.MixedFitWarning`).
+        singular fit (with a ``MixedFitWarning``).
 
     Examples
     --------

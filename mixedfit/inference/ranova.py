@@ -109,7 +109,7 @@ def ranova(fit) -> AnovaTable:
     Parameters
     ----------
     fit : MixedResults
-        A fit made by :func:`mixedfit.mixed` (the reduced models are refitted
+        A fit made by ``mixedfit.mixed`` (the reduced models are refitted
         from its data).
 
     Returns

@@ -101,7 +101,7 @@ class VarparInfo:
     vcov_beta : ndarray, shape (p, p)
         Covariance of β̂.
     hessian : ndarray
-        Hessian of :func:`devfun_vp` at varpar.
+        Hessian of ``devfun_vp`` at varpar.
     vcov_varpar : ndarray
         ``2 H⁻¹`` (pseudo-inverse over eigenvalues above 1e-8).
     jac : list of ndarray
@@ -121,7 +121,7 @@ _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def varpar_info(fit) -> VarparInfo:
     """lmerTest's ``as_lmerModLT`` on a fit (computed once per fit, then cached).
 
-    Warns (:class:`~mixedfit.errors.ConvergenceWarning`) with lmerTest's text when
+    Warns (``ConvergenceWarning``) with lmerTest's text when
     the Hessian has negative or near-zero eigenvalues.
     """
     try:
@@ -176,7 +176,7 @@ def _ddf_key(text: str) -> str:
 
 
 def normalize_ddf(ddf: str) -> str:
-    """lmerTest's spelling of a ``ddf`` method: one of :data:`DDF_METHODS`.
+    """lmerTest's spelling of a ``ddf`` method: one of ``DDF_METHODS``.
 
     Case, hyphens, underscores and spaces do not matter (``"kenward-roger"``,
     ``"Kenward Roger"``, ``"LME4"``); lmerTest's abbreviations do not stand.
@@ -283,7 +283,7 @@ def coef_table(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
     ----------
     fit : MixedResults
     ddf : {"Satterthwaite", "Kenward-Roger", "lme4"}
-        Method for the degrees of freedom (any case, see :func:`normalize_ddf`).
+        Method for the degrees of freedom (any case, see ``normalize_ddf``).
         Kenward-Roger (REML fits only) also replaces the standard errors by
         those of pbkrtest's adjusted covariance, as ``summary(fit, ddf =
         "Kenward-Roger")`` does; ``"lme4"`` gives lme4's table, without df.
@@ -375,7 +375,7 @@ def map_term_columns(mterms, names: list[str], formula: str = "") -> tuple[list[
     fewest characters left for level suffixes), so that a numeric ``x2`` is
     not taken for level ``2`` of a factor ``x``.
 
-    Returns the same triple as :func:`fixed_term_columns`.
+    Returns the same triple as ``fixed_term_columns``.
     """
     from ..formula.deparse import deparse
     from ..formula.rterms import term_variables
@@ -616,7 +616,7 @@ def anova_type3(fit, ddf: str = "satterthwaite") -> pd.DataFrame:
     ----------
     fit : MixedResults
     ddf : {"Satterthwaite", "Kenward-Roger"}
-        Any case (see :func:`normalize_ddf`).  Kenward-Roger (REML fits only)
+        Any case (see ``normalize_ddf``).  Kenward-Roger (REML fits only)
         tests with pbkrtest's adjusted covariance and scaled F, as
         ``anova(fit, ddf = "Kenward-Roger")``.
 

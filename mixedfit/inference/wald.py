@@ -1,10 +1,10 @@
 """Wald intervals, and the information-matrix covariance of the variance parameters.
 
-:func:`wald_confint` is lme4's ``confint(fit, method = "Wald")``: β̂ ± z·SE
+``wald_confint`` is lme4's ``confint(fit, method = "Wald")``: β̂ ± z·SE
 with the fit's own (REML or ML) standard errors, and NaN rows for the
 variance parameters, where lme4 gives no Wald interval.
 
-:func:`vcov_varpar` is the asymptotic covariance matrix of the variance
+``vcov_varpar`` is the asymptotic covariance matrix of the variance
 parameters: twice the inverse Hessian of the objective the fit minimized --
 the deviance −2 log L (ML) or the REML criterion −2 log L_R (REML) -- written
 as a function of (θ, σ), (sd, cor, σ) or (var, cov, σ²) with β profiled out.
@@ -14,7 +14,7 @@ parameters.  On the θ scale it is lmerTest's ``vcov_varpar`` (what its
 Satterthwaite degrees of freedom use): the Hessian is numDeriv's Richardson
 extrapolation (four central differences, relative step 0.1 halved each time)
 and the inverse keeps only eigenvalues above 1e-8, so a fit on the boundary
-gives a pseudo-inverse instead of an error.  :func:`varpar_wald_confint`
+gives a pseudo-inverse instead of an error.  ``varpar_wald_confint``
 turns it into estimate ± z·SE intervals on the chosen scale -- symmetric,
 and poor for a standard deviation near 0; prefer the profile intervals.
 """
@@ -184,7 +184,7 @@ def vcov_varpar(fit, scale: str = "theta", tol: float = 1e-8) -> pd.DataFrame:
 def varpar_wald_confint(fit, level: float = 0.95, scale: str = "sd") -> pd.DataFrame:
     """Information-matrix (Wald) intervals for the variance parameters: estimate ± z·SE.
 
-    SEs from :func:`vcov_varpar` on ``scale``.  lme4 gives none; these are
+    SEs from ``vcov_varpar`` on ``scale``.  lme4 gives none; these are
     symmetric on the chosen scale and can cross a bound.
 
     Examples
