@@ -143,7 +143,12 @@ def fit_peer(name: str, frame, spec: dict) -> dict:
     with warnings.catch_warnings(record=True) as wlist:
         warnings.simplefilter("always")
         t0 = time.perf_counter()
-        out = RUNNERS[name](data, spec)
+        try:
+            out = RUNNERS[name](data, spec)
+        except ValueError as exc:
+            if "not implemented" in str(exc):  # lme-python's word for a model it cannot write
+                return {"ok": False, "na": f"n/a: {exc}", "error": f"ValueError: {exc}"}
+            raise
         elapsed = time.perf_counter() - t0
     caught = sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in wlist})
     out["warnings"] = sorted(set(out.get("warnings", [])) | set(caught))
@@ -153,20 +158,60 @@ def fit_peer(name: str, frame, spec: dict) -> dict:
     return out
 
 
-def mixedfit_objective_at(spec: dict, frame, theta: list[float]) -> float | None:
-    """mixedfit's objective (lme4's) at the peer's θ, when θ has lme4's length (untimed).
+def _tril_row_to_col(k: int) -> list[int]:
+    """Positions, in a row-major lower triangle of size k, of lme4's column-major entries."""
+    row = [(i, j) for i in range(k) for j in range(i + 1)]
+    col = [(i, j) for j in range(k) for i in range(j, k)]
+    return [row.index(ij) for ij in col]
 
-    The peers' θ is in their own order, which need not be lme4's; a mismatch
-    shows as a value above the optimum, not as an error.
+
+def theta_orderings(theta: list[float], sizes: list[int]) -> list[np.ndarray]:
+    """The peer's θ rearranged into lme4's order under every plausible convention.
+
+    lme4 orders the terms by decreasing number of levels and stores each block's
+    lower triangle by columns; a peer may keep the formula's order and/or go by rows.
+    So: every permutation of the term blocks (up to 4 terms), each with the blocks
+    read as they are or row-major.
+
+    >>> [o.tolist() for o in theta_orderings([1, 2, 3, 4], [1, 2])]
+    [[1.0, 2.0, 3.0, 4.0], [4.0, 1.0, 2.0, 3.0]]
+    """
+    from itertools import permutations
+
+    lengths = [k * (k + 1) // 2 for k in sizes]
+    if sum(lengths) != len(theta) or len(sizes) > 4:
+        return [np.asarray(theta, float)] if sum(lengths) == len(theta) else []
+    out = []
+    for order in permutations(range(len(sizes))):  # order[i]: the peer's block for lme4's term i
+        peer_sizes = [sizes[i] for i in order]
+        starts = np.cumsum([0] + [k * (k + 1) // 2 for k in peer_sizes])
+        peer_blocks = {i: np.asarray(theta[starts[n]:starts[n + 1]], float) for n, i in enumerate(order)}
+        if any(peer_blocks[i].size != lengths[i] for i in range(len(sizes))):
+            continue
+        for by_rows in (False, True):
+            blocks = [peer_blocks[i][_tril_row_to_col(sizes[i])] if by_rows else peer_blocks[i]
+                      for i in range(len(sizes))]
+            cand = np.concatenate(blocks)
+            if not any(np.array_equal(cand, o) for o in out):
+                out.append(cand)
+    return out
+
+
+def mixedfit_objective_at(spec: dict, frame, theta: list[float]) -> float | None:
+    """mixedfit's objective (lme4's) at the peer's θ, untimed: a check of the peer's constant.
+
+    The peers' θ need not be in lme4's order, so this is the lowest value over
+    :func:`theta_orderings`; every other ordering gives a value above the
+    optimum, so it equals the peer's objective exactly when their constants agree.
     """
     try:
         from mixedfit.model import MixedModel
         from mixedfit.terms import build_design
 
         model = MixedModel(build_design(spec["lme4_formula"], frame), reml=spec["reml"])
-        if model.ntheta != len(theta):
-            return None
-        val = model.objective(np.asarray(theta, float))
-        return float(val) if np.isfinite(val) else None
+        sizes = [t.size for t in model.design.terms]
+        vals = [model.objective(t) for t in theta_orderings(theta, sizes)]
+        vals = [v for v in vals if np.isfinite(v)]
+        return float(min(vals)) if vals else None
     except Exception:  # a check only; the fit itself is already recorded
         return None

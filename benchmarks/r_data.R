@@ -22,7 +22,8 @@ datasets <- list(
     d <- nlme::Oxboys
     # nlme's Subject is an ordered factor (ordered by height); as a grouping
     # factor only its levels matter, so keep them, unordered
-    data.frame(height = d$height, age = d$age,
+    # age2: age^2 for the Python peers, whose formulas take no I(age^2)
+    data.frame(height = d$height, age = d$age, age2 = d$age^2,
                Subject = factor(as.character(d$Subject), levels = levels(d$Subject)))
   },
   cbpp = function() {
@@ -46,7 +47,7 @@ datasets <- list(
     district <- sprintf("r%02d.%s", rep_id, as.character(dd$district))
     lev <- as.vector(outer(levels(d$district), seq_len(k),
                            function(l, r) sprintf("r%02d.%s", r, l)))
-    data.frame(use = yes01(dd$use), age = dd$age, urban = dd$urban, livch = dd$livch,
+    data.frame(use = yes01(dd$use), age = dd$age, age2 = dd$age^2, urban = dd$urban, livch = dd$livch,
                district = factor(district, levels = lev), row.names = NULL)
   },
   grouseticks = function() {
