@@ -155,6 +155,7 @@ CASES: list[Case] = [
         note="every subject sees every item in every condition: the rest's rows are dense",
         sim=dict(n_subj=60, n_item=40, n_cond=4, seed=20240603, effect=0.2, sd_subj=0.5, sd_item=0.4,
                  sigma=1.0),
+        peer_na=FACTOR_SLOPE_NA,
     ),
     # ---- issue 21: published models and a sweep of model shapes
     Case(

@@ -741,6 +741,8 @@ def render_markdown(report: dict) -> str:
         "",
         f"Generated {report['date']} by `{report['command']}` "
         f"(total {report['total_s'] / 60:.1f} min). How to read this: see `benchmarks/README.md`.",
+        *([""] + [f"- merged from the run of {m['date']} (`{m['command']}`, CPU {m['machine']['cpu_model']})"
+                  for m in report["merged_from"]] if report.get("merged_from") else []),
         "",
         "## Machine and versions",
         "",
@@ -782,7 +784,10 @@ def render_markdown(report: dict) -> str:
                          + " |" * (len(libs) + 3))
             continue
         mf = s["mixedfit"]
-        sp = s.get("speedup", {})
+        sp = s.get("speedup") or {lib: s[f"speedup_{lib}"] for lib in ("lme4", "statsmodels")
+                                  if s.get(f"speedup_{lib}")}  # results.json before the peers
+        if "optimum_ok" not in mf and "objective_ok" in s:
+            mf = dict(mf, optimum_ok=s["objective_ok"], rel_diff=s.get("objective_rel_diff"))
         vs = []
         for lib in ("lme4", "lme4_openblas"):
             if lib in sp:
@@ -811,7 +816,7 @@ def render_markdown(report: dict) -> str:
             + f" | {', '.join(check) or '–'} |")
         mem = s.get("memory", {})
         for lib in libs:
-            e = s[lib]
+            e = mf if lib == "mixedfit" else s[lib]
             if e.get("status", "").startswith("not selected"):
                 continue
             rel = e.get("rel_diff")
@@ -889,6 +894,33 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def merge_reports(reports: list[dict]) -> dict:
+    """One report from several runs: the first one's header, every run's cases (later wins).
+
+    For a table assembled from separate invocations (say the big cases on their
+    own); the machine and versions of every run are kept under ``merged_from``.
+    """
+    if len(reports) == 1:
+        return reports[0]
+    out = json.loads(json.dumps(reports[0]))
+    cases: dict[str, dict] = {}
+    libs: list[str] = []
+    for rep in reports:
+        for res in rep["cases"]:
+            cases[res["case"]] = res
+        libs += [lib for lib in rep["config"].get("libs", []) if lib not in libs]
+        out["config"]["repeats"].update(rep["config"]["repeats"])
+        for key in ("R_blas_openblas", "R_lapack_openblas"):
+            if rep["versions"].get(key):
+                out["versions"][key] = rep["versions"][key]
+    out["cases"] = list(cases.values())
+    out["config"]["libs"] = libs
+    out["command"] = " + ".join(rep["command"] for rep in reports)
+    out["total_s"] = sum(rep.get("total_s", 0.0) for rep in reports)
+    out["merged_from"] = [{k: rep[k] for k in ("date", "command", "machine", "versions")} for rep in reports]
+    return out
+
+
 def write_outputs(report: dict, outdir: Path) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "results.json").write_text(json.dumps(report, indent=1, default=str) + "\n", encoding="utf-8")
@@ -946,14 +978,18 @@ def main(argv: list[str] | None = None) -> int:
                     "library defaults")
     ap.add_argument("--without-cholmod", action="store_true",
                     help="fit with mixedfit as where its cholmod extra (cvxopt) is not installed")
-    ap.add_argument("--render", metavar="RESULTS_JSON",
-                    help="only rewrite RESULTS.md from an existing results.json, running nothing")
+    ap.add_argument("--render", metavar="RESULTS_JSON", nargs="+",
+                    help="only rewrite RESULTS.md from existing results.json files, running nothing; "
+                    "with several, their cases are merged (a later file's case replaces an earlier "
+                    "one's) and the merged results.json is written too")
     args = ap.parse_args(argv)
     if args.render:
-        report = json.loads(Path(args.render).read_text(encoding="utf-8"))
+        report = merge_reports([json.loads(Path(f).read_text(encoding="utf-8")) for f in args.render])
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         out = Path(args.output_dir) / "RESULTS.md"
         out.write_text(render_markdown(report), encoding="utf-8")
+        if len(args.render) > 1:
+            write_outputs(report, Path(args.output_dir))
         log(f"wrote {out}")
         return 0
     if args.without_cholmod:
