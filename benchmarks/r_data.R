@@ -47,7 +47,10 @@ datasets <- list(
     district <- sprintf("r%02d.%s", rep_id, as.character(dd$district))
     lev <- as.vector(outer(levels(d$district), seq_len(k),
                            function(l, r) sprintf("r%02d.%s", r, l)))
-    data.frame(use = yes01(dd$use), age = dd$age, age2 = dd$age^2, urban = dd$urban, livch = dd$livch,
+    # urbanY: urban as its 0/1 treatment dummy, for the Python peers that take no
+    # factor inside a random-effects term
+    data.frame(use = yes01(dd$use), age = dd$age, age2 = dd$age^2, urban = dd$urban,
+               urbanY = as.numeric(dd$urban == "Y"), livch = dd$livch,
                district = factor(district, levels = lev), row.names = NULL)
   },
   grouseticks = function() {

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -293,9 +294,11 @@ def fit_mixedfit(frame, case: Case) -> dict:
     gc.collect()
     kwargs = {"reml": case.reml} if case.family is None else {"family": case.family}
     try:
-        t0 = time.perf_counter()
-        fit = mf.mixed(case.formula, data, **kwargs)
-        elapsed = time.perf_counter() - t0
+        with warnings.catch_warnings(record=True) as wlist:
+            warnings.simplefilter("always")
+            t0 = time.perf_counter()
+            fit = mf.mixed(case.formula, data, **kwargs)
+            elapsed = time.perf_counter() - t0
     except TypeError as exc:
         if case.family is not None and "family" in str(exc):  # the GLMM engine is not there yet
             return {"ok": False, "na": "n/a: no family= yet", "error": f"TypeError: {exc}"}
@@ -305,6 +308,7 @@ def fit_mixedfit(frame, case: Case) -> dict:
         "ok": True, "elapsed": elapsed, "fmin": float(opt.fmin), "feval": int(opt.feval),
         "theta": np.asarray(getattr(opt, "final", []), dtype=float).tolist(),
         "optimizer": str(getattr(opt, "optimizer", "")),
+        "warnings": sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in wlist}),
     }
     if case.family is not None:  # compared with lme4's -2 logLik
         out["fmin"] = -2.0 * float(fit.llf)
