@@ -873,7 +873,7 @@ def render_markdown(report: dict) -> str:
             case_notes.append("one more fit in a fresh process (memory probe, not in the median): "
                               + ", ".join(probe_t))
         head = f"- **{res['title']}** (`{res['formula']}`, {_criterion(res)})"
-        notes.append(head + (": " + " — ".join(case_notes) if case_notes else ""))
+        notes.append(head + (": " + " — ".join(" ".join(n.split()) for n in case_notes) if case_notes else ""))
     lines += details
     lines += ["", "## Objective check", ""]
     if flagged:
