@@ -51,6 +51,13 @@ CROSSED_NA = (
     "crossed grouping factors: statsmodels can only write them as variance "
     "components of one all-data group, with a dense n x q design per group; not attempted"
 )
+# checked on Machines: lme-python "Column 'Machine' must be numeric", interlace
+# "could not convert string to float: 'A'"
+FACTOR_SLOPE_NA = {
+    "lme_python": "a factor inside a random-effects term (only numeric columns there)",
+    "interlace": "a factor inside a random-effects term (only numeric columns there)",
+}
+GLMM_NA = "statsmodels has no Laplace GLMM (only variational Bayes BinomialBayesMixedGLM)"
 
 
 @dataclass
@@ -59,7 +66,7 @@ class Case:
 
     key: str
     title: str
-    source: str                      # bundled data set name, or "sim_slope" / "sim_crossed"
+    source: str                      # bundled data set name, "sim_*" (simulated) or "R:<name>" (r_data.R)
     formula: str
     reml: bool
     size: str                        # "small", "medium" or "big"
@@ -68,10 +75,26 @@ class Case:
     statsmodels_na: str = ""
     note: str = ""
     sim: dict[str, Any] = field(default_factory=dict)
+    family: str | None = None        # GLMM family ("binomial", "poisson"); None: a linear mixed model
+    # the Python peers (peers.py): the formula they are given where it differs
+    # from ``formula`` (e.g. a proportion instead of cbind()), the column of
+    # prior weights that goes with it, and the peers that cannot write the model
+    peer_formula: str | None = None
+    peer_weights: str | None = None
+    peer_na: dict[str, str] = field(default_factory=dict)
 
     @property
     def simulated(self) -> bool:
         return self.source.startswith("sim_")
+
+    @property
+    def from_r(self) -> bool:
+        """Data exported from an R package by ``r_data.R`` (not bundled with mixedfit)."""
+        return self.source.startswith("R:")
+
+    @property
+    def bundled(self) -> bool:
+        return not (self.simulated or self.from_r)
 
 
 CASES: list[Case] = [
@@ -132,6 +155,103 @@ CASES: list[Case] = [
         note="every subject sees every item in every condition: the rest's rows are dense",
         sim=dict(n_subj=60, n_item=40, n_cond=4, seed=20240603, effect=0.2, sd_subj=0.5, sd_item=0.4,
                  sigma=1.0),
+        peer_na=FACTOR_SLOPE_NA,
+    ),
+    # ---- issue 21: published models and a sweep of model shapes
+    Case(
+        key="insteval_mmjl", title="InstEval, MixedModels.jl's model", source="InstEval",
+        formula="y ~ 1 + service + (1|d) + (1|s) + (1|dept) + (0 + service|dept)", reml=False,
+        # big: lme4 took 178 s per fit on the reference BLAS here (issue 21)
+        size="big", repeats=1, statsmodels_na=CROSSED_NA,
+        note="MixedModels.jl's published benchmark model (ML): the dept intercept plus a 2×2 "
+             "service block per dept",
+        peer_na=FACTOR_SLOPE_NA,
+    ),
+    Case(
+        key="oxboys", title="Oxboys", source="R:Oxboys",
+        formula="height ~ age + I(age^2) + (age + I(age^2)|Subject)", reml=True, size="small",
+        repeats=5,
+        statsmodels=dict(formula="height ~ age + I(age**2)", groups="Subject",
+                         re_formula="~age + I(age**2)"),
+        peer_formula="height ~ age + age2 + (age + age2|Subject)",
+        note="nlme's Oxboys (exported from R): a 3×3 covariance per boy; age2 = age^2, computed in R, "
+             "for the Python peers, whose formulas take no I(age^2)",
+    ),
+    Case(
+        key="machines_factor_slope", title="Machines (0 + Machine|Worker)", source="Machines",
+        formula="score ~ Machine + (0 + Machine|Worker)", reml=True, size="small", repeats=5,
+        statsmodels=dict(formula="score ~ Machine", groups="Worker", re_formula="0 + Machine"),
+        peer_na=FACTOR_SLOPE_NA,
+    ),
+    Case(
+        key="sim_crossed_slopes", title="sim (x|subj)+(x|item) 400 x 200", source="sim_crossed_slopes",
+        formula="y ~ x + (x|subj) + (x|item)", reml=True, size="medium", repeats=3,
+        statsmodels_na=CROSSED_NA,
+        sim=dict(n_subj=400, n_item=200, items_per_subj=60, seed=20240604, beta=(1.0, 0.5),
+                 sd_subj=(0.8, 0.3), corr_subj=0.2, sd_item=(0.5, 0.2), corr_item=-0.3, sigma=1.0),
+    ),
+    Case(
+        key="sim_nested_slopes", title="sim (x|school/class) 300 x 8", source="sim_nested_slopes",
+        formula="y ~ x + (x|school/class)", reml=True, size="medium", repeats=3,
+        statsmodels_na="needs a correlated (1+x) block per class inside each school; statsmodels "
+                       "variance components are independent scalars",
+        sim=dict(n_school=300, n_class=8, n_pupil=15, seed=20240605, beta=(2.0, 0.7),
+                 sd_school=(1.0, 0.4), corr_school=0.3, sd_class=(0.6, 0.25), corr_class=0.1,
+                 sigma=1.0),
+    ),
+    Case(
+        key="sim_factor_slopes", title="sim (0+f|g) 4 levels, 3,000 groups", source="sim_factor_slopes",
+        formula="y ~ f + (0 + f|g)", reml=True, size="medium", repeats=3,
+        statsmodels=dict(formula="y ~ f", groups="g", re_formula="0 + f"),
+        sim=dict(n_groups=3000, n_levels=4, reps=2, seed=20240606, sd=(1.0, 0.8, 0.6, 0.9),
+                 corr=0.5, sigma=0.7),
+        peer_na=FACTOR_SLOPE_NA,
+    ),
+    Case(
+        key="sim_crossed_big", title="sim (1|a)+(1|b) unbalanced 200k, 20k x 3k", source="sim_crossed_big",
+        formula="y ~ x + (1|a) + (1|b)", reml=True, size="big", repeats=1,
+        statsmodels_na=CROSSED_NA,
+        note="unbalanced: log-normal level frequencies (rows per level of a: median 6, 1 to 216; of b: median 40, 1 to 1,180)",
+        sim=dict(n=200_000, n_a=20_000, n_b=3_000, seed=20240607, beta=(3.0, 1.0), sd_a=0.8,
+                 sd_b=0.5, sigma=1.0, skew=1.0),
+    ),
+    Case(
+        key="sim_nested3", title="sim (1|region/school/class) 40 x 25 x 8", source="sim_nested3",
+        formula="y ~ x + (1|region/school/class)", reml=True, size="medium", repeats=3,
+        statsmodels_na="three nested levels: statsmodels has one grouping level plus independent "
+                       "variance components; not attempted",
+        sim=dict(n_region=40, n_school=25, n_class=8, n_pupil=10, seed=20240608, beta=(0.0, 0.5),
+                 sd=(0.5, 0.7, 0.4), sigma=1.0),
+    ),
+    # ---- GLMMs (issue 19): lme4's glmer and the peers now; mixedfit once it takes family=
+    Case(
+        key="glmm_cbpp", title="cbpp (binomial)", source="R:cbpp",
+        formula="cbind(incidence, size - incidence) ~ period + (1|herd)", reml=False,
+        size="small", repeats=5, family="binomial", statsmodels_na=GLMM_NA,
+        peer_formula="prop ~ period + (1|herd)", peer_weights="size",
+        note="the Python peers take no cbind(): prop = incidence/size with prior weights size is "
+             "the same binomial likelihood",
+    ),
+    Case(
+        key="glmm_verbagg", title="VerbAgg (binomial)", source="R:VerbAgg",
+        formula="r2 ~ Anger + Gender + btype + situ + (1|id) + (1|item)", reml=False,
+        size="small", repeats=3, family="binomial", statsmodels_na=GLMM_NA,
+    ),
+    Case(
+        key="glmm_contraception40", title="Contraception ×40 (binomial)", source="R:Contraception40",
+        formula="use ~ age + I(age^2) + urban + livch + (urban|district)", reml=False,
+        # big: glmer took 246 s here (reference BLAS; 3,506 evaluations of θ and β together)
+        size="big", repeats=1, family="binomial", statsmodels_na=GLMM_NA,
+        peer_formula="use ~ age + age2 + urbanY + livch + (urbanY|district)",
+        note="mlmRev's Contraception replicated 40 times, districts relabelled per replicate "
+             "(77,360 rows, 2,400 districts); for the Python peers age2 = age^2 and urbanY = the 0/1 "
+             "dummy of urban (computed in R): the same model",
+    ),
+    Case(
+        key="glmm_grouseticks", title="grouseticks (Poisson)", source="R:grouseticks",
+        formula="TICKS ~ YEAR + cHEIGHT + (1|BROOD) + (1|INDEX) + (1|LOCATION)", reml=False,
+        size="small", repeats=3, family="poisson", statsmodels_na=GLMM_NA,
+        note="lme4's ?grouseticks model; cHEIGHT is HEIGHT centred",
     ),
 ]
 
@@ -196,16 +316,131 @@ def simulate(case: Case) -> pd.DataFrame:
             "subj": pd.Categorical.from_codes(subj.astype(np.int32), categories=_levels("s", ks)),
             "item": pd.Categorical.from_codes(item.astype(np.int32), categories=_levels("i", ki)),
         })
-    raise ValueError(f"unknown simulation {case.source!r}")
+    sim = _SIMULATIONS.get(case.source)
+    if sim is None:
+        raise ValueError(f"unknown simulation {case.source!r}")
+    return sim(p, rng)
+
+
+def _factor(codes: np.ndarray, prefix: str, k: int) -> pd.Categorical:
+    return pd.Categorical.from_codes(codes.astype(np.int32), categories=_levels(prefix, k))
+
+
+def _pairs(rng: np.random.Generator, k: int, sd: tuple[float, float], corr: float) -> np.ndarray:
+    """k correlated (intercept, slope) deviations, shape (k, 2)."""
+    cov = np.array([[sd[0] ** 2, corr * sd[0] * sd[1]], [corr * sd[0] * sd[1], sd[1] ** 2]])
+    return rng.multivariate_normal([0.0, 0.0], cov, size=k)
+
+
+def _sim_crossed_slopes(p: dict, rng: np.random.Generator) -> pd.DataFrame:
+    # each subject sees a random subset of the items: crossed, partially filled
+    ks, ki, m = p["n_subj"], p["n_item"], p["items_per_subj"]
+    subj = np.repeat(np.arange(ks), m)
+    item = np.concatenate([rng.choice(ki, size=m, replace=False) for _ in range(ks)])
+    x = rng.normal(0.0, 1.0, size=subj.size)
+    u = _pairs(rng, ks, p["sd_subj"], p["corr_subj"])
+    v = _pairs(rng, ki, p["sd_item"], p["corr_item"])
+    y = (p["beta"][0] + u[subj, 0] + v[item, 0] + (p["beta"][1] + u[subj, 1] + v[item, 1]) * x
+         + rng.normal(0.0, p["sigma"], size=subj.size))
+    return pd.DataFrame({"y": y, "x": x, "subj": _factor(subj, "s", ks), "item": _factor(item, "i", ki)})
+
+
+def _sim_nested_slopes(p: dict, rng: np.random.Generator) -> pd.DataFrame:
+    # class labels repeat across schools (c1..c8 in every school): the model
+    # needs school/class, as in lme4's documentation of nesting
+    ks, kc, m = p["n_school"], p["n_class"], p["n_pupil"]
+    school = np.repeat(np.arange(ks), kc * m)
+    klass = np.tile(np.repeat(np.arange(kc), m), ks)
+    x = rng.normal(0.0, 1.0, size=school.size)
+    u = _pairs(rng, ks, p["sd_school"], p["corr_school"])
+    v = _pairs(rng, ks * kc, p["sd_class"], p["corr_class"])
+    sc = school * kc + klass
+    y = (p["beta"][0] + u[school, 0] + v[sc, 0] + (p["beta"][1] + u[school, 1] + v[sc, 1]) * x
+         + rng.normal(0.0, p["sigma"], size=school.size))
+    return pd.DataFrame({"y": y, "x": x, "school": _factor(school, "s", ks), "class": _factor(klass, "c", kc)})
+
+
+def _sim_factor_slopes(p: dict, rng: np.random.Generator) -> pd.DataFrame:
+    # every group sees every level of f `reps` times; the per-group level
+    # deviations are equicorrelated
+    kg, kl, r = p["n_groups"], p["n_levels"], p["reps"]
+    g = np.repeat(np.arange(kg), kl * r)
+    f = np.tile(np.repeat(np.arange(kl), r), kg)
+    sd = np.asarray(p["sd"])
+    cov = p["corr"] * np.outer(sd, sd)
+    np.fill_diagonal(cov, sd ** 2)
+    b = rng.multivariate_normal(np.zeros(kl), cov, size=kg)
+    y = 0.3 * f + b[g, f] + rng.normal(0.0, p["sigma"], size=g.size)
+    return pd.DataFrame({"y": y, "f": _factor(f, "f", kl), "g": _factor(g, "g", kg)})
+
+
+def _skewed_levels(rng: np.random.Generator, n: int, k: int, skew: float) -> np.ndarray:
+    """n draws of k levels with log-normal frequencies; every level appears."""
+    w = rng.lognormal(0.0, skew, size=k)
+    codes = rng.choice(k, size=n - k, p=w / w.sum())
+    return rng.permutation(np.concatenate([np.arange(k), codes]))
+
+
+def _sim_crossed_big(p: dict, rng: np.random.Generator) -> pd.DataFrame:
+    n, ka, kb = p["n"], p["n_a"], p["n_b"]
+    a = _skewed_levels(rng, n, ka, p["skew"])
+    b = _skewed_levels(rng, n, kb, p["skew"])
+    x = rng.normal(0.0, 1.0, size=n)
+    y = (p["beta"][0] + p["beta"][1] * x + rng.normal(0.0, p["sd_a"], size=ka)[a]
+         + rng.normal(0.0, p["sd_b"], size=kb)[b] + rng.normal(0.0, p["sigma"], size=n))
+    return pd.DataFrame({"y": y, "x": x, "a": _factor(a, "a", ka), "b": _factor(b, "b", kb)})
+
+
+def _sim_nested3(p: dict, rng: np.random.Generator) -> pd.DataFrame:
+    # labels repeat inside their parent (school s01 in every region, ...)
+    kr, ks, kc, m = p["n_region"], p["n_school"], p["n_class"], p["n_pupil"]
+    n = kr * ks * kc * m
+    region = np.repeat(np.arange(kr), ks * kc * m)
+    school = np.tile(np.repeat(np.arange(ks), kc * m), kr)
+    klass = np.tile(np.repeat(np.arange(kc), m), kr * ks)
+    rs = region * ks + school
+    rsc = rs * kc + klass
+    x = rng.normal(0.0, 1.0, size=n)
+    sd = p["sd"]
+    y = (p["beta"][0] + p["beta"][1] * x + rng.normal(0.0, sd[0], size=kr)[region]
+         + rng.normal(0.0, sd[1], size=kr * ks)[rs] + rng.normal(0.0, sd[2], size=kr * ks * kc)[rsc]
+         + rng.normal(0.0, p["sigma"], size=n))
+    return pd.DataFrame({"y": y, "x": x, "region": _factor(region, "r", kr),
+                         "school": _factor(school, "s", ks), "class": _factor(klass, "c", kc)})
+
+
+_SIMULATIONS = {
+    "sim_crossed_slopes": _sim_crossed_slopes,
+    "sim_nested_slopes": _sim_nested_slopes,
+    "sim_factor_slopes": _sim_factor_slopes,
+    "sim_crossed_big": _sim_crossed_big,
+    "sim_nested3": _sim_nested3,
+}
 
 
 def source_frame(case: Case) -> pd.DataFrame:
-    """The case's data: mixedfit's bundled data set, or the simulated one."""
+    """The case's data: mixedfit's bundled data set, the simulated one, or one exported from R."""
     if case.simulated:
         return simulate(case)
+    if case.from_r:
+        return r_dataset(case.source[2:])
     import mixedfit as mf
 
     return mf.load_dataset(case.source)
+
+
+def r_dataset(name: str, rscript: str | None = None) -> pd.DataFrame:
+    """A data set that mixedfit does not bundle, exported by ``r_data.R`` (needs R)."""
+    import subprocess
+    import tempfile
+
+    rscript = rscript or os.environ.get("RSCRIPT", "Rscript")
+    with tempfile.TemporaryDirectory(prefix="mixedfit-rdata-") as tmp:
+        proc = subprocess.run([rscript, "--vanilla", str(HERE / "r_data.R"), name, tmp],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"r_data.R {name} failed: {proc.stderr[-800:]}")
+        return load_manifest(Path(tmp) / "manifest.json")
 
 
 # --------------------------------------------------------------------------- manifest
@@ -246,7 +481,7 @@ def write_manifest(case: Case, frame: pd.DataFrame, directory: Path) -> Path:
         "case": case.key, "nrow": int(len(frame)), "columns": columns,
         "bundled_csv": None, "bundled_json": None,
     }
-    if not case.simulated:
+    if case.bundled:
         manifest["bundled_csv"], manifest["bundled_json"] = _bundled_paths(case.source)
     path = directory / "manifest.json"
     path.write_text(json.dumps(manifest), encoding="utf-8")

@@ -16,9 +16,14 @@
 #       column, that the result is identical() to the raw float64 / int32
 #       columns Python wrote from the data frame mixedfit fits.  For a
 #       simulated data set it builds the frame from those raw columns.
-#   {"cmd": "fit", "id": ID, "formula": F, "reml": true|false, "memory": bool}
+#   {"cmd": "fit", "id": ID, "formula": F, "reml": true|false, "memory": bool,
+#    "family": null|"binomial"|"poisson"}
 #       Times lmer(F, data, REML = reml) end to end (model frame, formula
-#       processing, optimisation, lme4's convergence checks).
+#       processing, optimisation, lme4's convergence checks); with a family,
+#       glmer(F, data, family = family) (lme4's defaults: Laplace, nAGQ = 1).
+#       GLMM replies carry objective = -2 logLik(fit) and laplace = the
+#       objective glmer minimised, ldL2 + sum of deviance residuals + |u|^2
+#       (-2 logLik without the saturated model's log-likelihood).
 #   {"cmd": "drop", "id": ID}
 #   {"cmd": "quit"}
 
@@ -120,17 +125,24 @@ cmd_fit <- function(msg) {
     reset_ok <- reset_peak_rss()
   }
   t0 <- now()
+  family <- msg$family
   fit <- withCallingHandlers(
-    lmer(form, data = d, REML = reml),
+    if (is.null(family)) lmer(form, data = d, REML = reml)
+    else glmer(form, data = d, family = family),
     warning = function(w) { warns <<- c(warns, conditionMessage(w)); invokeRestart("muffleWarning") },
     message = function(m) { warns <<- c(warns, trimws(conditionMessage(m))); invokeRestart("muffleMessage") })
   elapsed <- now() - t0
   # doubles go out as "%.17g" text (jsonlite prints at most 15 digits); run.py
   # turns them back into floats, bit for bit
+  cmp <- fit@devcomp$cmp
   out <- list(ok = TRUE, elapsed = num17(elapsed),
               # the criterion at the optimum (lme4 keeps no separate "fmin"):
-              # REMLcrit(fit) for REML, deviance(fit) for ML
-              objective = num17(if (reml) fit@devcomp$cmp[["REML"]] else fit@devcomp$cmp[["dev"]]),
+              # REMLcrit(fit) for REML, deviance(fit) for ML, -2 logLik for a GLMM
+              objective = num17(if (!is.null(family)) -2 * as.numeric(logLik(fit))
+                                else if (reml) cmp[["REML"]] else cmp[["dev"]]),
+              scale = if (is.null(family)) "crit" else "dev",
+              laplace = if (is.null(family)) NULL
+                        else num17(cmp[["ldL2"]] + cmp[["drsum"]] + cmp[["ussq"]]),
               feval = fit@optinfo$feval,
               optimizer = fit@optinfo$optimizer,
               theta = I(num17(getME(fit, "theta"))),

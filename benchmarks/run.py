@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Benchmark mixedfit against lme4 (R) and statsmodels MixedLM, side by side.
+"""Benchmark mixedfit against lme4 (R), statsmodels MixedLM and the Python peers, side by side.
 
     python benchmarks/run.py [--repeats N | --repeats case=N,...] [--cases a,b]
                              [--quick] [--skip-lme4-big] [--no-memory]
+                             [--lme4-openblas DIR] [--libs ...]
 
 See benchmarks/README.md for what is measured and how.  Writes
 benchmarks/RESULTS.md (one markdown table plus machine and versions) and
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -66,8 +69,12 @@ from common import (  # noqa: E402
     write_manifest,
 )
 
-LIBS = ("mixedfit", "lme4", "statsmodels")
-OBJ_RTOL = 1e-9
+from peers import DISTRIBUTIONS, MODULES, PEERS  # noqa: E402
+
+LIBS = ("mixedfit", "lme4", "lme4_openblas", "statsmodels") + PEERS
+LABELS = {"lme4_openblas": "lme4 (OpenBLAS)", "lme_python": "lme-python", "interlace": "interlace-lme"}
+OBJ_RTOL = 1e-9        # mixedfit's objective vs lme4's (the project's standard)
+PEER_RTOL = 1e-6       # a peer "reached lme4's optimum" within this, relative
 # Pause before every timed run: OpenBLAS threads keep spinning for a while after
 # their last call, so a run that starts right after another library's
 # multithreaded fit shares the cores with them (Hsb82: 8 ms after a pause, 19-25 ms
@@ -107,7 +114,7 @@ class LineWorker:
         self._reader.start()
 
     # fields that lme4_server.R sends as "%.17g" text so that no digit is lost
-    _EXACT = ("elapsed", "fmin", "objective", "sigma", "theta", "beta")
+    _EXACT = ("elapsed", "fmin", "objective", "laplace", "sigma", "theta", "beta")
 
     @classmethod
     def _decode(cls, rep: dict) -> dict:
@@ -169,9 +176,33 @@ class LineWorker:
         self.kill()
 
 
-def start_r(args, tmp: Path, tag: str) -> LineWorker:
+def start_r(args, tmp: Path, tag: str, openblas: bool = False) -> LineWorker:
+    """The lme4 server; with ``openblas``, R loads BLAS and LAPACK from ``--lme4-openblas``.
+
+    R's start script puts ``R_LD_LIBRARY_PATH`` in front of ``LD_LIBRARY_PATH``, and
+    R links ``libblas.so.3`` / ``liblapack.so.3`` by soname, so a directory holding
+    OpenBLAS under those names switches this one R process, and nothing else.
+    """
+    env = None
+    if openblas:
+        env = dict(os.environ)
+        env["R_LD_LIBRARY_PATH"] = os.pathsep.join([str(Path(args.lme4_openblas).resolve()),
+                                                    *_r_default_ld_paths(args)])
+        tag += "-openblas"
     return LineWorker(f"lme4 ({tag})", [args.rscript, "--vanilla", str(HERE / "lme4_server.R")],
-                      tmp / f"r-{tag}.log")
+                      tmp / f"r-{tag}.log", env=env)
+
+
+def _r_default_ld_paths(args) -> list[str]:
+    """R's own R_LD_LIBRARY_PATH (R_HOME/lib and the system library directory)."""
+    out = subprocess.run([args.rscript, "--vanilla", "-e", "cat(Sys.getenv('R_LD_LIBRARY_PATH'))"],
+                         capture_output=True, text=True, timeout=120)
+    return [p for p in out.stdout.strip().split(os.pathsep) if p]
+
+
+def start_peer(name: str, tmp: Path) -> LineWorker:
+    return LineWorker(name, [sys.executable, str(HERE / "worker.py"), "peer", name],
+                      tmp / f"{name}.log", env=_child_env())
 
 
 def start_sm(tmp: Path) -> LineWorker:
@@ -229,7 +260,8 @@ def python_versions() -> dict:
     from mixedfit.supernodal import cholmod_available
 
     out = {"python": platform.python_version(), "mixedfit": getattr(mixedfit, "__version__", "?")}
-    for pkg in ("numpy", "scipy", "pandas", "statsmodels", "formulaic", "nlopt", "cvxopt"):
+    for pkg in ("numpy", "scipy", "pandas", "statsmodels", "formulaic", "nlopt", "cvxopt",
+                *(DISTRIBUTIONS[p] for p in PEERS)):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -260,15 +292,28 @@ def fit_mixedfit(frame, case: Case) -> dict:
 
     data = frame.copy(deep=True)  # untimed; a fresh object every run, so no identity caching
     gc.collect()
-    t0 = time.perf_counter()
-    fit = mf.mixed(case.formula, data, reml=case.reml)
-    elapsed = time.perf_counter() - t0
+    kwargs = {"reml": case.reml} if case.family is None else {"family": case.family}
+    try:
+        with warnings.catch_warnings(record=True) as wlist:
+            warnings.simplefilter("always")
+            t0 = time.perf_counter()
+            fit = mf.mixed(case.formula, data, **kwargs)
+            elapsed = time.perf_counter() - t0
+    except TypeError as exc:
+        if case.family is not None and "family" in str(exc):  # the GLMM engine is not there yet
+            return {"ok": False, "na": "n/a: no family= yet", "error": f"TypeError: {exc}"}
+        raise
     opt = fit.optsummary
-    return {
+    out = {
         "ok": True, "elapsed": elapsed, "fmin": float(opt.fmin), "feval": int(opt.feval),
         "theta": np.asarray(getattr(opt, "final", []), dtype=float).tolist(),
         "optimizer": str(getattr(opt, "optimizer", "")),
+        "warnings": sorted({f"{w.category.__name__}: {str(w.message).splitlines()[0]}" for w in wlist}),
     }
+    if case.family is not None:  # compared with lme4's -2 logLik
+        out["fmin"] = -2.0 * float(fit.llf)
+        out["scale"] = "dev"
+    return out
 
 
 def _err(exc: BaseException) -> dict:
@@ -300,11 +345,45 @@ def _memprobe_lme4(args, case: Case, manifest: Path, warm_manifest: Path, tmp: P
             if not rep.get("ok"):
                 return rep
         return r.call({"cmd": "fit", "id": case.key, "formula": case.formula,
-                       "reml": case.reml, "memory": True}, timeout=args.memory_timeout)
+                       "reml": case.reml, "family": case.family, "memory": True},
+                      timeout=args.memory_timeout)
     except WorkerError as exc:
         return _err(exc)
     finally:
         r.close()
+
+
+def _peer_spec(case: Case) -> dict:
+    return {"formula": case.peer_formula or case.formula, "lme4_formula": case.formula,
+            "reml": case.reml, "family": case.family, "weights": case.peer_weights}
+
+
+def _worker_fit(ctx: dict, key: str, msg: dict, timeout: float | None) -> dict:
+    """One fit in a Python worker; a worker that times out or dies is restarted next time."""
+    try:
+        return ctx[key].call(msg, timeout=timeout)
+    except WorkerTimeout:
+        ctx[key] = None  # killed; restarted for the next case that needs it
+        return {"ok": False, "timeout": True, "elapsed_min": timeout,
+                "error": f"no result within {timeout:.0f} s (stopped)"}
+    except WorkerError as exc:
+        ctx[key] = None
+        return _err(exc)
+
+
+def _python_workers(case: Case) -> dict[str, tuple]:
+    """lib -> (ctx key, starter, fit message, n/a reason or None) for the worker-run libraries."""
+    out: dict[str, tuple] = {
+        "statsmodels": ("sm", start_sm, {"cmd": "fit", "id": case.key, "spec": case.statsmodels,
+                                         "reml": case.reml},
+                        None if case.statsmodels is not None else "n/a: " + case.statsmodels_na),
+    }
+    for peer in PEERS:
+        na = case.peer_na.get(peer)
+        out[peer] = (f"peer:{peer}", lambda tmp, peer=peer: start_peer(peer, tmp),
+                     {"cmd": "fit", "id": case.key, "spec": _peer_spec(case)},
+                     None if na is None else "n/a: " + na)
+    return out
 
 
 def run_case(case: Case, args, ctx: dict) -> dict:
@@ -314,10 +393,12 @@ def run_case(case: Case, args, ctx: dict) -> dict:
     big_skip = args.skip_lme4_big and case.size == "big"
     res: dict[str, Any] = {
         "case": case.key, "title": case.title, "formula": case.formula, "reml": case.reml,
+        "family": case.family, "peer_formula": case.peer_formula, "peer_weights": case.peer_weights,
         "size": case.size, "repeats": repeats, "note": case.note,
         "runs": {lib: [] for lib in LIBS}, "skipped": {}, "memory": {}, "data": {},
     }
-    log(f"== {case.title}: {case.formula}  ({'REML' if case.reml else 'ML'}, {repeats} run(s))")
+    crit = case.family + " GLMM, Laplace" if case.family else ("REML" if case.reml else "ML")
+    log(f"== {case.title}: {case.formula}  ({crit}, {repeats} run(s))")
 
     t0 = time.perf_counter()
     src = source_frame(case)
@@ -328,87 +409,89 @@ def run_case(case: Case, args, ctx: dict) -> dict:
     del src
     res["data"].update(nrow=len(frame), ncol=frame.shape[1], prepare_s=time.perf_counter() - t0)
 
+    workers = _python_workers(case)
     use = {lib: lib in libs for lib in LIBS}
-    if use["lme4"] and big_skip:
-        use["lme4"] = False
-        res["skipped"]["lme4"] = "--skip-lme4-big"
-    if use["statsmodels"] and case.statsmodels is None:
-        use["statsmodels"] = False
-        res["skipped"]["statsmodels"] = "n/a: " + case.statsmodels_na
+    for lib in ("lme4", "lme4_openblas"):
+        if use[lib] and big_skip:
+            use[lib] = False
+            res["skipped"][lib] = "--skip-lme4-big"
+    for lib, (_, _, _, na) in workers.items():
+        if use[lib] and na:
+            use[lib] = False
+            res["skipped"][lib] = na
     for lib in LIBS:
         if lib not in libs:
-            res["skipped"][lib] = "not selected (--libs)"
+            res["skipped"][lib] = ctx["not_run"].get(lib, "not selected (--libs)")
 
-    r_loaded = use["lme4"]
-    if use["lme4"]:
-        rep = ctx["r"].call({"cmd": "load", "id": case.key, "manifest": str(manifest)})
+    r_keys = {"lme4": "r", "lme4_openblas": "r_ob"}
+    loaded = []
+    for lib, key in r_keys.items():
+        if not use[lib]:
+            continue
+        rep = ctx[key].call({"cmd": "load", "id": case.key, "manifest": str(manifest)})
         if not rep.get("ok"):
             raise RuntimeError(f"R could not load {case.key}: {rep.get('error')}")
-        res["data"]["r_identical"] = rep["identical"]
-        res["data"]["r_mismatch"] = rep.get("mismatch", [])
-        res["data"]["r_load_s"] = rep["load_s"]
+        loaded.append(key)
+        if lib == "lme4" or "r_identical" not in res["data"]:
+            res["data"]["r_identical"] = rep["identical"]
+            res["data"]["r_mismatch"] = rep.get("mismatch", [])
+            res["data"]["r_load_s"] = rep["load_s"]
         if not rep["identical"]:
             log(f"   !! R's data differ from Python's in columns {rep.get('mismatch')}")
-    if use["statsmodels"]:
-        sm = ctx.get("sm")
-        if sm is None or sm.proc.poll() is not None:
-            sm = ctx["sm"] = start_sm(tmp)
-        rep = sm.call({"cmd": "load", "id": case.key, "manifest": str(manifest)})
+    for lib, (key, starter, _, _) in workers.items():
+        if not use[lib]:
+            continue
+        if ctx.get(key) is None or ctx[key].proc.poll() is not None:
+            ctx[key] = starter(tmp)
+        rep = ctx[key].call({"cmd": "load", "id": case.key, "manifest": str(manifest)})
         if not rep.get("ok"):
-            raise RuntimeError(f"statsmodels worker could not load {case.key}: {rep.get('error')}")
+            raise RuntimeError(f"{lib} worker could not load {case.key}: {rep.get('error')}")
+        loaded.append(key)
 
-    # alternate: mixedfit run i, lme4 run i, statsmodels run i, then run i + 1
+    r_msg = {"cmd": "fit", "id": case.key, "formula": case.formula, "reml": case.reml,
+             "family": case.family}
+    # alternate: run i of every library, then run i + 1, so load drifts hit all alike
     for i in range(repeats):
-        if use["mixedfit"]:
+        for lib in LIBS:
+            if not use[lib]:
+                continue
             time.sleep(SETTLE_S)
-            try:
-                out = fit_mixedfit(frame, case)
-            except Exception as exc:  # record and stop timing this library on this case
-                out = _err(exc)
-                use["mixedfit"] = False
-            res["runs"]["mixedfit"].append(out)
-            log(f"   run {i + 1}/{repeats} mixedfit    {_show_run(out)}")
-        if use["lme4"]:
-            time.sleep(SETTLE_S)
-            try:
-                out = ctx["r"].call({"cmd": "fit", "id": case.key, "formula": case.formula,
-                                     "reml": case.reml})
-            except WorkerError as exc:
-                raise RuntimeError(f"the R child failed: {exc}") from exc
+            if lib == "mixedfit":
+                try:
+                    out = fit_mixedfit(frame, case)
+                except Exception as exc:  # record and stop timing this library on this case
+                    out = _err(exc)
+            elif lib in r_keys:
+                try:
+                    out = ctx[r_keys[lib]].call(r_msg)
+                except WorkerError as exc:
+                    raise RuntimeError(f"the R child ({lib}) failed: {exc}") from exc
+            else:
+                key, _, msg, _ = workers[lib]
+                out = _worker_fit(ctx, key, msg, args.sm_timeout if lib == "statsmodels"
+                                  else args.peer_timeout)
             if not out.get("ok"):
-                use["lme4"] = False
-            res["runs"]["lme4"].append(out)
-            log(f"   run {i + 1}/{repeats} lme4        {_show_run(out)}")
-        if use["statsmodels"]:
-            time.sleep(SETTLE_S)
-            try:
-                out = ctx["sm"].call({"cmd": "fit", "id": case.key, "spec": case.statsmodels,
-                                      "reml": case.reml}, timeout=args.sm_timeout)
-            except WorkerTimeout:
-                out = {"ok": False, "timeout": True, "elapsed_min": args.sm_timeout,
-                       "error": f"no result within {args.sm_timeout:.0f} s (stopped)"}
-                ctx["sm"] = None  # killed; restarted for the next case that needs it
-            except WorkerError as exc:
-                out = _err(exc)
-                ctx["sm"] = None
-            if not out.get("ok"):
-                use["statsmodels"] = False
-            res["runs"]["statsmodels"].append(out)
-            log(f"   run {i + 1}/{repeats} statsmodels {_show_run(out)}")
+                use[lib] = False
+                if out.get("na"):
+                    res["skipped"][lib] = out["na"]
+            res["runs"][lib].append(out)
+            log(f"   run {i + 1}/{repeats} {lib:<13} {_show_run(out)}")
 
-    if r_loaded:
-        ctx["r"].call({"cmd": "drop", "id": case.key})
-    if ctx.get("sm") is not None and case.statsmodels is not None:
+    for key in dict.fromkeys(loaded):
+        if ctx.get(key) is None:
+            continue
         try:
-            ctx["sm"].call({"cmd": "drop", "id": case.key}, timeout=120)
+            ctx[key].call({"cmd": "drop", "id": case.key}, timeout=120)
         except WorkerError:
-            ctx["sm"] = None
+            if key.startswith("r"):
+                raise
+            ctx[key] = None
     del frame
     gc.collect()
 
     if not args.no_memory:
         warm = ctx["warm_manifest"]
-        if "mixedfit" in libs:
+        if "mixedfit" in libs and case.family is None:
             log("   memory probe: mixedfit (fresh process)")
             res["memory"]["mixedfit"] = _memprobe_mixedfit(args, case, manifest, warm)
         if "lme4" in libs and not big_skip:
@@ -431,48 +514,82 @@ def _median(xs):
     return statistics.median(xs) if xs else None
 
 
-def summarize(res: dict) -> None:
-    s: dict[str, Any] = {}
-    for lib in LIBS:
-        runs = res["runs"][lib]
-        ok = [r for r in runs if r.get("ok")]
-        times = [r["elapsed"] for r in ok]
-        entry: dict[str, Any] = {"n_ok": len(ok), "median_s": _median(times),
-                                 "min_s": min(times) if times else None,
-                                 "max_s": max(times) if times else None}
-        if lib in res["skipped"]:
-            entry["status"] = res["skipped"][lib]
-        elif not runs:
-            entry["status"] = "not run"
-        elif any(r.get("timeout") for r in runs):
-            entry["status"] = "timeout"
-            entry["timeout_s"] = next(r["elapsed_min"] for r in runs if r.get("timeout"))
-        elif not ok:
-            entry["status"] = "error: " + str(runs[0].get("error"))
-        else:
-            entry["status"] = "ok"
-        if ok:
-            key = "fmin" if lib == "mixedfit" else "objective"
-            objs = [r[key] for r in ok if r.get(key) is not None]
-            entry["objective"] = max(objs) if lib == "mixedfit" else (min(objs) if objs else None)
-            entry["objective_spread"] = (max(objs) - min(objs)) if objs else None
-            entry["feval"] = ok[0].get("feval")
-            warns = sorted({w for r in ok for w in (r.get("warnings") or []) + (r.get("conv_messages") or [])})
-            if warns:
-                entry["warnings"] = warns
-        s[lib] = entry
+def _lib_status(lib: str, runs: list[dict], skipped: dict) -> dict:
+    ok = [r for r in runs if r.get("ok")]
+    times = [r["elapsed"] for r in ok]
+    entry: dict[str, Any] = {"n_ok": len(ok), "median_s": _median(times),
+                             "min_s": min(times) if times else None,
+                             "max_s": max(times) if times else None}
+    if lib in skipped:
+        entry["status"] = skipped[lib]
+    elif not runs:
+        entry["status"] = "not run"
+    elif any(r.get("timeout") for r in runs):
+        entry["status"] = "timeout"
+        entry["timeout_s"] = next(r["elapsed_min"] for r in runs if r.get("timeout"))
+    elif not ok:
+        entry["status"] = "error: " + str(runs[0].get("error"))
+    else:
+        entry["status"] = "ok"
+    if ok:
+        key = "fmin" if lib == "mixedfit" else "objective"
+        objs = [r[key] for r in ok if r.get(key) is not None]
+        if objs:  # mixedfit: its worst run; the others: their best
+            entry["objective"] = max(objs) if lib == "mixedfit" else min(objs)
+            entry["objective_spread"] = max(objs) - min(objs)
+        entry["scale"] = ok[0].get("scale", "crit")
+        for extra in ("laplace", "objective_at_theta"):
+            vals = [r[extra] for r in ok if r.get(extra) is not None]
+            if vals:
+                entry[extra] = min(vals)
+        entry["theta"] = ok[0].get("theta")
+        entry["feval"] = ok[0].get("feval")
+        if entry["feval"] and entry["median_s"]:
+            entry["time_per_eval_s"] = entry["median_s"] / entry["feval"]
+        warns = sorted({w for r in ok for w in (r.get("warnings") or []) + (r.get("conv_messages") or [])})
+        if warns:
+            entry["warnings"] = warns
+    return entry
 
-    mf, r, sm = s["mixedfit"], s["lme4"], s["statsmodels"]
-    if mf["median_s"] and r["median_s"]:
-        s["speedup_lme4"] = r["median_s"] / mf["median_s"]
-    if mf["median_s"] and sm["median_s"]:
-        s["speedup_statsmodels"] = sm["median_s"] / mf["median_s"]
-    elif mf["median_s"] and sm.get("status") == "timeout":
-        s["speedup_statsmodels_at_least"] = sm["timeout_s"] / mf["median_s"]
-    if mf.get("objective") is not None and r.get("objective") is not None:
-        ref = r["objective"]
-        s["objective_rel_diff"] = (mf["objective"] - ref) / abs(ref) if ref else mf["objective"] - ref
-        s["objective_ok"] = mf["objective"] <= ref + OBJ_RTOL * abs(ref)
+
+def _reference(s: dict, scale: str) -> float | None:
+    """lme4's objective on ``scale`` (reference BLAS, else OpenBLAS)."""
+    for lib in ("lme4", "lme4_openblas"):
+        e = s.get(lib, {})
+        val = e.get("laplace") if scale == "laplace" else e.get("objective")
+        if val is not None:
+            return val
+    return None
+
+
+def summarize(res: dict) -> None:
+    s: dict[str, Any] = {lib: _lib_status(lib, res["runs"].get(lib, []), res["skipped"]) for lib in LIBS}
+    mf = s["mixedfit"]
+    s["speedup"] = {lib: s[lib]["median_s"] / mf["median_s"] for lib in LIBS
+                    if lib != "mixedfit" and mf["median_s"] and s[lib]["median_s"]}
+    s["speedup_at_least"] = {lib: s[lib]["timeout_s"] / mf["median_s"] for lib in LIBS
+                             if mf["median_s"] and s[lib].get("status") == "timeout"}
+    for lib in LIBS:
+        e = s[lib]
+        ref = _reference(s, e.get("scale", "crit"))
+        if e.get("objective") is None or ref is None or lib == "lme4":
+            continue
+        e["rel_diff"] = (e["objective"] - ref) / abs(ref) if ref else e["objective"] - ref
+        tol = OBJ_RTOL if lib == "mixedfit" else PEER_RTOL
+        e["optimum_ok"] = e["objective"] <= ref + tol * abs(ref)
+        at = e.get("objective_at_theta")
+        if at is not None:  # the peer's constant vs lme4's, at the peer's own θ
+            e["at_theta_rel_diff"] = (e["objective"] - at) / abs(at)
+    # the legacy keys, read by results.json consumers of the three-library table
+    if "lme4" in s["speedup"]:
+        s["speedup_lme4"] = s["speedup"]["lme4"]
+    if "statsmodels" in s["speedup"]:
+        s["speedup_statsmodels"] = s["speedup"]["statsmodels"]
+    elif "statsmodels" in s["speedup_at_least"]:
+        s["speedup_statsmodels_at_least"] = s["speedup_at_least"]["statsmodels"]
+    if "rel_diff" in mf and s["lme4"].get("objective") is not None:
+        s["objective_rel_diff"] = mf["rel_diff"]
+        s["objective_ok"] = mf["optimum_ok"]
     mem = res.get("memory", {})
     s["memory"] = {}
     for lib in ("mixedfit", "lme4"):
@@ -547,16 +664,54 @@ def _md(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def render_markdown(report: dict) -> str:
+def _shown_libs(report: dict) -> list[str]:
+    """The libraries this run measured, in table order (old results.json: those it has)."""
+    libs = report["config"].get("libs") or list(LIBS)
+    return [lib for lib in LIBS if lib in libs]
+
+
+def _label(lib: str) -> str:
+    return LABELS.get(lib, lib)
+
+
+def _criterion(res: dict) -> str:
+    if res.get("family"):
+        return f"{res['family']} (Laplace)"
+    return "REML" if res["reml"] else "ML"
+
+
+def _scale_label(res: dict, e: dict) -> str:
+    if e.get("objective") is None:
+        return "–"
+    scale = e.get("scale", "crit")
+    if scale == "crit":
+        return "REML crit." if res["reml"] else "−2 log L"
+    return {"dev": "−2 log L", "laplace": "laplace"}.get(scale, scale)
+
+
+def _cell_lib_time(e: dict) -> str:
+    txt = _cell_time(e)
+    if e.get("optimum_ok") is False:
+        txt += " ✗"
+    return txt
+
+
+def _fastest_peer(s: dict, libs: list[str]) -> tuple[str, float] | None:
+    """The fastest Python peer that reached lme4's optimum."""
+    best = None
+    for lib in libs:
+        e = s.get(lib, {})
+        if lib in PEERS and e.get("median_s") and e.get("optimum_ok"):
+            if best is None or e["median_s"] < best[1]:
+                best = (lib, e["median_s"])
+    return best
+
+
+def _machine_lines(report: dict) -> list[str]:
     mach, ver, cfg = report["machine"], report["versions"], report["config"]
+    peers = "; ".join(f"{DISTRIBUTIONS[p]} {ver.get(DISTRIBUTIONS[p]) or 'not installed'}" for p in PEERS
+                      if DISTRIBUTIONS[p] in ver)
     lines = [
-        "# mixedfit benchmark results",
-        "",
-        f"Generated {report['date']} by `{report['command']}` "
-        f"(total {report['total_s'] / 60:.1f} min). How to read this: see `benchmarks/README.md`.",
-        "",
-        "## Machine and versions",
-        "",
         f"- CPU: {mach['cpu_model']}; {mach['logical_cpus']} logical CPUs"
         + (f" ({mach['physical_cores']} physical cores)" if mach.get("physical_cores") else "")
         + (f", {mach['usable_cpus']} usable by this process" if mach.get("usable_cpus") != mach["logical_cpus"] else "")
@@ -565,85 +720,151 @@ def render_markdown(report: dict) -> str:
         f"(BLAS: {ver.get('numpy_blas')}, {ver.get('blas_kernels')} kernels); scipy {ver['scipy']}; pandas {ver['pandas']}; "
         f"formulaic {ver.get('formulaic')}; nlopt {ver.get('nlopt')}; statsmodels {ver.get('statsmodels')}; "
         f"cvxopt {ver.get('cvxopt') or 'not installed'} (mixedfit's cholmod extra: CHOLMOD factors sparse rests)",
-        f"- {ver.get('R', 'R: not run')}; lme4 {ver.get('lme4', '–')}; Matrix {ver.get('Matrix', '–')}; "
-        f"R BLAS: {ver.get('R_blas', '–')}",
+    ]
+    if peers:
+        lines.append(f"- Python peers: {peers}")
+    lines.append(f"- {ver.get('R', 'R: not run')}; lme4 {ver.get('lme4', '–')}; Matrix {ver.get('Matrix', '–')}; "
+                 f"R BLAS of the lme4 column: {ver.get('R_blas', '–')}"
+                 + (f"; of the lme4 (OpenBLAS) column: {ver['R_blas_openblas']} (LAPACK {ver.get('R_lapack_openblas')})"
+                    if ver.get("R_blas_openblas") else ""))
+    lines += [
         "- Thread settings: " + (", ".join(f"{k}={v}" for k, v in mach["thread_env"].items())
                                  or "library defaults (no *_NUM_THREADS set)"),
         f"- Runs per case: {', '.join(f'{k} {v}' for k, v in cfg['repeats'].items())}; "
         f"statsmodels limit {cfg['sm_timeout']:.0f} s per fit"
+        + (f", Python peers {cfg['peer_timeout']:.0f} s" if cfg.get("peer_timeout") else "")
         + ("; lme4 skipped on the big simulated cases (--skip-lme4-big)" if cfg["skip_lme4_big"] else ""),
+    ]
+    return lines
+
+
+def render_markdown(report: dict) -> str:
+    libs = _shown_libs(report)
+    lines = [
+        "# mixedfit benchmark results",
         "",
-        "## Results",
+        f"Generated {report['date']} by `{report['command']}` "
+        f"(total {report['total_s'] / 60:.1f} min). How to read this: see `benchmarks/README.md`.",
+        *([""] + [f"- merged from the run of {m['date']} (`{m['command']}`, CPU {m['machine']['cpu_model']})"
+                  for m in report["merged_from"]] if report.get("merged_from") else []),
         "",
-        "Median wall time per fit, end to end from the data frame; speed-up = other library's "
-        "median / mixedfit's median. Objective: REML criterion (REML) or deviance (ML); "
-        "statsmodels' is −2·log-likelihood, the same quantity. Peak RSS: MB of the process during one fit "
-        "in a fresh process (in parentheses: increase over the RSS just before the fit); for lme4 also "
-        "R's `gc()` max used minus used before the fit (R heap only, not C++ allocations).",
+        "## Machine and versions",
         "",
-        "| case | rows | runs | mixedfit | lme4 | statsmodels | speed-up vs lme4 | vs statsmodels "
-        "| objective mixedfit | objective lme4 | objective statsmodels | rel. diff (mf−lme4) "
-        "| feval mf / lme4 / sm | peak RSS MB mixedfit | peak RSS MB lme4 | check |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        *_machine_lines(report),
+        "",
+        "## Time per fit",
+        "",
+        "Median wall time per fit, end to end from the data frame. ✗: that library's optimum is worse "
+        f"than lme4's by more than {PEER_RTOL:g} relative (mixedfit: {OBJ_RTOL:g}); the objectives are "
+        "in the next table. Speed-up = the other library's median / mixedfit's median (above 1: mixedfit "
+        "is faster); *vs best peer*: the fastest Python peer that reached lme4's optimum.",
+        "",
+        "| case | rows | runs | criterion | " + " | ".join(_label(l) for l in libs)
+        + " | mixedfit vs lme4 | vs lme4 (OpenBLAS) | vs best peer | check |",
+        "|---|---:|---:|---|" + "---:|" * len(libs) + "---:|---:|---:|---|",
+    ]
+    details = [
+        "",
+        "## Objective, evaluations, memory",
+        "",
+        "Objective: the REML criterion (REML), the deviance −2 log L (ML), and for GLMMs −2 log L of "
+        "the Laplace approximation (lme4's `-2 * logLik`); *laplace*: lme4's optimised GLMM objective "
+        "(−2 log L without the saturated model's part), the scale lme-python reports. *rel. diff*: "
+        "(objective − lme4's) / |lme4's| on the same scale, negative = lower (better) than lme4. "
+        "*evals*: objective evaluations as the library counts them (see README); *per eval*: median "
+        "time / evals. Peak RSS: MB of a fresh process during one fit (in parentheses: increase over "
+        "the RSS just before the fit; for lme4 also the R heap the fit allocated).",
+        "",
+        "| case | library | time | objective | scale | rel. diff vs lme4 | optimum | evals | per eval "
+        "| peak RSS MB |",
+        "|---|---|---:|---:|---|---:|---|---:|---:|---:|",
     ]
     notes: list[str] = []
     flagged: list[str] = []
     for res in report["cases"]:
         s = res.get("summary", {})
         if "error" in res:
-            lines.append(f"| {_md(res['title'])} | | | error: {_md(res['error'][:80])} |" + " |" * 12)
+            lines.append(f"| {_md(res['title'])} | | | | error: {_md(res['error'][:80])} |"
+                         + " |" * (len(libs) + 3))
             continue
-        mf, r, sm = s["mixedfit"], s["lme4"], s["statsmodels"]
-        vs_sm = _fmt_ratio(s.get("speedup_statsmodels"))
-        if s.get("speedup_statsmodels_at_least"):
-            vs_sm = f"> {_fmt_ratio(s['speedup_statsmodels_at_least'])}"
-        elif sm.get("status", "").startswith("n/a"):
-            vs_sm = "n/a"
-        rel = s.get("objective_rel_diff")
-        rel_txt = "–" if rel is None else ("0" if rel == 0 else f"{rel:+.1e}")
-        fe = " / ".join("–" if e.get("feval") is None else str(e["feval"]) for e in (mf, r, sm))
+        mf = s["mixedfit"]
+        sp = s.get("speedup") or {lib: s[f"speedup_{lib}"] for lib in ("lme4", "statsmodels")
+                                  if s.get(f"speedup_{lib}")}  # results.json before the peers
+        if "optimum_ok" not in mf and "objective_ok" in s:
+            mf = dict(mf, optimum_ok=s["objective_ok"], rel_diff=s.get("objective_rel_diff"))
+        vs = []
+        for lib in ("lme4", "lme4_openblas"):
+            if lib in sp:
+                vs.append(_fmt_ratio(sp[lib]))
+            elif lib in s.get("speedup_at_least", {}):
+                vs.append(f"> {_fmt_ratio(s['speedup_at_least'][lib])}")
+            else:
+                vs.append("–")
+        best = _fastest_peer(s, libs)
+        vs.append(f"{_fmt_ratio(best[1] / mf['median_s'])} ({_label(best[0])})"
+                  if best and mf.get("median_s") else "–")
         check = []
-        if s.get("objective_ok") is False:
+        if mf.get("optimum_ok") is False:
             check.append("**WORSE than lme4**")
             flagged.append(f"{res['title']}: mixedfit {mf['objective']:.10g} vs lme4 "
-                           f"{r['objective']:.10g} (rel. {rel:+.2e})")
-        elif s.get("objective_ok"):
+                           f"{_reference(s, mf.get('scale', 'crit')):.10g} (rel. {mf['rel_diff']:+.2e})")
+        elif mf.get("optimum_ok"):
             check.append("ok")
         if res["data"].get("r_identical") is False:
             check.append("**R data differ**")
-        if mf.get("status", "ok") != "ok" and not mf["status"].startswith("not selected"):
+        if mf.get("status", "ok").startswith(("error", "timeout")):
             check.append("mixedfit failed")
-        mem = s.get("memory", {})
         lines.append(
-            f"| {_md(res['title'])} | {res['data']['nrow']:,} | {res['repeats']} | {_cell_time(mf)} | {_cell_time(r)} "
-            f"| {_cell_time(sm)} | {_fmt_ratio(s.get('speedup_lme4'))} | {vs_sm} "
-            f"| {_fmt_obj(mf.get('objective'))} | {_fmt_obj(r.get('objective'))} | {_fmt_obj(sm.get('objective'))} "
-            f"| {rel_txt} | {fe} | {_cell_mem(mem.get('mixedfit'))} | {_cell_mem(mem.get('lme4'), True)} "
-            f"| {', '.join(check) or '–'} |"
-        )
+            f"| {_md(res['title'])} | {res['data']['nrow']:,} | {res['repeats']} | {_criterion(res)} | "
+            + " | ".join(_cell_lib_time(s[lib]) for lib in libs) + " | " + " | ".join(vs)
+            + f" | {', '.join(check) or '–'} |")
+        mem = s.get("memory", {})
+        for lib in libs:
+            e = mf if lib == "mixedfit" else s[lib]
+            if e.get("status", "").startswith("not selected"):
+                continue
+            rel = e.get("rel_diff")
+            rel_txt = "–" if rel is None else ("0" if rel == 0 else f"{rel:+.1e}")
+            opt = {True: "ok", False: "**worse optimum**" if lib != "mixedfit" else "**WORSE**"}.get(
+                e.get("optimum_ok"), "ref." if lib == "lme4" and e.get("objective") is not None else "–")
+            obj = _fmt_obj(e.get("objective"))
+            if e.get("laplace") is not None:
+                obj += f" (laplace {e['laplace']:.6f})"
+            details.append(
+                f"| {_md(res['title'])} | {_label(lib)} | {_cell_time(e)} | {obj} | "
+                f"{_scale_label(res, e)} | {rel_txt} | {opt} "
+                f"| {e.get('feval') if e.get('feval') is not None else '–'} "
+                f"| {_fmt_time(e.get('time_per_eval_s'))} "
+                f"| {_cell_mem(mem.get(lib), lib == 'lme4') if lib in ('mixedfit', 'lme4') else '–'} |")
         case_notes = []
         if res.get("note"):
             case_notes.append(res["note"])
-        for lib in LIBS:
-            st = s[lib].get("status", "")
+        if res.get("peer_formula"):
+            case_notes.append(f"Python peers fit `{res['peer_formula']}`"
+                              + (f" with weights {res['peer_weights']}" if res.get("peer_weights") else ""))
+        for lib in libs:
+            e = s[lib]
+            st = e.get("status", "")
             if st.startswith("n/a") or st.startswith("error"):
-                case_notes.append(f"{lib} {st}")
+                case_notes.append(f"{_label(lib)} {st[:300]}")
             elif st == "timeout":
-                case_notes.append(f"{lib} stopped after {s[lib]['timeout_s']:.0f} s without a result "
+                case_notes.append(f"{_label(lib)} stopped after {e['timeout_s']:.0f} s without a result "
                                   "(speed-up shown as a lower bound)")
             elif st == "--skip-lme4-big":
-                case_notes.append(f"{lib} skipped (--skip-lme4-big)")
-            if s[lib].get("warnings"):
-                case_notes.append(f"{lib} warnings: " + "; ".join(s[lib]["warnings"])[:300])
+                case_notes.append(f"{_label(lib)} skipped (--skip-lme4-big)")
+            if e.get("warnings"):
+                case_notes.append(f"{_label(lib)} warnings: " + "; ".join(e["warnings"])[:300])
+            if e.get("at_theta_rel_diff") is not None and abs(e["at_theta_rel_diff"]) > PEER_RTOL:
+                case_notes.append(f"{_label(lib)}'s reported objective differs from mixedfit's objective at "
+                                  f"its θ by {e['at_theta_rel_diff']:+.1e} relative (other constant, or θ "
+                                  "in another order)")
+            if e.get("n_ok", 0) >= 2 and e["min_s"] and e["max_s"] > 2 * e["min_s"]:
+                case_notes.append(f"{_label(lib)} runs ranged {_fmt_time(e['min_s'])} – {_fmt_time(e['max_s'])}")
         if res["data"].get("r_identical") is False:
             case_notes.append(f"R read different values in columns {res['data'].get('r_mismatch')}")
         for lib, m in mem.items():
             if "error" in m:
                 case_notes.append(f"{lib} memory probe: {m['error'][:200]}")
-        for lib in LIBS:
-            e = s[lib]
-            if e.get("n_ok", 0) >= 2 and e["min_s"] and e["max_s"] > 2 * e["min_s"]:
-                case_notes.append(f"{lib} runs ranged {_fmt_time(e['min_s'])} – {_fmt_time(e['max_s'])}")
         probe = res.get("memory", {})
         probe_t = [f"{lib} {_fmt_time(probe[lib]['elapsed'])}" for lib in ("mixedfit", "lme4")
                    if isinstance(probe.get(lib), dict) and probe[lib].get("ok")
@@ -651,11 +872,9 @@ def render_markdown(report: dict) -> str:
         if probe_t:
             case_notes.append("one more fit in a fresh process (memory probe, not in the median): "
                               + ", ".join(probe_t))
-        if case_notes:
-            notes.append(f"- **{res['title']}** (`{res['formula']}`, {'REML' if res['reml'] else 'ML'}): "
-                         + " — ".join(case_notes))
-        else:
-            notes.append(f"- **{res['title']}**: `{res['formula']}`, {'REML' if res['reml'] else 'ML'}")
+        head = f"- **{res['title']}** (`{res['formula']}`, {_criterion(res)})"
+        notes.append(head + (": " + " — ".join(" ".join(n.split()) for n in case_notes) if case_notes else ""))
+    lines += details
     lines += ["", "## Objective check", ""]
     if flagged:
         lines.append(f"mixedfit's objective is worse than lme4's by more than {OBJ_RTOL:g} relative in:")
@@ -677,6 +896,33 @@ def render_markdown(report: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def merge_reports(reports: list[dict]) -> dict:
+    """One report from several runs: the first one's header, every run's cases (later wins).
+
+    For a table assembled from separate invocations (say the big cases on their
+    own); the machine and versions of every run are kept under ``merged_from``.
+    """
+    if len(reports) == 1:
+        return reports[0]
+    out = json.loads(json.dumps(reports[0]))
+    cases: dict[str, dict] = {}
+    libs: list[str] = []
+    for rep in reports:
+        for res in rep["cases"]:
+            cases[res["case"]] = res
+        libs += [lib for lib in rep["config"].get("libs", []) if lib not in libs]
+        out["config"]["repeats"].update(rep["config"]["repeats"])
+        for key in ("R_blas_openblas", "R_lapack_openblas"):
+            if rep["versions"].get(key):
+                out["versions"][key] = rep["versions"][key]
+    out["cases"] = list(cases.values())
+    out["config"]["libs"] = libs
+    out["command"] = " + ".join(rep["command"] for rep in reports)
+    out["total_s"] = sum(rep.get("total_s", 0.0) for rep in reports)
+    out["merged_from"] = [{k: rep[k] for k in ("date", "command", "machine", "versions")} for rep in reports]
+    return out
 
 
 def write_outputs(report: dict, outdir: Path) -> None:
@@ -718,7 +964,13 @@ def main(argv: list[str] | None = None) -> int:
                     "big simulated cases left out unless named in --cases")
     ap.add_argument("--skip-lme4-big", action="store_true",
                     help="do not run lme4 on the big simulated cases (they take minutes)")
-    ap.add_argument("--libs", default=",".join(LIBS), help="libraries to run (default: all three)")
+    ap.add_argument("--libs", help="libraries to run, from " + ", ".join(LIBS) + " (default: all; "
+                    "lme4_openblas only with --lme4-openblas; a peer that is not installed is left out)")
+    ap.add_argument("--lme4-openblas", metavar="DIR",
+                    help="add the column lme4_openblas: lme4 in a second R process that loads "
+                    "libblas.so.3 / liblapack.so.3 from DIR (OpenBLAS; see get_openblas.sh)")
+    ap.add_argument("--peer-timeout", type=float, default=300.0,
+                    help="seconds before a Python peer's fit is stopped (default 300)")
     ap.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory probes")
     ap.add_argument("--sm-timeout", type=float, default=300.0,
                     help="seconds before a statsmodels fit is stopped and reported as '> limit' (default 300)")
@@ -730,14 +982,18 @@ def main(argv: list[str] | None = None) -> int:
                     "library defaults")
     ap.add_argument("--without-cholmod", action="store_true",
                     help="fit with mixedfit as where its cholmod extra (cvxopt) is not installed")
-    ap.add_argument("--render", metavar="RESULTS_JSON",
-                    help="only rewrite RESULTS.md from an existing results.json, running nothing")
+    ap.add_argument("--render", metavar="RESULTS_JSON", nargs="+",
+                    help="only rewrite RESULTS.md from existing results.json files, running nothing; "
+                    "with several, their cases are merged (a later file's case replaces an earlier "
+                    "one's) and the merged results.json is written too")
     args = ap.parse_args(argv)
     if args.render:
-        report = json.loads(Path(args.render).read_text(encoding="utf-8"))
+        report = merge_reports([json.loads(Path(f).read_text(encoding="utf-8")) for f in args.render])
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         out = Path(args.output_dir) / "RESULTS.md"
         out.write_text(render_markdown(report), encoding="utf-8")
+        if len(args.render) > 1:
+            write_outputs(report, Path(args.output_dir))
         log(f"wrote {out}")
         return 0
     if args.without_cholmod:
@@ -746,10 +1002,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.blas_threads is not None and argv is not None:
         _early_blas_threads(["--blas-threads", str(args.blas_threads)])
 
-    libs = [x.strip() for x in args.libs.split(",") if x.strip()]
-    bad = [x for x in libs if x not in LIBS]
-    if bad:
-        raise SystemExit(f"--libs: unknown {bad}; choose from {LIBS}")
+    not_run: dict[str, str] = {}
+    if args.libs:
+        libs = [x.strip() for x in args.libs.split(",") if x.strip()]
+        bad = [x for x in libs if x not in LIBS]
+        if bad:
+            raise SystemExit(f"--libs: unknown {bad}; choose from {LIBS}")
+    else:
+        libs = [lib for lib in LIBS if lib != "lme4_openblas" or args.lme4_openblas]
+        not_run["lme4_openblas"] = "not run (no --lme4-openblas)"
+    if "lme4_openblas" in libs and not args.lme4_openblas:
+        raise SystemExit("--libs lme4_openblas needs --lme4-openblas DIR")
+    if args.lme4_openblas and not (Path(args.lme4_openblas) / "libblas.so.3").exists():
+        raise SystemExit(f"--lme4-openblas: no libblas.so.3 in {args.lme4_openblas}")
+    for peer in PEERS:
+        if peer in libs and importlib.util.find_spec(MODULES[peer]) is None:
+            libs.remove(peer)
+            not_run[peer] = f"not installed (pip install {DISTRIBUTIONS[peer]})"
+            log(f"{peer}: not installed, left out")
     if args.cases:
         keys = [k.strip().lower() for k in args.cases.split(",") if k.strip()]
         unknown = [k for k in keys if k not in CASES_BY_KEY]
@@ -770,11 +1040,12 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(), "versions": python_versions(),
         "config": {"repeats": repeats, "libs": libs, "skip_lme4_big": args.skip_lme4_big,
                    "memory": not args.no_memory, "sm_timeout": args.sm_timeout,
+                   "peer_timeout": args.peer_timeout, "lme4_openblas": args.lme4_openblas,
                    "objective_rtol": OBJ_RTOL},
         "cases": [], "total_s": 0.0,
     }
     outdir = Path(args.output_dir)
-    ctx: dict[str, Any] = {"tmp": tmp, "libs": libs, "repeats": repeats}
+    ctx: dict[str, Any] = {"tmp": tmp, "libs": libs, "repeats": repeats, "not_run": not_run}
     try:
         # untimed warm-up of every library on sleepstudy, so first-call costs
         # (lazy imports, method dispatch tables) land in no case
@@ -791,6 +1062,27 @@ def main(argv: list[str] | None = None) -> int:
             if not rep.get("ok"):
                 raise RuntimeError(f"lme4 warm-up failed: {rep.get('error')}")
             ctx["r"].call({"cmd": "drop", "id": "warm"})
+        if "lme4_openblas" in libs:
+            ctx["r_ob"] = start_r(args, tmp, "main", openblas=True)
+            v = ctx["r_ob"].call({"cmd": "versions"}, timeout=300)
+            report["versions"].update(R_blas_openblas=v["blas"], R_lapack_openblas=v["lapack"])
+            if "openblas" not in (v["blas"] + v["lapack"]).lower():
+                raise RuntimeError(f"--lme4-openblas: R still loads {v['blas']}")
+            ctx["r_ob"].call({"cmd": "load", "id": "warm", "manifest": str(warm_manifest)}, timeout=300)
+            ctx["r_ob"].call({"cmd": "fit", "id": "warm", "formula": WARMUP_FORMULA, "reml": True})
+            ctx["r_ob"].call({"cmd": "drop", "id": "warm"})
+        for peer in PEERS:
+            if peer not in libs:
+                continue
+            key = f"peer:{peer}"
+            ctx[key] = start_peer(peer, tmp)
+            ctx[key].call({"cmd": "versions"}, timeout=300)
+            ctx[key].call({"cmd": "load", "id": "warm", "manifest": str(warm_manifest)}, timeout=300)
+            rep = ctx[key].call({"cmd": "fit", "id": "warm", "spec": {
+                "formula": WARMUP_FORMULA, "lme4_formula": WARMUP_FORMULA, "reml": True}}, timeout=300)
+            if not rep.get("ok"):
+                log(f"{peer} warm-up failed: {rep.get('error')}")
+            ctx[key].call({"cmd": "drop", "id": "warm"}, timeout=300)
         if "statsmodels" in libs:
             ctx["sm"] = start_sm(tmp)
             report["versions"]["statsmodels"] = ctx["sm"].call({"cmd": "versions"}, timeout=300)["statsmodels"]
@@ -815,11 +1107,13 @@ def main(argv: list[str] | None = None) -> int:
                        "reml": case.reml, "error": f"{type(exc).__name__}: {exc}"}
                 if "lme4" in libs and (ctx.get("r") is None or ctx["r"].proc.poll() is not None):
                     ctx["r"] = start_r(args, tmp, f"main-{case.key}")
+                if "lme4_openblas" in libs and (ctx.get("r_ob") is None or ctx["r_ob"].proc.poll() is not None):
+                    ctx["r_ob"] = start_r(args, tmp, f"main-{case.key}", openblas=True)
             report["cases"].append(res)
             report["total_s"] = time.perf_counter() - t_start
             write_outputs(report, outdir)  # partial results survive an interrupted run
     finally:
-        for key in ("r", "sm"):
+        for key in [k for k in ctx if k in ("r", "r_ob", "sm") or k.startswith("peer:")]:
             if ctx.get(key) is not None:
                 ctx[key].close()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,6 +7,11 @@
     which runs past the time limit can be stopped, and so its memory use does
     not disturb the process that times mixedfit.
 
+``python benchmarks/worker.py peer NAME``
+    The same kind of persistent worker for one Python peer of mixedfit
+    (``peers.py``: lme_python, mixedlm, interlace), one process per peer so that
+    a fit past the time limit can be stopped without losing the others.
+
 ``python benchmarks/worker.py memprobe --manifest M --formula F --reml 0|1 --warmup W``
     A fresh process that measures the memory of ONE mixedfit fit: it imports
     mixedfit, fits the warm-up model (so lazy imports are not counted), loads
@@ -91,6 +96,22 @@ def statsmodels_fit(frame, spec: dict, reml: bool) -> dict:
 def serve_statsmodels() -> None:
     import statsmodels
 
+    serve(lambda frame, msg: statsmodels_fit(frame, msg["spec"], bool(msg["reml"])),
+          {"statsmodels": statsmodels.__version__})
+
+
+def serve_peer(name: str) -> None:
+    from importlib import import_module, metadata
+
+    from peers import DISTRIBUTIONS, MODULES, fit_peer
+
+    import_module(MODULES[name])  # import before the first timed fit
+    serve(lambda frame, msg: fit_peer(name, frame, msg["spec"]),
+          {name: metadata.version(DISTRIBUTIONS[name])})
+
+
+def serve(fit, versions: dict) -> None:
+    """Answer load / drop / fit / versions / quit commands, one JSON line each."""
     frames: dict[str, object] = {}
     for line in sys.stdin:
         line = line.strip()
@@ -103,7 +124,7 @@ def serve_statsmodels() -> None:
                 _reply({"ok": True})
                 return
             if cmd == "versions":
-                _reply({"ok": True, "statsmodels": statsmodels.__version__})
+                _reply({"ok": True, **versions})
             elif cmd == "load":
                 t0 = time.perf_counter()
                 frames[msg["id"]] = load_manifest(msg["manifest"])
@@ -113,7 +134,7 @@ def serve_statsmodels() -> None:
                 gc.collect()
                 _reply({"ok": True})
             elif cmd == "fit":
-                _reply(statsmodels_fit(frames[msg["id"]], msg["spec"], bool(msg["reml"])))
+                _reply(fit(frames[msg["id"]], msg))
             else:
                 _reply({"ok": False, "error": f"unknown command {cmd!r}"})
         except Exception as exc:  # report, keep serving
@@ -153,6 +174,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="mode", required=True)
     sub.add_parser("statsmodels")
+    sub.add_parser("peer").add_argument("name")
     p = sub.add_parser("memprobe")
     p.add_argument("--manifest", required=True)
     p.add_argument("--warmup", required=True)
@@ -162,6 +184,8 @@ def main() -> None:
     hide_cvxopt_if_asked()
     if args.mode == "statsmodels":
         serve_statsmodels()
+    elif args.mode == "peer":
+        serve_peer(args.name)
     else:
         memprobe(args)
 
