@@ -556,6 +556,7 @@ def mixed(
     data_name: str | None = None,
     start=None,
     maxeval: int = 100_000,
+    method: str | None = None,
 ):
     """Fit a linear mixed-effects model written as an lme4 formula (lme4's ``lmer``).
 
@@ -581,6 +582,10 @@ def mixed(
         diagonal and 0 elsewhere, or from the group means when every term is ``(1|g)``).
     maxeval : int
         Most objective evaluations the optimizer may use.
+    method : {None, "moments"}
+        None: the exact fit (REML or ML).  ``"moments"``: crossed random intercepts by the
+        method of moments with GLS β, in time linear in the rows, for data too large for
+        the exact fit (:mod:`mixedfit.moments`; ``reml``, ``start`` and ``maxeval`` do not apply).
 
     Returns
     -------
@@ -598,6 +603,11 @@ def mixed(
     # the arguments, for fit.update() (R's getCall(fit)); data by reference, as R's call names it
     call = dict(formula=formula, data=data, reml=reml, weights=weights, offset=offset,
                 na_action=na_action, data_name=data_name)
+    if method is not None:
+        from .moments import dispatch
+
+        return dispatch(method, formula, data, reml=reml, weights=weights, offset=offset,
+                        na_action=na_action, data_name=data_name, start=start, maxeval=maxeval)
     if type(data).__module__.startswith("dask"):  # checked by name: dask stays optional
         from .distributed import mixed_dask
 
