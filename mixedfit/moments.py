@@ -217,13 +217,11 @@ def moment_equations(stats: MomentStats) -> tuple[np.ndarray, np.ndarray, np.nda
         q[i] = coef @ fs.within @ coef
         T[i, K] = (n - fs.nlevels) - np.trace(Hinv @ W)
         for k in range(K):
-            if i == k:
-                continue  # A_k Z_k = 0
-            G = _projected_sums(stats, i, k)  # Z_k' P_f X
-            base = n - _pair_square_sum(stats, i, k)
-            t1 = np.trace(Hinv @ (Q[k] - G.T @ S[k]))
-            t2 = np.trace(Hinv @ W @ Hinv @ Q[k])
-            T[i, k] = base - 2.0 * t1 + t2
+            # tr(Z'MAMZ) = tr(Z'AZ) - 2 tr(Z'HAZ) + tr(Z'HAHZ); the first two vanish for f = k (A_k Z_k = 0)
+            T[i, k] = np.trace(Hinv @ W @ Hinv @ Q[k])
+            if i != k:
+                G = _projected_sums(stats, i, k)  # Z_k' P_f X
+                T[i, k] += n - _pair_square_sum(stats, i, k) - 2.0 * np.trace(Hinv @ (Q[k] - G.T @ S[k]))
     return T, q, beta
 
 
@@ -333,11 +331,8 @@ def check_design(design: Design) -> None:
     if repeated:
         raise ModelSpecError(f"method='moments' takes each grouping factor once; {', '.join(repeated)} "
                              "appears in more than one term")
-    if design.weights is not None:
-        raise ModelSpecError("method='moments' does not take weights: the moment equations are "
-                             "for unweighted rows; use the exact fit")
-    if design.offset is not None:
-        raise ModelSpecError("method='moments' does not take an offset; subtract it from the "
+    if design.offset is not None:  # an offset() term of the formula
+        raise ModelSpecError("method='moments' does not take offset: subtract it from the "
                              "response instead")
 
 
@@ -396,8 +391,12 @@ def mixed_moments(formula: str, data, *, weights=None, offset=None, na_action: s
     -------
     MomentsResults
     """
+    for what, value in (("weights", weights), ("offset", offset)):
+        if value is not None:  # before the design, which would act on them (zero weights dropped)
+            raise ModelSpecError(f"method='moments' does not take {what}: the moment equations are "
+                                 "for unweighted rows without offset; use the exact fit")
     clock = time.perf_counter()
-    design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
+    design = build_design(formula, data, na_action=na_action)
     check_design(design)
     stats = MomentStats.from_design(design)
     timings = {"sums": time.perf_counter() - clock}
@@ -422,7 +421,8 @@ def moments_dask(formula: str, data, *, weights=None, offset=None, na_action: st
 
     for what, value in (("weights", weights), ("offset", offset)):
         if value is not None:
-            raise ModelSpecError(f"method='moments' does not take {what}")
+            raise ModelSpecError(f"method='moments' does not take {what}: the moment equations are "
+                                 "for unweighted rows without offset; use the exact fit")
     parsed = dist.parse_formula(formula)
     if not parsed.bars:
         raise ModelSpecError("no random effects terms specified in formula")
