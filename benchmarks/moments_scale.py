@@ -32,7 +32,7 @@ def simulate(rows: int, users: int, items: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     wu = 1 / np.arange(1, users + 1) ** 0.9
     wi = 1 / np.arange(1, items + 1) ** 0.9
-    u = rng.choice(users, int(rows * 1.15), p=wu / wu.sum()).astype(np.int32)
+    u = rng.choice(users, int(rows * 2.5), p=wu / wu.sum()).astype(np.int32)
     i = rng.choice(items, u.size, p=wi / wi.sum()).astype(np.int32)
     _, first = np.unique(u.astype(np.int64) * items + i, return_index=True)
     keep = np.sort(rng.permutation(first)[:rows])
@@ -40,7 +40,7 @@ def simulate(rows: int, users: int, items: int, seed: int = 0) -> pd.DataFrame:
     x = rng.normal(size=u.size)
     y = (3.5 + 0.2 * x + rng.normal(0, np.sqrt(TRUTH["user"]), users)[u]
          + rng.normal(0, np.sqrt(TRUTH["item"]), items)[i] + rng.normal(0, np.sqrt(TRUTH["Residual"]), u.size))
-    return pd.DataFrame({"rating": y, "x": x, "user": pd.Categorical(u), "item": pd.Categorical(i)})
+    return pd.DataFrame({"rating": y, "x": x, "user": u, "item": i})
 
 
 def peak_mb() -> float:

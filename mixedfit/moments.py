@@ -61,7 +61,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import ModelSpecError, warn
-from .terms import Design, build_design
+from .terms import Design, _plural, build_design
 
 __all__ = ["mixed_moments", "moments_dask", "MomentStats", "MomentsResults"]
 
@@ -724,8 +724,8 @@ class MomentsSummary:
         parts = [TITLE + "\n", call_block(fit), "\n",
                  varcorr_block(fit, PRINT_DIGITS, ("Variance", "Std.Dev.")), groups_block(fit),
                  fixef_block(fit, PRINT_DIGITS)]
-        how = ("conjugate-gradient iterations" if fit.solver == "cg" else "backfitting sweeps")
-        notes = [f"β by GLS at these variance components ({fit.iterations} {how})"]
+        how = _plural(fit.iterations, "conjugate-gradient iteration" if fit.solver == "cg" else "backfitting sweep")
+        notes = [f"β by GLS at these variance components ({how})"]
         if fit.truncated:
             notes.append(f"negative moment estimates truncated at 0: {', '.join(fit.truncated)}")
         text = "".join(parts) + "".join(rf.cat_fill([n]) for n in notes)
