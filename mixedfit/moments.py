@@ -149,6 +149,7 @@ class MomentStats:
     total: _LevelSums
     factors: list[_LevelSums]
     pairs: dict[tuple[int, int], _Pairs] = field(default_factory=dict)
+    _tables: dict = field(default_factory=dict, repr=False, compare=False)  # table()'s, built once
 
     def __add__(self, other: "MomentStats") -> "MomentStats":
         return MomentStats(self.n + other.n, self.total + other.total,
@@ -177,11 +178,15 @@ class MomentStats:
 
     def table(self, f: int, k: int) -> sp.csr_matrix:
         """``Z_f'Z_k`` as a sparse (L_f, L_k) matrix."""
-        if f > k:
-            return self.table(k, f).T.tocsr()
-        pair, Lk = self.pairs[(f, k)], self.factors[k].count.size
-        shape = (self.factors[f].count.size, Lk)
-        return sp.csr_matrix((pair.counts, (pair.keys // Lk, pair.keys % Lk)), shape=shape)
+        if (f, k) not in self._tables:
+            if f > k:
+                self._tables[(f, k)] = self.table(k, f).T.tocsr()
+            else:
+                pair, Lk = self.pairs[(f, k)], self.factors[k].count.size
+                shape = (self.factors[f].count.size, Lk)
+                self._tables[(f, k)] = sp.csr_matrix((pair.counts, (pair.keys // Lk, pair.keys % Lk)),
+                                                     shape=shape)
+        return self._tables[(f, k)]
 
 
 # -- the moment equations -----------------------------------------------------------
@@ -306,14 +311,16 @@ def solve_effects(stats: MomentStats, s2: np.ndarray, solver: str = "cg", tol: f
     if not active:
         return b, 0
     A, rhs = _level_system(stats, s2, active)
-    x, iterations = (_cg if solver == "cg" else _backfit)(A, rhs, [stats.factors[k].count.size for k in active],
-                                                          tol, maxiter)
+    if solver == "cg":
+        x, iterations = _cg(A, rhs, tol, maxiter)
+    else:
+        x, iterations = _backfit(A, rhs, [stats.factors[k].count.size for k in active], tol, maxiter)
     for k, part in zip(active, np.split(x, np.cumsum([b[k].shape[0] for k in active])[:-1])):
         b[k] = part
     return b, iterations
 
 
-def _cg(A: sp.csr_matrix, rhs: np.ndarray, sizes: list[int], tol: float, maxiter: int):
+def _cg(A: sp.csr_matrix, rhs: np.ndarray, tol: float, maxiter: int) -> tuple[np.ndarray, int]:
     """Jacobi-preconditioned conjugate gradients, one column of ``rhs`` per system."""
     dinv = 1.0 / A.diagonal()[:, None]
     x = np.zeros_like(rhs)
@@ -338,7 +345,8 @@ def _cg(A: sp.csr_matrix, rhs: np.ndarray, sizes: list[int], tol: float, maxiter
     return x, maxiter
 
 
-def _backfit(A: sp.csr_matrix, rhs: np.ndarray, sizes: list[int], tol: float, maxiter: int):
+def _backfit(A: sp.csr_matrix, rhs: np.ndarray, sizes: list[int], tol: float,
+             maxiter: int) -> tuple[np.ndarray, int]:
     """Block Gauss–Seidel on the factors' blocks of ``A`` (each block's diagonal is diagonal)."""
     edges = np.cumsum([0, *sizes])
     parts = [slice(a, e) for a, e in zip(edges[:-1], edges[1:])]
