@@ -77,6 +77,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=8_000)
     parser.add_argument("--parquet", default=None, help="folder to write parquet files to and fit from")
     parser.add_argument("--partitions", type=int, default=16)
+    parser.add_argument("--cluster", type=int, default=0,
+                        help="fit the parquet files on a LocalCluster of this many 1-thread workers")
     parser.add_argument("--out-of-core", action="store_true",
                         help="write the parquet files shard by shard (never all rows in memory) and "
                              "fit only from them")
@@ -106,11 +108,20 @@ def main() -> None:
     if args.parquet:
         import dask.dataframe as dd
 
+        if args.cluster:
+            from dask.distributed import Client, LocalCluster
+
+            client = Client(LocalCluster(n_workers=args.cluster, threads_per_worker=1, processes=True))
+            print(f"LocalCluster: {args.cluster} worker processes, 1 thread each")
         clock = time.perf_counter()
         out = mf.mixed(formula, dd.read_parquet(f"{args.parquet}/*.parquet"), method="moments")
         report(f"dask from parquet ({out.nobs} rows, {out.ngroups})", out, time.perf_counter() - clock)
         if fit is not None:
             print("  max |dask - memory| (beta):", float(np.max(np.abs(out.fixef - fit.fixef))))
+        if args.cluster:
+            memory = client.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+            print("  worker peak RSS MB:", sorted(memory.values()))
+            client.close()
 
 
 if __name__ == "__main__":
