@@ -62,6 +62,20 @@ def test_balanced_one_way_reml_is_the_anova_estimator():
                                                   rel=1e-10)
 
 
+@pytest.mark.parametrize("case, dataset", [("penicillin", "Penicillin"), ("pastes", "Pastes")])
+def test_balanced_crossed_and_nested_are_lme4_reml(case, dataset):
+    """Balanced designs (Penicillin crossed, Pastes nested): the moment estimates are REML's.
+
+    lme4 stops BOBYQA at xtol_rel = 1e-4 in θ, so its variances (θ² σ²) carry about 2e-4.
+    """
+    expected = json.loads((ROOT / f"tests/lme4/fixtures/{case}.json").read_text())
+    fit = mf.mixed(expected["formula"], mf.load_dataset(dataset), method="moments")
+    np.testing.assert_allclose(fit.varcorr["vcov"], [r["vcov"] for r in expected["varcorr"]], rtol=2e-4)
+    assert list(fit.varcorr["grp"]) == [r["grp"] for r in expected["varcorr"]]
+    np.testing.assert_allclose(fit.fixef, expected["beta"], rtol=1e-10)
+    np.testing.assert_allclose(fit.bse, expected["se"], rtol=2e-4)
+
+
 # -- the O(N) formulas against dense algebra -----------------------------------------
 
 
