@@ -581,6 +581,7 @@ def mixed(
     maxeval: int = 100_000,
     family=None,
     nagq: int = 1,
+    method: str | None = None,
 ):
     """Fit a linear mixed-effects model written as an lme4 formula (lme4's ``lmer``), or with
     ``family=`` a generalized one (lme4's ``glmer``).
@@ -615,6 +616,10 @@ def mixed(
     nagq : int, default 1
         For a GLMM: 1 for the Laplace approximation, 0 for β inside PIRLS, up
         to 25 for adaptive Gauss–Hermite quadrature (one scalar random-effects term).
+    method : {None, "moments"}
+        None: the exact fit (REML or ML).  ``"moments"``: crossed random intercepts by the
+        method of moments with GLS β, in time linear in the rows, for data too large for
+        the exact fit (``mixedfit.moments``; ``reml``, ``start`` and ``maxeval`` do not apply).
 
     Returns
     -------
@@ -629,7 +634,11 @@ def mixed(
     """
     from .terms import build_design
 
-    if family is not None and not _is_gaussian(family):
+    glmm = family is not None and not _is_gaussian(family)
+    if glmm and method is not None:
+        raise ModelSpecError(f"method={method!r} fits linear models only; a GLMM (family={family!r}) "
+                             "is fitted by the Laplace approximation or quadrature (nagq=)")
+    if glmm:
         from .glmm_results import glmer  # glmm imports this module: imported on use
 
         if type(data).__module__.startswith("dask"):
@@ -642,6 +651,11 @@ def mixed(
     # the arguments, for fit.update() (R's getCall(fit)); data by reference, as R's call names it
     call = dict(formula=formula, data=data, reml=reml, weights=weights, offset=offset,
                 na_action=na_action, data_name=data_name)
+    if method is not None:
+        from .moments import dispatch
+
+        return dispatch(method, formula, data, reml=reml, weights=weights, offset=offset,
+                        na_action=na_action, data_name=data_name, start=start, maxeval=maxeval)
     if type(data).__module__.startswith("dask"):  # checked by name: dask stays optional
         from .distributed import mixed_dask
 
