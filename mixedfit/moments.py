@@ -30,8 +30,8 @@ time and memory linear in the number of rows:
    ``cov(β̂) = σ²_e (X'X − X'Z b̂(X))⁻¹``; the conditional modes (BLUPs) are
    ``b̂(y − Xβ̂)``.
 
-Everything is a sum over rows (:class:`MomentStats`, with exact merges), so a
-Dask DataFrame needs the levels pass of :mod:`mixedfit.distributed` and one
+Everything is a sum over rows (``MomentStats``, with exact merges), so a
+Dask DataFrame needs the levels pass of ``mixedfit.distributed`` and one
 pass more; the in-memory fit is the one-partition case.
 
 References: Gao, K. and Owen, A. B. (2017), Efficient moment calculations
@@ -400,7 +400,7 @@ def check_design(design: Design) -> None:
 
 def dispatch(method: str, formula: str, data, *, reml: bool, start, maxeval: int,
              **options) -> "MomentsResults":
-    """:func:`mixedfit.mixed`'s ``method=``: the moment fit, in memory or on Dask data."""
+    """``mixedfit.mixed``'s ``method=``: the moment fit, in memory or on Dask data."""
     if method != "moments":
         raise ModelSpecError(f"method must be None (the exact fit) or 'moments', not {method!r}")
     if reml is not True or start is not None or maxeval != 100_000:
@@ -434,7 +434,7 @@ def mixed_moments(formula: str, data, *, weights=None, offset=None, na_action: s
                   tol: float = 1e-10, maxiter: int = 2000) -> "MomentsResults":
     """Fit crossed random intercepts by the method of moments, β by GLS (in memory).
 
-    :func:`mixedfit.mixed` calls this for ``method="moments"``.
+    ``mixedfit.mixed`` calls this for ``method="moments"``.
 
     Parameters
     ----------
@@ -442,11 +442,11 @@ def mixed_moments(formula: str, data, *, weights=None, offset=None, na_action: s
         ``y ~ X + (1|a) [+ (1|b) + ...]``: random intercepts only.
     data : pandas.DataFrame or dict of arrays
     weights, offset
-        Refused (:class:`~mixedfit.errors.ModelSpecError`).
+        Refused (``ModelSpecError``).
     na_action, data_name
-        As in :func:`mixedfit.mixed`.
+        As in ``mixedfit.mixed``.
     solver : {"cg", "backfit"}
-        How the GLS systems are solved (:func:`solve_effects`).
+        How the GLS systems are solved (``solve_effects``).
     tol, maxiter : float, int
         The solver's tolerance and most iterations (it warns if it stops there).
 
@@ -472,10 +472,10 @@ def mixed_moments(formula: str, data, *, weights=None, offset=None, na_action: s
 def moments_dask(formula: str, data, *, weights=None, offset=None, na_action: str = "omit",
                  data_name: str | None = None, solver: str = "cg",
                  tol: float = 1e-10, maxiter: int = 2000) -> "MomentsResults":
-    """:func:`mixed_moments` for a Dask DataFrame: the levels pass, one pass of sums, no more.
+    """``mixed_moments`` for a Dask DataFrame: the levels pass, one pass of sums, no more.
 
-    The levels pass is :mod:`mixedfit.distributed`'s; each partition then
-    becomes a design on the whole data's levels and its :class:`MomentStats`,
+    The levels pass is ``mixedfit.distributed``'s; each partition then
+    becomes a design on the whole data's levels and its ``MomentStats``,
     added up in a tree.  Backfitting runs on the summed statistics.  The
     result equals the in-memory fit to rounding; its fitted values and
     residuals are lazy Dask Series.
@@ -544,7 +544,7 @@ def _eta(design: Design, beta: np.ndarray, ranef: list[np.ndarray]) -> np.ndarra
 
 
 class _ModelView:
-    """What :func:`mixedfit.inference.predict.predict` reads of ``fit.model``."""
+    """What ``mixedfit.inference.predict.predict`` reads of ``fit.model``."""
 
     def __init__(self, design: Design):
         self.design = design
@@ -553,7 +553,7 @@ class _ModelView:
 class MomentsResults:
     """A crossed random-intercepts model fitted by the method of moments.
 
-    The API of :class:`~mixedfit.results.MixedResults` where the quantity
+    The API of ``MixedResults`` where the quantity
     exists: ``fixef``, ``bse``, ``vcov``, ``tvalues``, ``varcorr``,
     ``sigma``, ``ranef``, ``coef``, ``fittedvalues``, ``resid``,
     ``predict``, ``summary``, ``to_dict``.  There is no likelihood (no
@@ -676,7 +676,7 @@ class MomentsResults:
         return self._on_rows("resid")
 
     def predict(self, newdata=None, re_form=None, allow_new_levels: bool = False) -> pd.Series:
-        """Predictions with lme4's semantics (:func:`mixedfit.inference.predict.predict`)."""
+        """Predictions with lme4's semantics (``mixedfit.inference.predict.predict``)."""
         if newdata is None and re_form is None:
             return self.fittedvalues
         if self._dask is not None and newdata is None:
@@ -719,7 +719,7 @@ class MomentsResults:
 
 
 class MomentsSummary:
-    """The printed summary of a :class:`MomentsResults`: lme4's layout, no likelihood lines."""
+    """The printed summary of a ``MomentsResults``: lme4's layout, no likelihood lines."""
 
     def __init__(self, fit: MomentsResults):
         self.fit = fit
