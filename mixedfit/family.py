@@ -21,12 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import warnings
-
 import numpy as np
 from scipy import special, stats
 
-from .errors import DataError, MixedFitWarning, ModelSpecError
+from .errors import DataError, MixedFitWarning, ModelSpecError, warn
 
 __all__ = ["Family", "Link", "family", "FAMILY_LINKS"]
 
@@ -296,7 +294,7 @@ class Family:
                                 "cbind(successes, failures) (R: y values must be 0 <= y <= 1)")
             successes = prior * y
             if np.any(np.abs(successes - np.rint(successes)) > 1e-3):
-                warnings.warn("non-integer #successes in a binomial glm!", MixedFitWarning, stacklevel=4)
+                warn("non-integer #successes in a binomial glm!", MixedFitWarning)
             return y, np.ones_like(y), prior
         self._check_range(y, label)
         return y, None, prior
@@ -311,7 +309,7 @@ class Family:
                             "counts >= 0")
         n = y[:, 0] + y[:, 1]
         if np.any(np.abs(n - np.rint(n)) > 1e-3):
-            warnings.warn("non-integer counts in a binomial glm!", MixedFitWarning, stacklevel=4)
+            warn("non-integer counts in a binomial glm!", MixedFitWarning)
         with np.errstate(invalid="ignore", divide="ignore"):
             proportion = np.where(n == 0, 0.0, y[:, 0] / np.where(n == 0, 1.0, n))
         return proportion, n, prior * n
@@ -326,7 +324,7 @@ class Family:
             fractional = y[np.abs(y - np.rint(y)) > 0]
             if fractional.size:
                 # R's dpois() warns so, once per value, and the log-likelihood is -Inf.
-                warnings.warn(f"non-integer x = {fractional[0]:f}", MixedFitWarning, stacklevel=5)
+                warn(f"non-integer x = {fractional[0]:f}", MixedFitWarning)
         elif self.name == "Gamma" and np.any(y <= 0):
             raise DataError(f"the Gamma response '{label}' has values <= 0 (e.g. {_first(y[y <= 0])}); "
                             "R: non-positive values not allowed for the 'Gamma' family")

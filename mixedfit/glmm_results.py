@@ -11,14 +11,13 @@ scale, the residual types, z tests, and glmer's summary.
 from __future__ import annotations
 
 import html
-import warnings
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
+from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, warn
 from .family import Family, family as make_family
 from .glmm import GlmmFit, GlmmModel
 from .glmm_summary import GlmmSummary, print_text
@@ -320,12 +319,16 @@ def glmer(formula: str, data, *, family: str | Family, nagq: int = 1, weights=No
     results = GlmmResults(model, fitted, data_name=data_name,
                           weights_name=weights if isinstance(weights, str) else None,
                           offset_name=offset if isinstance(offset, str) else None)
-    for msg in fitted.vcov_warnings:
-        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-    for msg in _warning_texts(fitted.conv.messages):
-        cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
-        warnings.warn(msg, cls, stacklevel=3)
+    _warn_fit(fitted)
     return results
+
+
+def _warn_fit(fitted: GlmmFit) -> None:
+    """lme4's warnings after a fit: vcov's fall-back, a singular fit, failed convergence checks."""
+    for msg in fitted.vcov_warnings:
+        warn(msg, ConvergenceWarning)
+    for msg in _warning_texts(fitted.conv.messages):
+        warn(msg, SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning)
 
 
 def _warning_texts(messages: list[str]) -> list[str]:
