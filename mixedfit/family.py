@@ -112,6 +112,11 @@ def _binomial_aic_at(y: Array, n: Array, wt: Array) -> Callable[[Array, float], 
         # R's dbinom(log = TRUE), as scipy's binom.logpmf computes it, without its checks
         choose = special.gammaln(trials + 1.0) - special.gammaln(successes + 1.0) - special.gammaln(failures + 1.0)
     used = scale != 0
+    if np.all(trials == m) and np.all(np.abs(m * y - successes) <= 1e-9 * np.maximum(m, 1.0)):
+        # whole trials and successes: −2 log L = deviance + terms free of μ
+        with np.errstate(divide="ignore", invalid="ignore"):
+            saturated = 2.0 * wt * (special.xlogy(y, y) + special.xlogy(1.0 - y, 1.0 - y))
+        return _plus_constant(float(-2.0 * np.sum(scale[used] * choose[used]) - np.sum(saturated)))
 
     def aic(mu: Array, dev: float) -> float:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -119,6 +124,11 @@ def _binomial_aic_at(y: Array, n: Array, wt: Array) -> Callable[[Array, float], 
         return float(-2.0 * np.sum(scale[used] * logpmf[used]))
 
     return aic
+
+
+def _plus_constant(constant: float) -> Callable[[Array, float], float]:
+    """An ``aic`` that is the deviance plus a constant: −2 log L = Σ dev.resids + what is free of μ."""
+    return lambda mu, dev: dev + constant
 
 
 def _binomial_aic(y: Array, n: Array, mu: Array, wt: Array, dev: float) -> float:
@@ -132,6 +142,8 @@ def _poisson_dev(y: Array, mu: Array, wt: Array) -> Array:
 def _poisson_aic_at(y: Array, n: Array, wt: Array) -> Callable[[Array, float], float]:
     """R's Poisson ``aic`` as a function of μ; log y! computed once (−inf at a non-integer y, as dpois)."""
     log_factorial = np.where(y == np.rint(y), special.gammaln(y + 1.0), np.inf)
+    if np.all(np.isfinite(log_factorial)):  # −2 log L = deviance + terms free of μ
+        return _plus_constant(float(-2.0 * np.sum(wt * (special.xlogy(y, y) - y - log_factorial))))
 
     def aic(mu: Array, dev: float) -> float:
         return float(-2.0 * np.sum((special.xlogy(y, mu) - mu - log_factorial) * wt))
@@ -226,10 +238,13 @@ class Family:
         return _DISTRIBUTIONS[self.name][1](y, mu, wt)
 
     def aic_at(self, y: Array, n: Array, wt: Array) -> Callable[[Array, float], float]:
-        """:meth:`aic` as a function of μ and the deviance, for fixed y, n and weights.
+        """:meth:`aic` as a function of μ and the deviance at μ (Σ :meth:`dev_resids`), for fixed y, n
+        and weights.
 
         What depends on the data alone (log-binomial coefficients, log y!)
-        is computed once: PIRLS evaluates the likelihood at many μ.
+        is computed once: PIRLS evaluates the likelihood at many μ.  For
+        whole binomial trials and successes, and for whole Poisson counts,
+        −2 log L is the deviance plus that constant, and costs nothing more.
         """
         at = _AIC_AT.get(self.name)
         if at is not None:
