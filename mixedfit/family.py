@@ -237,6 +237,19 @@ class Family:
         """Squared deviance residuals, one per observation (R's ``dev.resids``)."""
         return _DISTRIBUTIONS[self.name][1](y, mu, wt)
 
+    def dev_resids_at(self, y: Array, wt: Array) -> Callable[[Array], Array]:
+        """:meth:`dev_resids` as a function of μ, for fixed y and weights.
+
+        A 0/1 binomial response needs one logarithm per observation:
+        ``−2 w log(μ)`` where y = 1, ``−2 w log(1 − μ)`` where y = 0 (R's
+        ``y log(y/μ) + (1 − y) log((1 − y)/(1 − μ))`` at those y).
+        """
+        y, wt = np.asarray(y, float), np.asarray(wt, float)
+        if self.name == "binomial" and np.all((y == 0) | (y == 1)):
+            ones = y == 1
+            return lambda mu: -2.0 * wt * np.log(np.where(ones, mu, 1.0 - mu))
+        return lambda mu: self.dev_resids(y, mu, wt)
+
     def aic_at(self, y: Array, n: Array, wt: Array) -> Callable[[Array, float], float]:
         """:meth:`aic` as a function of μ and the deviance at μ (Σ :meth:`dev_resids`), for fixed y, n
         and weights.

@@ -266,15 +266,20 @@ class GlmmModel:
         self._pair_index = self._pair_indices()
         self._lp0: np.ndarray | None = None  # linear predictor PIRLS starts from (lme4's lp0)
         self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
-        self._aic = family.aic_at(self.y, self.trials, self.weights)
+        self._closures()
+
+    def _closures(self) -> None:
+        """The family's deviance and likelihood as functions of μ for this response."""
+        self._aic = self.family.aic_at(self.y, self.trials, self.weights)
+        self._dev = self.family.dev_resids_at(self.y, self.weights)
 
     def __getstate__(self) -> dict:
-        # The family's likelihood closure is rebuilt on unpickling, not pickled.
-        return {k: v for k, v in self.__dict__.items() if k != "_aic"}
+        # The family's closures are rebuilt on unpickling, not pickled.
+        return {k: v for k, v in self.__dict__.items() if k not in ("_aic", "_dev", "_start_cache")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._aic = self.family.aic_at(self.y, self.trials, self.weights)
+        self._closures()
 
     # -- structure ------------------------------------------------------------
     @property
@@ -374,7 +379,7 @@ class GlmmModel:
 
     def _penalized_deviance(self, eta: np.ndarray, u: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         mu = self.family.linkinv(eta)
-        dev = self.family.dev_resids(self.y, mu, self.weights)
+        dev = self._dev(mu)
         return float(np.sum(dev) + u @ u), mu, dev
 
     def _solve(self, zl: sp.csr_matrix, values: list[np.ndarray], sqrtw: np.ndarray, z: np.ndarray,
@@ -408,7 +413,10 @@ class GlmmModel:
         joint = beta is None
         values = self._term_values(theta)
         zl = self._sparse(np.hstack(values), self._columns, self.q)
-        eta = self.offset + self.lp0 if eta_start is None else eta_start
+        if eta_start is None:
+            eta, (mu, sqrtw0, wres0) = self._start()
+        else:
+            eta, mu = eta_start, None
         u_old = np.zeros(self.q) if u_start is None else u_start
         beta_old = np.zeros(self.p) if joint else np.asarray(beta, float)
         base = self.offset if joint else self.offset + self.X @ beta_old
@@ -417,9 +425,11 @@ class GlmmModel:
         def linpred(u_: np.ndarray, b_: np.ndarray) -> np.ndarray:
             return (self.offset + self.X @ b_ if joint else base) + zl @ u_
 
-        mu = None
         for it in range(1, _MAXIT + 1):
-            mu, sqrtw, wres = self._working(eta, mu)
+            if it == 1 and eta_start is None:
+                sqrtw, wres = sqrtw0, wres0
+            else:
+                mu, sqrtw, wres = self._working(eta, mu)
             u, b, L = self._solve(zl, values, sqrtw, eta - base + wres, joint)
             b = beta_old if b is None else b
             new_eta = linpred(u, b)
@@ -442,6 +452,18 @@ class GlmmModel:
             if joint:
                 beta_old = b
         raise PirlsError("pwrssUpdate did not converge in (maxit) iterations")
+
+    def _start(self) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """η = offset + :attr:`lp0` and its μ, √W and working residual: where every PIRLS starts.
+
+        The same for every evaluation until lp0 moves, so computed once per lp0.
+        """
+        lp0 = self.lp0
+        cached = getattr(self, "_start_cache", None)
+        if cached is None or cached[0] is not lp0:
+            eta = self.offset + lp0
+            self._start_cache = cached = (lp0, eta, self._working(eta))
+        return cached[1], cached[2]
 
     @property
     def lp0(self) -> np.ndarray:
@@ -486,7 +508,7 @@ class GlmmModel:
                 mult += w
                 continue
             u = state.u + z * sd
-            dev = self.family.dev_resids(self.y, self.family.linkinv(base + zl @ u), self.weights)
+            dev = self._dev(self.family.linkinv(base + zl @ u))
             mult += np.exp(-0.5 * (per_level(u, dev) - devc0) - ldnorm) * w / np.sqrt(2.0 * np.pi)
         return float(np.sum(devc0) + state.ldL2 - 2.0 * np.sum(np.log(mult)))
 
