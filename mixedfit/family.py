@@ -21,12 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import warnings
-
 import numpy as np
 from scipy import special, stats
 
-from .errors import DataError, MixedFitWarning, ModelSpecError
+from .errors import DataError, MixedFitWarning, ModelSpecError, warn
 
 __all__ = ["Family", "Link", "family", "FAMILY_LINKS"]
 
@@ -114,6 +112,11 @@ def _binomial_aic_at(y: Array, n: Array, wt: Array) -> Callable[[Array, float], 
         # R's dbinom(log = TRUE), as scipy's binom.logpmf computes it, without its checks
         choose = special.gammaln(trials + 1.0) - special.gammaln(successes + 1.0) - special.gammaln(failures + 1.0)
     used = scale != 0
+    if np.all(trials == m) and np.all(np.abs(m * y - successes) <= 1e-9 * np.maximum(m, 1.0)):
+        # whole trials and successes: −2 log L = deviance + terms free of μ
+        with np.errstate(divide="ignore", invalid="ignore"):
+            saturated = 2.0 * wt * (special.xlogy(y, y) + special.xlogy(1.0 - y, 1.0 - y))
+        return _plus_constant(float(-2.0 * np.sum(scale[used] * choose[used]) - np.sum(saturated)))
 
     def aic(mu: Array, dev: float) -> float:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -121,6 +124,11 @@ def _binomial_aic_at(y: Array, n: Array, wt: Array) -> Callable[[Array, float], 
         return float(-2.0 * np.sum(scale[used] * logpmf[used]))
 
     return aic
+
+
+def _plus_constant(constant: float) -> Callable[[Array, float], float]:
+    """An ``aic`` that is the deviance plus a constant: −2 log L = Σ dev.resids + what is free of μ."""
+    return lambda mu, dev: dev + constant
 
 
 def _binomial_aic(y: Array, n: Array, mu: Array, wt: Array, dev: float) -> float:
@@ -134,6 +142,8 @@ def _poisson_dev(y: Array, mu: Array, wt: Array) -> Array:
 def _poisson_aic_at(y: Array, n: Array, wt: Array) -> Callable[[Array, float], float]:
     """R's Poisson ``aic`` as a function of μ; log y! computed once (−inf at a non-integer y, as dpois)."""
     log_factorial = np.where(y == np.rint(y), special.gammaln(y + 1.0), np.inf)
+    if np.all(np.isfinite(log_factorial)):  # −2 log L = deviance + terms free of μ
+        return _plus_constant(float(-2.0 * np.sum(wt * (special.xlogy(y, y) - y - log_factorial))))
 
     def aic(mu: Array, dev: float) -> float:
         return float(-2.0 * np.sum((special.xlogy(y, mu) - mu - log_factorial) * wt))
@@ -227,11 +237,27 @@ class Family:
         """Squared deviance residuals, one per observation (R's ``dev.resids``)."""
         return _DISTRIBUTIONS[self.name][1](y, mu, wt)
 
+    def dev_resids_at(self, y: Array, wt: Array) -> Callable[[Array], Array]:
+        """``dev_resids`` as a function of μ, for fixed y and weights.
+
+        A 0/1 binomial response needs one logarithm per observation:
+        ``−2 w log(μ)`` where y = 1, ``−2 w log(1 − μ)`` where y = 0 (R's
+        ``y log(y/μ) + (1 − y) log((1 − y)/(1 − μ))`` at those y).
+        """
+        y, wt = np.asarray(y, float), np.asarray(wt, float)
+        if self.name == "binomial" and np.all((y == 0) | (y == 1)):
+            ones = y == 1
+            return lambda mu: -2.0 * wt * np.log(np.where(ones, mu, 1.0 - mu))
+        return lambda mu: self.dev_resids(y, mu, wt)
+
     def aic_at(self, y: Array, n: Array, wt: Array) -> Callable[[Array, float], float]:
-        """``aic`` as a function of μ and the deviance, for fixed y, n and weights.
+        """``aic`` as a function of μ and the deviance at μ (Σ ``dev_resids``), for fixed y, n
+        and weights.
 
         What depends on the data alone (log-binomial coefficients, log y!)
-        is computed once: PIRLS evaluates the likelihood at many μ.
+        is computed once: PIRLS evaluates the likelihood at many μ.  For
+        whole binomial trials and successes, and for whole Poisson counts,
+        −2 log L is the deviance plus that constant, and costs nothing more.
         """
         at = _AIC_AT.get(self.name)
         if at is not None:
@@ -296,7 +322,7 @@ class Family:
                                 "cbind(successes, failures) (R: y values must be 0 <= y <= 1)")
             successes = prior * y
             if np.any(np.abs(successes - np.rint(successes)) > 1e-3):
-                warnings.warn("non-integer #successes in a binomial glm!", MixedFitWarning, stacklevel=4)
+                warn("non-integer #successes in a binomial glm!", MixedFitWarning)
             return y, np.ones_like(y), prior
         self._check_range(y, label)
         return y, None, prior
@@ -311,7 +337,7 @@ class Family:
                             "counts >= 0")
         n = y[:, 0] + y[:, 1]
         if np.any(np.abs(n - np.rint(n)) > 1e-3):
-            warnings.warn("non-integer counts in a binomial glm!", MixedFitWarning, stacklevel=4)
+            warn("non-integer counts in a binomial glm!", MixedFitWarning)
         with np.errstate(invalid="ignore", divide="ignore"):
             proportion = np.where(n == 0, 0.0, y[:, 0] / np.where(n == 0, 1.0, n))
         return proportion, n, prior * n
@@ -326,7 +352,7 @@ class Family:
             fractional = y[np.abs(y - np.rint(y)) > 0]
             if fractional.size:
                 # R's dpois() warns so, once per value, and the log-likelihood is -Inf.
-                warnings.warn(f"non-integer x = {fractional[0]:f}", MixedFitWarning, stacklevel=5)
+                warn(f"non-integer x = {fractional[0]:f}", MixedFitWarning)
         elif self.name == "Gamma" and np.any(y <= 0):
             raise DataError(f"the Gamma response '{label}' has values <= 0 (e.g. {_first(y[y <= 0])}); "
                             "R: non-positive values not allowed for the 'Gamma' family")

@@ -10,15 +10,15 @@ scale, the residual types, z tests, and glmer's summary.
 
 from __future__ import annotations
 
+import dataclasses
 import html
-import warnings
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning
+from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, warn
 from .family import Family, family as make_family
 from .glmm import GlmmFit, GlmmModel
 from .glmm_summary import GlmmSummary, print_text
@@ -186,37 +186,71 @@ class GlmmResults(MixedResults):
         return float(r @ r / self.df_resid)
 
     # -- inference ---------------------------------------------------------------
-    def confint(self, method: str = "wald", level: float = 0.95, parm=None, **kw) -> pd.DataFrame:
-        """Wald intervals for β (lme4's ``confint(fit, method = "Wald")``, fixed effects rows).
+    def confint(self, method: str = "profile", level: float = 0.95, parm=None, **kw) -> pd.DataFrame:
+        """Confidence intervals, as lme4's ``confint(fit, method=, oldNames = FALSE)`` of a glmer fit.
 
-        Profile and bootstrap intervals of GLMMs are not implemented yet.
+        Rows ``sd_…|group`` / ``cor_…|group`` (no σ), then the fixed effects.
+        ``method``: ``"profile"`` (lme4's default; ``profile``),
+        ``"wald"`` (β̂ ± z·SE; NaN for the variance parameters, as lme4) or
+        ``"boot"`` (percentile intervals of ``bootstrap``; ``nsim``
+        (default 500), ``seed``, ``progress``, ``boot_type``).  ``parm``
+        selects rows as ``mixedfit.inference.confint.select_parm``.
         """
-        if str(method).lower() != "wald":
-            raise ModelSpecError(f"confint(method={method!r}) is not implemented for GLMMs yet; "
-                                 "use method='wald'")
-        if not 0 < level < 1:
-            raise ModelSpecError(f"level must be between 0 and 1, not {level!r}")
-        a = (1.0 - level) / 2.0
-        z = stats.norm.ppf(1.0 - a)
-        beta, se = self.fixef, self.bse
-        labels = [f"{100 * a:.3g} %", f"{100 * (1 - a):.3g} %"]
-        table = pd.DataFrame({labels[0]: beta - z * se, labels[1]: beta + z * se})
-        return table if parm is None else table.loc[list(np.atleast_1d(parm))]
+        from .inference.confint import level_labels, select_parm
+        from .inference.glmm_profile import glmm_parameter_names
+
+        key = str(method).lower()
+        if key not in ("profile", "wald", "boot"):
+            raise ModelSpecError(f"unknown confidence interval method {method!r}; use one of profile, wald, boot")
+        probs, labels = level_labels(level)
+        rows = select_parm(parm, glmm_parameter_names(self), self.model.ntheta)
+        if key == "wald":
+            z = stats.norm.ppf(probs[1])
+            beta, se = self.fixef.to_numpy(), self.bse.to_numpy()
+            nan = np.full(self.model.ntheta, np.nan)
+            table = pd.DataFrame({labels[0]: np.concatenate([nan, beta - z * se]),
+                                  labels[1]: np.concatenate([nan, beta + z * se])},
+                                 index=glmm_parameter_names(self))
+            return table.iloc[rows]
+        if key == "profile":
+            from .inference.profile import profile_confint
+
+            return profile_confint(self.profile(which=rows, **kw), level=level)
+        boot_type = kw.pop("boot_type", "perc")
+        result = self.bootstrap(kw.pop("nsim", 500), **kw)
+        return result.confint(kind=boot_type, level=level).iloc[rows]
+
+    def profile(self, which=None, **kw) -> pd.DataFrame:
+        """The likelihood profile (lme4's ``as.data.frame(profile(fit))``); see
+        ``mixedfit.inference.glmm_profile.glmm_profile``."""
+        from .inference.glmm_profile import glmm_profile
+
+        return glmm_profile(self, which=which, **kw)
+
+    def bootstrap(self, n: int, seed: int | None = None, progress: bool | None = None, statistic=None):
+        """Parametric bootstrap refits (lme4's ``bootMer``); see
+        ``mixedfit.inference.glmm_bootstrap.glmm_bootstrap``."""
+        from .inference.glmm_bootstrap import glmm_bootstrap
+
+        return glmm_bootstrap(self, n, seed=seed, progress=progress, statistic=statistic)
 
     def _not_yet(self, what: str):
         raise ModelSpecError(f"{what} is not implemented for GLMMs yet")
 
-    def profile(self, which=None, **kw):
-        self._not_yet("profile()")
-
-    def bootstrap(self, n: int, seed: int | None = None, progress: bool | None = None):
-        self._not_yet("bootstrap()")
-
     def vcov_varpar(self, scale: str = "theta"):
         self._not_yet("vcov_varpar()")
 
-    def coef_table(self, ddf: str = "satterthwaite"):
-        self._not_yet("coef_table() (Satterthwaite / Kenward-Roger t tests)")
+    def coef_table(self, ddf: str | None = None) -> pd.DataFrame:
+        """glmer's coefficient table: Estimate, Std. Error, z value, Pr(>|z|).
+
+        A GLMM has Wald z tests only: ``ddf`` other than None or ``"lme4"``
+        (Satterthwaite, Kenward-Roger) is refused.
+        """
+        if ddf is not None and str(ddf).lower() != "lme4":
+            raise ModelSpecError(f"ddf={ddf!r}: a GLMM has Wald z tests; Satterthwaite and Kenward-Roger "
+                                 "degrees of freedom are for linear mixed models")
+        return pd.DataFrame({"Estimate": self.fixef, "Std. Error": self.bse, "z value": self.zvalues,
+                             "Pr(>|z|)": self.pvalues})
 
     def anova(self, ddf: str = "satterthwaite"):
         self._not_yet("the type III ANOVA table")
@@ -256,9 +290,11 @@ class GlmmResults(MixedResults):
     def _draw(self, rng: np.random.Generator, mu: np.ndarray) -> np.ndarray:
         """One response per row from the family at mean μ (R's ``family$simulate``)."""
         m, name = self.model, self.family.name
-        if name == "binomial":
-            trials = m.trials if m.design.trials is not None else np.ones_like(mu)
-            return rng.binomial(np.rint(trials).astype(np.int64), mu).astype(float)
+        if name == "binomial" and self._counts_response:
+            return rng.binomial(np.rint(m.trials).astype(np.int64), mu).astype(float)
+        if name == "binomial":  # R: rbinom(n, wts, μ) / wts, a proportion of the prior weights
+            size = np.rint(m.weights).astype(np.int64)
+            return rng.binomial(size, mu) / np.where(size > 0, size, 1)
         if name == "poisson":
             return rng.poisson(mu).astype(float)
         dispersion = self.sigma**2
@@ -268,14 +304,57 @@ class GlmmResults(MixedResults):
             return rng.wald(mu, m.weights / dispersion)
         raise ModelSpecError(f"simulate() is not implemented for the {name} family")
 
-    def refit(self, new_y):
-        self._not_yet("refit()")
+    @property
+    def _counts_response(self) -> bool:
+        """Whether the response is ``cbind(successes, failures)`` (trials other than one)."""
+        return self.model.design.trials is not None and bool(np.any(self.model.trials != 1))
 
-    def tidy(self, *args, **kw):
-        self._not_yet("tidy()")
+    def refit(self, new_y) -> "GlmmResults":
+        """The same model fitted to a new response, as lme4's ``refit(fit, newresp)``.
 
-    def glance(self):
-        self._not_yet("glance()")
+        ``new_y`` is on ``simulate``'s scale, one value per row fitted
+        (a column of ``simulate`` will do): the successes of a
+        ``cbind(successes, failures)`` response (the trials stay the
+        fit's), else the response as fitted (0/1 or a proportion, counts,
+        positive values).  X, Z, weights, offset, family and nagq are the
+        fit's; the optimizer starts from the fit's θ, as lme4's does.
+        Warns as ``glmer`` does.
+
+        Examples
+        --------
+        >>> import mixedfit as mf
+        >>> fit = mf.mixed("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+        ...                mf.load_dataset("cbpp"), family="binomial")
+        >>> again = fit.refit(fit.model.y * fit.model.trials)
+        >>> bool(abs(again.llf - fit.llf) < 1e-6)
+        True
+        """
+        fitted = self._refit(new_y)
+        _warn_fit(fitted.fitted)
+        return fitted
+
+    def _refit(self, new_y) -> "GlmmResults":
+        """``refit`` without its warnings (the bootstrap counts them instead)."""
+        from .inference.predict import new_response
+
+        m = self.model
+        y = new_response(m.design, new_y)
+        if self._counts_response:
+            y, _, _ = self.family.initialize(np.column_stack([y, m.trials - y]), None, "new_y")
+        else:
+            self.family.initialize(y, None, "new_y")  # R's checks: the range, non-integer counts
+        model = GlmmModel(dataclasses.replace(m.design, y=y), self.family, nagq=self.nagq)
+        model.start = np.maximum(self.fitted.theta, model.lower)
+        return GlmmResults(model, model.optimize(), data_name=self.data_name, weights_name=self.weights_name,
+                           offset_name=self.offset_name)
+
+    def tidy(self, effects="fixed", conf_int: bool = False, conf_level: float = 0.95,
+             conf_method: str = "wald", ddf: str | None = None, **kw) -> pd.DataFrame:
+        """Estimates as a data frame, as broom.mixed's ``tidy()`` of a glmer fit: z statistics,
+        no ``df``; see ``mixedfit.tidy.tidy``."""
+        from .tidy import tidy
+
+        return tidy(self, effects, conf_int, conf_level, conf_method, ddf, **kw)
 
     # -- printing ----------------------------------------------------------------
     def summary(self, ddf: str | None = None):
@@ -320,12 +399,16 @@ def glmer(formula: str, data, *, family: str | Family, nagq: int = 1, weights=No
     results = GlmmResults(model, fitted, data_name=data_name,
                           weights_name=weights if isinstance(weights, str) else None,
                           offset_name=offset if isinstance(offset, str) else None)
-    for msg in fitted.vcov_warnings:
-        warnings.warn(msg, ConvergenceWarning, stacklevel=3)
-    for msg in _warning_texts(fitted.conv.messages):
-        cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
-        warnings.warn(msg, cls, stacklevel=3)
+    _warn_fit(fitted)
     return results
+
+
+def _warn_fit(fitted: GlmmFit) -> None:
+    """lme4's warnings after a fit: vcov's fall-back, a singular fit, failed convergence checks."""
+    for msg in fitted.vcov_warnings:
+        warn(msg, ConvergenceWarning)
+    for msg in _warning_texts(fitted.conv.messages):
+        warn(msg, SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning)
 
 
 def _warning_texts(messages: list[str]) -> list[str]:

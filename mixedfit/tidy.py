@@ -13,7 +13,9 @@ The layout and names are broom.mixed's (``tidy.merMod``, ``glance.merMod``):
   order) and ``sd__Observation`` for the residual standard deviation;
 * ``estimate, std.error, statistic, df, p.value``: for fixed effects
   lmerTest's t tests (``ddf``), as broom.mixed reports them for an
-  ``lmerModLmerTest`` fit; only ``estimate`` for variance parameters;
+  ``lmerModLmerTest`` fit -- for a GLMM glmer's Wald z tests, without
+  ``df``; only ``estimate`` for variance parameters (a GLMM of a family
+  without a scale, binomial or Poisson, has no ``Residual`` row);
 * ``conf.low, conf.high`` with ``conf_int=True``.
 
 One difference: ``group`` is always there, also when only fixed effects
@@ -41,7 +43,7 @@ COLUMNS = (
 )
 _COEF_COLUMNS = {
     "Estimate": "estimate", "Std. Error": "std.error", "t value": "statistic", "df": "df",
-    "Pr(>|t|)": "p.value",
+    "Pr(>|t|)": "p.value", "z value": "statistic", "Pr(>|z|)": "p.value",
 }
 
 
@@ -79,7 +81,8 @@ class _Intervals:
     def varpar(self) -> np.ndarray:
         from .inference.confint import varpar_names
 
-        return self.table().reindex(varpar_names(self.fit)).to_numpy(float)
+        names = varpar_names(self.fit)
+        return self.table().reindex(names if _has_residual(self.fit) else names[:-1]).to_numpy(float)
 
     def fixed(self, coef: pd.DataFrame) -> np.ndarray:
         """β limits; Wald ones use t quantiles with lmerTest's df when there are df."""
@@ -119,11 +122,18 @@ def _ran_pars(fit: Any, ddf: str | None, intervals: _Intervals | None) -> pd.Dat
                 denom = sd[i] * sd[j]
                 cor = cov[i, j] / denom if denom > 0 else float("nan")
                 rows.append((label, f"cor__{cnames[j]}.{cnames[i]}", cor))
-    rows.append(("Residual", "sd__Observation", fit.sigma))
+    if _has_residual(fit):
+        rows.append(("Residual", "sd__Observation", fit.sigma))
     frame = pd.DataFrame(rows, columns=["group", "term", "estimate"])
     if intervals is not None:
         frame[["conf.low", "conf.high"]] = intervals.varpar()
     return frame
+
+
+def _has_residual(fit: Any) -> bool:
+    """Whether the fit has a residual standard deviation: linear fits and GLMMs with a scale."""
+    family = getattr(fit, "family", None)
+    return family is None or family.has_dispersion
 
 
 def _stack(frames: dict[str, pd.DataFrame], sds: dict[str, pd.DataFrame] | None = None) -> pd.DataFrame:

@@ -607,7 +607,10 @@ def _scaled_sleep() -> pd.DataFrame:
     lambda: mf.anova(mf.mixed("Reaction ~ 1 + (1|Subject)", mf.load_dataset("sleepstudy")),
                      mf.mixed("Reaction ~ Days + (1|Subject)", mf.load_dataset("sleepstudy"))),  # ML refit
     lambda: mf.mixed("Yield ~ 1 + (1|Batch)", mf.load_dataset("Dyestuff2")).confint(),  # profile
-], ids=["scale", "rank", "singular", "anova", "profile"])
+    lambda: mf.mixed("cbind(incidence, size - incidence) ~ period + (1 | herd)",                # glmer's
+                     mf.load_dataset("cbpp").assign(size=lambda d: d["size"] + 0.5),
+                     family="binomial", maxeval=3),                                    # non-integer, maxeval
+], ids=["scale", "rank", "singular", "anova", "profile", "glmm"])
 def test_warnings_point_at_the_users_line(call):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

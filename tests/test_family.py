@@ -30,6 +30,35 @@ def test_family_matches_r(case):
     dev = f.dev_resids(y, mu, wt)
     np.testing.assert_allclose(dev, case["dev_resids"], rtol=RTOL, atol=1e-15)
     assert f.aic(y, n, mu, wt, float(np.sum(dev))) == pytest.approx(case["aic"], rel=1e-12)
+    # the closures PIRLS uses (a constant plus the deviance for whole trials and counts)
+    np.testing.assert_allclose(f.dev_resids_at(y, wt)(mu), case["dev_resids"], rtol=RTOL, atol=1e-15)
+    assert f.aic_at(y, n, wt)(mu, float(np.sum(dev))) == pytest.approx(case["aic"], rel=1e-12)
+
+
+def _closure_cases():
+    rng = np.random.default_rng(1)
+    ones, prior = np.ones(40), rng.uniform(0.5, 2, 40).round(1)
+    five = np.full(40, 5.0)
+    return [  # (family, y, n, wt): whole data take the constant path, fractional ones the general one
+        ("binomial", rng.integers(0, 2, 40).astype(float), ones, ones),
+        ("binomial", rng.integers(0, 2, 40).astype(float), ones, prior),
+        ("binomial", rng.integers(0, 6, 40) / 5.0, five, five * prior.round()),
+        ("binomial", rng.uniform(0, 1, 40), ones, prior),
+        ("poisson", rng.integers(0, 9, 40).astype(float), ones, prior),
+        ("poisson", rng.uniform(0, 9, 40), ones, prior),
+    ]
+
+
+@pytest.mark.parametrize("name, y, n, wt", _closure_cases())
+def test_likelihood_closures_give_the_general_formulas(name, y, n, wt):
+    # the general formulas are R's (test_family_matches_r); the closures PIRLS uses must agree
+    f = family(name)
+    mu = np.random.default_rng(2).uniform(0.05, 0.95, 40) * (1 if name == "binomial" else 6)
+    dev = f.dev_resids(y, mu, wt)
+    np.testing.assert_allclose(f.dev_resids_at(y, wt)(mu), dev, rtol=1e-13)
+    ref = f.aic(y, n, mu, wt, float(np.sum(dev)))
+    with np.errstate(all="ignore"):
+        assert f.aic_at(y, n, wt)(mu, float(np.sum(dev))) == pytest.approx(ref, rel=1e-12)
 
 
 def test_every_link_of_r_is_covered():

@@ -161,3 +161,54 @@ def test_glance(case, column):
     expected = [fx["nobs"], fx["sigma"], fx["logLik"], fx["AIC"], fx["BIC"], crit, fx["df_resid"]]
     np.testing.assert_allclose(got.iloc[0].to_numpy(float), expected, rtol=1e-6)
     assert got["nobs"].dtype.kind == "i" and len(got) == 1
+
+
+# -- GLMMs: broom.mixed's layout for a glmerMod, z statistics, checked against the fit itself ------
+def _glmm(family="binomial"):
+    cbpp = mf.load_dataset("cbpp")
+    if family == "binomial":
+        return mf.mixed("cbind(incidence, size - incidence) ~ period + (1 | herd)", cbpp, family="binomial")
+    return mf.mixed("size ~ period + (1 | herd)", cbpp, family=mf.family("Gamma", link="log"))
+
+
+def test_glmm_tidy_fixed_has_z_statistics_and_no_df():
+    fit = _glmm()
+    out = fit.tidy()
+    assert list(out.columns) == ["effect", "group", "term", "estimate", "std.error", "statistic", "p.value"]
+    assert list(out["term"]) == list(fit.xnames)
+    np.testing.assert_allclose(out["estimate"], fit.fixef.to_numpy(), rtol=1e-15)
+    np.testing.assert_allclose(out["std.error"], fit.bse.to_numpy(), rtol=1e-15)
+    np.testing.assert_allclose(out["statistic"], (fit.fixef / fit.bse).to_numpy(), rtol=1e-15)
+    np.testing.assert_allclose(out["p.value"], 2 * norm.sf(np.abs(out["statistic"])), rtol=1e-12)
+    with pytest.raises(mf.errors.ModelSpecError, match="Wald z tests"):
+        fit.tidy(ddf="satterthwaite")
+
+
+def test_glmm_tidy_ran_pars_and_wald_limits():
+    fit = _glmm()
+    out = fit.tidy(effects=["fixed", "ran_pars"], conf_int=True)
+    pars = out[out["effect"] == "ran_pars"]
+    assert list(pars["term"]) == ["sd__(Intercept)"]  # no Residual row for a binomial fit
+    np.testing.assert_allclose(pars["estimate"], fit.varcorr["sdcor"].to_numpy(), rtol=1e-15)
+    assert pars[["conf.low", "conf.high"]].isna().all().all()  # lme4's Wald: NA for variance parameters
+    fixed = out[out["effect"] == "fixed"]
+    z = norm.ppf(0.975)
+    np.testing.assert_allclose(fixed["conf.low"], fixed["estimate"] - z * fixed["std.error"], rtol=1e-12)
+    np.testing.assert_allclose(fixed["conf.high"], fixed["estimate"] + z * fixed["std.error"], rtol=1e-12)
+
+
+def test_glmm_with_a_scale_has_a_residual_row():
+    fit = _glmm("Gamma")
+    pars = fit.tidy(effects="ran_pars")
+    assert list(pars["group"]) == list(fit.varcorr["grp"]) == ["herd", "Residual"]
+    np.testing.assert_allclose(pars["estimate"], fit.varcorr["sdcor"].to_numpy(), rtol=1e-15)
+    assert pars["estimate"].iloc[-1] == fit.sigma
+
+
+def test_glmm_glance_is_the_fits_statistics():
+    fit = _glmm()
+    row = fit.glance().iloc[0]
+    assert list(fit.glance().columns) == ["nobs", "sigma", "logLik", "AIC", "BIC", "deviance", "df.residual"]
+    assert (row["nobs"], row["df.residual"]) == (fit.nobs, fit.df_resid)
+    np.testing.assert_allclose(row[["sigma", "logLik", "AIC", "BIC", "deviance"]].to_numpy(float),
+                               [fit.sigma, fit.llf, fit.aic, fit.bic, fit.deviance], rtol=1e-15)

@@ -522,6 +522,31 @@ def simulated_linear_predictors(fit, nsim: int, rng: np.random.Generator, use_u:
         yield eta
 
 
+def new_response(design, new_y: Any) -> np.ndarray:
+    """A new response for ``refit``: finite numbers, one per row fitted, in the rows' order.
+
+    A one-column DataFrame is read as its column; a Series is matched to
+    the rows by its index.  Raises ``DataError`` otherwise.
+    """
+    from ..terms import _preview, by_row_label
+
+    if isinstance(new_y, pd.DataFrame):
+        if new_y.shape[1] != 1:
+            raise DataError(f"new_y has {new_y.shape[1]} columns; refit takes one response")
+        new_y = new_y.iloc[:, 0]
+    new_y = by_row_label(new_y, design.rows, "new_y", "the fit")
+    try:
+        y = np.asarray(new_y, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(f"new_y must be numbers, one per row fitted; got a {type(new_y).__name__} "
+                        f"holding {_preview(new_y)}") from None
+    if y.shape[0] != design.nobs:
+        raise DataError(f"new_y has {y.shape[0]} values; the fit has {design.nobs} observations")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"new_y has {int(np.sum(~np.isfinite(y)))} missing or infinite values")
+    return y
+
+
 def refit(fit, new_y: Any):
     """Fit the same model to a new response, as lme4's ``refit(fit, newresp)``.
 
@@ -556,23 +581,10 @@ def refit(fit, new_y: Any):
     2.0
     """
     from ..model import MixedModel
-    from ..terms import _check_response_varies, _preview, by_row_label
+    from ..terms import _check_response_varies
 
-    if isinstance(new_y, pd.DataFrame):
-        if new_y.shape[1] != 1:
-            raise DataError(f"new_y has {new_y.shape[1]} columns; refit takes one response")
-        new_y = new_y.iloc[:, 0]
     design = fit.model.design
-    new_y = by_row_label(new_y, design.rows, "new_y", "the fit")
-    try:
-        y = np.asarray(new_y, dtype=float).reshape(-1)
-    except (TypeError, ValueError):
-        raise DataError(f"new_y must be numbers, one per row fitted; got a {type(new_y).__name__} "
-                        f"holding {_preview(new_y)}") from None
-    if y.shape[0] != design.nobs:
-        raise DataError(f"new_y has {y.shape[0]} values; the fit has {design.nobs} observations")
-    if not np.all(np.isfinite(y)):
-        raise DataError(f"new_y has {int(np.sum(~np.isfinite(y)))} missing or infinite values")
+    y = new_response(design, new_y)
     # as mixed(): a response the fixed effects fit exactly has no variance to estimate
     _check_response_varies(y, design.X, design.offset, "new_y")
     model = MixedModel(dataclasses.replace(design, y=y), reml=fit.reml)
