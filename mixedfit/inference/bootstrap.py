@@ -35,7 +35,7 @@ from ..progress import progress_bar
 from .confint import estimates, level_labels, theta_to_sdcor
 from .predict import random_generator
 
-__all__ = ["bootstrap", "BootResult", "simulate_response"]
+__all__ = ["bootstrap", "BootResult", "collect_replicates", "simulate_response"]
 
 _KINDS = ("perc", "basic", "norm")
 
@@ -306,30 +306,47 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
     t0 = estimates(fit) if statistic is None else _as_series(statistic(fit))
     ystar = simulate_response(fit, n, rng)
     design, reml, start = fit.model.design, fit.reml, fit.theta.to_numpy()
+
+    def one(i: int, messages: Counter) -> np.ndarray | None:
+        model = MixedModel(dataclasses.replace(design, y=ystar[i]), reml=reml)
+        opt = model.optimize(start)
+        conv = model.convergence(opt)
+        messages.update(conv.messages)
+        if statistic is None:
+            return _statistic(model, opt.final)
+        replicate = MixedResults(model, opt, conv, data_name=fit.data_name)
+        return _as_series(statistic(replicate), t0.index).to_numpy()
+
+    return collect_replicates(n, t0, one, seed, progress)
+
+
+def collect_replicates(n: int, t0: pd.Series, one: Callable[[int, Counter], np.ndarray | None], seed: Any,
+                       progress: bool | None,
+                       errors: tuple[type[BaseException], ...] = (np.linalg.LinAlgError, ValueError,
+                                                                  FloatingPointError)) -> BootResult:
+    """Run ``one(i, messages)`` for each replicate ``i`` and gather what it returns into a :class:`BootResult`.
+
+    ``one`` returns the replicate's statistic (None when the refit has
+    none) and counts its convergence messages into ``messages``; a refit
+    raising one of ``errors`` counts as failed, its message kept, as
+    bootMer keeps going.
+    """
     out = np.full((n, t0.size), np.nan)
     messages: Counter = Counter()
     failed = 0
     with progress_bar(n, "bootstrap", progress) as bar:
         for i in range(n):
             try:
-                model = MixedModel(dataclasses.replace(design, y=ystar[i]), reml=reml)
-                opt = model.optimize(start)
-                conv = model.convergence(opt)
-                messages.update(conv.messages)
-                if statistic is None:
-                    stat = _statistic(model, opt.final)
-                else:
-                    replicate = MixedResults(model, opt, conv, data_name=fit.data_name)
-                    stat = _as_series(statistic(replicate), t0.index).to_numpy()
+                stat = one(i, messages)
                 if stat is not None:
                     out[i] = stat
                 else:
                     failed += 1
-            except (np.linalg.LinAlgError, ValueError, FloatingPointError) as err:
+            except errors as err:
                 failed += 1
                 messages[f"error: {err}"] += 1
             bar.update(1)
     if failed:
         warn(f"some bootstrap runs failed ({failed}/{n})")
-    t = pd.DataFrame(out, columns=t0.index)
-    return BootResult(t0=t0, t=t, seed=seed, messages=messages, n_failed=failed)
+    return BootResult(t0=t0, t=pd.DataFrame(out, columns=t0.index), seed=seed, messages=messages,
+                      n_failed=failed)

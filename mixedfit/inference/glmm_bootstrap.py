@@ -15,12 +15,10 @@ from collections import Counter
 from typing import Any, Callable
 
 import numpy as np
-import pandas as pd
 
-from ..errors import MixedFitError, warn
+from ..errors import MixedFitError
 from ..glmm import PirlsError
-from ..progress import progress_bar
-from .bootstrap import BootResult, _as_series
+from .bootstrap import BootResult, _as_series, collect_replicates
 from .glmm_profile import glmm_estimates
 from .predict import random_generator
 
@@ -52,21 +50,12 @@ def glmm_bootstrap(fit, n: int, seed: int | None = None, progress: bool | None =
     rng = random_generator(seed)
     t0 = glmm_estimates(fit) if statistic is None else _as_series(statistic(fit))
     draws = fit.simulate(nsim=n, seed=rng)
-    out = np.full((n, t0.size), np.nan)
-    messages: Counter = Counter()
-    failed = 0
-    with progress_bar(n, "bootstrap", progress) as bar:
-        for i in range(n):
-            try:
-                replicate = fit._refit(draws.iloc[:, i].to_numpy())
-                messages.update(replicate.fitted.conv.messages + replicate.fitted.vcov_warnings)
-                stat = glmm_estimates(replicate) if statistic is None else statistic(replicate)
-                out[i] = _as_series(stat, t0.index).to_numpy()
-            except (PirlsError, np.linalg.LinAlgError, ValueError, FloatingPointError) as err:
-                failed += 1
-                messages[f"error: {err}"] += 1
-            bar.update(1)
-    if failed:
-        warn(f"some bootstrap runs failed ({failed}/{n})")
-    return BootResult(t0=t0, t=pd.DataFrame(out, columns=t0.index), seed=seed, messages=messages,
-                      n_failed=failed)
+
+    def one(i: int, messages: Counter) -> np.ndarray:
+        replicate = fit._refit(draws.iloc[:, i].to_numpy())
+        messages.update(replicate.fitted.conv.messages + replicate.fitted.vcov_warnings)
+        stat = glmm_estimates(replicate) if statistic is None else statistic(replicate)
+        return _as_series(stat, t0.index).to_numpy()
+
+    return collect_replicates(n, t0, one, seed, progress,
+                              errors=(PirlsError, np.linalg.LinAlgError, ValueError, FloatingPointError))
