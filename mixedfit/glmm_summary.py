@@ -85,12 +85,6 @@ def summary_text(fit: Any) -> str:
 def print_text(fit: Any) -> str:
     """``print(fit)`` of a ``glmerMod``, lines joined by ``"\\n"``."""
     view, digits = _View(fit), lmm.PRINT_DIGITS
-    names = list(fit.fixef.index)
-    if names:
-        values = rf.format_num([float(v) for v in fit.fixef], digits=digits)
-        fixed = "Fixed Effects:\n" + rf.print_named_vector(values, names, gap=2)
-    else:
-        fixed = "No fixed effect coefficients\n"
     parts = [
         lmm.title_block(method_title(fit), "glmerMod"),
         family_line(fit),
@@ -98,7 +92,7 @@ def print_text(fit: Any) -> str:
         lmm.aic_block(view, 4),
         lmm.varcorr_block(view, digits, ("Std.Dev.",)),
         lmm.groups_block(view),
-        fixed,
+        lmm.fixed_effects_print_block(fit, digits),
         lmm.fit_warnings_block(view),
         lmm.convergence_block(view, summary=True),
     ]

@@ -359,22 +359,25 @@ def summary_text(fit: Any, ddf: str | None = None, formula: str | None = None) -
     return _captured("".join(parts))
 
 
+def fixed_effects_print_block(fit: Any, digits: int = PRINT_DIGITS) -> str:
+    """``print.merMod``'s ``Fixed Effects:`` named vector (or its word for none)."""
+    names = list(fit.fixef.index)
+    if not names:
+        return "No fixed effect coefficients\n"
+    values = rf.format_num([float(v) for v in fit.fixef], digits=digits)
+    return "Fixed Effects:\n" + rf.print_named_vector(values, names, gap=2)
+
+
 def print_text(fit: Any) -> str:
     """``print(fit)`` (lme4's ``print.merMod``), lines joined by ``"\\n"``."""
     digits = PRINT_DIGITS
-    names = list(fit.fixef.index)
-    if names:
-        values = rf.format_num([float(v) for v in fit.fixef], digits=digits)
-        fixed = "Fixed Effects:\n" + rf.print_named_vector(values, names, gap=2)
-    else:
-        fixed = "No fixed effect coefficients\n"
     parts = [
         title_block(method_title(fit), "lmerMod"),
         call_block(fit),
         aic_block(fit, 4),
         varcorr_block(fit, digits, ("Std.Dev.",)),
         groups_block(fit),
-        fixed,
+        fixed_effects_print_block(fit, digits),
         fit_warnings_block(fit),
         convergence_block(fit, summary=True),
     ]
