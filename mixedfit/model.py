@@ -148,7 +148,10 @@ class MixedModel:
 
         Where the finite-difference derivatives then say BOBYQA stopped short of
         the minimum, the optimum is polished: a Newton step on them, or BOBYQA
-        again (:meth:`_polish`).
+        again (:meth:`_polish`), until they no longer say so or a round gains
+        no more than the tolerance that started it (on a ridge, where the Hessian
+        is not positive definite, each round says so again: MixedModels.jl's InstEval
+        model took three rounds, 140 evaluations, to gain 1e-11 of its deviance).
         """
         theta0 = self.start if start is None else self._checked_start(start)
         # NLopt reads 0 or less as "no limit", and takes only C ints.
@@ -165,7 +168,9 @@ class MixedModel:
             polished = self._polish(opt, maxeval)
             if polished is opt:
                 break
-            opt = polished
+            opt, gained = polished, opt.fmin - polished.fmin
+            if gained <= _GAP_TOL * max(1.0, abs(opt.fmin)):
+                break
         return opt
 
     def _stopped_short(self, opt: OptSummary) -> bool:

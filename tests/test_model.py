@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -70,6 +71,22 @@ def test_a_polish_step_short_for_its_theta_keeps_the_hessians_off_diagonal():
     assert after.fmin < before.fmin and np.abs(after.final - before.final).max() > 1e-3
     off = ~np.eye(3, dtype=bool)
     np.testing.assert_array_equal(after.hessian[off], before.hessian[off])
+
+
+def test_polishing_stops_after_a_round_that_gains_no_more_than_its_tolerance(monkeypatch):
+    # Where the Hessian is not positive definite (a ridge), the derivatives call for
+    # another round after each; one that gained next to nothing ends them.
+    model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    rounds = []
+
+    def polish(opt, maxeval):
+        rounds.append(opt.fmin)
+        return dataclasses.replace(opt, fmin=opt.fmin - 1e-12 * abs(opt.fmin))
+
+    monkeypatch.setattr(model, "_stopped_short", lambda opt: True)
+    monkeypatch.setattr(model, "_polish", polish)
+    model.optimize()
+    assert len(rounds) == 1
 
 
 def test_numpys_own_blas_gets_one_thread_beside_scipys(monkeypatch):
