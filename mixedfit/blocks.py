@@ -783,6 +783,7 @@ def _single_threaded():
 # (CrossBlocks.Arr) and the rest eliminated at one θ, factored in place; one
 # evaluation of the 16,002-column crossed rest peaked at 2.2 of them.
 _DENSE_COPIES = 2
+_SURE_BYTES = 64 * 2**20  # dense rests this small are not checked against the available memory
 
 
 def available_memory() -> int | None:
@@ -851,6 +852,8 @@ def check_dense_memory(first: RandomEffectsTerm, rest: list[RandomEffectsTerm], 
         memory; the message says how much.
     """
     need = _DENSE_COPIES * 8 * m * m
+    if need <= _SURE_BYTES:  # no need to read /proc for it (a tenth of sleepstudy's model setup)
+        return
     have = available_memory()
     if have is None or need <= have:
         return
@@ -1335,8 +1338,10 @@ class CrossProducts:
             if self._A0d is None and k * (k + 1) // 2 * s.size * self.l0 <= _MAP_BUDGET
             else (None, None)
         )
-        Ar0 = sp.vstack([self.R0, sp.csr_matrix(self.F0)]).tocsr()
-        products = _pattern_size(Ar0, self.S0, self.qr) if self.qr and dense is None else None
+        # R0 over F0, only where a pattern may be made (built for nothing, it was a
+        # fifth of sleepstudy's model setup)
+        Ar0 = sp.vstack([self.R0, sp.csr_matrix(self.F0)]).tocsr() if self.qr and dense is None else None
+        products = _pattern_size(Ar0, self.S0, self.qr) if Ar0 is not None else None
         kept = products is not None and products <= _PATTERN_BUDGET
         # A large pattern takes M at one level per distinct first-term block
         # (see shared_blocks); the X/y map is small, and is left as it is.
