@@ -36,6 +36,16 @@ def test_singular_optimum_is_polished_over_its_interior():
     assert not model._stopped_short(_optimum(model, final, np.array([0.0, 0.0, 3.0])))
 
 
+def test_a_hessian_not_positive_definite_gives_a_step_with_its_curvatures_floored():
+    # On a ridge H has a curvature near zero or below: taken in absolute value and at
+    # least 1e-3 of the largest, it still gives a downhill step, not a BOBYQA restart.
+    model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    final = np.array([1.0, 0.1, 1.5])
+    opt = _optimum(model, final, np.array([1.0, 1e-3, 1.0]))
+    opt.hessian = np.diag([2.0, -1e-6, 1.0])
+    np.testing.assert_allclose(model._newton_step(opt), final - [0.5, 0.5, 1.0])
+
+
 def _derivatives_at(model: MixedModel, theta: np.ndarray) -> OptSummary:
     fmin = model.objective(theta)
     gradient, hessian = finite_derivatives(model.objective, theta, fmin)
