@@ -178,6 +178,7 @@ def finite_derivatives(
     fx: float,
     delta: float = 1e-4,
     cross: np.ndarray | None = None,
+    drift: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Gradient and Hessian by central differences, as lme4's ``deriv12`` computes them.
 
@@ -186,7 +187,10 @@ def finite_derivatives(
 
     ``cross``, a Hessian from a point close by, supplies the off-diagonal
     entries as they are: then only the 2n steps along the axes are evaluated
-    (gradient and diagonal), not the 2n² of the whole stencil.
+    (gradient and diagonal), not the 2n² of the whole stencil.  With ``drift``
+    as well, they are kept only while the new diagonal is within ``drift``
+    times its largest entry of ``cross``'s; where it moved more, so may have
+    the rest, and the whole stencil is evaluated.
 
     Examples
     --------
@@ -208,8 +212,9 @@ def finite_derivatives(
         fadd, fsub = at({j: delta}), at({j: -delta})
         hess[j, j] = (fadd - 2.0 * fx + fsub) / delta**2
         grad[j] = (fadd - fsub) / (2.0 * delta)
-        if cross is not None:
-            continue
+    if cross is not None and (drift is None or _within(np.diagonal(hess), np.diagonal(cross), drift)):
+        return grad, hess
+    for j in range(n):
         for i in range(j):
             hess[i, j] = hess[j, i] = (
                 at({i: delta, j: delta})
@@ -218,3 +223,8 @@ def finite_derivatives(
                 + at({i: -delta, j: -delta})
             ) / (4.0 * delta**2)
     return grad, hess
+
+
+def _within(new: np.ndarray, old: np.ndarray, drift: float) -> bool:
+    """Whether ``new`` differs from ``old`` by at most ``drift`` times ``new``'s largest magnitude, everywhere."""
+    return bool(np.all(np.abs(new - old) <= drift * np.max(np.abs(new), initial=0.0)))

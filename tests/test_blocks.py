@@ -315,3 +315,12 @@ def test_a_large_rest_is_factored_on_one_thread_where_the_blas_crashes_on_severa
     monkeypatch.setattr(blocks, "_unsafe_blas_loaded", lambda: True)
     assert model.objective(theta) == expected
     assert threads and all(n == 1 for call in threads for n in call.values())
+
+
+def test_mixedmodels_jl_insteval_model_keeps_the_schur_map():
+    # MixedModels.jl's benchmark model: (0 + service|dept) adds dept rows met by most
+    # students, 6.7M products in the Schur map; without the map each evaluation forms
+    # sparse products (76 ms, against 13 ms with it).
+    formula = "y ~ 1 + service + (1|d) + (1|s) + (1|dept) + (0 + service|dept)"
+    cross = MixedModel(build_design(formula, mf.load_dataset("InstEval")), reml=False).cross
+    assert cross._pairs is not None and cross._sparse is not None

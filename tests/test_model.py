@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -35,6 +36,16 @@ def test_singular_optimum_is_polished_over_its_interior():
     assert not model._stopped_short(_optimum(model, final, np.array([0.0, 0.0, 3.0])))
 
 
+def test_a_hessian_not_positive_definite_gives_a_step_with_its_curvatures_floored():
+    # On a ridge H has a curvature near zero or below: taken in absolute value and at
+    # least 1e-3 of the largest, it still gives a downhill step, not a BOBYQA restart.
+    model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    final = np.array([1.0, 0.1, 1.5])
+    opt = _optimum(model, final, np.array([1.0, 1e-3, 1.0]))
+    opt.hessian = np.diag([2.0, -1e-6, 1.0])
+    np.testing.assert_allclose(model._newton_step(opt), final - [0.5, 0.5, 1.0])
+
+
 def _derivatives_at(model: MixedModel, theta: np.ndarray) -> OptSummary:
     fmin = model.objective(theta)
     gradient, hessian = finite_derivatives(model.objective, theta, fmin)
@@ -58,6 +69,34 @@ def test_a_short_polish_step_keeps_the_hessians_off_diagonal():
         np.testing.assert_array_equal(np.diag(after.hessian), np.diag(fresh.hessian))
         np.testing.assert_array_equal(after.hessian[off], (before if kept else fresh).hessian[off])
         assert not np.array_equal(before.hessian[off], fresh.hessian[off])
+
+
+def test_a_polish_step_short_for_its_theta_keeps_the_hessians_off_diagonal():
+    # Days in hundreds of days: the slope's θ is near 23, and a step of 5e-3 in it is
+    # short (Oxboys' θ near 17 had spent a whole stencil, 72 evaluations, on such a step).
+    data = mf.load_dataset("sleepstudy").assign(Hdays=lambda d: d["Days"] / 100)
+    model = MixedModel(build_design("Reaction ~ Hdays + (Hdays|Subject)", data))
+    before = _derivatives_at(model, model.optimize().final + np.array([0.0, 0.0, 5e-3]))
+    after = model._polish(before, 100_000)
+    assert after.fmin < before.fmin and np.abs(after.final - before.final).max() > 1e-3
+    off = ~np.eye(3, dtype=bool)
+    np.testing.assert_array_equal(after.hessian[off], before.hessian[off])
+
+
+def test_polishing_stops_after_a_round_that_gains_no_more_than_its_tolerance(monkeypatch):
+    # Where the Hessian is not positive definite (a ridge), the derivatives call for
+    # another round after each; one that gained next to nothing ends them.
+    model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    rounds = []
+
+    def polish(opt, maxeval):
+        rounds.append(opt.fmin)
+        return dataclasses.replace(opt, fmin=opt.fmin - 1e-12 * abs(opt.fmin))
+
+    monkeypatch.setattr(model, "_stopped_short", lambda opt: True)
+    monkeypatch.setattr(model, "_polish", polish)
+    model.optimize()
+    assert len(rounds) == 1
 
 
 def test_numpys_own_blas_gets_one_thread_beside_scipys(monkeypatch):

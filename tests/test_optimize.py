@@ -38,6 +38,19 @@ def test_a_nearby_hessian_supplies_the_off_diagonal():
     assert np.all(H[~np.eye(3, dtype=bool)] == 7.0) and np.all(nearby == 7.0)
 
 
+def test_a_nearby_hessian_whose_diagonal_moved_is_evaluated_again():
+    calls: list = []
+    f, x = _quadratic(calls), np.array([0.3, -0.2, 1.1])
+    same_diagonal = np.full((3, 3), 7.0)
+    np.fill_diagonal(same_diagonal, np.diag(A))
+    g, H = finite_derivatives(f, x, f(x), cross=same_diagonal, drift=1e-2)
+    assert len(calls) == 1 + 2 * 3 and np.all(H[~np.eye(3, dtype=bool)] == 7.0)
+    calls.clear()
+    g, H = finite_derivatives(f, x, f(x), cross=np.full((3, 3), 7.0), drift=1e-2)
+    assert len(calls) == 1 + 2 * 3**2
+    np.testing.assert_allclose(H, A, rtol=1e-6)
+
+
 def test_bobyqa_reports_the_objective_at_its_optimum_without_evaluating_it_again():
     calls: list = []
     r = bobyqa(_quadratic(calls), np.zeros(3), np.full(3, -np.inf))

@@ -324,7 +324,7 @@ def collect_replicates(n: int, t0: pd.Series, one: Callable[[int, Counter], np.n
                        progress: bool | None,
                        errors: tuple[type[BaseException], ...] = (np.linalg.LinAlgError, ValueError,
                                                                   FloatingPointError)) -> BootResult:
-    """Run ``one(i, messages)`` for each replicate ``i`` and gather what it returns into a :class:`BootResult`.
+    """Run ``one(i, messages)`` for each replicate ``i`` and gather what it returns into a ``BootResult``.
 
     ``one`` returns the replicate's statistic (None when the refit has
     none) and counts its convergence messages into ``messages``; a refit
