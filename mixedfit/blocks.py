@@ -34,6 +34,13 @@ from .errors import ModelSpecError
 from .supernodal import SupernodalRest, cholmod_available
 from .terms import _RANK_TOLERANCE, Design, RandomEffectsTerm, _tall_r_factor
 
+__all__ = [
+    "level_blocks_product", "batched_lower_inverse", "lower_template", "shared_blocks", "pair_index",
+    "template_positions", "SparseRest", "Factor", "engine_plan", "joined_term", "available_memory",
+    "check_dense_memory", "intercepts_only", "Frame", "least_squares", "subtract_columns",
+    "ResponseSums", "CrossBlocks", "CrossProducts",
+]
+
 
 def _level_crossprod(term: RandomEffectsTerm, sw: np.ndarray) -> np.ndarray:
     """Per-level ``zᵀWz`` blocks of one term, shape (ℓ, S, S)."""

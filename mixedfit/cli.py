@@ -24,6 +24,8 @@ from .datasets import list_datasets, load_dataset
 from .errors import DataError, MixedFitError
 from .model import mixed
 
+__all__ = ["read_csv", "main"]
+
 
 #: separators a CSV file may use when --sep does not name one
 _SEPARATORS = ",;\t|"

@@ -25,6 +25,8 @@ from .family import family as make_family
 from .optimize import OptSummary, bobyqa, finite_derivatives
 from .terms import Design
 
+__all__ = ["Convergence", "MixedModel", "lme4_start", "check_convergence", "mixed"]
+
 _SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance
 _BOUNDARY_TOL = 1e-5  # lme4's lmerControl(boundary.tol)
 _GRAD_TOL = 2e-3  # lme4's check.conv.grad tolerance

@@ -16,6 +16,8 @@ from typing import Callable
 import nlopt
 import numpy as np
 
+__all__ = ["OptSummary", "bobyqa_setup", "bobyqa", "finite_derivatives"]
+
 
 @dataclass
 class OptSummary:

@@ -18,6 +18,8 @@ from .model import Convergence, MixedModel
 from .optimize import OptSummary
 from .terms import SCALE_MESSAGE
 
+__all__ = ["MixedResults"]
+
 
 class MixedResults:
     """A fitted linear mixed model, as ``lmer`` returns it.

@@ -32,6 +32,14 @@ from fractions import Fraction
 
 import numpy as np
 
+__all__ = [
+    "is_na", "r_pow_di", "format_real_info", "encode_real", "format_num", "format_str", "cat_num",
+    "r_round", "signif", "zapsmall", "zapsmall_array", "quantile7", "format_c", "format_pval",
+    "abbreviate", "strwrap", "cat_fill", "print_named_vector", "print_numeric_named",
+    "print_char_matrix", "print_coefmat", "format_coefmat", "R_WIDTH", "R_DIGITS", "DOUBLE_EPS",
+    "COR_MAX", "SIGNIF_LEGEND",
+]
+
 Number = float | int | None
 
 #: ``getOption("width")``

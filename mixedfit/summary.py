@@ -28,6 +28,14 @@ import numpy as np
 
 from . import rformat as rf
 
+__all__ = [
+    "method_title", "title_block", "call_block", "aic_cells", "aic_block", "residual_cells",
+    "residuals_block", "format_vc", "varcorr_block", "groups_block", "coef_matrix", "fixef_block",
+    "correlation_cells", "correlation_block", "correlation_note", "fit_warnings_block",
+    "convergence_block", "summary_text", "fixed_effects_print_block", "print_text", "Summary",
+    "PRINT_DIGITS",
+]
+
 #: ``max(3, getOption("digits") - 3)``: digits of lme4's print methods
 PRINT_DIGITS = max(3, rf.R_DIGITS - 3)
 

@@ -19,6 +19,8 @@ from typing import Iterator
 import numpy as np
 from scipy.linalg import solve_triangular
 
+__all__ = ["cholmod_available", "SupernodalRest"]
+
 
 @functools.lru_cache(maxsize=1)
 def _cvxopt() -> tuple | None:

@@ -91,11 +91,6 @@ def _on_scale(fit, scale: str) -> tuple[Callable[[np.ndarray], float], np.ndarra
     raise MixedFitError(f"unknown scale {scale!r}; use one of {', '.join(_SCALES)}")
 
 
-def _sd_positions(model) -> np.ndarray:
-    """Booleans over (sd, cor, σ): True for an sd (a diagonal θ) and for σ."""
-    return np.append(np.isfinite(model.lower), True)
-
-
 def _sdcor_to_varcov(model, v: np.ndarray) -> np.ndarray:
     """(sd, cor, σ) to (var, cov, σ²)."""
     out = np.empty_like(v)
