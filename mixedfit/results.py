@@ -73,11 +73,12 @@ class MixedResults:
     def theta_names(self) -> list[str]:
         """θ's names as lme4 gives them: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``."""
         names = []
-        for term, label in zip(self.model.design.terms, self._term_labels):
-            cn = term.cnames
+        # lme4 names θ by the grouping factor itself, even where VarCorr says "Subject.1"
+        for term in self.model.design.terms:
+            cn, group = term.cnames, term.group
             for j in range(term.size):
                 for i in range(j, term.size):
-                    names.append(f"{label}.{cn[i]}" if i == j else f"{label}.{cn[i]}.{cn[j]}")
+                    names.append(f"{group}.{cn[i]}" if i == j else f"{group}.{cn[i]}.{cn[j]}")
         return names
 
     @cached_property

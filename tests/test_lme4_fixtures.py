@@ -68,6 +68,12 @@ def test_objective_not_worse_than_lme4(case):
 
 
 @pytest.mark.parametrize("case", CASES)
+def test_theta_names_are_lme4s(case):
+    # a grouping factor in two terms keeps its name in θ's ("Subject.Days", not "Subject.1.Days")
+    assert list(fitted(case).theta.index) == load(case)["theta_names"]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_fixed_effects(case):
     fx, fit = load(case), fitted(case)
     assert fit.xnames == fx["beta_names"]
