@@ -49,7 +49,13 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import MixedFitWarning, ModelSpecError, warn
+from ..formula import parse_formula
+from ..formula.deparse import deparse
+from ..formula.nodes import Name
+from ..formula.rterms import term_variables
 from ..rformat import zapsmall_array
+from .predict import fixed_matrix
+from .satterthwaite import contest1d, contest1d_kr, fixed_term_columns
 
 __all__ = ["emmeans", "pairs", "format_emmeans", "EmmeansFrame", "ADJUST_METHODS", "DDF_METHODS"]
 
@@ -86,9 +92,6 @@ class _Grid:
 
 def _fixed_variables(fit) -> tuple[list, list[str], list[int]]:
     """The fixed part's variables (not the response), its term labels and their sizes."""
-    from ..formula import parse_formula
-    from ..formula.rterms import term_variables
-
     fixed = parse_formula(fit.model.design.formula).fixed_terms
     if fixed.offsets:
         raise ModelSpecError("emmeans is not implemented for formulas with offset() terms")
@@ -99,8 +102,6 @@ def _fixed_variables(fit) -> tuple[list, list[str], list[int]]:
 
 def _ordered_factors(fit) -> set[str]:
     """Factors coded by polynomial contrasts (R's ordered factors): ``.L``, ``.Q``… columns."""
-    from .satterthwaite import fixed_term_columns
-
     _, _, kinds = fixed_term_columns(fit)
     return {v for v, suffixes in kinds.items()
             if suffixes and all(_POLY_SUFFIX.fullmatch(s) for s in suffixes)}
@@ -108,10 +109,6 @@ def _ordered_factors(fit) -> set[str]:
 
 def _reference_grid(fit) -> _Grid:
     """emmeans' ``ref_grid(fit)``: factors at all levels, covariates at their means."""
-    from ..formula.deparse import deparse
-    from ..formula.nodes import Name
-    from .predict import fixed_matrix
-
     design = fit.model.design
     if design.y.shape[0] == 0:  # a Dask fit keeps no row: neither the means nor the rank
         raise ModelSpecError("emmeans needs a fit to in-memory data (the covariates' means are "
@@ -228,8 +225,6 @@ def _limit_note(pkg: str, limit: int, n: int) -> str:
 
 def _tests(fit, L: np.ndarray, estimable: np.ndarray, mode: str) -> pd.DataFrame:
     """Estimate, SE and df of each row of L (``.est.se.df``); NaN where not estimable."""
-    from .satterthwaite import contest1d, contest1d_kr
-
     p = len(fit.xnames)
     V = fit.vcov.to_numpy()
     beta = np.asarray(fit.fixef, float)
@@ -255,7 +250,6 @@ def _quantile(level: float, df: np.ndarray) -> np.ndarray:
 @dataclass
 class _Info:
     """What a result frame keeps to print itself and to make contrasts."""
-
     fit: object
     grid: _Grid
     L: np.ndarray
@@ -518,7 +512,6 @@ def _by_groups(cells: pd.DataFrame, by: list[str]) -> list[list[int]]:
 def _adjusted_p(t: np.ndarray, df: np.ndarray, method: str, fam_size: int,
                 n_contr: int) -> tuple[np.ndarray, str | None]:
     """emmeans' ``.adj.p.value`` for two-sided tests, and its footnote line."""
-
     if n_contr == 1:
         method = "none"
     df = np.where(np.isnan(df), np.inf, df)
@@ -600,7 +593,6 @@ def format_emmeans(em: EmmeansFrame) -> str:
 
 def _zapsmall_na(x: np.ndarray) -> np.ndarray:
     """R's ``zapsmall``, which leaves NA out of the scale."""
-
     out = x.copy()
     known = ~np.isnan(x)
     out[known] = zapsmall_array(x[known])
@@ -638,7 +630,6 @@ def _format_columns(em: pd.DataFrame) -> tuple[dict[str, list[str]], dict[str, b
 
 def _opt_digits(x: np.ndarray) -> int:
     """emmeans' ``.opt.dig``: significant digits that separate estimate − 2 SE … + 2 SE."""
-
     z = np.array([x.min(), x.max()]) / np.max(np.abs(x))
     dz = zapsmall_array(np.array([z[1] - z[0], *z]), digits=8)[0]
     with np.errstate(divide="ignore"):
