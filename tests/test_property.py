@@ -171,7 +171,11 @@ def test_dense_objective_is_lme4s_on_sleepstudy():
 # of every evaluation: fitted from lme4's start, exact shifts gave θ̂ 5e-5
 # apart, and on these few rows two local optima; at a flat optimum (a singular
 # (z|g) fit) θ moves by 1e-3 at no cost.  So the transformed fit is started at
-# the original's optimum and must end at its objective value, to 1e-8.
+# the original's optimum and must end no higher than its objective value, to
+# 1e-8.  It may end lower: BOBYQA's first trust region reaches past a local
+# optimum on the boundary into a second, lower one (9 rows, (z|g) by ML:
+# 28.0233 from lme4's start, as lme4; 27.9999 restarted there, on either data),
+# so the equivariance at fixed θ is checked at both optima.
 EQUIVARIANCE = 1e-8
 
 
@@ -249,7 +253,7 @@ def test_fit_is_equivariant_under_shifts_and_scales_of_y_and_x(case):
     M = np.array([[a, -a * c / s], [0.0, a / s]])  # β' = M β + (b, 0)
     rng = np.random.default_rng(0)
     random_theta = np.where(np.isfinite(m0.lower), rng.uniform(0.2, 2.0, m0.ntheta), rng.normal(0, 0.5, m0.ntheta))
-    for theta in (opt0.final, random_theta):
+    for theta in (opt0.final, opt1.final, random_theta):
         obj0, r0, beta0, V0, u0 = _at(m0, theta)
         obj1, r1, beta1, V1, u1 = _at(m1, theta)
         scale = EQUIVARIANCE * max(1.0, abs(obj0), abs(obj1))
@@ -265,5 +269,5 @@ def test_fit_is_equivariant_under_shifts_and_scales_of_y_and_x(case):
                                    atol=EQUIVARIANCE * np.sqrt(np.outer(np.diag(V1), np.diag(V1))).max())
         for e0, e1 in zip(u0, u1):
             np.testing.assert_allclose(e1, a * e0, rtol=0, atol=EQUIVARIANCE * a * max(1.0, np.abs(e0).max()))
-    # the original fit's optimum is the transformed data's: started there, the fit stays at its value
-    assert abs(opt1.fmin - (opt0.fmin + jacobian)) <= EQUIVARIANCE * max(1.0, abs(opt0.fmin), abs(opt1.fmin))
+    # the original fit's optimum is the transformed data's: started there, the fit ends no higher
+    assert opt1.fmin - (opt0.fmin + jacobian) <= EQUIVARIANCE * max(1.0, abs(opt0.fmin), abs(opt1.fmin))
