@@ -61,7 +61,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import ModelSpecError, warn
-from .terms import Design, _plural, build_design
+from .terms import Design, build_design, plural
 
 __all__ = ["mixed_moments", "moments_dask", "MomentStats", "MomentsResults"]
 
@@ -480,29 +480,33 @@ def moments_dask(formula: str, data, *, weights=None, offset=None, na_action: st
     result equals the in-memory fit to rounding; its fitted values and
     residuals are lazy Dask Series.
     """
-    from . import distributed as dist
+    from .dask_tasks import compute, delayed, shared, tree_reduce
+    from .distributed import levels_pass
+    from .formula import parse_formula
+    from .partitions import Plan, grouping_columns, model_columns
+    from .terms import check_levels
 
     for what, value in (("weights", weights), ("offset", offset)):
         if value is not None:
             raise ModelSpecError(f"method='moments' does not take {what}: the moment equations are "
                                  "for unweighted rows without offset; use the exact fit")
-    parsed = dist.parse_formula(formula)
+    parsed = parse_formula(formula)
     if not parsed.bars:
         raise ModelSpecError("no random effects terms specified in formula")
-    columns = dist._model_columns(parsed, data._meta, None, None)
+    columns = model_columns(parsed, data._meta, None, None)
     data = data[columns]
-    plan = dist._Plan(formula, None, None, na_action, columns, dist._grouping_columns(parsed))
+    plan = Plan(formula, None, None, na_action, columns, grouping_columns(parsed))
     parts = data.to_delayed()
     timings = {}
     clock = time.perf_counter()
-    plan, structure = dist._levels_pass(data, parts, plan)
+    plan, structure = levels_pass(data, parts, plan)
     check_design(structure)
     timings["levels"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    shared = dist._shared(plan)
-    stats = dist._compute(dist._tree_reduce([dist._delayed(_partition_stats)(p, shared) for p in parts]))
+    plan_task = shared(plan)
+    stats = compute(tree_reduce([delayed(_partition_stats)(p, plan_task) for p in parts]))
     timings["sums"] = time.perf_counter() - clock
-    dist._check_levels(structure.terms, stats.n)
+    check_levels(structure.terms, stats.n)
     if np.linalg.matrix_rank(stats.crossprod()[:stats.p, :stats.p]) < stats.p:
         raise ModelSpecError("the fixed-effects matrix is rank deficient; drop the aliased columns")
     clock = time.perf_counter()
@@ -514,20 +518,20 @@ def moments_dask(formula: str, data, *, weights=None, offset=None, na_action: st
 
 
 def _partition_stats(part: pd.DataFrame, plan) -> MomentStats | None:
-    from .distributed import _partition_design
+    from .partitions import partition_design
 
     if part.empty:
         return None
-    return MomentStats.from_design(_partition_design(part, plan))
+    return MomentStats.from_design(partition_design(part, plan))
 
 
 def _partition_fitted(part: pd.DataFrame, plan, beta: np.ndarray, ranef: list[np.ndarray],
                       what: str) -> pd.Series:
-    from .distributed import _partition_design
+    from .partitions import partition_design
 
     if part.empty:
         return pd.Series([], index=part.index, dtype=float)
-    design = _partition_design(part, plan)
+    design = partition_design(part, plan)
     eta = _eta(design, beta, ranef)
     values = eta if what == "fitted" else design.y - eta
     return pd.Series(values, index=design.rows).reindex(part.index)
@@ -732,7 +736,7 @@ class MomentsSummary:
         parts = [TITLE + "\n", call_block(fit), "\n",
                  varcorr_block(fit, PRINT_DIGITS, ("Variance", "Std.Dev.")), groups_block(fit),
                  fixef_block(fit, PRINT_DIGITS)]
-        how = _plural(fit.iterations, "conjugate-gradient iteration" if fit.solver == "cg" else "backfitting sweep")
+        how = plural(fit.iterations, "conjugate-gradient iteration" if fit.solver == "cg" else "backfitting sweep")
         notes = [f"β by GLS at these variance components ({how})"]
         if fit.truncated:
             notes.append(f"negative moment estimates truncated at 0: {', '.join(fit.truncated)}")

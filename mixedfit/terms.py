@@ -36,7 +36,9 @@ from .formula.model_matrix import model_matrix
 from .formula.rvalues import RFactor
 from .formula.spec import ParsedFormula
 
-__all__ = ["RandomEffectsTerm", "Design", "build_design", "by_row_label", "frame_of_columns"]
+__all__ = ["RandomEffectsTerm", "Design", "build_design", "by_row_label", "frame_of_columns",
+           "build_model_frame", "check_levels", "drop_rank_deficient", "model_variables", "plural",
+           "warn_on_scales"]
 
 _RANK_TOLERANCE = 1e-7  # lme4's chkRank.drop.cols
 _RANK_MARGIN = 1e3  # how far above dqrdc2's threshold an unpivoted QR must stay to skip the port
@@ -278,7 +280,7 @@ def by_row_label(values: Any, rows: pd.Index, what: str, where: str = "the data"
         return values.reindex(rows)
     strangers = values.index[~values.index.isin(rows)]
     if len(strangers):
-        detail = (f"{_plural(len(strangers), 'label')} of its index ({_preview(strangers)}) "
+        detail = (f"{plural(len(strangers), 'label')} of its index ({_preview(strangers)}) "
                   f"{'is' if len(strangers) == 1 else 'are'} not among them")
     elif len(values) != len(rows):
         detail = f"its index has {len(values)} labels for {len(rows)} rows"
@@ -351,7 +353,8 @@ def _preview(values: Any, limit: int = 5) -> str:
     return ", ".join(items[:limit]) + (", ..." if len(items) > limit else "")
 
 
-def _plural(k: int, word: str) -> str:
+def plural(k: int, word: str) -> str:
+    """``k`` and ``word``, plural unless ``k`` is 1: ``"1 row"``, ``"3 rows"``."""
     return f"{k} {word}{'s' if k != 1 else ''}"
 
 
@@ -368,7 +371,7 @@ def _check_finite(values: np.ndarray, what: str, rows: pd.Index,
     column = int(np.argmax(bad.any(axis=0)))
     where = np.flatnonzero(bad[:, column])
     label = f"{what} '{names[column]}'" if names else what
-    raise DataError(f"{label} has infinite values in {_plural(len(where), 'row')} "
+    raise DataError(f"{label} has infinite values in {plural(len(where), 'row')} "
                     f"(index {_preview(rows[where])}); remove those rows or transform "
                     "the variable (lme4 stops on them too)")
 
@@ -491,9 +494,13 @@ def _dqrdc2(X: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
     return min(limit, n), pivot
 
 
-def _drop_rank_deficient(X: np.ndarray, xnames: list[str]) -> tuple[np.ndarray, list[str],
-                                                                   list[str]]:
-    """lme4's chkRank.drop.cols: keep the pivoted QR's first rank columns."""
+def drop_rank_deficient(X: np.ndarray, xnames: list[str]) -> tuple[np.ndarray, list[str],
+                                                                  list[str]]:
+    """lme4's chkRank.drop.cols: keep the pivoted QR's first rank columns (warns if any is dropped).
+
+    Returns X's columns kept, their names and the names dropped.  ``X`` may
+    be any matrix with X's inner products, such as the R factor of its QR.
+    """
     p = X.shape[1]
     if p == 0:
         return X, xnames, []
@@ -515,10 +522,10 @@ def _check_scale(X: np.ndarray) -> bool:
     if continuous.sum() == 0 or X.shape[0] < 2:
         return False
     # Every column's SD, then the continuous ones: selecting columns first copies X.
-    return _warn_on_scales(X.std(axis=0, ddof=1)[continuous])
+    return warn_on_scales(X.std(axis=0, ddof=1)[continuous])
 
 
-def _warn_on_scales(sd: np.ndarray) -> bool:
+def warn_on_scales(sd: np.ndarray) -> bool:
     """checkScaleX's test on the standard deviations of X's continuous columns; whether it warned."""
     with np.errstate(divide="ignore", invalid="ignore"):
         log_sd = np.log(sd)
@@ -573,7 +580,7 @@ def _lme4_order(terms: list[RandomEffectsTerm]) -> list[RandomEffectsTerm]:
     return [terms[i] for i in reversed(increasing)]
 
 
-def _check_levels(terms: list[RandomEffectsTerm], n: int, allow_n: bool = False) -> None:
+def check_levels(terms: list[RandomEffectsTerm], n: int, allow_n: bool = False) -> None:
     """lme4's checkNlevels and checkZdims, at lmerControl's defaults (stop).
 
     ``allow_n`` (glmer's ``allow.n``): a GLMM may have as many levels, and
@@ -596,7 +603,7 @@ def _check_levels(terms: list[RandomEffectsTerm], n: int, allow_n: bool = False)
                 "(or scale parameter) are probably unidentifiable")
 
 
-def _model_variables(parsed: ParsedFormula) -> list:
+def model_variables(parsed: ParsedFormula) -> list:
     """Every variable of the formula, as in lme4's model frame (``subbars``)."""
     variables = list(parsed.fixed_terms.variables)
     for bar in parsed.bars:
@@ -689,8 +696,8 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
         raise FormulaError(caret_message(formula, 0, len(formula),
                                          "no random effects terms specified in formula"))
     evaluator = Evaluator(frame_data, formula)
-    frame, weight_key, offset_key = _model_frame(parsed, evaluator, weights, offset, na_action,
-                                                 fixed_levels=levels is not None)
+    frame, weight_key, offset_key = build_model_frame(parsed, evaluator, weights, offset, na_action,
+                                                      fixed_levels=levels is not None)
     n = frame.nrows
     prior = None if weight_key is None else frame.extras[weight_key]
     if family is None:
@@ -701,7 +708,7 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
     terms = _lme4_order([_random_term(parsed, i, frame, evaluator, levels)
                          for i in range(len(parsed.bars))])
     if levels is None:  # a partition's checks are made on the whole data set
-        _check_levels(terms, n, allow_n=family is not None)
+        check_levels(terms, n, allow_n=family is not None)
     X, xnames = model_matrix(parsed.fixed_terms, frame.values, n)
     offset_values = _offset(parsed, frame, offset_key)
     rows = frame_data.index[frame.keep]
@@ -711,7 +718,7 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
     dropped_coef = None
     if levels is None:
         X_full, full_names = X, xnames
-        X, xnames, dropped = _drop_rank_deficient(X, xnames)
+        X, xnames, dropped = drop_rank_deficient(X, xnames)
         if dropped:
             X_dropped = X_full[:, [full_names.index(c) for c in dropped]]
             dropped_coef = np.linalg.lstsq(X, X_dropped, rcond=None)[0]
@@ -729,12 +736,14 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
                   covariate_means=_covariate_means(parsed, evaluator, frame.keep), trials=trials)
 
 
-def _model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offset: Any,
-                 na_action: str, fixed_levels: bool = False
-                 ) -> tuple[ModelFrame, str | None, str | None]:
+def build_model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offset: Any,
+                      na_action: str, fixed_levels: bool = False
+                      ) -> tuple[ModelFrame, str | None, str | None]:
     """The model frame, and the keys of the weights and the offset among its extras.
 
     Rows of zero weight are left out with the incomplete ones (with a warning).
+    ``fixed_levels``: the factors' levels are fixed elsewhere (a partition of
+    Dask data): unused levels are kept, and no complete row is no error.
     """
     weight_key, weight_values = _extra_column(weights, "weights", evaluator) \
         if weights is not None else (None, None)
@@ -744,10 +753,10 @@ def _model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offs
                                               (offset_key, offset_arg)) if key is not None}
     zero = None if weight_key is None else _zero_weight_rows(weight_values, weight_key,
                                                              evaluator.data.index)
-    frame = model_frame(evaluator, _model_variables(parsed), extras, na_action,
+    frame = model_frame(evaluator, model_variables(parsed), extras, na_action,
                         exclude=zero, exclude_reason="a zero weight", fixed_levels=fixed_levels)
     if zero is not None and zero.any():
-        warn(f"{_plural(int(zero.sum()), 'row')} of zero weight left out of the fit: "
+        warn(f"{plural(int(zero.sum()), 'row')} of zero weight left out of the fit: "
                       "they carry no information (lme4 keeps them and reports an infinite "
                       "deviance)",
              MixedFitWarning)
@@ -768,7 +777,7 @@ def _zero_weight_rows(values: np.ndarray, name: str, index: pd.Index) -> np.ndar
     _check_finite(values[present], label, index[present])
     negative = np.flatnonzero(present & (values < 0))
     if negative.size:
-        raise DataError(f"{_plural(negative.size, 'negative weight')} in {label} (index "
+        raise DataError(f"{plural(negative.size, 'negative weight')} in {label} (index "
                         f"{_preview(index[negative])}); weights must be >= 0 (lme4: "
                         "all(weights >= 0) is not TRUE)")
     return values == 0

@@ -347,3 +347,33 @@ def test_partitions_of_different_kinds_are_refused_after_the_levels_pass(monkeyp
     with pytest.raises(DataError, match="column 'Subject' holds numbers in partition 2 but text in "
                                         "partition 0"):
         mf.mixed(SLEEP_FORMULA, _partitioned(odd))
+
+
+def test_summary_of_a_dask_fit_reads_a_fits_own_attributes(client):
+    # The summary's fit is a MixedResults at the same optimum whose scaled residuals are
+    # their exact quantiles: no attribute is forwarded by __getattr__.
+    sleep = mf.load_dataset("sleepstudy")
+    formula = "Reaction ~ Days + (Days | Subject)"
+    ref, fit = _fits(formula, sleep, _blocks(sleep, 3))
+    summary = fit.summary()
+    assert isinstance(summary.fit, mf.MixedResults)
+    assert not any("__getattr__" in vars(cls) for cls in type(summary.fit).__mro__)
+    assert not any("__getattr__" in vars(cls) for cls in type(fit).__mro__)
+    np.testing.assert_allclose(summary.fit.scaled_resid, fit.resid_quantiles(), rtol=0)
+    np.testing.assert_allclose(fit.resid_quantiles(),
+                               np.quantile(ref.scaled_resid, [0, 0.25, 0.5, 0.75, 1]), rtol=1e-6)
+    assert str(summary) == str(ref.summary())
+    assert str(fit.summary(ddf="Satterthwaite")) == str(ref.summary(ddf="Satterthwaite"))
+    assert fit._repr_html_() == ref._repr_html_()
+
+
+def test_predictions_on_the_fitted_partitions_take_re_form(client):
+    sleep = mf.load_dataset("sleepstudy")
+    formula = "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)"
+    ref, fit = _fits(formula, sleep, _blocks(sleep, 3))
+    for re_form in [None, "~0", "~(1 | Subject)"]:
+        np.testing.assert_allclose(fit.predict(re_form=re_form).compute().sort_index(),
+                                   ref.predict(re_form=re_form).sort_index(), rtol=1e-7)
+    np.testing.assert_allclose(fit.scaled_resid.compute().sort_index(),
+                               np.asarray(ref.scaled_resid)[np.argsort(ref.resid.index)], rtol=1e-6,
+                               atol=1e-6)
