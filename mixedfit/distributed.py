@@ -89,13 +89,31 @@ __all__ = ["mixed_dask", "mixed_parquet", "levels_pass", "DaskResults", "exact_q
 def levels_pass(data, parts: list, plan: Plan) -> tuple[Plan, Design]:
     """Pass 1: the plan with every factor's levels, and a one-row design of the model.
 
-    ``parts`` are ``data``'s partitions (``to_delayed()``), ``plan`` the
-    plan before the levels are known.  Each partition's complete rows give
-    the values and combinations they hold (``seen_in_partition``); the union
-    fixes the levels: a categorical column's categories keep their order
-    (when Dask knows them), anything else is sorted as R's ``factor()``
-    sorts.  Partitions whose columns hold values of different kinds are
-    refused (``check_kinds``).
+    Each partition's complete rows give the values and combinations they
+    hold (``seen_in_partition``); their union fixes the levels: a
+    categorical column's categories keep their order (when Dask knows them),
+    anything else is sorted as R's ``factor()`` sorts.
+
+    Parameters
+    ----------
+    data : dask.dataframe.DataFrame
+        The model's columns.
+    parts : list
+        ``data.to_delayed()``.
+    plan : Plan
+        The plan before the levels are known.
+
+    Returns
+    -------
+    (Plan, Design)
+        The plan with the levels, categories and X's column names; the
+        design of one complete row (the model's structure).
+
+    Raises
+    ------
+    DataError
+        No complete row, or partitions whose columns hold values of
+        different kinds (``check_kinds``).
     """
     meta = data._meta
     with_levels, categorical = factor_columns(parse_formula(plan.formula), meta, plan.columns,
