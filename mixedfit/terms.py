@@ -36,7 +36,8 @@ from .formula.model_matrix import model_matrix
 from .formula.rvalues import RFactor
 from .formula.spec import ParsedFormula
 
-__all__ = ["RandomEffectsTerm", "Design", "build_design", "by_row_label", "frame_of_columns"]
+__all__ = ["RandomEffectsTerm", "Design", "build_design", "by_row_label", "frame_of_columns",
+           "from_table"]
 
 _RANK_TOLERANCE = 1e-7  # lme4's chkRank.drop.cols
 _RANK_MARGIN = 1e3  # how far above dqrdc2's threshold an unpivoted QR must stay to skip the port
@@ -152,6 +153,20 @@ class Design:
         ``cbind(successes, failures)`` response, else ones); ``y`` is then
         the proportion and ``weights`` the prior weights times ``n``, as
         R's ``family$initialize`` leaves them.  None for a linear model.
+    parsed : ParsedFormula or None
+        The formula parsed: its fixed terms (R's ``terms()``) and bar terms,
+        for the stages after the fit (prediction, tests of terms), which so
+        need not parse ``formula`` again.
+    assign : dict of str to int
+        R's ``attr(X, "assign")`` by column name: for each column made (those
+        dropped for rank deficiency too, so that a subset of the columns
+        still finds its terms), 0 for the intercept, else 1 + the index of its
+        term among ``parsed.fixed_terms.terms``.
+    transforms : dict
+        The state of the data-dependent transforms found on the data
+        (``poly``'s coefficients, ``scale``'s centre and scale, spline
+        knots), by expression: R's ``predvars``, with which new rows are
+        transformed as these were (``Evaluator(newdata, ..., state)``).
     """
 
     y: np.ndarray
@@ -171,21 +186,37 @@ class Design:
     covariate_means: dict[str, float] = field(default_factory=dict)
     dropped_coef: np.ndarray | None = None
     trials: np.ndarray | None = None
+    parsed: ParsedFormula | None = None
+    assign: dict[str, int] = field(default_factory=dict)
+    transforms: dict[str, Any] = field(default_factory=dict)
 
     @property
     def nobs(self) -> int:
         return self.y.shape[0]
 
 
-def _as_dataframe(data: Any) -> pd.DataFrame:
-    """The data as a DataFrame: a dict of arrays, or a table with ``to_pandas()``
-    (polars, pyarrow), is converted; the caller's object is never modified."""
+def from_table(data: Any) -> Any:
+    """A table with ``to_pandas()`` (polars, pyarrow) as a pandas DataFrame; anything else as it is.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> from_table(pa.table({"x": [1, 2]})).shape
+    (2, 1)
+    """
     if not isinstance(data, (pd.DataFrame, Mapping)) and callable(getattr(data, "to_pandas", None)):
         try:
-            data = data.to_pandas()
+            return data.to_pandas()
         except (ImportError, TypeError, ValueError) as error:
             raise DataError(f"could not convert the {type(data).__name__} to a pandas "
                             f"DataFrame: {error}") from None
+    return data
+
+
+def _as_dataframe(data: Any) -> pd.DataFrame:
+    """The data as a DataFrame: a dict of arrays, or a table with ``to_pandas()``
+    (polars, pyarrow), is converted; the caller's object is never modified."""
+    data = from_table(data)
     if isinstance(data, Mapping):
         data = frame_of_columns(data)
     if not isinstance(data, pd.DataFrame):
@@ -533,7 +564,7 @@ def _warn_on_scales(sd: np.ndarray) -> bool:
 def _random_term(parsed: ParsedFormula, index: int, frame: ModelFrame, evaluator: Evaluator,
                  levels: Mapping[str, Sequence[str]] | None = None) -> RandomEffectsTerm:
     bar = parsed.bars[index]
-    z, cnames = model_matrix(parsed.bar_terms(bar), frame.values, frame.nrows)
+    z, cnames, _ = model_matrix(parsed.bar_terms(bar), frame.values, frame.nrows)
     if z.shape[1] == 0:
         raise FormulaError(caret_message(parsed.text, max(bar.lhs.start, 0), bar.lhs.end,
                                          f"the random-effects term ({bar.label}) has no "
@@ -702,7 +733,8 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
                          for i in range(len(parsed.bars))])
     if levels is None:  # a partition's checks are made on the whole data set
         _check_levels(terms, n, allow_n=family is not None)
-    X, xnames = model_matrix(parsed.fixed_terms, frame.values, n)
+    X, xnames, assign = model_matrix(parsed.fixed_terms, frame.values, n)
+    column_terms = dict(zip(xnames, assign))
     offset_values = _offset(parsed, frame, offset_key)
     rows = frame_data.index[frame.keep]
     _check_values(parsed.response_label, y, X, xnames, offset_values, terms, rows)
@@ -726,7 +758,8 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
                   rows=rows, weights=glm_weights,
                   offset=offset_values, dropped_xnames=dropped, n_dropped=frame.n_dropped,
                   xlevels=_xlevels(parsed, frame), badly_scaled=badly_scaled, dropped_coef=dropped_coef,
-                  covariate_means=_covariate_means(parsed, evaluator, frame.keep), trials=trials)
+                  covariate_means=_covariate_means(parsed, evaluator, frame.keep), trials=trials,
+                  parsed=parsed, assign=column_terms, transforms=evaluator.state)
 
 
 def _model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offset: Any,

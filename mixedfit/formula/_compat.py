@@ -5,7 +5,7 @@ column order and contrasts differ from formulaic's (``y ~ a:b`` with an
 intercept is rank deficient in R; formulaic reduces it).  formulaic is used
 to *evaluate* the variables: its stateful evaluator runs each variable's
 (translated) expression, and its transforms supply R-compatible functions
-that R users write in formulas (``poly``, ``bs``, ``ns``-like ``cr`` ...).
+that R users write in formulas (``poly``, ``center``, mgcv's ``cr`` ...).
 
 Examples
 --------
@@ -26,7 +26,7 @@ from formulaic.utils.stateful_transforms import stateful_eval
 __all__ = ["evaluate", "formulaic_function", "unwrap"]
 
 # formulaic transforms that behave as the R functions of the same name.
-_R_COMPATIBLE = ("poly", "bs", "cr", "cs", "cc", "center", "lag")
+_R_COMPATIBLE = ("poly", "cr", "cs", "cc", "center", "lag")
 
 
 def formulaic_function(name: str) -> Callable | None:

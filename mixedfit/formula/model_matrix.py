@@ -18,13 +18,15 @@ Examples
 >>> terms = model_terms(*parse_formula_tree("y ~ x:f"))
 >>> frame = {v: val for v, val in zip(terms.variables[1:], [
 ...     Numeric(np.array([[1.0], [2.0], [3.0]])), RFactor(np.array([0, 1, 2]), ["a", "b", "c"])])}
->>> model_matrix(terms, frame, 3)[1]
-['(Intercept)', 'x:fa', 'x:fb', 'x:fc']
+>>> mm = model_matrix(terms, frame, 3)
+>>> mm.names, mm.assign
+(['(Intercept)', 'x:fa', 'x:fb', 'x:fc'], [0, 1, 1, 1])
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,7 +39,7 @@ from .nodes import Node
 from .rterms import ModelTerms, term_variables
 from .rvalues import RFactor
 
-__all__ = ["model_matrix"]
+__all__ = ["ModelMatrix", "model_matrix"]
 
 _CONTRASTS, _INDICATORS = 1, 2
 
@@ -90,8 +92,25 @@ def _variable_columns(value: Value, label: str, code: int) -> tuple[np.ndarray, 
     return contrasts.values[factor.codes], [label + s for s in suffixes]
 
 
-def model_matrix(terms: ModelTerms, frame: Mapping[Node, Value],
-                 n: int) -> tuple[np.ndarray, list[str]]:
+class ModelMatrix(NamedTuple):
+    """R's model matrix: the columns, their names, and the term of each (R's ``assign``).
+
+    Attributes
+    ----------
+    X : ndarray, shape (n, p)
+    names : list of str
+        R's column names.
+    assign : list of int
+        For each column, 0 for the intercept, else 1 + the index of its term
+        in ``terms.terms`` (R's ``attr(X, "assign")``).
+    """
+
+    X: np.ndarray
+    names: list[str]
+    assign: list[int]
+
+
+def model_matrix(terms: ModelTerms, frame: Mapping[Node, Value], n: int) -> ModelMatrix:
     """Build R's model matrix of *terms* from evaluated variables.
 
     Parameters
@@ -105,9 +124,7 @@ def model_matrix(terms: ModelTerms, frame: Mapping[Node, Value],
 
     Returns
     -------
-    X : ndarray, shape (n, p)
-    names : list of str
-        R's column names.
+    ModelMatrix
     """
     coding = _coding(terms, frame)
     response = 1 if terms.has_response else 0
@@ -115,6 +132,7 @@ def model_matrix(terms: ModelTerms, frame: Mapping[Node, Value],
         warn("the response appeared on the right-hand side and was dropped", MixedFitWarning)
     columns = [np.ones(n)] if terms.intercept else []
     names = ["(Intercept)"] if terms.intercept else []
+    assign = [0] if terms.intercept else []
     for j, term in enumerate(terms.terms):
         block, block_names = [np.ones(n)], [""]
         for i in term_variables(term & ~response):
@@ -127,5 +145,6 @@ def model_matrix(terms: ModelTerms, frame: Mapping[Node, Value],
         if term & ~response:
             columns.extend(block)
             names.extend(block_names)
+            assign.extend([j + 1] * len(block))
     X = np.column_stack(columns) if columns else np.empty((n, 0))
-    return X, names
+    return ModelMatrix(X, names, assign)
