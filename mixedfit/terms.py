@@ -32,6 +32,7 @@ from .formula import deparse, deparse_formula, lme4_deparse, parse_formula
 from .formula.evaluate import Evaluator, Logical
 from .formula.frame import ModelFrame, model_frame
 from .formula.grouping import grouping_factor, grouping_variables
+from .formula.contrasts import ContrastMatrix, default_contrasts
 from .formula.model_matrix import model_matrix
 from .formula.rvalues import RFactor
 from .formula.spec import ParsedFormula
@@ -137,6 +138,11 @@ class Design:
         terms' left-hand sides, keyed by the deparsed variable (``"Machine"``,
         ``"C(f, sum)"``), after unused levels are dropped: R's
         ``.getXlevels``, with which new data are coded for prediction.
+    contrasts : dict of str to ContrastMatrix
+        The contrasts of each factor of ``xlevels`` on its levels (R's
+        ``attr(X, "contrasts")``): an ordered factor's polynomial ones, those
+        set with ``C()``; new data are coded with them, whatever their own
+        columns' types.
     badly_scaled : bool
         lme4's checkScaleX warned that X's columns are on very different
         scales (its summary repeats the warning).
@@ -162,6 +168,11 @@ class Design:
         dropped for rank deficiency too, so that a subset of the columns
         still finds its terms), 0 for the intercept, else 1 + the index of its
         term among ``parsed.fixed_terms.terms``.
+    suffixes : dict of str to tuple of str
+        For each column made, what each variable of its term adds to the
+        variable's name in the column's name: a factor's level or contrast
+        (``"B"``, ``".L"``), a matrix's column number, ``""`` for a number
+        (``recipeB:temp``: ``("B", "")``).
     transforms : dict
         The state of the data-dependent transforms found on the data
         (``poly``'s coefficients, ``scale``'s centre and scale, spline
@@ -182,12 +193,14 @@ class Design:
     n_dropped: int = 0
     formula_written: str = ""
     xlevels: dict[str, list[str]] = field(default_factory=dict)
+    contrasts: dict[str, ContrastMatrix] = field(default_factory=dict)
     badly_scaled: bool = False
     covariate_means: dict[str, float] = field(default_factory=dict)
     dropped_coef: np.ndarray | None = None
     trials: np.ndarray | None = None
     parsed: ParsedFormula | None = None
     assign: dict[str, int] = field(default_factory=dict)
+    suffixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     transforms: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -564,7 +577,7 @@ def _warn_on_scales(sd: np.ndarray) -> bool:
 def _random_term(parsed: ParsedFormula, index: int, frame: ModelFrame, evaluator: Evaluator,
                  levels: Mapping[str, Sequence[str]] | None = None) -> RandomEffectsTerm:
     bar = parsed.bars[index]
-    z, cnames, _ = model_matrix(parsed.bar_terms(bar), frame.values, frame.nrows)
+    z, cnames, _, _ = model_matrix(parsed.bar_terms(bar), frame.values, frame.nrows)
     if z.shape[1] == 0:
         raise FormulaError(caret_message(parsed.text, max(bar.lhs.start, 0), bar.lhs.end,
                                          f"the random-effects term ({bar.label}) has no "
@@ -733,8 +746,9 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
                          for i in range(len(parsed.bars))])
     if levels is None:  # a partition's checks are made on the whole data set
         _check_levels(terms, n, allow_n=family is not None)
-    X, xnames, assign = model_matrix(parsed.fixed_terms, frame.values, n)
-    column_terms = dict(zip(xnames, assign))
+    X, xnames, assign, suffixes = model_matrix(parsed.fixed_terms, frame.values, n)
+    factors = _factors(parsed, frame)
+    column_terms, column_suffixes = dict(zip(xnames, assign)), dict(zip(xnames, suffixes))
     offset_values = _offset(parsed, frame, offset_key)
     rows = frame_data.index[frame.keep]
     _check_values(parsed.response_label, y, X, xnames, offset_values, terms, rows)
@@ -757,9 +771,10 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
                   formula=lme4_deparse(formula), formula_written=deparse_formula(formula),
                   rows=rows, weights=glm_weights,
                   offset=offset_values, dropped_xnames=dropped, n_dropped=frame.n_dropped,
-                  xlevels=_xlevels(parsed, frame), badly_scaled=badly_scaled, dropped_coef=dropped_coef,
+                  xlevels=_xlevels(factors), contrasts=_contrasts(factors), badly_scaled=badly_scaled, dropped_coef=dropped_coef,
                   covariate_means=_covariate_means(parsed, evaluator, frame.keep), trials=trials,
-                  parsed=parsed, assign=column_terms, transforms=evaluator.state)
+                  parsed=parsed, assign=column_terms, suffixes=column_suffixes,
+                  transforms=evaluator.state)
 
 
 def _model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offset: Any,
@@ -835,13 +850,24 @@ def _covariate_means(parsed: ParsedFormula, evaluator: Evaluator,
     return out
 
 
-def _xlevels(parsed: ParsedFormula, frame: ModelFrame) -> dict[str, list[str]]:
-    """R's ``.getXlevels``: the levels of each factor variable (not the response)."""
+def _factors(parsed: ParsedFormula, frame: ModelFrame) -> dict[str, RFactor]:
+    """Each factor variable of the fixed part and of the bar terms' left-hand sides (not the response)."""
     sources = [parsed.fixed_terms] + [parsed.bar_terms(bar) for bar in parsed.bars]
-    out: dict[str, list[str]] = {}
+    out: dict[str, RFactor] = {}
     for mterms in sources:
         for variable in mterms.variables[1 if mterms.has_response else 0:]:
             value = frame[variable]
             if isinstance(value, RFactor):
-                out.setdefault(deparse(variable), list(value.levels))
+                out.setdefault(deparse(variable), value)
     return out
+
+
+def _xlevels(factors: Mapping[str, RFactor]) -> dict[str, list[str]]:
+    """R's ``.getXlevels``: the levels of each factor variable."""
+    return {label: list(value.levels) for label, value in factors.items()}
+
+
+def _contrasts(factors: Mapping[str, RFactor]) -> dict[str, ContrastMatrix]:
+    """R's ``attr(X, "contrasts")``: each factor's contrasts, on its levels."""
+    return {label: (value.contrasts or default_contrasts(value.ordered))(value.levels)
+            for label, value in factors.items()}

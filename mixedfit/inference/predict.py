@@ -169,8 +169,11 @@ def _evaluate(fit, evaluator, nodes: list) -> tuple[dict, np.ndarray]:
                 raise DataError(f"factor '{label}' has new level(s) {', '.join(unseen)}; "
                                 f"the fit knows {', '.join(levels)}")
             missing |= recoded.missing()
+            # coded with the fit's contrasts (R's contrasts.arg), whether or not
+            # the new column is, say, ordered as the fitted one was
+            coding = fit.model.design.contrasts[label]
             value = RFactor(np.where(recoded.codes < 0, 0, recoded.codes), levels,
-                            value.ordered, value.contrasts)
+                            value.ordered, lambda _levels, coding=coding: coding)
         elif isinstance(value, Logical):
             missing |= value.na
         frame[node] = value
@@ -200,7 +203,7 @@ def _fixed_columns(fit, evaluator, n: int,
     used = [fixed.variables[i] for t in fixed.terms for i in term_variables(t)]
     offsets = [fixed.variables[i] for i in fixed.offsets]
     frame, missing = _evaluate(fit, evaluator, used + offsets)
-    X, names, _ = model_matrix(fixed, frame, n)
+    X, names, _, _ = model_matrix(fixed, frame, n)
     absent = [c for c in columns if c not in names]
     if absent:
         raise DataError(f"new data give no column {', '.join(absent)} of the fixed effects "
@@ -223,7 +226,7 @@ def fixed_matrix(fit, newdata: Any, columns: list[str] | None = None) -> np.ndar
     Parameters
     ----------
     fit : MixedResults
-    newdata : pandas.DataFrame or dict of arrays
+    newdata : pandas.DataFrame, dict of arrays, or a table with ``to_pandas()``
     columns : list of str, optional
         Which columns, in this order (default ``fit.xnames``); may name
         columns dropped for rank deficiency (``design.dropped_xnames``).
@@ -260,7 +263,7 @@ def _random_part(fit, bar, evaluator, n: int, allow_new_levels: bool) -> tuple[n
     lhs = model_terms(None, bar.lhs)
     used = [lhs.variables[i] for t in lhs.terms for i in term_variables(t)]
     frame, missing = _evaluate(fit, evaluator, used)
-    z, cnames, _ = model_matrix(lhs, frame, n)
+    z, cnames, _, _ = model_matrix(lhs, frame, n)
     ranef = fit.ranef()[bar.group_label]
     absent = [c for c in cnames if c not in ranef.columns]
     if absent:
@@ -292,8 +295,9 @@ def predict(fit, newdata: Any = None, re_form: Any = None, allow_new_levels: boo
     Parameters
     ----------
     fit : MixedResults
-    newdata : pandas.DataFrame or dict of arrays, optional
-        Rows to predict (default: the rows fitted).  Needs the formula's
+    newdata : pandas.DataFrame, dict of arrays, or a table with ``to_pandas()``, optional
+        Rows to predict (default: the rows fitted): what ``mixed`` takes as
+        data (polars and pyarrow tables too).  Needs the formula's
         covariates and the grouping factors of the terms used, not the response.
         In a dict, single values fill their column as in pandas, and a dict of
         single values (``{"Days": 2, "Subject": "308"}``) is one row.

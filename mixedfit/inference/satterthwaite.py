@@ -339,10 +339,9 @@ def fixed_term_columns(fit) -> tuple[list[FixedTerm], bool, dict[str, list[str] 
     """R's fixed terms of a fit, the X columns of each, and each variable's kind.
 
     The terms are the Design's (``design.parsed``), their columns R's
-    ``assign`` (``design.assign``); a column of a term with variables
-    (v₁, …, v_k) is named ``v₁<suffix>:…:v_k<suffix>`` (suffix empty for a
-    numeric variable, a level or contrast for a factor), which gives each
-    factor's suffixes.
+    ``assign`` (``design.assign``), and the kinds what each variable adds to
+    its name in their columns' names (``design.suffixes``: nothing for a
+    number, a level or contrast for a factor).
 
     Returns
     -------
@@ -372,7 +371,7 @@ def fixed_term_columns(fit) -> tuple[list[FixedTerm], bool, dict[str, list[str] 
         variables = tuple(deparse(mterms.variables[i]) for i in term_variables(term))
         columns = [k for k, name in enumerate(xnames) if design.assign[name] == j + 1]
         for k in columns:
-            for var, suffix in zip(variables, _suffixes(xnames[k], variables)):
+            for var, suffix in zip(variables, design.suffixes[xnames[k]]):
                 _record_kind(kinds, var, suffix)
         for var in variables:  # a term whose columns were all dropped
             kinds.setdefault(var, None)
@@ -381,7 +380,7 @@ def fixed_term_columns(fit) -> tuple[list[FixedTerm], bool, dict[str, list[str] 
 
 
 def _suffixes(column: str, variables: tuple[str, ...]) -> list[str] | None:
-    """The level suffix of each variable in an X column name of their term."""
+    """The level suffix of each variable in an X column name, or None if it is not the term's."""
     pattern = ":".join(re.escape(v) + "(.*?)" for v in variables)
     match = re.fullmatch(pattern, column)
     return None if match is None else list(match.groups())

@@ -3,14 +3,16 @@
 # Run from the repository root:
 #     Rscript tests/lme4/predict_transform_cases.R
 # writes tests/lme4/fixtures/predict_transform_cases.json
-# (tests/inference/test_predict_transforms.py).
+# (tests/inference/test_predict_transforms.py, and tests/formula/test_splines.py
+# for the bases of ns() and bs() on their own).
 #
 # lme4's predict(fit, newdata) evaluates the formula on the new rows with the
 # terms' "predvars": the training data's poly() coefficients, scale() centre
 # and scale, spline knots.  Each case fits lmer (one glmer) on a bundled data
 # set and predicts on new rows, some outside the training range of x and some
 # of a grouping level the fit has not seen: all random effects
-# (allow.new.levels = TRUE) and none (re.form = NA).  Where lme4 refuses
+# (allow.new.levels = TRUE) and none (re.form = NA).  Factors of the new rows are
+# coded with the fit's levels and contrasts (an ordered factor given as text).  Where lme4 refuses
 # (an error), its text is stored instead of the predictions.
 # About 5 s.
 
@@ -38,6 +40,13 @@ sleep_new_levels <- data.frame(Days = c(0, 3, 9, 5, 1),
 cake_new <- data.frame(recipe = c("A", "B", "C", "A", "C", "B"),
                        temp = c(170, 180, 200.5, 225, 240, 190),
                        replicate = c("1", "2", "15", "7", "16", "16"))
+# temperature as text: coded with the fit's (polynomial) contrasts
+cake_new_text <- data.frame(recipe = c("A", "B", "C", "A"),
+                            temperature = c("175", "195", "225", "205"),
+                            replicate = c("1", "2", "15", "16"))
+# C() needs a factor in R (text stops lme4's predict: "object not interpretable
+# as a factor"); mixedfit codes text as a factor of the fit's levels either way
+cake_new_factor <- transform(cake_new, recipe = factor(recipe, levels = c("A", "B", "C")))
 # size below (1), inside and above (40) the training range 2..34; herd 99 is new
 cbpp_new <- data.frame(period = c("1", "2", "3", "4", "1"),
                        size = c(1, 10, 25, 40, 15),
@@ -76,12 +85,17 @@ cases <- list(
        formula = "angle ~ recipe * scale(temp) + (1|recipe:replicate)"),
   list(name = "factor_by_ns", dataset = "cake", new = "cake_new",
        formula = "angle ~ recipe + recipe:ns(temp, 2) + (1|recipe:replicate)"),
+  list(name = "ordered_factor", dataset = "cake", new = "cake_new_text",
+       formula = "angle ~ recipe + temperature + (1|replicate)"),
+  list(name = "contrasts_set", dataset = "cake", new = "cake_new_factor",
+       formula = "angle ~ C(recipe, contr.sum) * scale(temp) + (1|replicate)"),
   list(name = "glmer_scale_poly", dataset = "cbpp", new = "cbpp_new", family = "binomial",
        formula = "cbind(incidence, size - incidence) ~ period + poly(size, 2) + scale(size) + (1|herd)")
 )
 
 new_frames <- list(sleep_new = sleep_new, sleep_new_levels = sleep_new_levels,
-                   cake_new = cake_new, cbpp_new = cbpp_new)
+                   cake_new = cake_new, cake_new_text = cake_new_text,
+                   cake_new_factor = cake_new_factor, cbpp_new = cbpp_new)
 
 as_columns <- function(d) lapply(d, function(col) if (is.numeric(col)) jarr(col) else jstr(col))
 
@@ -114,10 +128,28 @@ run_case <- function(cs) {
        training = attempt(predict(fit, newdata = get(cs$dataset, env))))
 }
 
+# splines' bases themselves (tests/formula/test_splines.py): on x with a missing value,
+# knots chosen from df, and outside given boundary knots
+x <- c(0.5, 3, NA, 7, 1, 10, 2.5, 8, 4)
+basis <- function(b) list(values = jrows(unclass(b)[!is.na(x), , drop = FALSE]),
+                          missing = jarr(which(is.na(x)) - 1),
+                          knots = jarr(attr(b, "knots")), boundary = jarr(attr(b, "Boundary.knots")))
+outside <- c(-2, 0, 5, 10, 13)
+bases <- list(
+  x = jarr(x), outside = jarr(outside),
+  ns_df4 = basis(ns(x, df = 4)),
+  ns_intercept = basis(ns(x, df = 3, intercept = TRUE)),
+  bs_df5_degree2 = basis(bs(x, df = 5, degree = 2)),
+  bs_knots = basis(bs(x, knots = c(2, 6))),
+  ns_outside = jrows(unclass(ns(outside, knots = c(3, 6), Boundary.knots = c(0, 10)))),
+  bs_outside = jrows(suppressWarnings(unclass(bs(outside, knots = c(3, 6), Boundary.knots = c(0, 10)))))
+)
+
 fixture <- list(
   lme4_version = as.character(packageVersion("lme4")),
   r_version = R.version.string,
-  cases = setNames(lapply(cases, run_case), vapply(cases, `[[`, "", "name"))
+  cases = setNames(lapply(cases, run_case), vapply(cases, `[[`, "", "name")),
+  bases = bases
 )
 write_fixture(fixture, out_file)
 cat("wrote", out_file, "\n")
