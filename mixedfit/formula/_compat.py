@@ -21,9 +21,9 @@ from typing import Any
 
 from formulaic.materializers.types import FactorValues
 from formulaic.transforms import TRANSFORMS
-from formulaic.utils.stateful_transforms import stateful_eval
+from formulaic.utils.stateful_transforms import stateful_eval, stateful_transform
 
-__all__ = ["evaluate", "formulaic_function", "unwrap"]
+__all__ = ["evaluate", "formulaic_function", "stateful", "unwrap"]
 
 # formulaic transforms that behave as the R functions of the same name.
 _R_COMPATIBLE = ("poly", "cr", "cs", "cc", "center", "lag")
@@ -42,6 +42,13 @@ def evaluate(expression: str, namespace: Mapping[str, Any],
     ``bs``), as formulaic keeps it for later prediction.
     """
     return stateful_eval(expression, namespace, None, state, None)
+
+
+def stateful(function: Callable) -> Callable:
+    """*function* as a stateful transform: ``evaluate`` passes it ``_state``, its
+    own dict in the shared state, where it keeps what it found on the data
+    (``poly``'s coefficients, spline knots) for new rows."""
+    return stateful_transform(function)
 
 
 def unwrap(value: Any) -> Any:

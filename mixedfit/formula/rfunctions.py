@@ -25,9 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from formulaic.utils.stateful_transforms import stateful_transform
-
 from . import contrasts as _contrasts
+from ._compat import stateful
 from .contrasts import ContrastMatrix
 from .rvalues import NOT_NUMERIC, RFactor, as_factor, level_label
 from .splines import bs, ns
@@ -68,7 +67,7 @@ def _round(x: Any, digits: int = 0) -> np.ndarray:
     return np.round(_numeric(x), int(digits))
 
 
-@stateful_transform
+@stateful
 def _scale(x: Any, center: Any = True, scale: Any = True, _state: dict = {}) -> np.ndarray:  # noqa: B006
     """R's ``scale`` for one column: missing values are ignored, sd uses n - 1.
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from formulaic.utils.stateful_transforms import stateful_transform
 from scipy.interpolate import BSpline
 from scipy.linalg import qr
+
+from ._compat import stateful
 
 __all__ = ["bs", "ns"]
 
@@ -74,7 +75,7 @@ def _with_missing(basis: np.ndarray, present: np.ndarray) -> np.ndarray:
     return out
 
 
-@stateful_transform
+@stateful
 def bs(x: Any, df: Any = None, knots: Any = None, degree: int = 3, intercept: bool = False,
        Boundary_knots: Any = None, _state: dict = {}) -> np.ndarray:  # noqa: B006, N803 (R's names)
     """R's ``bs``: the B-spline basis of a polynomial spline of *degree*."""
@@ -87,7 +88,7 @@ def bs(x: Any, df: Any = None, knots: Any = None, degree: int = 3, intercept: bo
     return _with_missing(basis if intercept else basis[:, 1:], present)
 
 
-@stateful_transform
+@stateful
 def ns(x: Any, df: Any = None, knots: Any = None, intercept: bool = False,
        Boundary_knots: Any = None, _state: dict = {}) -> np.ndarray:  # noqa: B006, N803 (R's names)
     """R's ``ns``: the B-spline basis of a natural cubic spline (linear beyond the boundary knots)."""
