@@ -116,7 +116,7 @@ def levels_pass(data, parts: list, plan: Plan) -> tuple[Plan, Design]:
         different kinds (``check_kinds``).
     """
     meta = data._meta
-    with_levels, categorical = factor_columns(parse_formula(plan.formula), meta, plan.columns,
+    with_levels, categorical = factor_columns(plan.parsed, meta, plan.columns,
                                               plan.groups)
     seen = _compute(tree_reduce([delayed(seen_in_partition)(p, plan, with_levels, number)
                                  for number, p in enumerate(parts)]))
@@ -281,7 +281,7 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
     for path, storage_options in parquet_reads(data):
         check_parquet_files(path, storage_options, read_names(parsed, weights, offset))
     data = data[columns]
-    plan = Plan(formula, weights, offset, na_action, columns, grouping_columns(parsed))
+    plan = Plan(formula, parsed, weights, offset, na_action, columns, grouping_columns(parsed))
     parts = data.to_delayed()
     timings = {}
 

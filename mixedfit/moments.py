@@ -495,7 +495,7 @@ def moments_dask(formula: str, data, *, weights=None, offset=None, na_action: st
         raise ModelSpecError("no random effects terms specified in formula")
     columns = model_columns(parsed, data._meta, None, None)
     data = data[columns]
-    plan = Plan(formula, None, None, na_action, columns, grouping_columns(parsed))
+    plan = Plan(formula, parsed, None, None, na_action, columns, grouping_columns(parsed))
     parts = data.to_delayed()
     timings = {}
     clock = time.perf_counter()

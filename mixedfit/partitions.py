@@ -27,13 +27,12 @@ import pandas as pd
 
 from .column_types import values_kind
 from .errors import DataError, ModelSpecError
-from .formula import parse_formula
 from .formula.evaluate import Evaluator
 from .formula.grouping import grouping_variables
-from .formula.nodes import Arg, Name, Node
+from .formula.nodes import Arg, Name, Node, called_functions
 from .formula.rvalues import level_labels_of, sort_levels
+from .formula.rfunctions import DATA_DEPENDENT
 from .formula.spec import ParsedFormula
-from .inference.predict import _DATA_DEPENDENT, _calls
 from .terms import Design, build_design, build_model_frame, model_variables
 
 __all__ = ["Plan", "Seen", "model_columns", "read_names", "grouping_columns", "factor_columns",
@@ -77,7 +76,7 @@ def read_names(parsed: ParsedFormula, weights: str | None, offset: str | None) -
     """The names the model reads: columns, and constants such as ``pi``."""
     names = {name for name in (weights, offset) if name is not None}
     for variable in model_variables(parsed):
-        bad = _calls(variable) & _DATA_DEPENDENT
+        bad = called_functions(variable) & DATA_DEPENDENT
         if bad:
             raise ModelSpecError(f"{', '.join(sorted(bad))}() depends on every row, and each "
                                  "partition would use its own: compute that column beforehand")
@@ -156,6 +155,7 @@ class Plan:
     """
 
     formula: str
+    parsed: ParsedFormula
     weights: str | None
     offset: str | None
     na_action: str
@@ -176,8 +176,7 @@ def seen_in_partition(part: pd.DataFrame, plan: Plan, with_levels: list[str],
     if part.empty:
         return None
     kinds = {c: {kind: number} if (kind := values_kind(part[c])) else {} for c in plan.columns}
-    parsed = parse_formula(plan.formula)
-    frame, _, _ = build_model_frame(parsed, Evaluator(part, plan.formula), plan.weights,
+    frame, _, _ = build_model_frame(plan.parsed, Evaluator(part, plan.formula), plan.weights,
                                     plan.offset, plan.na_action, fixed_levels=True)
     kept = part[frame.keep]
     values = {c: _distinct(kept[c].dropna().unique()) for c in with_levels}

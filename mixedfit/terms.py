@@ -32,13 +32,14 @@ from .formula import deparse, deparse_formula, lme4_deparse, parse_formula
 from .formula.evaluate import Evaluator, Logical
 from .formula.frame import ModelFrame, model_frame
 from .formula.grouping import grouping_factor, grouping_variables
+from .formula.contrasts import ContrastMatrix, default_contrasts
 from .formula.model_matrix import model_matrix
 from .formula.rvalues import RFactor
 from .formula.spec import ParsedFormula
 
 __all__ = ["RandomEffectsTerm", "Design", "build_design", "by_row_label", "frame_of_columns",
-           "build_model_frame", "check_levels", "drop_rank_deficient", "model_variables", "plural",
-           "warn_on_scales"]
+           "build_model_frame", "check_levels", "drop_rank_deficient", "from_table", "model_variables",
+           "plural", "warn_on_scales"]
 
 _RANK_TOLERANCE = 1e-7  # lme4's chkRank.drop.cols
 _RANK_MARGIN = 1e3  # how far above dqrdc2's threshold an unpivoted QR must stay to skip the port
@@ -138,6 +139,11 @@ class Design:
         terms' left-hand sides, keyed by the deparsed variable (``"Machine"``,
         ``"C(f, sum)"``), after unused levels are dropped: R's
         ``.getXlevels``, with which new data are coded for prediction.
+    contrasts : dict of str to ContrastMatrix
+        The contrasts of each factor of ``xlevels`` on its levels (R's
+        ``attr(X, "contrasts")``): an ordered factor's polynomial ones, those
+        set with ``C()``; new data are coded with them, whatever their own
+        columns' types.
     badly_scaled : bool
         lme4's checkScaleX warned that X's columns are on very different
         scales (its summary repeats the warning).
@@ -154,6 +160,25 @@ class Design:
         ``cbind(successes, failures)`` response, else ones); ``y`` is then
         the proportion and ``weights`` the prior weights times ``n``, as
         R's ``family$initialize`` leaves them.  None for a linear model.
+    parsed : ParsedFormula or None
+        The formula parsed: its fixed terms (R's ``terms()``) and bar terms,
+        for the stages after the fit (prediction, tests of terms), which so
+        need not parse ``formula`` again.
+    assign : dict of str to int
+        R's ``attr(X, "assign")`` by column name: for each column made (those
+        dropped for rank deficiency too, so that a subset of the columns
+        still finds its terms), 0 for the intercept, else 1 + the index of its
+        term among ``parsed.fixed_terms.terms``.
+    suffixes : dict of str to tuple of str
+        For each column made, what each variable of its term adds to the
+        variable's name in the column's name: a factor's level or contrast
+        (``"B"``, ``".L"``), a matrix's column number, ``""`` for a number
+        (``recipeB:temp``: ``("B", "")``).
+    transforms : dict
+        The state of the data-dependent transforms found on the data
+        (``poly``'s coefficients, ``scale``'s centre and scale, spline
+        knots), by expression: R's ``predvars``, with which new rows are
+        transformed as these were (``Evaluator(newdata, ..., state)``).
     """
 
     y: np.ndarray
@@ -169,25 +194,43 @@ class Design:
     n_dropped: int = 0
     formula_written: str = ""
     xlevels: dict[str, list[str]] = field(default_factory=dict)
+    contrasts: dict[str, ContrastMatrix] = field(default_factory=dict)
     badly_scaled: bool = False
     covariate_means: dict[str, float] = field(default_factory=dict)
     dropped_coef: np.ndarray | None = None
     trials: np.ndarray | None = None
+    parsed: ParsedFormula | None = None
+    assign: dict[str, int] = field(default_factory=dict)
+    suffixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    transforms: dict[str, Any] = field(default_factory=dict)
 
     @property
     def nobs(self) -> int:
         return self.y.shape[0]
 
 
-def _as_dataframe(data: Any) -> pd.DataFrame:
-    """The data as a DataFrame: a dict of arrays, or a table with ``to_pandas()``
-    (polars, pyarrow), is converted; the caller's object is never modified."""
+def from_table(data: Any) -> Any:
+    """A table with ``to_pandas()`` (polars, pyarrow) as a pandas DataFrame; anything else as it is.
+
+    Examples
+    --------
+    >>> import pyarrow as pa
+    >>> from_table(pa.table({"x": [1, 2]})).shape
+    (2, 1)
+    """
     if not isinstance(data, (pd.DataFrame, Mapping)) and callable(getattr(data, "to_pandas", None)):
         try:
-            data = data.to_pandas()
+            return data.to_pandas()
         except (ImportError, TypeError, ValueError) as error:
             raise DataError(f"could not convert the {type(data).__name__} to a pandas "
                             f"DataFrame: {error}") from None
+    return data
+
+
+def _as_dataframe(data: Any) -> pd.DataFrame:
+    """The data as a DataFrame: a dict of arrays, or a table with ``to_pandas()``
+    (polars, pyarrow), is converted; the caller's object is never modified."""
+    data = from_table(data)
     if isinstance(data, Mapping):
         data = frame_of_columns(data)
     if not isinstance(data, pd.DataFrame):
@@ -540,7 +583,7 @@ def warn_on_scales(sd: np.ndarray) -> bool:
 def _random_term(parsed: ParsedFormula, index: int, frame: ModelFrame, evaluator: Evaluator,
                  levels: Mapping[str, Sequence[str]] | None = None) -> RandomEffectsTerm:
     bar = parsed.bars[index]
-    z, cnames = model_matrix(parsed.bar_terms(bar), frame.values, frame.nrows)
+    z, cnames, _, _ = model_matrix(parsed.bar_terms(bar), frame.values, frame.nrows)
     if z.shape[1] == 0:
         raise FormulaError(caret_message(parsed.text, max(bar.lhs.start, 0), bar.lhs.end,
                                          f"the random-effects term ({bar.label}) has no "
@@ -709,7 +752,9 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
                          for i in range(len(parsed.bars))])
     if levels is None:  # a partition's checks are made on the whole data set
         check_levels(terms, n, allow_n=family is not None)
-    X, xnames = model_matrix(parsed.fixed_terms, frame.values, n)
+    X, xnames, assign, suffixes = model_matrix(parsed.fixed_terms, frame.values, n)
+    factors = _factors(parsed, frame)
+    column_terms, column_suffixes = dict(zip(xnames, assign)), dict(zip(xnames, suffixes))
     offset_values = _offset(parsed, frame, offset_key)
     rows = frame_data.index[frame.keep]
     _check_values(parsed.response_label, y, X, xnames, offset_values, terms, rows)
@@ -732,8 +777,10 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
                   formula=lme4_deparse(formula), formula_written=deparse_formula(formula),
                   rows=rows, weights=glm_weights,
                   offset=offset_values, dropped_xnames=dropped, n_dropped=frame.n_dropped,
-                  xlevels=_xlevels(parsed, frame), badly_scaled=badly_scaled, dropped_coef=dropped_coef,
-                  covariate_means=_covariate_means(parsed, evaluator, frame.keep), trials=trials)
+                  xlevels=_xlevels(factors), contrasts=_contrasts(factors), badly_scaled=badly_scaled, dropped_coef=dropped_coef,
+                  covariate_means=_covariate_means(parsed, evaluator, frame.keep), trials=trials,
+                  parsed=parsed, assign=column_terms, suffixes=column_suffixes,
+                  transforms=evaluator.state)
 
 
 def build_model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offset: Any,
@@ -811,13 +858,24 @@ def _covariate_means(parsed: ParsedFormula, evaluator: Evaluator,
     return out
 
 
-def _xlevels(parsed: ParsedFormula, frame: ModelFrame) -> dict[str, list[str]]:
-    """R's ``.getXlevels``: the levels of each factor variable (not the response)."""
+def _factors(parsed: ParsedFormula, frame: ModelFrame) -> dict[str, RFactor]:
+    """Each factor variable of the fixed part and of the bar terms' left-hand sides (not the response)."""
     sources = [parsed.fixed_terms] + [parsed.bar_terms(bar) for bar in parsed.bars]
-    out: dict[str, list[str]] = {}
+    out: dict[str, RFactor] = {}
     for mterms in sources:
         for variable in mterms.variables[1 if mterms.has_response else 0:]:
             value = frame[variable]
             if isinstance(value, RFactor):
-                out.setdefault(deparse(variable), list(value.levels))
+                out.setdefault(deparse(variable), value)
     return out
+
+
+def _xlevels(factors: Mapping[str, RFactor]) -> dict[str, list[str]]:
+    """R's ``.getXlevels``: the levels of each factor variable."""
+    return {label: list(value.levels) for label, value in factors.items()}
+
+
+def _contrasts(factors: Mapping[str, RFactor]) -> dict[str, ContrastMatrix]:
+    """R's ``attr(X, "contrasts")``: each factor's contrasts, on its levels."""
+    return {label: (value.contrasts or default_contrasts(value.ordered))(value.levels)
+            for label, value in factors.items()}

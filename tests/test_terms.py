@@ -19,11 +19,12 @@ import pytest
 from mixedfit.datasets import load_dataset
 from mixedfit.errors import (DataError, FormulaError, MixedFitWarning, ModelSpecError,
                              RankDeficiencyWarning, ScaleWarning)
+from mixedfit.formula.deparse import deparse
 from mixedfit.formula.evaluate import Evaluator
 from mixedfit.formula.frame import model_frame
 from mixedfit.formula.model_matrix import model_matrix
 from mixedfit.formula.parse import parse_formula_tree
-from mixedfit.formula.rterms import model_terms
+from mixedfit.formula.rterms import model_terms, term_variables
 from mixedfit.terms import build_design
 
 FIXTURE = Path(__file__).parent / "lme4" / "fixtures" / "formula_cases.json"
@@ -57,17 +58,28 @@ def _matrix_data() -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _r_model_matrix(formula: str, data: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+def _r_model_matrix(formula: str, data: pd.DataFrame):
     terms = model_terms(*parse_formula_tree(formula), formula)
     frame = model_frame(Evaluator(data, formula), list(terms.variables))
-    return model_matrix(terms, frame.values, frame.nrows)
+    return terms, model_matrix(terms, frame.values, frame.nrows)
 
 
 @pytest.mark.parametrize("case", CASES["matrices"], ids=lambda c: c["input"])
 def test_model_matrix_matches_r(case):
-    X, names = _r_model_matrix(case["input"], _matrix_data())
+    _, (X, names, _, _) = _r_model_matrix(case["input"], _matrix_data())
     assert names == case["colnames"]
     np.testing.assert_allclose(X, _matrix(case["values"]), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("case", CASES["matrices"], ids=lambda c: c["input"])
+def test_model_matrix_columns_know_their_terms(case):
+    # each of R's column names is its term's variables, each followed by its suffix
+    terms, matrix = _r_model_matrix(case["input"], _matrix_data())
+    labels = [deparse(v) for v in terms.variables]
+    for name, term, suffixes in zip(case["colnames"], matrix.assign, matrix.suffixes):
+        variables = [] if term == 0 else [labels[i] for i in term_variables(terms.terms[term - 1])]
+        assert ":".join(v + s for v, s in zip(variables, suffixes)) == \
+            ("" if name == "(Intercept)" else name)
 
 
 # ---- lFormula on the bundled data sets ---------------------------------------

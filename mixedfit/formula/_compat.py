@@ -5,7 +5,7 @@ column order and contrasts differ from formulaic's (``y ~ a:b`` with an
 intercept is rank deficient in R; formulaic reduces it).  formulaic is used
 to *evaluate* the variables: its stateful evaluator runs each variable's
 (translated) expression, and its transforms supply R-compatible functions
-that R users write in formulas (``poly``, ``bs``, ``ns``-like ``cr`` ...).
+that R users write in formulas (``poly``, ``center``, mgcv's ``cr`` ...).
 
 Examples
 --------
@@ -21,12 +21,12 @@ from typing import Any
 
 from formulaic.materializers.types import FactorValues
 from formulaic.transforms import TRANSFORMS
-from formulaic.utils.stateful_transforms import stateful_eval
+from formulaic.utils.stateful_transforms import stateful_eval, stateful_transform
 
-__all__ = ["evaluate", "formulaic_function", "unwrap"]
+__all__ = ["evaluate", "formulaic_function", "stateful", "unwrap"]
 
 # formulaic transforms that behave as the R functions of the same name.
-_R_COMPATIBLE = ("poly", "bs", "cr", "cs", "cc", "center", "lag")
+_R_COMPATIBLE = ("poly", "cr", "cs", "cc", "center", "lag")
 
 
 def formulaic_function(name: str) -> Callable | None:
@@ -42,6 +42,13 @@ def evaluate(expression: str, namespace: Mapping[str, Any],
     ``bs``), as formulaic keeps it for later prediction.
     """
     return stateful_eval(expression, namespace, None, state, None)
+
+
+def stateful(function: Callable) -> Callable:
+    """*function* as a stateful transform: ``evaluate`` passes it ``_state``, its
+    own dict in the shared state, where it keeps what it found on the data
+    (``poly``'s coefficients, spline knots) for new rows."""
+    return stateful_transform(function)
 
 
 def unwrap(value: Any) -> Any:

@@ -147,14 +147,19 @@ class Evaluator:
         The data; never modified.
     text : str
         The formula text, for the carets of error messages.
+    state : dict, optional
+        The state of the data-dependent transforms (``poly``, ``scale``,
+        ``bs``, ``ns``: R's ``predvars``), by expression.  Those evaluated here
+        add theirs; those already in it reuse it, so that new rows are
+        transformed as the data fitted were.
     """
 
-    def __init__(self, data: pd.DataFrame, text: str):
+    def __init__(self, data: pd.DataFrame, text: str, state: dict[str, Any] | None = None):
         self.data = data
         self.text = text
         self.names = {str(c): c for c in data.columns}
         self.duplicated = {name for name, k in Counter(map(str, data.columns)).items() if k > 1}
-        self.state: dict[str, Any] = {}
+        self.state: dict[str, Any] = {} if state is None else state
         self._columns: dict[str, np.ndarray | RFactor] = {}
         self.logical: set[str] = set()  # logical columns with NA, held as 1/0/NaN
 
@@ -235,7 +240,9 @@ class Evaluator:
 
     def translate_name(self, node: Name, namespace: dict[str, Any], columns: list[str]) -> str:
         if node.name in self.names:
-            placeholder = f"_c{list(self.names).index(node.name)}"
+            # Named for the column, not its position: a transform's state is
+            # keyed by the expression, which must read the same on new data.
+            placeholder = "_c" + node.name.encode().hex()
             namespace[placeholder] = self.column(node.name, node)
             columns.append(node.name)
             return placeholder

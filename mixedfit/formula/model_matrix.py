@@ -18,13 +18,15 @@ Examples
 >>> terms = model_terms(*parse_formula_tree("y ~ x:f"))
 >>> frame = {v: val for v, val in zip(terms.variables[1:], [
 ...     Numeric(np.array([[1.0], [2.0], [3.0]])), RFactor(np.array([0, 1, 2]), ["a", "b", "c"])])}
->>> model_matrix(terms, frame, 3)[1]
-['(Intercept)', 'x:fa', 'x:fb', 'x:fc']
+>>> mm = model_matrix(terms, frame, 3)
+>>> mm.names, mm.assign
+(['(Intercept)', 'x:fa', 'x:fb', 'x:fc'], [0, 1, 1, 1])
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -37,7 +39,7 @@ from .nodes import Node
 from .rterms import ModelTerms, term_variables
 from .rvalues import RFactor
 
-__all__ = ["model_matrix"]
+__all__ = ["ModelMatrix", "model_matrix"]
 
 _CONTRASTS, _INDICATORS = 1, 2
 
@@ -71,27 +73,50 @@ def _coding(terms: ModelTerms, frame: Mapping[Node, Value]) -> dict[tuple[int, i
 
 
 def _variable_columns(value: Value, label: str, code: int) -> tuple[np.ndarray, list[str]]:
+    """A variable's columns and the suffix each adds to *label* in R's column names."""
     factor = _as_factor(value)
     if factor is None:
         assert isinstance(value, Numeric)
         k = value.values.shape[1]
         if k == 1:
-            return value.values, [label]
-        return value.values, [f"{label}{c + 1}" for c in range(k)]
+            return value.values, [""]
+        return value.values, [str(c + 1) for c in range(k)]
     if len(factor.levels) < 2:
         raise DataError(f"'{label}' has only {len(factor.levels)} level "
                         f"({', '.join(factor.levels) or 'none'}) in the rows used; contrasts "
                         "can be applied only to factors with 2 or more levels")
     if code == _INDICATORS:
-        return np.eye(len(factor.levels))[factor.codes], [label + v for v in factor.levels]
+        return np.eye(len(factor.levels))[factor.codes], list(factor.levels)
     contrasts = (factor.contrasts or default_contrasts(factor.ordered))(factor.levels)
     k = contrasts.values.shape[1]
-    suffixes = contrasts.colnames or [str(c + 1) for c in range(k)]
-    return contrasts.values[factor.codes], [label + s for s in suffixes]
+    return contrasts.values[factor.codes], contrasts.colnames or [str(c + 1) for c in range(k)]
 
 
-def model_matrix(terms: ModelTerms, frame: Mapping[Node, Value],
-                 n: int) -> tuple[np.ndarray, list[str]]:
+class ModelMatrix(NamedTuple):
+    """R's model matrix: the columns, their names, and the term of each (R's ``assign``).
+
+    Attributes
+    ----------
+    X : ndarray, shape (n, p)
+    names : list of str
+        R's column names.
+    assign : list of int
+        For each column, 0 for the intercept, else 1 + the index of its term
+        in ``terms.terms`` (R's ``attr(X, "assign")``).
+    suffixes : list of tuple of str
+        For each column, what each variable of its term adds to the
+        variable's name in the column's name: a factor's level or contrast
+        (``B``, ``.L``), a matrix's column number (``poly(x, 2)2``), nothing
+        for a number (``recipeB:temp``: ``("B", "")``).
+    """
+
+    X: np.ndarray
+    names: list[str]
+    assign: list[int]
+    suffixes: list[tuple[str, ...]]
+
+
+def model_matrix(terms: ModelTerms, frame: Mapping[Node, Value], n: int) -> ModelMatrix:
     """Build R's model matrix of *terms* from evaluated variables.
 
     Parameters
@@ -105,9 +130,7 @@ def model_matrix(terms: ModelTerms, frame: Mapping[Node, Value],
 
     Returns
     -------
-    X : ndarray, shape (n, p)
-    names : list of str
-        R's column names.
+    ModelMatrix
     """
     coding = _coding(terms, frame)
     response = 1 if terms.has_response else 0
@@ -115,17 +138,22 @@ def model_matrix(terms: ModelTerms, frame: Mapping[Node, Value],
         warn("the response appeared on the right-hand side and was dropped", MixedFitWarning)
     columns = [np.ones(n)] if terms.intercept else []
     names = ["(Intercept)"] if terms.intercept else []
+    assign = [0] if terms.intercept else []
+    suffixes: list[tuple[str, ...]] = [()] if terms.intercept else []
     for j, term in enumerate(terms.terms):
-        block, block_names = [np.ones(n)], [""]
+        block, block_suffixes = [np.ones(n)], [()]
+        labels = []
         for i in term_variables(term & ~response):
             variable = terms.variables[i]
-            values, labels = _variable_columns(frame[variable], deparse(variable), coding[j, i])
+            labels.append(deparse(variable))
+            values, added = _variable_columns(frame[variable], labels[-1], coding[j, i])
             # The earlier variables vary fastest.
             block = [old * values[:, c] for c in range(values.shape[1]) for old in block]
-            block_names = [f"{old}:{new}" if old else new for new in labels
-                           for old in block_names]
+            block_suffixes = [old + (new,) for new in added for old in block_suffixes]
         if term & ~response:
             columns.extend(block)
-            names.extend(block_names)
+            names.extend(":".join(v + s for v, s in zip(labels, parts)) for parts in block_suffixes)
+            assign.extend([j + 1] * len(block))
+            suffixes.extend(block_suffixes)
     X = np.column_stack(columns) if columns else np.empty((n, 0))
-    return X, names
+    return ModelMatrix(X, names, assign, suffixes)

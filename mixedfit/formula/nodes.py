@@ -13,9 +13,11 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
-__all__ = ["Node", "Name", "Number", "String", "Arg", "Call", "BinOp", "Unary", "Paren"]
+__all__ = ["Node", "Name", "Number", "String", "Arg", "Call", "BinOp", "Unary", "Paren",
+           "called_functions"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,29 @@ class Paren(Node):
     """Explicit parentheses, kept because R keeps (and deparses) them."""
 
     inner: Node
+
+
+def called_functions(node: Node) -> set[str]:
+    """Names of the functions called anywhere in a syntax tree.
+
+    Examples
+    --------
+    >>> from mixedfit.formula.parse import parse_expression
+    >>> sorted(called_functions(parse_expression("log(poly(x, 2) + 1)")))
+    ['log', 'poly']
+    """
+    found: set[str] = set()
+    stack: list = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Arg):
+            stack.append(item.value)
+            continue
+        if not isinstance(item, Node):
+            continue
+        if isinstance(item, Call):
+            found.add(item.func)
+        for f in dataclasses.fields(item):
+            value = getattr(item, f.name)
+            stack.extend(value if isinstance(value, tuple) else [value])
+    return found

@@ -3,7 +3,8 @@
 Values are numpy arrays (numeric or logical; NaN is R's NA) or
 ``RFactor``.  Functions follow R where it
 matters for a model: ``scale`` ignores missing values when it computes the
-mean and standard deviation (as R's does), ``factor`` drops unused levels,
+mean and standard deviation (as R's does) and, as ``bs`` and ``ns``
+(``splines``), keeps what it found for new rows; ``factor`` drops unused levels,
 ``log`` takes a ``base``.  Argument names are R's with ``.`` written ``_``
 (``na.rm`` is ``na_rm``).
 
@@ -25,10 +26,18 @@ from typing import Any
 import numpy as np
 
 from . import contrasts as _contrasts
+from ._compat import stateful
 from .contrasts import ContrastMatrix
 from .rvalues import NOT_NUMERIC, RFactor, as_factor, level_label
+from .splines import bs, ns
 
-__all__ = ["R_FUNCTIONS", "R_CONSTANTS"]
+__all__ = ["R_FUNCTIONS", "R_CONSTANTS", "DATA_DEPENDENT"]
+
+#: Functions whose value on a row depends on the other rows (R keeps their
+#: parameters in the terms' ``predvars``); an ``Evaluator`` given their state
+#: transforms new rows as the first data were.
+DATA_DEPENDENT = frozenset({"scale", "poly", "ns", "bs", "cr", "cs", "cc", "center",
+                            "standardize", "splines", "spline"})
 
 R_CONSTANTS = {"TRUE": True, "T": True, "FALSE": False, "F": False, "NA": math.nan,
                "NaN": math.nan, "Inf": math.inf, "pi": math.pi}
@@ -58,18 +67,26 @@ def _round(x: Any, digits: int = 0) -> np.ndarray:
     return np.round(_numeric(x), int(digits))
 
 
-def _scale(x: Any, center: Any = True, scale: Any = True) -> np.ndarray:
-    """R's ``scale`` for one column: missing values are ignored, sd uses n - 1."""
+@stateful
+def _scale(x: Any, center: Any = True, scale: Any = True, _state: dict = {}) -> np.ndarray:  # noqa: B006
+    """R's ``scale`` for one column: missing values are ignored, sd uses n - 1.
+
+    The centre and scale found on the data fitted are kept in ``_state``
+    and reused on new rows, as R's ``predvars`` (``scale(x, center = 4.5,
+    scale = 2.88)``).
+    """
     values = _numeric(x)
-    if center is True:
-        values = values - np.nanmean(values)
-    elif center is not False:
-        values = values - float(center)
-    if scale is True:
+    if "center" not in _state:
+        _state["center"] = float(np.nanmean(values)) if center is True else \
+            None if center is False else float(center)
+    if _state["center"] is not None:
+        values = values - _state["center"]
+    if "scale" not in _state:
         present = values[~np.isnan(values)]
-        values = values / math.sqrt(np.sum(present**2) / (len(present) - 1))
-    elif scale is not False:
-        values = values / float(scale)
+        _state["scale"] = math.sqrt(np.sum(present**2) / (len(present) - 1)) if scale is True \
+            else None if scale is False else float(scale)
+    if _state["scale"] is not None:
+        values = values / _state["scale"]
     return values
 
 
@@ -218,6 +235,8 @@ R_FUNCTIONS: dict[str, Callable] = {
     "acos": _unary(np.arccos),
     "atan": _unary(np.arctan),
     "scale": _scale,
+    "bs": bs,
+    "ns": ns,
     "factor": _factor,
     "as.factor": _as_factor,
     "ordered": _ordered,

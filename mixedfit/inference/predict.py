@@ -6,9 +6,12 @@
   ``"NA"``, ``numpy.nan``) none, and a formula such as ``"~(1|plate)"`` only
   the terms it names; the random-effects values are the conditional modes
   (``ranef``), picked by grouping factor and column name as lme4 does;
-* new data are evaluated with the fitted formula: numeric transformations
-  (``log(x)``, ``I(x^2)``) are applied to the new rows; factors are coded with
-  the levels of the fit; offsets from ``offset()`` terms are added;
+* new data are evaluated with the fitted formula: transformations
+  (``log(x)``, ``I(x^2)``) are applied to the new rows, those that depend on
+  the data (``poly``, ``scale``, ``ns``, ``bs``) with what they found on the
+  data fitted (R's ``predvars``: ``poly``'s coefficients, ``scale``'s centre
+  and scale, the knots); factors are coded with the levels of the fit
+  (``xlevels``); offsets from ``offset()`` terms are added;
 * a level of a grouping factor that the fit has not seen is an error, or,
   with ``allow_new_levels=True``, gets zero random effects (the population
   prediction); missing values give NaN predictions (R's ``na.pass``).
@@ -27,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Mapping
 from typing import Any
@@ -39,10 +43,6 @@ from ..errors import DataError, ModelSpecError, require_bool
 
 __all__ = ["predict", "simulate", "refit", "random_generator", "fixed_matrix"]
 
-# Functions whose value on new rows depends on the data they were first
-# evaluated on (R keeps their parameters in the terms' "predvars").
-_DATA_DEPENDENT = {"scale", "poly", "ns", "bs", "cr", "cs", "cc", "center", "standardize",
-                   "splines", "spline"}
 _MAX_LEVELS_TEXT = 60  # lme4's levelfun truncates the list of new levels here
 
 
@@ -65,12 +65,11 @@ def _selected_bars(fit, re_form: Any) -> list:
     As lme4's ``isRE``: ``None`` means the model's own terms; NA or a formula
     without bar terms (``~0``) means none.
     """
-    from ..formula import parse_formula
     from ..formula.bars import split_bars
     from ..formula.parse import parse_formula_tree
 
     if re_form is None:
-        return list(parse_formula(fit.model.design.formula).bars)
+        return list(fit.model.design.parsed.bars)
     if _fixed_only(re_form):
         return []
     if not isinstance(re_form, str):
@@ -122,118 +121,26 @@ def _predict_fitted_rows(fit, bars: list) -> np.ndarray:
 
 
 def _as_frame(newdata: Any) -> pd.DataFrame:
-    """newdata as a DataFrame; single values fill their column and make one row on their own."""
-    from ..terms import frame_of_columns
+    """newdata as a DataFrame, as ``mixed`` takes data (polars and pyarrow tables too);
+    in a dict, single values fill their column and make one row on their own."""
+    from ..terms import frame_of_columns, from_table
 
+    newdata = from_table(newdata)
     if isinstance(newdata, pd.DataFrame):
         return newdata
     if isinstance(newdata, Mapping):
         return frame_of_columns(newdata, "newdata", broadcast=True)
-    raise DataError(f"newdata must be a pandas DataFrame or a dict of arrays, not {type(newdata).__name__}")
+    raise DataError("newdata must be a pandas DataFrame, a dict of arrays or a table with "
+                    f"to_pandas() (polars, pyarrow), not {type(newdata).__name__}")
 
 
-def _calls(node) -> set[str]:
-    """Names of the functions called anywhere in a syntax tree."""
-    from ..formula.nodes import Arg, Node
-
-    found: set[str] = set()
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, Arg):
-            stack.append(item.value)
-            continue
-        if not isinstance(item, Node):
-            continue
-        func = getattr(item, "func", None)
-        if isinstance(func, str):
-            found.add(func)
-        for field in dataclasses.fields(item):
-            value = getattr(item, field.name)
-            stack.extend(value if isinstance(value, tuple) else [value])
-    return found
-
-
-def _refuse_data_dependent(variables: list) -> None:
-    from ..formula.deparse import deparse
-
-    for node in variables:
-        bad = _calls(node) & _DATA_DEPENDENT
-        if bad:
-            raise ModelSpecError(
-                f"cannot predict on new data for '{deparse(node)}': {', '.join(sorted(bad))}() "
-                "depends on the data it was fitted to, and the fit does not keep those "
-                "parameters; compute the transformed column yourself and refit with it")
-
-
-_PLACEHOLDER = "<baseline>"  # a treatment baseline level that no column name shows
-
-
-def _name_levels(fit) -> dict[str, tuple[list[str], bool]]:
-    """Per factor: the levels seen in X's and Z's column names, and whether a baseline is hidden.
-
-    Under treatment contrasts a factor's first level gets no column; where a
-    term codes it by indicators (no intercept, or a term without its margin,
-    ``(0 + f | g)``) every level shows.
-    """
-    from ..formula import parse_formula
-    from .satterthwaite import full_levels, map_term_columns
-
-    design = fit.model.design
-    parsed = parse_formula(design.formula)
-    sources = [(parsed.fixed_terms, list(design.xnames))]
-    by_label = {t.label: t for t in design.terms}
-    for bar in parsed.bars:
-        if bar.label in by_label:
-            sources.append((parsed.bar_terms(bar), list(by_label[bar.label].cnames)))
-    out: dict[str, tuple[list[str], bool]] = {}
-    for mterms, names in sources:
-        try:
-            levels = full_levels(*map_term_columns(mterms, names))
-        except ModelSpecError:
-            continue
-        for var, levs in levels.items():
-            if levs is None:
-                continue
-            hidden = _PLACEHOLDER in levs
-            levs = [lev for lev in levs if lev != _PLACEHOLDER]
-            if var in out:
-                seen, was_hidden = out[var]
-                if not was_hidden:  # a complete list (indicator coding) keeps R's order
-                    levs, hidden = seen, False
-                elif hidden:
-                    levs = list(dict.fromkeys(seen + levs))
-            out[var] = (levs, hidden)
-    return out
-
-
-def _training_levels(fit, label: str, value) -> list[str]:
-    """The levels a factor had in the fit (R's ``xlev``), for coding new rows.
-
-    Uses ``design.xlevels`` when the Design provides it.  Otherwise they are
-    rebuilt from the column names (``_name_levels``): a categorical
-    column whose categories list the seen levels after a baseline is taken as
-    it is; else a new value not seen in the names is the hidden baseline (at
-    most one can be).
-    """
-    stored = getattr(fit.model.design, "xlevels", None)
-    if isinstance(stored, Mapping) and label in stored:
-        return list(stored[label])
-    info = _name_levels(fit).get(label)
-    if info is None:
-        return list(value.levels)
-    visible, hidden = info
-    if hidden and value.levels[1:] and value.levels[0] not in visible \
-            and sorted(value.levels[1:]) == sorted(visible):
-        return list(value.levels)  # R's own levels (a categorical column)
-    present = value.drop_unused().levels
-    candidates = [lev for lev in present if lev not in visible]
-    if candidates and (not hidden or len(candidates) > 1):
-        raise DataError(
-            f"factor '{label}' has level(s) {', '.join(candidates)} that the fit has not seen "
-            f"(its columns show {', '.join(visible)}"
-            + (", plus one baseline level" if hidden else "") + ")")
-    return ([candidates[0] if candidates else _PLACEHOLDER] if hidden else []) + list(visible)
+def _training_levels(fit, label: str) -> list[str]:
+    """The levels a factor had in the fit (R's ``xlev``), for coding new rows."""
+    levels = fit.model.design.xlevels.get(label)
+    if levels is None:
+        raise DataError(f"'{label}' holds numbers in the data fitted but categories in newdata; "
+                        "give it as numbers")
+    return list(levels)
 
 
 def _evaluate(fit, evaluator, nodes: list) -> tuple[dict, np.ndarray]:
@@ -251,33 +158,48 @@ def _evaluate(fit, evaluator, nodes: list) -> tuple[dict, np.ndarray]:
         value = evaluator.evaluate(node)
         if isinstance(value, RFactor):
             label = deparse(node)
-            levels = _training_levels(fit, label, value)
+            levels = _training_levels(fit, label)
             recoded = value.with_levels(levels)
             unseen = sorted({str(v) for v in value.labels()[recoded.missing() & ~value.missing()]})
             if unseen:
                 raise DataError(f"factor '{label}' has new level(s) {', '.join(unseen)}; "
                                 f"the fit knows {', '.join(levels)}")
             missing |= recoded.missing()
+            # coded with the fit's contrasts (R's contrasts.arg), whether or not
+            # the new column is, say, ordered as the fitted one was
+            coding = fit.model.design.contrasts[label]
             value = RFactor(np.where(recoded.codes < 0, 0, recoded.codes), levels,
-                            value.ordered, value.contrasts)
+                            value.ordered, lambda _levels, coding=coding: coding)
         elif isinstance(value, Logical):
             missing |= value.na
         frame[node] = value
     return frame, missing
 
 
-def _fixed_columns(fit, parsed, evaluator, n: int,
+def _new_rows(fit, newdata: Any):
+    """newdata as a DataFrame, and an evaluator of the fitted formula on it.
+
+    The evaluator transforms as the fit did: it starts from a copy of the
+    fit's transform state (``design.transforms``).
+    """
+    from ..formula.evaluate import Evaluator
+
+    design = fit.model.design
+    data = _as_frame(newdata)
+    return data, Evaluator(data, design.formula, copy.deepcopy(design.transforms))
+
+
+def _fixed_columns(fit, evaluator, n: int,
                    columns: list[str]) -> tuple[np.ndarray, dict, list, np.ndarray]:
     """The fixed-effects *columns* on new rows, the frame, its offset variables, the missing rows."""
     from ..formula.model_matrix import model_matrix
     from ..formula.rterms import term_variables
 
-    fixed = parsed.fixed_terms
+    fixed = fit.model.design.parsed.fixed_terms
     used = [fixed.variables[i] for t in fixed.terms for i in term_variables(t)]
     offsets = [fixed.variables[i] for i in fixed.offsets]
-    _refuse_data_dependent(used)
     frame, missing = _evaluate(fit, evaluator, used + offsets)
-    X, names = model_matrix(fixed, frame, n)
+    X, names, _, _ = model_matrix(fixed, frame, n)
     absent = [c for c in columns if c not in names]
     if absent:
         raise DataError(f"new data give no column {', '.join(absent)} of the fixed effects "
@@ -285,9 +207,9 @@ def _fixed_columns(fit, parsed, evaluator, n: int,
     return X[:, [names.index(c) for c in columns]], frame, offsets, missing
 
 
-def _fixed_part(fit, parsed, evaluator, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _fixed_part(fit, evaluator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Xβ + offset on new rows (formula offsets only, as lme4) and the missing-row mask."""
-    X, frame, offsets, missing = _fixed_columns(fit, parsed, evaluator, n, list(fit.xnames))
+    X, frame, offsets, missing = _fixed_columns(fit, evaluator, n, list(fit.xnames))
     eta = X @ np.asarray(fit.fixef, float)
     for node in offsets:
         eta = eta + frame[node].values.reshape(-1)
@@ -300,7 +222,7 @@ def fixed_matrix(fit, newdata: Any, columns: list[str] | None = None) -> np.ndar
     Parameters
     ----------
     fit : MixedResults
-    newdata : pandas.DataFrame or dict of arrays
+    newdata : pandas.DataFrame, dict of arrays, or a table with ``to_pandas()``
     columns : list of str, optional
         Which columns, in this order (default ``fit.xnames``); may name
         columns dropped for rank deficiency (``design.dropped_xnames``).
@@ -312,12 +234,8 @@ def fixed_matrix(fit, newdata: Any, columns: list[str] | None = None) -> np.ndar
     >>> fixed_matrix(fit, {"recipe": ["A", "C"]}).tolist()
     [[1.0, 0.0, 0.0], [1.0, 0.0, 1.0]]
     """
-    from ..formula import parse_formula
-    from ..formula.evaluate import Evaluator
-
-    data = _as_frame(newdata)
-    formula = fit.model.design.formula
-    X, _, _, _ = _fixed_columns(fit, parse_formula(formula), Evaluator(data, formula), len(data),
+    data, evaluator = _new_rows(fit, newdata)
+    X, _, _, _ = _fixed_columns(fit, evaluator, len(data),
                                 list(fit.xnames) if columns is None else list(columns))
     return X
 
@@ -340,9 +258,8 @@ def _random_part(fit, bar, evaluator, n: int, allow_new_levels: bool) -> tuple[n
 
     lhs = model_terms(None, bar.lhs)
     used = [lhs.variables[i] for t in lhs.terms for i in term_variables(t)]
-    _refuse_data_dependent(used)
     frame, missing = _evaluate(fit, evaluator, used)
-    z, cnames = model_matrix(lhs, frame, n)
+    z, cnames, _, _ = model_matrix(lhs, frame, n)
     ranef = fit.ranef()[bar.group_label]
     absent = [c for c in cnames if c not in ranef.columns]
     if absent:
@@ -374,8 +291,9 @@ def predict(fit, newdata: Any = None, re_form: Any = None, allow_new_levels: boo
     Parameters
     ----------
     fit : MixedResults
-    newdata : pandas.DataFrame or dict of arrays, optional
-        Rows to predict (default: the rows fitted).  Needs the formula's
+    newdata : pandas.DataFrame, dict of arrays, or a table with ``to_pandas()``, optional
+        Rows to predict (default: the rows fitted): what ``mixed`` takes as
+        data (polars and pyarrow tables too).  Needs the formula's
         covariates and the grouping factors of the terms used, not the response.
         In a dict, single values fill their column as in pandas, and a dict of
         single values (``{"Days": 2, "Subject": "308"}``) is one row.
@@ -396,11 +314,11 @@ def predict(fit, newdata: Any = None, re_form: Any = None, allow_new_levels: boo
     ------
     DataError
         New levels of a grouping factor (naming the factor and the levels)
-        without ``allow_new_levels``; a new level of a fixed-effects factor.
+        without ``allow_new_levels``; a new level of a fixed-effects factor;
+        categories where the fit had numbers.
     ModelSpecError
-        A ``re_form`` term the model does not have; a data-dependent transform
-        (``scale``, ``poly``, splines) in the formula when ``newdata`` is given;
-        an ``allow_new_levels`` that is not True or False.
+        A ``re_form`` term the model does not have; an ``allow_new_levels``
+        that is not True or False.
 
     Examples
     --------
@@ -414,14 +332,9 @@ def predict(fit, newdata: Any = None, re_form: Any = None, allow_new_levels: boo
     if newdata is None:
         eta = _predict_fitted_rows(fit, bars)
         return pd.Series(eta, index=fit.model.design.rows)
-    from ..formula import parse_formula
-    from ..formula.evaluate import Evaluator
-
-    data = _as_frame(newdata)
+    data, evaluator = _new_rows(fit, newdata)
     n = len(data)
-    formula = fit.model.design.formula
-    evaluator = Evaluator(data, formula)
-    eta, missing = _fixed_part(fit, parse_formula(formula), evaluator, n)
+    eta, missing = _fixed_part(fit, evaluator, n)
     for bar in bars:
         part, miss = _random_part(fit, bar, evaluator, n, allow_new_levels)
         eta, missing = eta + part, missing | miss

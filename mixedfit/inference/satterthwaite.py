@@ -59,7 +59,6 @@ __all__ = [
     "anova_type3",
     "type3_contrasts",
     "fixed_term_columns",
-    "map_term_columns",
     "full_levels",
     "KenwardRoger",
     "kenward_roger",
@@ -339,11 +338,10 @@ class FixedTerm:
 def fixed_term_columns(fit) -> tuple[list[FixedTerm], bool, dict[str, list[str] | None]]:
     """R's fixed terms of a fit, the X columns of each, and each variable's kind.
 
-    The Design keeps no ``assign`` vector, so it is rebuilt here from the
-    formula (R's ``terms()``) and X's column names: R lays X out term by
-    term, and a column of a term with variables (v₁, …, v_k) is named
-    ``v₁<suffix>:…:v_k<suffix>`` (suffix empty for a numeric variable, a
-    level for a factor).
+    The terms are the Design's (``design.parsed``), their columns R's
+    ``assign`` (``design.assign``), and the kinds what each variable adds to
+    its name in their columns' names (``design.suffixes``: nothing for a
+    number, a level or contrast for a factor).
 
     Returns
     -------
@@ -361,57 +359,24 @@ def fixed_term_columns(fit) -> tuple[list[FixedTerm], bool, dict[str, list[str] 
     >>> [(t.label, t.columns) for t in terms], kinds
     ([('recipe', [1, 2]), ('temp', [3]), ('recipe:temp', [4, 5])], {'recipe': ['B', 'C'], 'temp': None})
     """
-    from ..formula.spec import parse_formula
-
-    design = fit.model.design
-    return map_term_columns(parse_formula(design.formula).fixed_terms, list(fit.xnames), design.formula)
-
-
-def map_term_columns(mterms, names: list[str], formula: str = "") -> tuple[list[FixedTerm], bool, dict]:
-    """Assign model-matrix columns to the terms of ``mterms`` by their names.
-
-    R lays the columns out term by term, so they are read in order; a column
-    goes to the first remaining term whose name pattern fits it best (the
-    fewest characters left for level suffixes), so that a numeric ``x2`` is
-    not taken for level ``2`` of a factor ``x``.
-
-    Returns the same triple as ``fixed_term_columns``.
-    """
     from ..formula.deparse import deparse
     from ..formula.rterms import term_variables
 
-    variables = [tuple(deparse(mterms.variables[i]) for i in term_variables(t)) for t in mterms.terms]
-    pos = 1 if mterms.intercept and names[:1] == ["(Intercept)"] else 0
-    columns: list[list[int]] = [[] for _ in variables]
+    design = fit.model.design
+    mterms = design.parsed.fixed_terms
+    xnames = list(fit.xnames)
+    terms: list[FixedTerm] = []
     kinds: dict[str, list[str] | None] = {}
-    current = 0
-    while pos < len(names):
-        best = _best_term(names[pos], variables, current)
-        if best is None:
-            raise ModelSpecError(f"cannot map the model-matrix column {names[pos]!r} to a term of "
-                                 f"{formula!r}")
-        current = best
-        for var, suffix in zip(variables[best], _suffixes(names[pos], variables[best])):
-            _record_kind(kinds, var, suffix)
-        columns[best].append(pos)
-        pos += 1
-    for vs in variables:  # variables of terms left with no column (all dropped)
-        for v in vs:
-            kinds.setdefault(v, None)
-    terms = [FixedTerm(":".join(vs), vs, len(vs), cols) for vs, cols in zip(variables, columns)]
+    for j, term in enumerate(mterms.terms):
+        variables = tuple(deparse(mterms.variables[i]) for i in term_variables(term))
+        columns = [k for k, name in enumerate(xnames) if design.assign[name] == j + 1]
+        for k in columns:
+            for var, suffix in zip(variables, design.suffixes[xnames[k]]):
+                _record_kind(kinds, var, suffix)
+        for var in variables:  # a term whose columns were all dropped
+            kinds.setdefault(var, None)
+        terms.append(FixedTerm(":".join(variables), variables, len(variables), columns))
     return terms, bool(mterms.intercept), kinds
-
-
-def _best_term(column: str, variables: list[tuple[str, ...]], current: int) -> int | None:
-    """The term (from ``current`` on) whose name pattern leaves the shortest suffixes."""
-    best, best_len = None, None
-    for j in range(current, len(variables)):
-        suffixes = _suffixes(column, variables[j])
-        if suffixes is not None:
-            length = sum(map(len, suffixes))
-            if best_len is None or length < best_len:
-                best, best_len = j, length
-    return best
 
 
 def _suffixes(column: str, variables: tuple[str, ...]) -> list[str] | None:

@@ -114,16 +114,6 @@ def test_unknown_grouping_factor_in_re_form():
         predict(fitted("sleepstudy"), OLD, re_form="~(1|Worker)")
 
 
-def test_data_dependent_transform_is_refused():
-    data = mf.load_dataset("sleepstudy")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = mf.mixed("Reaction ~ scale(Days) + (1|Subject)", data)
-    with pytest.raises(ModelSpecError, match="scale"):
-        predict(fit, OLD)
-    np.testing.assert_allclose(predict(fit), fit.fittedvalues)  # the fitted rows are fine
-
-
 # -- Penicillin: crossed terms, re_form subsets ----------------------------------
 PEN = PRED["penicillin"]
 PNEW = frame(PEN["new"], ["plate", "sample"])
