@@ -164,7 +164,7 @@ class MixedModel:
         opt = self._restart_edge(opt, maxeval)
         opt = self._restart_in_units(opt, maxeval)
         opt = self._snap_to_boundary(opt)
-        opt.gradient, opt.hessian = finite_derivatives(self.objective, opt.final, opt.fmin)
+        opt.gradient, opt.hessian = finite_derivatives(self.objective, opt.final, opt.fmin, paired=True)
         for _ in range(_POLISH_ROUNDS):
             if not self._stopped_short(opt):
                 break
@@ -273,7 +273,8 @@ class MixedModel:
         # would cost 2n(n - 1) evaluations, most of such a fit.
         near = np.all(np.abs(better.final - opt.final) <= _NEAR_STEP * np.maximum(1.0, np.abs(opt.final)))
         better.gradient, better.hessian = finite_derivatives(
-            self.objective, better.final, better.fmin, cross=opt.hessian if near else None, drift=_HESSIAN_DRIFT
+            self.objective, better.final, better.fmin, cross=opt.hessian if near else None, drift=_HESSIAN_DRIFT,
+            paired=True,
         )
         return better
 

@@ -48,7 +48,7 @@ def test_a_hessian_not_positive_definite_gives_a_step_with_its_curvatures_floore
 
 def _derivatives_at(model: MixedModel, theta: np.ndarray) -> OptSummary:
     fmin = model.objective(theta)
-    gradient, hessian = finite_derivatives(model.objective, theta, fmin)
+    gradient, hessian = finite_derivatives(model.objective, theta, fmin, paired=True)  # as the fit's
     return OptSummary("nloptwrap", theta, model.lower, theta, fmin=fmin, feval=10, code=0, message="",
                       gradient=gradient, hessian=hessian)
 
