@@ -200,7 +200,7 @@ def finite_derivatives(
 
     ``cross``, a Hessian from a point close by, supplies the off-diagonal
     entries as they are: then only the 2n steps along the axes are evaluated
-    (gradient and diagonal), not the 2n² of the whole stencil.  With ``drift``
+    (gradient and diagonal), not the whole stencil.  With ``drift``
     as well, they are kept only while the new diagonal is within ``drift``
     times its largest entry of ``cross``'s; where it moved more, so may have
     the rest, and the whole stencil is evaluated.
