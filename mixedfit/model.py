@@ -164,7 +164,7 @@ class MixedModel:
         opt = self._restart_edge(opt, maxeval)
         opt = self._restart_in_units(opt, maxeval)
         opt = self._snap_to_boundary(opt)
-        opt.gradient, opt.hessian = finite_derivatives(self.objective, opt.final, opt.fmin)
+        opt.gradient, opt.hessian = finite_derivatives(self.objective, opt.final, opt.fmin, paired=True)
         for _ in range(_POLISH_ROUNDS):
             if not self._stopped_short(opt):
                 break
@@ -270,10 +270,11 @@ class MixedModel:
         better = self._snap_to_boundary(better)
         # Off the diagonal the Hessian barely moves over a step this short (by
         # 1e-4 relative on a 36-θ factor-slope model), and re-evaluating it
-        # would cost 2n(n - 1) evaluations, most of such a fit.
+        # would cost n(n - 1) evaluations, most of such a fit.
         near = np.all(np.abs(better.final - opt.final) <= _NEAR_STEP * np.maximum(1.0, np.abs(opt.final)))
         better.gradient, better.hessian = finite_derivatives(
-            self.objective, better.final, better.fmin, cross=opt.hessian if near else None, drift=_HESSIAN_DRIFT
+            self.objective, better.final, better.fmin, cross=opt.hessian if near else None, drift=_HESSIAN_DRIFT,
+            paired=True,
         )
         return better
 

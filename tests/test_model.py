@@ -48,7 +48,7 @@ def test_a_hessian_not_positive_definite_gives_a_step_with_its_curvatures_floore
 
 def _derivatives_at(model: MixedModel, theta: np.ndarray) -> OptSummary:
     fmin = model.objective(theta)
-    gradient, hessian = finite_derivatives(model.objective, theta, fmin)
+    gradient, hessian = finite_derivatives(model.objective, theta, fmin, paired=True)  # as the fit's
     return OptSummary("nloptwrap", theta, model.lower, theta, fmin=fmin, feval=10, code=0, message="",
                       gradient=gradient, hessian=hessian)
 
@@ -81,6 +81,19 @@ def test_a_polish_step_short_for_its_theta_keeps_the_hessians_off_diagonal():
     assert after.fmin < before.fmin and np.abs(after.final - before.final).max() > 1e-3
     off = ~np.eye(3, dtype=bool)
     np.testing.assert_array_equal(after.hessian[off], before.hessian[off])
+
+
+def test_lme4s_convergence_check_costs_n_squared_plus_n_evaluations_beyond_bobyqas(monkeypatch):
+    # sleepstudy's BOBYQA stops at lme4's optimum (no polish): the check's gradient and
+    # Hessian take 2n steps along the axes and two per pair of θ, not deriv12's four
+    model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    calls = []
+    objective = model.objective
+    monkeypatch.setattr(model, "objective", lambda theta: calls.append(theta) or objective(theta))
+    opt = model.optimize()
+    n = model.ntheta
+    assert not model._stopped_short(opt)
+    assert len(calls) == opt.feval + 2 * n + n * (n - 1)
 
 
 def test_polishing_stops_after_a_round_that_gains_no_more_than_its_tolerance(monkeypatch):

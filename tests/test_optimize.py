@@ -27,6 +27,16 @@ def test_central_differences_are_exact_on_a_quadratic():
     np.testing.assert_allclose(H, A, rtol=1e-6)
 
 
+def test_paired_steps_give_the_same_derivatives_in_fewer_evaluations():
+    # the cross terms from the two steps ±δ(eᵢ + eⱼ): exact on a quadratic, as deriv12's four
+    calls: list = []
+    f, x = _quadratic(calls), np.array([0.3, -0.2, 1.1])
+    g, H = finite_derivatives(f, x, f(x), paired=True)
+    assert len(calls) == 1 + 2 * 3 + 3 * 2
+    np.testing.assert_allclose(g, A @ x + B, rtol=1e-9)
+    np.testing.assert_allclose(H, A, rtol=1e-6)
+
+
 def test_a_nearby_hessian_supplies_the_off_diagonal():
     calls: list = []
     f, x = _quadratic(calls), np.array([0.3, -0.2, 1.1])
