@@ -24,7 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import LinAlgError, cholesky, solve_triangular
 
-from .blocks import lower_template
+from .blocks import batched_lower_inverse, lower_template
 from .errors import ModelSpecError
 from .family import Family
 from .model import Convergence, _blas_controller, _diagonal_mask, check_convergence
@@ -41,6 +41,7 @@ _MAX_NAGQ = 25  # lme4's limit on nAGQ
 # Most entries of the dense products of the rest's columns with all columns
 # accumulated by bincount (32 MB); beyond, sparse products.
 _DENSE_PRODUCTS = 4_000_000
+_GRAM_DENSE_COST = 25  # see GlmmModel._sparse_gram
 # Stage 2's first steps, as lme4 sizes its Nelder-Mead simplex (optwrap):
 # 0.2 × 0.1 in every θ, 0.2 standard errors in every β.
 _THETA_STEP = 0.02
@@ -96,14 +97,17 @@ class BlockFactor:
     where A is not positive definite.
     """
 
-    def __init__(self, D: np.ndarray, B: np.ndarray, C: np.ndarray):
+    def __init__(self, D: np.ndarray, B: np.ndarray, C: np.ndarray, gram: SparseGram | None = None):
         self.ell, self.S = D.shape[0], D.shape[1]
         try:
-            self.L0 = np.sqrt(D) if self.S == 1 else np.linalg.cholesky(D)
-            if self.S == 1 and not np.all(D > 0):
-                raise LinAlgError
-            self.F = _right_solve_blocks(B, self.L0) if B.size else B
-            self.Lr = cholesky(C - self.F @ self.F.T, lower=True, check_finite=False) if C.size else C
+            self.L0 = _block_cholesky(D)
+            self.M0 = batched_lower_inverse(self.L0)  # the blocks' inverses: solves are products
+            self.F = _solve_blocks(self.M0, B.T, transpose=False).T if B.size else B
+            if C.size:
+                FFt = self.F @ self.F.T if gram is None else gram(self.F)
+                self.Lr = cholesky(C - FFt, lower=True, check_finite=False)
+            else:
+                self.Lr = C
         except (LinAlgError, np.linalg.LinAlgError):
             raise PirlsError("the penalized weighted cross products are not positive definite") from None
         self.q0 = self.ell * self.S
@@ -121,7 +125,7 @@ class BlockFactor:
     def solve_lower(self, b: np.ndarray) -> np.ndarray:
         """L⁻¹ b, for b of shape (q,) or (q, k)."""
         b = np.asarray(b, float)
-        x0 = _solve_blocks(self.L0, b[: self.q0], transpose=False)
+        x0 = _solve_blocks(self.M0, b[: self.q0], transpose=False)
         if not self.Lr.size:
             return x0
         xr = solve_triangular(self.Lr, b[self.q0:] - self.F @ x0, lower=True, check_finite=False)
@@ -131,9 +135,9 @@ class BlockFactor:
         """L⁻ᵀ x."""
         x = np.asarray(x, float)
         if not self.Lr.size:
-            return _solve_blocks(self.L0, x, transpose=True)
+            return _solve_blocks(self.M0, x, transpose=True)
         yr = solve_triangular(self.Lr, x[self.q0:], lower=True, trans="T", check_finite=False)
-        return np.concatenate([_solve_blocks(self.L0, x[: self.q0] - self.F.T @ yr, transpose=True), yr])
+        return np.concatenate([_solve_blocks(self.M0, x[: self.q0] - self.F.T @ yr, transpose=True), yr])
 
     def inverse_blocks(self, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
         """The diagonal blocks of A⁻¹ = L⁻ᵀL⁻¹ per level, per term: (ℓ, S, S) for each (ℓ, S) of ``sizes``.
@@ -144,7 +148,7 @@ class BlockFactor:
         """
         S = self.S
         eye = np.broadcast_to(np.eye(S), (self.ell, S, S))
-        M = 1.0 / self.L0 if S == 1 else np.linalg.solve(self.L0, eye)  # (ℓ, S, S)
+        M = self.M0  # (ℓ, S, S)
         inner = np.array(eye)
         out = []
         if self.Lr.size:
@@ -160,20 +164,87 @@ class BlockFactor:
         return [np.swapaxes(M, 1, 2) @ inner @ M] + out
 
 
-def _solve_blocks(L0: np.ndarray, b: np.ndarray, transpose: bool) -> np.ndarray:
-    """Per level, L0ⱼ⁻¹ bⱼ (or L0ⱼ⁻ᵀ bⱼ) for b of shape (ℓS,) or (ℓS, k)."""
-    ell, S = L0.shape[0], L0.shape[1]
+def _block_cholesky(D: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of a stack of S×S blocks (ℓ, S, S); closed form for S ≤ 2.
+
+    Raises ``LinAlgError`` where a block is not positive definite.
+    """
+    S = D.shape[1]
+    if S > 2:
+        return np.linalg.cholesky(D)
+    pivots = D[:, 0, 0] if S == 1 else D[:, 1, 1] - D[:, 1, 0] ** 2 / D[:, 0, 0]
+    if not (np.all(D[:, 0, 0] > 0) and np.all(pivots > 0)):  # NaN included
+        raise LinAlgError("a block is not positive definite")
     if S == 1:
-        scale = L0.reshape(-1)
-        return b / (scale if b.ndim == 1 else scale[:, None])
+        return np.sqrt(D)
+    L = np.empty_like(D)
+    L[:, 0, 0] = np.sqrt(D[:, 0, 0])
+    L[:, 0, 1] = 0.0
+    L[:, 1, 0] = D[:, 1, 0] / L[:, 0, 0]
+    L[:, 1, 1] = np.sqrt(D[:, 1, 1] - L[:, 1, 0] ** 2)
+    return L
+
+
+def _solve_blocks(M0: np.ndarray, b: np.ndarray, transpose: bool) -> np.ndarray:
+    """Per level, L0ⱼ⁻¹ bⱼ (or L0ⱼ⁻ᵀ bⱼ) for b of shape (ℓS,) or (ℓS, k), from M0 = the blocks' L0ⱼ⁻¹.
+
+    Products with the inverses, elementwise for S ≤ 2: a batched solve of
+    thousands of 2×2 systems costs several times more.
+    """
+    ell, S = M0.shape[0], M0.shape[1]
+    if S == 1:
+        scale = M0.reshape(-1)
+        return b * (scale if b.ndim == 1 else scale[:, None])
     rhs = b.reshape(ell, S, -1)
-    factors = np.swapaxes(L0, 1, 2) if transpose else L0
-    return np.linalg.solve(factors, rhs).reshape(b.shape)
+    if S == 2:
+        m00, m10, m11 = (M0[:, i, j, None] for i, j in ((0, 0), (1, 0), (1, 1)))
+        r0, r1 = rhs[:, 0], rhs[:, 1]
+        x = (np.stack([m00 * r0 + m10 * r1, m11 * r1], axis=1) if transpose
+             else np.stack([m00 * r0, m10 * r0 + m11 * r1], axis=1))
+        return x.reshape(b.shape)
+    factors = np.swapaxes(M0, 1, 2) if transpose else M0
+    return (factors @ rhs).reshape(b.shape)
 
 
-def _right_solve_blocks(B: np.ndarray, L0: np.ndarray) -> np.ndarray:
-    """B L0⁻ᵀ for B of shape (m, ℓS): per level, the columns of B times L0ⱼ⁻ᵀ."""
-    return _solve_blocks(L0, B.T, transpose=False).T
+class SparseGram:
+    """F Fᵀ for an F (m × ℓS) with few entries per column, by the pairs of entries that share a column.
+
+    F = B L0⁻ᵀ has B's pattern per level: a row of the rest has entries in
+    level j's S columns where it meets level j in some observation.  When
+    the terms are nearly nested (grouseticks' observation-level INDEX
+    first, BROOD and LOCATION in the rest: two entries per column), the
+    dense product's m²ℓS multiplications are almost all by zero.
+    """
+
+    def __init__(self, rest_rows: np.ndarray, levels: np.ndarray, m: int, S: int):
+        keys = np.unique(levels.astype(np.int64) * m + rest_rows)
+        level, row = keys // m, keys % m
+        counts = np.bincount(level)
+        starts = np.cumsum(counts) - counts
+        sizes = counts[level]
+        left = np.repeat(np.arange(keys.size), sizes)
+        offsets = np.arange(left.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        right = starts[level[left]] + offsets
+        width = counts.size * S if counts.size else 0
+        self.m, self.target = m, row[left] * m + row[right]
+        self.first, self.second = [], []
+        for s in range(S):
+            column = level[left] * S + s
+            self.first.append(row[left] * width + column)
+            self.second.append(row[right] * width + column)
+        self.first, self.second = np.concatenate(self.first), np.concatenate(self.second)
+        self.target = np.tile(self.target, S)
+        self.width = width
+
+    @property
+    def size(self) -> int:
+        """The number of products: the pairs of entries in a common column."""
+        return self.target.size
+
+    def __call__(self, F: np.ndarray) -> np.ndarray:
+        flat = F.reshape(-1)
+        return np.bincount(self.target, weights=flat[self.first] * flat[self.second],
+                           minlength=self.m * self.m).reshape(self.m, self.m)
 
 
 @dataclass
@@ -264,6 +335,13 @@ class GlmmModel:
         self._columns = self._z_columns()
         self.q = int(sum(t.size * t.nlevels for t in design.terms))
         self._pair_index = self._pair_indices()
+        self._gram = self._sparse_gram()
+        counts = np.bincount(design.terms[0].codes, minlength=design.terms[0].nlevels)
+        # rows sorted by the first term's level, for _level_sums (which needs every level observed)
+        self._tril0 = np.tril_indices(design.terms[0].size)
+        self._sorted_products: tuple[np.ndarray, np.ndarray] | None = None  # see _level_sums
+        self._level_order = ((np.argsort(design.terms[0].codes, kind="stable"), np.cumsum(counts) - counts)
+                             if np.all(counts > 0) else None)
         self._lp0: np.ndarray | None = None  # linear predictor PIRLS starts from (lme4's lp0)
         self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
         self._closures()
@@ -275,10 +353,12 @@ class GlmmModel:
 
     def __getstate__(self) -> dict:
         # The family's closures are rebuilt on unpickling, not pickled.
-        return {k: v for k, v in self.__dict__.items() if k not in ("_aic", "_dev", "_start_cache")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_aic", "_dev", "_start_cache", "_sorted_products")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+        self._sorted_products = None
         self._closures()
 
     # -- structure ------------------------------------------------------------
@@ -319,12 +399,14 @@ class GlmmModel:
         """The factor of ΛᵀZᵀWZΛ + I from the terms' ZΛ entries at weights sqrtw²."""
         first, S0 = self.design.terms[0], self.design.terms[0].size
         v0 = values[0] * sqrtw[:, None]
-        D = np.empty((first.nlevels, S0, S0))
-        for s in range(S0):
-            for t in range(s + 1):
-                D[:, s, t] = D[:, t, s] = np.bincount(first.codes, weights=v0[:, s] * v0[:, t],
-                                                      minlength=first.nlevels)
-        D[:, np.arange(S0), np.arange(S0)] += 1.0
+        sums = self._level_sums(values[0], sqrtw * sqrtw)
+        if S0 == 1:
+            D = (sums + 1.0).reshape(-1, 1, 1)
+        else:
+            rows, cols = self._tril0
+            D = np.empty((first.nlevels, S0, S0))
+            D[:, rows, cols] = D[:, cols, rows] = sums
+            D[:, np.arange(S0), np.arange(S0)] += 1.0
         q0 = first.nlevels * S0
         if len(values) == 1:
             return BlockFactor(D, np.empty((0, q0)), np.empty((0, 0)))
@@ -338,31 +420,82 @@ class GlmmModel:
             C = (rest.T @ rest).toarray()
             B = (rest.T @ self._sparse(v0, self._columns[:, :S0], q0)).toarray()
         C[np.diag_indices_from(C)] += 1.0
-        return BlockFactor(D, B, C)
+        return BlockFactor(D, B, C, self._gram)
+
+    def _level_sums(self, values0: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Per level of the first term, Σ wᵢ zᵢₛ zᵢₜ over its rows for s ≥ t (``values0``: its ZΛ entries):
+        (ℓ, S(S+1)/2).
+
+        The rows' products sorted by level are kept while ``values0`` (θ)
+        stays, so each PIRLS step costs a gather of w, one product and an
+        ``np.add.reduceat``: several times less than a ``bincount`` per pair.
+        """
+        first = self.design.terms[0]
+        rows, cols = self._tril0
+        if self._level_order is None:  # a level without rows: reduceat cannot skip it
+            return np.stack([np.bincount(first.codes, weights=w * values0[:, s] * values0[:, t],
+                                         minlength=first.nlevels) for s, t in zip(rows, cols)], axis=1)
+        order, starts = self._level_order
+        cached = self._sorted_products
+        if cached is None or cached[0] is not values0:
+            sorted_values = values0[order]
+            self._sorted_products = cached = (values0, np.ascontiguousarray((sorted_values[:, rows]
+                                                                             * sorted_values[:, cols]).T))
+        return np.add.reduceat(cached[1] * w[order], starts, axis=1).T
 
     @staticmethod
-    def _dense_products(pairs: list[tuple[int, int, np.ndarray]], left: np.ndarray, right: np.ndarray,
-                        shape: tuple[int, int]) -> np.ndarray:
-        """Σᵢ leftᵢₐ rightᵢᵦ accumulated at each pair's flat positions: a dense cross product by bincount."""
-        size = shape[0] * shape[1]
-        out = np.zeros(size)
-        for a, b, index in pairs:
-            out += np.bincount(index, weights=left[:, a] * right[:, b], minlength=size)
+    def _dense_products(pairs: tuple[list[tuple[int, int, np.ndarray]], np.ndarray | None], left: np.ndarray,
+                        right: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """Σᵢ leftᵢₐ rightᵢᵦ accumulated at each pair's flat position: a dense cross product by bincount.
+
+        ``pairs``: per pair of slots (a, b), each row's position among the
+        product's structural nonzeros; and those nonzeros' flat positions
+        (None: every entry is one).  Sparse products (nearly nested terms)
+        accumulate into their nonzeros only.
+        """
+        slots, positions = pairs
+        size = shape[0] * shape[1] if positions is None else positions.size
+        sums = np.zeros(size)
+        for a, b, index in slots:
+            sums += np.bincount(index, weights=left[:, a] * right[:, b], minlength=size)
+        if positions is None:
+            return sums.reshape(shape)
+        out = np.zeros(shape[0] * shape[1])
+        out[positions] = sums
         return out.reshape(shape)
 
-    def _pair_indices(self) -> tuple[list, list] | None:
-        """Flat positions, per pair of entry slots of a row, in the dense rest-by-first and rest-by-rest
-        products; None where those would be too large to hold densely (sparse products instead)."""
+    def _pair_indices(self) -> tuple[tuple, tuple] | None:
+        """Per pair of entry slots of a row, where each row's product lands in the dense rest-by-first and
+        rest-by-rest products (``_dense_products``); None where those would be too large to hold
+        densely (sparse products instead)."""
         S0 = self.design.terms[0].size
         q0 = self.design.terms[0].nlevels * S0
         qr = self.q - q0
         if not qr or qr * (q0 + qr) > _DENSE_PRODUCTS:
             return None
         rest, first = self._columns[:, S0:] - q0, self._columns[:, :S0]
-        k = rest.shape[1]
-        by_first = [(a, b, rest[:, a] * q0 + first[:, b]) for a in range(k) for b in range(S0)]
-        by_rest = [(a, b, rest[:, a] * qr + rest[:, b]) for a in range(k) for b in range(k)]
-        return by_first, by_rest
+
+        def pairs(left: np.ndarray, right: np.ndarray, width: int) -> tuple:
+            flat = {(a, b): left[:, a] * width + right[:, b]
+                    for a in range(left.shape[1]) for b in range(right.shape[1])}
+            positions, index = np.unique(np.concatenate(list(flat.values())), return_inverse=True)
+            if positions.size == qr * width:  # every entry a structural nonzero: no compression
+                return [(a, b, i) for (a, b), i in flat.items()], None
+            return [(a, b, i) for (a, b), i in zip(flat, np.split(index.reshape(-1), len(flat)))], positions
+
+        return pairs(rest, first, q0), pairs(rest, rest, qr)
+
+    def _sparse_gram(self) -> SparseGram | None:
+        """F Fᵀ by its nonzero products where they are few (see ``SparseGram``); None: a dense product."""
+        first = self.design.terms[0]
+        q0 = first.nlevels * first.size
+        qr = self.q - q0
+        if not qr:
+            return None
+        rest = self._columns[:, first.size:] - q0
+        gram = SparseGram(rest.reshape(-1), np.repeat(first.codes, rest.shape[1]), qr, first.size)
+        # a bincount's product costs about as much as _GRAM_DENSE_COST multiplications in BLAS
+        return gram if gram.size * _GRAM_DENSE_COST < qr * qr * q0 else None
 
     def is_singular(self, theta: np.ndarray) -> bool:
         """lme4's ``isSingular``: a θ with a lower bound within 1e-4 of it."""
