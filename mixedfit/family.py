@@ -156,7 +156,8 @@ def _poisson_aic(y: Array, n: Array, mu: Array, wt: Array, dev: float) -> float:
 
 
 def _gamma_dev(y: Array, mu: Array, wt: Array) -> Array:
-    with np.errstate(divide="ignore"):
+    # μ < 0 (an inverse link's η < 0 in a PIRLS step that step-halving then shortens) gives NaN, quietly
+    with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.where(y == 0, 0.0, np.log(np.where(y == 0, 1.0, y / mu)))
     return -2.0 * wt * (logs - (y - mu) / mu)
 

@@ -80,6 +80,7 @@ class PirlsState:
     L: BlockFactor
     sqrtw: np.ndarray
     iterations: int
+    halvings: int = 0  # steps halved on the way (lme4's step-halving in pwrssUpdate)
 
     @property
     def ldL2(self) -> float:
@@ -343,6 +344,7 @@ class GlmmModel:
         self._level_order = ((np.argsort(design.terms[0].codes, kind="stable"), np.cumsum(counts) - counts)
                              if np.all(counts > 0) else None)
         self._lp0: np.ndarray | None = None  # linear predictor PIRLS starts from (lme4's lp0)
+        self._modes: tuple[np.ndarray, np.ndarray] | None = None  # the last PIRLS's u and β (see pirls)
         self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
         self._closures()
 
@@ -550,10 +552,15 @@ class GlmmModel:
             eta, (mu, sqrtw0, wres0) = self._start()
         else:
             eta, mu = eta_start, None
-        u_old = np.zeros(self.q) if u_start is None else u_start
-        beta_old = np.zeros(self.p) if joint else np.asarray(beta, float)
+        # Where the first step halves toward if it ends in NaN (lme4 keeps the last fit's increments
+        # between evaluations): the last modes, under this θ.  Halving toward u = β = 0, η = offset,
+        # cannot leave a region where μ = g⁻¹(η) is undefined (an inverse link's η < 0).
+        previous = self._modes
+        u_old = (np.zeros(self.q) if previous is None else previous[0]) if u_start is None else u_start
+        beta_old = (np.zeros(self.p) if previous is None else previous[1]) if joint else np.asarray(beta, float)
         base = self.offset if joint else self.offset + self.X @ beta_old
         oldpdev = np.finfo(float).max
+        halvings = 0
 
         def linpred(u_: np.ndarray, b_: np.ndarray) -> np.ndarray:
             return (self.offset + self.X @ b_ if joint else base) + zl @ u_
@@ -568,12 +575,14 @@ class GlmmModel:
             new_eta = linpred(u, b)
             pdev, mu, dev = self._penalized_deviance(new_eta, u)
             if abs((oldpdev - pdev) / pdev) < _TOL_PWRSS:
-                return PirlsState(u, b, new_eta, mu, dev, L, sqrtw, it)
+                self._modes = (u, b)
+                return PirlsState(u, b, new_eta, mu, dev, L, sqrtw, it, halvings)
             if np.isnan(pdev) or pdev > oldpdev:
                 for _ in range(_MAX_HALVINGS):
                     if not (np.isnan(pdev) or pdev > oldpdev):
                         break
                     u, b = (u_old + u) / 2.0, (beta_old + b) / 2.0 if joint else b
+                    halvings += 1
                     new_eta = linpred(u, b)
                     pdev, mu, dev = self._penalized_deviance(new_eta, u)
                 if np.isnan(pdev):
