@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import LinAlgError, cholesky, solve_triangular
+from scipy.linalg import LinAlgError
+from scipy.linalg.lapack import dpotrf, dtrtrs
 
 from .blocks import batched_lower_inverse, lower_template
 from .errors import ModelSpecError
@@ -106,7 +107,7 @@ class BlockFactor:
             self.F = _solve_blocks(self.M0, B.T, transpose=False).T if B.size else B
             if C.size:
                 FFt = self.F @ self.F.T if gram is None else gram(self.F)
-                self.Lr = cholesky(C - FFt, lower=True, check_finite=False)
+                self.Lr = _cholesky(C - FFt)
             else:
                 self.Lr = C
         except (LinAlgError, np.linalg.LinAlgError):
@@ -129,7 +130,7 @@ class BlockFactor:
         x0 = _solve_blocks(self.M0, b[: self.q0], transpose=False)
         if not self.Lr.size:
             return x0
-        xr = solve_triangular(self.Lr, b[self.q0:] - self.F @ x0, lower=True, check_finite=False)
+        xr = _solve_lower(self.Lr, b[self.q0:] - self.F @ x0)
         return np.concatenate([x0, xr])
 
     def solve_upper(self, x: np.ndarray) -> np.ndarray:
@@ -137,7 +138,7 @@ class BlockFactor:
         x = np.asarray(x, float)
         if not self.Lr.size:
             return _solve_blocks(self.M0, x, transpose=True)
-        yr = solve_triangular(self.Lr, x[self.q0:], lower=True, trans="T", check_finite=False)
+        yr = _solve_lower(self.Lr, x[self.q0:], transpose=True)
         return np.concatenate([_solve_blocks(self.M0, x[: self.q0] - self.F.T @ yr, transpose=True), yr])
 
     def inverse_blocks(self, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
@@ -153,7 +154,7 @@ class BlockFactor:
         inner = np.array(eye)
         out = []
         if self.Lr.size:
-            Rinv = solve_triangular(self.Lr, np.eye(self.Lr.shape[0]), lower=True, check_finite=False)
+            Rinv = _solve_lower(self.Lr, np.eye(self.Lr.shape[0]))
             K = (Rinv @ self.F).reshape(-1, self.ell, S)
             inner = inner + np.einsum("rls,rlt->lst", K, K)
             rest = Rinv.T @ Rinv
@@ -163,6 +164,27 @@ class BlockFactor:
                 out.append(block[np.arange(ell), :, np.arange(ell), :])
                 offset += ell * size
         return [np.swapaxes(M, 1, 2) @ inner @ M] + out
+
+
+def _cholesky(A: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of a symmetric A by LAPACK's ``dpotrf`` itself.
+
+    scipy's ``cholesky`` wrapper costs as much as the factorization of the
+    small matrices PIRLS factors at every step; ``LinAlgError`` where A is
+    not positive definite.
+    """
+    L, info = dpotrf(A, lower=1, clean=1)
+    if info != 0:
+        raise LinAlgError("not positive definite")
+    return L
+
+
+def _solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """L⁻¹ b (or L⁻ᵀ b) for a lower-triangular L, by LAPACK's ``dtrtrs`` (see ``_cholesky``)."""
+    x, info = dtrtrs(L, b, lower=1, trans=1 if transpose else 0)
+    if info != 0:
+        raise LinAlgError("singular triangular factor")
+    return x
 
 
 def _block_cholesky(D: np.ndarray) -> np.ndarray:
@@ -528,11 +550,11 @@ class GlmmModel:
         Xw = self.X * sqrtw[:, None]
         RZX = L.solve_lower(zl.T @ (self.X * w[:, None]))
         try:
-            RX = cholesky(Xw.T @ Xw - RZX.T @ RZX, lower=True, check_finite=False)
+            RX = _cholesky(Xw.T @ Xw - RZX.T @ RZX)
         except LinAlgError:
             raise PirlsError("the fixed-effects cross products are not positive definite") from None
-        cb = solve_triangular(RX, Xw.T @ (sqrtw * z) - RZX.T @ cu, lower=True, check_finite=False)
-        beta = solve_triangular(RX, cb, lower=True, trans="T", check_finite=False)
+        cb = _solve_lower(RX, Xw.T @ (sqrtw * z) - RZX.T @ cu)
+        beta = _solve_lower(RX, cb, transpose=True)
         return L.solve_upper(cu - RZX @ beta), beta, L
 
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None,
