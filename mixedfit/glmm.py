@@ -530,7 +530,7 @@ class GlmmModel:
         """μ, √W and the working residual (y − μ)/μ' at η (μ = g⁻¹(η) when already at hand)."""
         fam = self.family
         mu = fam.linkinv(eta) if mu is None else mu
-        mu_eta = fam.mu_eta(eta)
+        mu_eta = fam.mu_eta_at(eta, mu)
         sqrtw = mu_eta * np.sqrt(self.weights / fam.variance(mu))
         return mu, sqrtw, (self.y - mu) / mu_eta
 
