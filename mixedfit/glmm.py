@@ -359,16 +359,24 @@ class GlmmModel:
         self.q = int(sum(t.size * t.nlevels for t in design.terms))
         self._pair_index = self._pair_indices()
         self._gram = self._sparse_gram()
-        counts = np.bincount(design.terms[0].codes, minlength=design.terms[0].nlevels)
-        # rows sorted by the first term's level, for _level_sums (which needs every level observed)
         self._tril0 = np.tril_indices(design.terms[0].size)
-        self._sorted_products: tuple[np.ndarray, np.ndarray] | None = None  # see _level_sums
-        self._level_order = ((np.argsort(design.terms[0].codes, kind="stable"), np.cumsum(counts) - counts)
-                             if np.all(counts > 0) else None)
+        self._level_order = self._sorted_rows()
         self._lp0: np.ndarray | None = None  # linear predictor PIRLS starts from (lme4's lp0)
         self._modes: tuple[np.ndarray, np.ndarray] | None = None  # the last PIRLS's u and β (see pirls)
         self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
         self._closures()
+
+    def _sorted_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The rows sorted by the first term's level, where each level starts, and the sorted rows'
+        products zᵢₛ zᵢₜ (s ≥ t) as (S(S+1)/2, n), for ``_level_sums``; None where a level has no rows."""
+        first = self.design.terms[0]
+        counts = np.bincount(first.codes, minlength=first.nlevels)
+        if not np.all(counts > 0):
+            return None
+        order = np.argsort(first.codes, kind="stable")
+        z = first.z[order]
+        rows, cols = self._tril0
+        return order, np.cumsum(counts) - counts, np.ascontiguousarray((z[:, rows] * z[:, cols]).T)
 
     def _closures(self) -> None:
         """The family's deviance and likelihood as functions of μ for this response."""
@@ -378,11 +386,10 @@ class GlmmModel:
     def __getstate__(self) -> dict:
         # The family's closures are rebuilt on unpickling, not pickled.
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("_aic", "_dev", "_start_cache", "_sorted_products")}
+                if k not in ("_aic", "_dev", "_start_cache")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._sorted_products = None
         self._closures()
 
     # -- structure ------------------------------------------------------------
@@ -419,17 +426,26 @@ class GlmmModel:
         n, k = values.shape
         return sp.csr_matrix((values.ravel(), columns.ravel(), np.arange(0, n * k + 1, k)), shape=(n, width))
 
-    def _weighted_blocks(self, values: list[np.ndarray], sqrtw: np.ndarray) -> BlockFactor:
-        """The factor of ΛᵀZᵀWZΛ + I from the terms' ZΛ entries at weights sqrtw²."""
+    def _weighted_blocks(self, values: list[np.ndarray], template0: np.ndarray, sqrtw: np.ndarray) -> BlockFactor:
+        """The factor of ΛᵀZᵀWZΛ + I from the terms' ZΛ entries at weights sqrtw² (``template0``: the
+        first term's Λ template, T: its blocks are ``Tᵀ (Σ wᵢ zᵢ zᵢᵀ) T + I`` per level)."""
         first, S0 = self.design.terms[0], self.design.terms[0].size
         v0 = values[0] * sqrtw[:, None]
-        sums = self._level_sums(values[0], sqrtw * sqrtw)
+        sums = self._level_sums(sqrtw * sqrtw)
         if S0 == 1:
-            D = (sums + 1.0).reshape(-1, 1, 1)
+            D = (sums * template0[0, 0] ** 2 + 1.0).reshape(-1, 1, 1)
+        elif S0 == 2:  # Tᵀ G T elementwise: a batched matmul of 2×2 blocks costs more
+            (t00, _), (t10, t11) = template0
+            a, b, c = sums.T
+            D = np.empty((first.nlevels, 2, 2))
+            D[:, 0, 0] = t00 * t00 * a + 2.0 * t00 * t10 * b + t10 * t10 * c + 1.0
+            D[:, 0, 1] = D[:, 1, 0] = t11 * (t00 * b + t10 * c)
+            D[:, 1, 1] = t11 * t11 * c + 1.0
         else:
             rows, cols = self._tril0
-            D = np.empty((first.nlevels, S0, S0))
-            D[:, rows, cols] = D[:, cols, rows] = sums
+            G = np.empty((first.nlevels, S0, S0))
+            G[:, rows, cols] = G[:, cols, rows] = sums
+            D = template0.T @ G @ template0
             D[:, np.arange(S0), np.arange(S0)] += 1.0
         q0 = first.nlevels * S0
         if len(values) == 1:
@@ -446,26 +462,21 @@ class GlmmModel:
         C[np.diag_indices_from(C)] += 1.0
         return BlockFactor(D, B, C, self._gram)
 
-    def _level_sums(self, values0: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """Per level of the first term, Σ wᵢ zᵢₛ zᵢₜ over its rows for s ≥ t (``values0``: its ZΛ entries):
-        (ℓ, S(S+1)/2).
+    def _level_sums(self, w: np.ndarray) -> np.ndarray:
+        """Per level of the first term, Σ wᵢ zᵢₛ zᵢₜ over its rows for s ≥ t: (ℓ, S(S+1)/2).
 
-        The rows' products sorted by level are kept while ``values0`` (θ)
-        stays, so each PIRLS step costs a gather of w, one product and an
-        ``np.add.reduceat``: several times less than a ``bincount`` per pair.
+        The rows' products zᵢₛ zᵢₜ, sorted by level, are kept from the start
+        (they do not depend on θ), so a PIRLS step costs a gather of w, one
+        product and an ``np.add.reduceat``: several times less than a
+        ``bincount`` per pair.
         """
         first = self.design.terms[0]
-        rows, cols = self._tril0
         if self._level_order is None:  # a level without rows: reduceat cannot skip it
-            return np.stack([np.bincount(first.codes, weights=w * values0[:, s] * values0[:, t],
+            rows, cols = self._tril0
+            return np.stack([np.bincount(first.codes, weights=w * first.z[:, s] * first.z[:, t],
                                          minlength=first.nlevels) for s, t in zip(rows, cols)], axis=1)
-        order, starts = self._level_order
-        cached = self._sorted_products
-        if cached is None or cached[0] is not values0:
-            sorted_values = values0[order]
-            self._sorted_products = cached = (values0, np.ascontiguousarray((sorted_values[:, rows]
-                                                                             * sorted_values[:, cols]).T))
-        return np.add.reduceat(cached[1] * w[order], starts, axis=1).T
+        order, starts, products = self._level_order
+        return np.add.reduceat(products * w[order], starts, axis=1).T
 
     @staticmethod
     def _dense_products(pairs: tuple[list[tuple[int, int, np.ndarray]], np.ndarray | None], left: np.ndarray,
@@ -539,10 +550,10 @@ class GlmmModel:
         dev = self._dev(mu)
         return float(np.sum(dev) + u @ u), mu, dev
 
-    def _solve(self, zl: sp.csr_matrix, values: list[np.ndarray], sqrtw: np.ndarray, z: np.ndarray,
-               joint: bool) -> tuple[np.ndarray, np.ndarray | None, BlockFactor]:
+    def _solve(self, zl: sp.csr_matrix, values: list[np.ndarray], template0: np.ndarray, sqrtw: np.ndarray,
+               z: np.ndarray, joint: bool) -> tuple[np.ndarray, np.ndarray | None, BlockFactor]:
         """The PWLS solution (u, β or None, L) at weights W = sqrtw² for working response z."""
-        L = self._weighted_blocks(values, sqrtw)
+        L = self._weighted_blocks(values, template0, sqrtw)
         w = sqrtw * sqrtw
         cu = L.solve_lower(zl.T @ (w * z))
         if not joint:
@@ -569,6 +580,7 @@ class GlmmModel:
         theta = np.asarray(theta, float)
         joint = beta is None
         values = self._term_values(theta)
+        template0 = self.templates(theta)[0]
         zl = self._sparse(np.hstack(values), self._columns, self.q)
         if eta_start is None:
             eta, (mu, sqrtw0, wres0) = self._start()
@@ -592,7 +604,7 @@ class GlmmModel:
                 sqrtw, wres = sqrtw0, wres0
             else:
                 mu, sqrtw, wres = self._working(eta, mu)
-            u, b, L = self._solve(zl, values, sqrtw, eta - base + wres, joint)
+            u, b, L = self._solve(zl, values, template0, sqrtw, eta - base + wres, joint)
             b = beta_old if b is None else b
             new_eta = linpred(u, b)
             pdev, mu, dev = self._penalized_deviance(new_eta, u)
