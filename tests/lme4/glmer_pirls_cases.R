@@ -31,16 +31,6 @@ cases <- list(
        family = "Gamma", link = "inverse")
 )
 
-data_record <- function(d) {
-  out <- list()
-  for (nm in names(d)) {
-    x <- d[[nm]]
-    out[[nm]] <- if (is.factor(x)) list(levels = jstr(levels(x)), values = jstr(as.character(x)))
-                 else jarr(x)
-  }
-  out
-}
-
 fit_case <- function(case) {
   d <- case$sim()
   fam <- get(case$family)(link = case$link)
@@ -59,7 +49,9 @@ fit_case <- function(case) {
     theta = jobj(getME(m, "theta")), sigma = jnum(sigma(m)),
     stage1_theta = jobj(getME(stage1, "theta")),
     messages = jstr(res$messages), warnings = jstr(res$warnings),
-    data = data_record(d)
+    # the columns as tests/test_glmm.py's fixture_data reads them (a factor: levels and values)
+    data = list(y = jarr(d$y), x = jarr(d$x),
+                g = list(levels = jstr(levels(d$g)), values = jstr(as.character(d$g))))
   )
 }
 
