@@ -550,16 +550,16 @@ class GlmmModel:
         dev = self._dev(mu)
         return float(np.sum(dev) + u @ u), mu, dev
 
-    def _solve(self, zl: sp.csr_matrix, values: list[np.ndarray], template0: np.ndarray, sqrtw: np.ndarray,
+    def _solve(self, zlt: sp.csc_matrix, values: list[np.ndarray], template0: np.ndarray, sqrtw: np.ndarray,
                z: np.ndarray, joint: bool) -> tuple[np.ndarray, np.ndarray | None, BlockFactor]:
-        """The PWLS solution (u, β or None, L) at weights W = sqrtw² for working response z."""
+        """The PWLS solution (u, β or None, L) at weights W = sqrtw² for working response z (``zlt``: (ZΛ)ᵀ)."""
         L = self._weighted_blocks(values, template0, sqrtw)
         w = sqrtw * sqrtw
-        cu = L.solve_lower(zl.T @ (w * z))
+        cu = L.solve_lower(zlt @ (w * z))
         if not joint:
             return L.solve_upper(cu), None, L
         Xw = self.X * sqrtw[:, None]
-        RZX = L.solve_lower(zl.T @ (self.X * w[:, None]))
+        RZX = L.solve_lower(zlt @ (self.X * w[:, None]))
         try:
             RX = _cholesky(Xw.T @ Xw - RZX.T @ RZX)
         except LinAlgError:
@@ -582,6 +582,7 @@ class GlmmModel:
         values = self._term_values(theta)
         template0 = self.templates(theta)[0]
         zl = self._sparse(np.hstack(values), self._columns, self.q)
+        zlt = zl.T  # once per PIRLS: scipy builds a new matrix object at every .T
         if eta_start is None:
             eta, (mu, sqrtw0, wres0) = self._start()
         else:
@@ -604,7 +605,7 @@ class GlmmModel:
                 sqrtw, wres = sqrtw0, wres0
             else:
                 mu, sqrtw, wres = self._working(eta, mu)
-            u, b, L = self._solve(zl, values, template0, sqrtw, eta - base + wres, joint)
+            u, b, L = self._solve(zlt, values, template0, sqrtw, eta - base + wres, joint)
             b = beta_old if b is None else b
             new_eta = linpred(u, b)
             pdev, mu, dev = self._penalized_deviance(new_eta, u)
