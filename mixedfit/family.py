@@ -41,6 +41,8 @@ class Link:
     linkfun: Callable[[Array], Array]
     linkinv: Callable[[Array], Array]
     mu_eta: Callable[[Array], Array]
+    #: dμ/dη from μ = linkinv(η) where that needs no exp of η again (log: μ; logit: μ(1 − μ))
+    mu_eta_from_mu: Callable[[Array], Array] | None = None
 
 
 def _clamp01(p: Array) -> Array:
@@ -63,7 +65,8 @@ def _logit_mu_eta(eta: Array) -> Array:
 
 
 _LINKS: dict[str, Link] = {
-    "logit": Link("logit", special.logit, lambda eta: _clamp01(special.expit(eta)), _logit_mu_eta),
+    "logit": Link("logit", special.logit, lambda eta: _clamp01(special.expit(eta)), _logit_mu_eta,
+                  lambda mu: np.maximum(mu * (1.0 - mu), _EPS)),
     "probit": Link("probit", special.ndtri,
                    lambda eta: np.minimum(special.ndtr(eta), 1.0 - _EPS),
                    lambda eta: stats.norm.pdf(eta)),
@@ -73,7 +76,7 @@ _LINKS: dict[str, Link] = {
     "cloglog": Link("cloglog", lambda mu: np.log(-np.log1p(-mu)),
                     lambda eta: _clamp01(_cloglog_inv(eta)), _cloglog_mu_eta),
     "log": Link("log", np.log, lambda eta: np.maximum(np.exp(eta), _EPS),
-                lambda eta: np.maximum(np.exp(eta), _EPS)),
+                lambda eta: np.maximum(np.exp(eta), _EPS), lambda mu: mu),
     "identity": Link("identity", lambda mu: np.asarray(mu, float), lambda eta: np.asarray(eta, float),
                      lambda eta: np.ones_like(eta, dtype=float)),
     "inverse": Link("inverse", lambda mu: 1.0 / mu, lambda eta: 1.0 / eta, lambda eta: -1.0 / eta**2),
@@ -156,7 +159,8 @@ def _poisson_aic(y: Array, n: Array, mu: Array, wt: Array, dev: float) -> float:
 
 
 def _gamma_dev(y: Array, mu: Array, wt: Array) -> Array:
-    with np.errstate(divide="ignore"):
+    # μ < 0 (an inverse link's η < 0 in a PIRLS step that step-halving then shortens) gives NaN, quietly
+    with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.where(y == 0, 0.0, np.log(np.where(y == 0, 1.0, y / mu)))
     return -2.0 * wt * (logs - (y - mu) / mu)
 
@@ -229,6 +233,23 @@ class Family:
 
     def mu_eta(self, eta: Array) -> Array:
         return self.link.mu_eta(np.asarray(eta, float))
+
+    def mu_eta_at(self, eta: Array, mu: Array) -> Array:
+        """dμ/dη at η, given μ = linkinv(η): from μ where the link allows (no second exp of η).
+
+        For the log link it is μ itself, as ``mu_eta`` computes it; for the
+        logit μ(1 − μ), which R's ``dlogis(η)`` equals to rounding (both at
+        least ε).
+
+        Examples
+        --------
+        >>> f = family("binomial")
+        >>> eta = np.array([-2.0, 0.0, 3.0])
+        >>> bool(np.allclose(f.mu_eta_at(eta, f.linkinv(eta)), f.mu_eta(eta), rtol=1e-14))
+        True
+        """
+        from_mu = self.link.mu_eta_from_mu
+        return self.mu_eta(eta) if from_mu is None else from_mu(np.asarray(mu, float))
 
     def variance(self, mu: Array) -> Array:
         return _DISTRIBUTIONS[self.name][0](np.asarray(mu, float))

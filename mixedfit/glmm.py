@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import LinAlgError, cholesky, solve_triangular
+from scipy.linalg import LinAlgError
+from scipy.linalg.lapack import dpotrf, dtrtrs
 
-from .blocks import lower_template
+from .blocks import batched_lower_inverse, lower_template
 from .errors import ModelSpecError
 from .family import Family
 from .model import Convergence, _blas_controller, _diagonal_mask, check_convergence
@@ -41,6 +42,7 @@ _MAX_NAGQ = 25  # lme4's limit on nAGQ
 # Most entries of the dense products of the rest's columns with all columns
 # accumulated by bincount (32 MB); beyond, sparse products.
 _DENSE_PRODUCTS = 4_000_000
+_GRAM_DENSE_COST = 25  # see GlmmModel._sparse_gram
 # Stage 2's first steps, as lme4 sizes its Nelder-Mead simplex (optwrap):
 # 0.2 × 0.1 in every θ, 0.2 standard errors in every β.
 _THETA_STEP = 0.02
@@ -79,6 +81,7 @@ class PirlsState:
     L: BlockFactor
     sqrtw: np.ndarray
     iterations: int
+    halvings: int = 0  # steps halved on the way (lme4's step-halving in pwrssUpdate)
 
     @property
     def ldL2(self) -> float:
@@ -96,14 +99,17 @@ class BlockFactor:
     where A is not positive definite.
     """
 
-    def __init__(self, D: np.ndarray, B: np.ndarray, C: np.ndarray):
+    def __init__(self, D: np.ndarray, B: np.ndarray, C: np.ndarray, gram: SparseGram | None = None):
         self.ell, self.S = D.shape[0], D.shape[1]
         try:
-            self.L0 = np.sqrt(D) if self.S == 1 else np.linalg.cholesky(D)
-            if self.S == 1 and not np.all(D > 0):
-                raise LinAlgError
-            self.F = _right_solve_blocks(B, self.L0) if B.size else B
-            self.Lr = cholesky(C - self.F @ self.F.T, lower=True, check_finite=False) if C.size else C
+            self.L0 = _block_cholesky(D)
+            self.M0 = batched_lower_inverse(self.L0)  # the blocks' inverses: solves are products
+            self.F = _solve_blocks(self.M0, B.T, transpose=False).T if B.size else B
+            if C.size:
+                FFt = self.F @ self.F.T if gram is None else gram(self.F)
+                self.Lr = _cholesky(C - FFt)
+            else:
+                self.Lr = C
         except (LinAlgError, np.linalg.LinAlgError):
             raise PirlsError("the penalized weighted cross products are not positive definite") from None
         self.q0 = self.ell * self.S
@@ -121,19 +127,19 @@ class BlockFactor:
     def solve_lower(self, b: np.ndarray) -> np.ndarray:
         """L⁻¹ b, for b of shape (q,) or (q, k)."""
         b = np.asarray(b, float)
-        x0 = _solve_blocks(self.L0, b[: self.q0], transpose=False)
+        x0 = _solve_blocks(self.M0, b[: self.q0], transpose=False)
         if not self.Lr.size:
             return x0
-        xr = solve_triangular(self.Lr, b[self.q0:] - self.F @ x0, lower=True, check_finite=False)
+        xr = _solve_lower(self.Lr, b[self.q0:] - self.F @ x0)
         return np.concatenate([x0, xr])
 
     def solve_upper(self, x: np.ndarray) -> np.ndarray:
         """L⁻ᵀ x."""
         x = np.asarray(x, float)
         if not self.Lr.size:
-            return _solve_blocks(self.L0, x, transpose=True)
-        yr = solve_triangular(self.Lr, x[self.q0:], lower=True, trans="T", check_finite=False)
-        return np.concatenate([_solve_blocks(self.L0, x[: self.q0] - self.F.T @ yr, transpose=True), yr])
+            return _solve_blocks(self.M0, x, transpose=True)
+        yr = _solve_lower(self.Lr, x[self.q0:], transpose=True)
+        return np.concatenate([_solve_blocks(self.M0, x[: self.q0] - self.F.T @ yr, transpose=True), yr])
 
     def inverse_blocks(self, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
         """The diagonal blocks of A⁻¹ = L⁻ᵀL⁻¹ per level, per term: (ℓ, S, S) for each (ℓ, S) of ``sizes``.
@@ -144,11 +150,11 @@ class BlockFactor:
         """
         S = self.S
         eye = np.broadcast_to(np.eye(S), (self.ell, S, S))
-        M = 1.0 / self.L0 if S == 1 else np.linalg.solve(self.L0, eye)  # (ℓ, S, S)
+        M = self.M0  # (ℓ, S, S)
         inner = np.array(eye)
         out = []
         if self.Lr.size:
-            Rinv = solve_triangular(self.Lr, np.eye(self.Lr.shape[0]), lower=True, check_finite=False)
+            Rinv = _solve_lower(self.Lr, np.eye(self.Lr.shape[0]))
             K = (Rinv @ self.F).reshape(-1, self.ell, S)
             inner = inner + np.einsum("rls,rlt->lst", K, K)
             rest = Rinv.T @ Rinv
@@ -160,20 +166,108 @@ class BlockFactor:
         return [np.swapaxes(M, 1, 2) @ inner @ M] + out
 
 
-def _solve_blocks(L0: np.ndarray, b: np.ndarray, transpose: bool) -> np.ndarray:
-    """Per level, L0ⱼ⁻¹ bⱼ (or L0ⱼ⁻ᵀ bⱼ) for b of shape (ℓS,) or (ℓS, k)."""
-    ell, S = L0.shape[0], L0.shape[1]
+def _cholesky(A: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of a symmetric A by LAPACK's ``dpotrf`` itself.
+
+    scipy's ``cholesky`` wrapper costs as much as the factorization of the
+    small matrices PIRLS factors at every step; ``LinAlgError`` where A is
+    not positive definite.
+    """
+    L, info = dpotrf(A, lower=1, clean=1)
+    if info != 0:
+        raise LinAlgError("not positive definite")
+    return L
+
+
+def _solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """L⁻¹ b (or L⁻ᵀ b) for a lower-triangular L, by LAPACK's ``dtrtrs`` (see ``_cholesky``)."""
+    x, info = dtrtrs(L, b, lower=1, trans=1 if transpose else 0)
+    if info != 0:
+        raise LinAlgError("singular triangular factor")
+    return x
+
+
+def _block_cholesky(D: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of a stack of S×S blocks (ℓ, S, S); closed form for S ≤ 2.
+
+    Raises ``LinAlgError`` where a block is not positive definite.
+    """
+    S = D.shape[1]
+    if S > 2:
+        return np.linalg.cholesky(D)
+    pivots = D[:, 0, 0] if S == 1 else D[:, 1, 1] - D[:, 1, 0] ** 2 / D[:, 0, 0]
+    if not (np.all(D[:, 0, 0] > 0) and np.all(pivots > 0)):  # NaN included
+        raise LinAlgError("a block is not positive definite")
     if S == 1:
-        scale = L0.reshape(-1)
-        return b / (scale if b.ndim == 1 else scale[:, None])
+        return np.sqrt(D)
+    L = np.empty_like(D)
+    L[:, 0, 0] = np.sqrt(D[:, 0, 0])
+    L[:, 0, 1] = 0.0
+    L[:, 1, 0] = D[:, 1, 0] / L[:, 0, 0]
+    L[:, 1, 1] = np.sqrt(D[:, 1, 1] - L[:, 1, 0] ** 2)
+    return L
+
+
+def _solve_blocks(M0: np.ndarray, b: np.ndarray, transpose: bool) -> np.ndarray:
+    """Per level, L0ⱼ⁻¹ bⱼ (or L0ⱼ⁻ᵀ bⱼ) for b of shape (ℓS,) or (ℓS, k), from M0 = the blocks' L0ⱼ⁻¹.
+
+    Products with the inverses, elementwise for S ≤ 2: a batched solve of
+    thousands of 2×2 systems costs several times more.
+    """
+    ell, S = M0.shape[0], M0.shape[1]
+    if S == 1:
+        scale = M0.reshape(-1)
+        return b * (scale if b.ndim == 1 else scale[:, None])
     rhs = b.reshape(ell, S, -1)
-    factors = np.swapaxes(L0, 1, 2) if transpose else L0
-    return np.linalg.solve(factors, rhs).reshape(b.shape)
+    if S == 2:
+        m00, m10, m11 = (M0[:, i, j, None] for i, j in ((0, 0), (1, 0), (1, 1)))
+        r0, r1 = rhs[:, 0], rhs[:, 1]
+        x = (np.stack([m00 * r0 + m10 * r1, m11 * r1], axis=1) if transpose
+             else np.stack([m00 * r0, m10 * r0 + m11 * r1], axis=1))
+        return x.reshape(b.shape)
+    factors = np.swapaxes(M0, 1, 2) if transpose else M0
+    return (factors @ rhs).reshape(b.shape)
 
 
-def _right_solve_blocks(B: np.ndarray, L0: np.ndarray) -> np.ndarray:
-    """B L0⁻ᵀ for B of shape (m, ℓS): per level, the columns of B times L0ⱼ⁻ᵀ."""
-    return _solve_blocks(L0, B.T, transpose=False).T
+class SparseGram:
+    """F Fᵀ for an F (m × ℓS) with few entries per column, by the pairs of entries that share a column.
+
+    F = B L0⁻ᵀ has B's pattern per level: a row of the rest has entries in
+    level j's S columns where it meets level j in some observation.  When
+    the terms are nearly nested (grouseticks' observation-level INDEX
+    first, BROOD and LOCATION in the rest: two entries per column), the
+    dense product's m²ℓS multiplications are almost all by zero.
+    """
+
+    def __init__(self, rest_rows: np.ndarray, levels: np.ndarray, m: int, S: int):
+        keys = np.unique(levels.astype(np.int64) * m + rest_rows)
+        level, row = keys // m, keys % m
+        counts = np.bincount(level)
+        starts = np.cumsum(counts) - counts
+        sizes = counts[level]
+        left = np.repeat(np.arange(keys.size), sizes)
+        offsets = np.arange(left.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        right = starts[level[left]] + offsets
+        width = counts.size * S if counts.size else 0
+        self.m, self.target = m, row[left] * m + row[right]
+        self.first, self.second = [], []
+        for s in range(S):
+            column = level[left] * S + s
+            self.first.append(row[left] * width + column)
+            self.second.append(row[right] * width + column)
+        self.first, self.second = np.concatenate(self.first), np.concatenate(self.second)
+        self.target = np.tile(self.target, S)
+        self.width = width
+
+    @property
+    def size(self) -> int:
+        """The number of products: the pairs of entries in a common column."""
+        return self.target.size
+
+    def __call__(self, F: np.ndarray) -> np.ndarray:
+        flat = F.reshape(-1)
+        return np.bincount(self.target, weights=flat[self.first] * flat[self.second],
+                           minlength=self.m * self.m).reshape(self.m, self.m)
 
 
 @dataclass
@@ -264,9 +358,25 @@ class GlmmModel:
         self._columns = self._z_columns()
         self.q = int(sum(t.size * t.nlevels for t in design.terms))
         self._pair_index = self._pair_indices()
+        self._gram = self._sparse_gram()
+        self._tril0 = np.tril_indices(design.terms[0].size)
+        self._level_order = self._sorted_rows()
         self._lp0: np.ndarray | None = None  # linear predictor PIRLS starts from (lme4's lp0)
+        self._modes: tuple[np.ndarray, np.ndarray] | None = None  # the last PIRLS's u and β (see pirls)
         self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
         self._closures()
+
+    def _sorted_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The rows sorted by the first term's level, where each level starts, and the sorted rows'
+        products zᵢₛ zᵢₜ (s ≥ t) as (S(S+1)/2, n), for ``_level_sums``; None where a level has no rows."""
+        first = self.design.terms[0]
+        counts = np.bincount(first.codes, minlength=first.nlevels)
+        if not np.all(counts > 0):
+            return None
+        order = np.argsort(first.codes, kind="stable")
+        z = first.z[order]
+        rows, cols = self._tril0
+        return order, np.cumsum(counts) - counts, np.ascontiguousarray((z[:, rows] * z[:, cols]).T)
 
     def _closures(self) -> None:
         """The family's deviance and likelihood as functions of μ for this response."""
@@ -275,7 +385,8 @@ class GlmmModel:
 
     def __getstate__(self) -> dict:
         # The family's closures are rebuilt on unpickling, not pickled.
-        return {k: v for k, v in self.__dict__.items() if k not in ("_aic", "_dev", "_start_cache")}
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_aic", "_dev", "_start_cache")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -315,16 +426,27 @@ class GlmmModel:
         n, k = values.shape
         return sp.csr_matrix((values.ravel(), columns.ravel(), np.arange(0, n * k + 1, k)), shape=(n, width))
 
-    def _weighted_blocks(self, values: list[np.ndarray], sqrtw: np.ndarray) -> BlockFactor:
-        """The factor of ΛᵀZᵀWZΛ + I from the terms' ZΛ entries at weights sqrtw²."""
+    def _weighted_blocks(self, values: list[np.ndarray], template0: np.ndarray, sqrtw: np.ndarray) -> BlockFactor:
+        """The factor of ΛᵀZᵀWZΛ + I from the terms' ZΛ entries at weights sqrtw² (``template0``: the
+        first term's Λ template, T: its blocks are ``Tᵀ (Σ wᵢ zᵢ zᵢᵀ) T + I`` per level)."""
         first, S0 = self.design.terms[0], self.design.terms[0].size
         v0 = values[0] * sqrtw[:, None]
-        D = np.empty((first.nlevels, S0, S0))
-        for s in range(S0):
-            for t in range(s + 1):
-                D[:, s, t] = D[:, t, s] = np.bincount(first.codes, weights=v0[:, s] * v0[:, t],
-                                                      minlength=first.nlevels)
-        D[:, np.arange(S0), np.arange(S0)] += 1.0
+        sums = self._level_sums(sqrtw * sqrtw)
+        if S0 == 1:
+            D = (sums * template0[0, 0] ** 2 + 1.0).reshape(-1, 1, 1)
+        elif S0 == 2:  # Tᵀ G T elementwise: a batched matmul of 2×2 blocks costs more
+            (t00, _), (t10, t11) = template0
+            a, b, c = sums.T
+            D = np.empty((first.nlevels, 2, 2))
+            D[:, 0, 0] = t00 * t00 * a + 2.0 * t00 * t10 * b + t10 * t10 * c + 1.0
+            D[:, 0, 1] = D[:, 1, 0] = t11 * (t00 * b + t10 * c)
+            D[:, 1, 1] = t11 * t11 * c + 1.0
+        else:
+            rows, cols = self._tril0
+            G = np.empty((first.nlevels, S0, S0))
+            G[:, rows, cols] = G[:, cols, rows] = sums
+            D = template0.T @ G @ template0
+            D[:, np.arange(S0), np.arange(S0)] += 1.0
         q0 = first.nlevels * S0
         if len(values) == 1:
             return BlockFactor(D, np.empty((0, q0)), np.empty((0, 0)))
@@ -338,31 +460,77 @@ class GlmmModel:
             C = (rest.T @ rest).toarray()
             B = (rest.T @ self._sparse(v0, self._columns[:, :S0], q0)).toarray()
         C[np.diag_indices_from(C)] += 1.0
-        return BlockFactor(D, B, C)
+        return BlockFactor(D, B, C, self._gram)
+
+    def _level_sums(self, w: np.ndarray) -> np.ndarray:
+        """Per level of the first term, Σ wᵢ zᵢₛ zᵢₜ over its rows for s ≥ t: (ℓ, S(S+1)/2).
+
+        The rows' products zᵢₛ zᵢₜ, sorted by level, are kept from the start
+        (they do not depend on θ), so a PIRLS step costs a gather of w, one
+        product and an ``np.add.reduceat``: several times less than a
+        ``bincount`` per pair.
+        """
+        first = self.design.terms[0]
+        if self._level_order is None:  # a level without rows: reduceat cannot skip it
+            rows, cols = self._tril0
+            return np.stack([np.bincount(first.codes, weights=w * first.z[:, s] * first.z[:, t],
+                                         minlength=first.nlevels) for s, t in zip(rows, cols)], axis=1)
+        order, starts, products = self._level_order
+        return np.add.reduceat(products * w[order], starts, axis=1).T
 
     @staticmethod
-    def _dense_products(pairs: list[tuple[int, int, np.ndarray]], left: np.ndarray, right: np.ndarray,
-                        shape: tuple[int, int]) -> np.ndarray:
-        """Σᵢ leftᵢₐ rightᵢᵦ accumulated at each pair's flat positions: a dense cross product by bincount."""
-        size = shape[0] * shape[1]
-        out = np.zeros(size)
-        for a, b, index in pairs:
-            out += np.bincount(index, weights=left[:, a] * right[:, b], minlength=size)
+    def _dense_products(pairs: tuple[list[tuple[int, int, np.ndarray]], np.ndarray | None], left: np.ndarray,
+                        right: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+        """Σᵢ leftᵢₐ rightᵢᵦ accumulated at each pair's flat position: a dense cross product by bincount.
+
+        ``pairs``: per pair of slots (a, b), each row's position among the
+        product's structural nonzeros; and those nonzeros' flat positions
+        (None: every entry is one).  Sparse products (nearly nested terms)
+        accumulate into their nonzeros only.
+        """
+        slots, positions = pairs
+        size = shape[0] * shape[1] if positions is None else positions.size
+        sums = np.zeros(size)
+        for a, b, index in slots:
+            sums += np.bincount(index, weights=left[:, a] * right[:, b], minlength=size)
+        if positions is None:
+            return sums.reshape(shape)
+        out = np.zeros(shape[0] * shape[1])
+        out[positions] = sums
         return out.reshape(shape)
 
-    def _pair_indices(self) -> tuple[list, list] | None:
-        """Flat positions, per pair of entry slots of a row, in the dense rest-by-first and rest-by-rest
-        products; None where those would be too large to hold densely (sparse products instead)."""
+    def _pair_indices(self) -> tuple[tuple, tuple] | None:
+        """Per pair of entry slots of a row, where each row's product lands in the dense rest-by-first and
+        rest-by-rest products (``_dense_products``); None where those would be too large to hold
+        densely (sparse products instead)."""
         S0 = self.design.terms[0].size
         q0 = self.design.terms[0].nlevels * S0
         qr = self.q - q0
         if not qr or qr * (q0 + qr) > _DENSE_PRODUCTS:
             return None
         rest, first = self._columns[:, S0:] - q0, self._columns[:, :S0]
-        k = rest.shape[1]
-        by_first = [(a, b, rest[:, a] * q0 + first[:, b]) for a in range(k) for b in range(S0)]
-        by_rest = [(a, b, rest[:, a] * qr + rest[:, b]) for a in range(k) for b in range(k)]
-        return by_first, by_rest
+
+        def pairs(left: np.ndarray, right: np.ndarray, width: int) -> tuple:
+            flat = {(a, b): left[:, a] * width + right[:, b]
+                    for a in range(left.shape[1]) for b in range(right.shape[1])}
+            positions, index = np.unique(np.concatenate(list(flat.values())), return_inverse=True)
+            if positions.size == qr * width:  # every entry a structural nonzero: no compression
+                return [(a, b, i) for (a, b), i in flat.items()], None
+            return [(a, b, i) for (a, b), i in zip(flat, np.split(index.reshape(-1), len(flat)))], positions
+
+        return pairs(rest, first, q0), pairs(rest, rest, qr)
+
+    def _sparse_gram(self) -> SparseGram | None:
+        """F Fᵀ by its nonzero products where they are few (see ``SparseGram``); None: a dense product."""
+        first = self.design.terms[0]
+        q0 = first.nlevels * first.size
+        qr = self.q - q0
+        if not qr:
+            return None
+        rest = self._columns[:, first.size:] - q0
+        gram = SparseGram(rest.reshape(-1), np.repeat(first.codes, rest.shape[1]), qr, first.size)
+        # a bincount's product costs about as much as _GRAM_DENSE_COST multiplications in BLAS
+        return gram if gram.size * _GRAM_DENSE_COST < qr * qr * q0 else None
 
     def is_singular(self, theta: np.ndarray) -> bool:
         """lme4's ``isSingular``: a θ with a lower bound within 1e-4 of it."""
@@ -373,7 +541,7 @@ class GlmmModel:
         """μ, √W and the working residual (y − μ)/μ' at η (μ = g⁻¹(η) when already at hand)."""
         fam = self.family
         mu = fam.linkinv(eta) if mu is None else mu
-        mu_eta = fam.mu_eta(eta)
+        mu_eta = fam.mu_eta_at(eta, mu)
         sqrtw = mu_eta * np.sqrt(self.weights / fam.variance(mu))
         return mu, sqrtw, (self.y - mu) / mu_eta
 
@@ -382,22 +550,22 @@ class GlmmModel:
         dev = self._dev(mu)
         return float(np.sum(dev) + u @ u), mu, dev
 
-    def _solve(self, zl: sp.csr_matrix, values: list[np.ndarray], sqrtw: np.ndarray, z: np.ndarray,
-               joint: bool) -> tuple[np.ndarray, np.ndarray | None, BlockFactor]:
-        """The PWLS solution (u, β or None, L) at weights W = sqrtw² for working response z."""
-        L = self._weighted_blocks(values, sqrtw)
+    def _solve(self, zlt: sp.csc_matrix, values: list[np.ndarray], template0: np.ndarray, sqrtw: np.ndarray,
+               z: np.ndarray, joint: bool) -> tuple[np.ndarray, np.ndarray | None, BlockFactor]:
+        """The PWLS solution (u, β or None, L) at weights W = sqrtw² for working response z (``zlt``: (ZΛ)ᵀ)."""
+        L = self._weighted_blocks(values, template0, sqrtw)
         w = sqrtw * sqrtw
-        cu = L.solve_lower(zl.T @ (w * z))
+        cu = L.solve_lower(zlt @ (w * z))
         if not joint:
             return L.solve_upper(cu), None, L
         Xw = self.X * sqrtw[:, None]
-        RZX = L.solve_lower(zl.T @ (self.X * w[:, None]))
+        RZX = L.solve_lower(zlt @ (self.X * w[:, None]))
         try:
-            RX = cholesky(Xw.T @ Xw - RZX.T @ RZX, lower=True, check_finite=False)
+            RX = _cholesky(Xw.T @ Xw - RZX.T @ RZX)
         except LinAlgError:
             raise PirlsError("the fixed-effects cross products are not positive definite") from None
-        cb = solve_triangular(RX, Xw.T @ (sqrtw * z) - RZX.T @ cu, lower=True, check_finite=False)
-        beta = solve_triangular(RX, cb, lower=True, trans="T", check_finite=False)
+        cb = _solve_lower(RX, Xw.T @ (sqrtw * z) - RZX.T @ cu)
+        beta = _solve_lower(RX, cb, transpose=True)
         return L.solve_upper(cu - RZX @ beta), beta, L
 
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None,
@@ -412,15 +580,22 @@ class GlmmModel:
         theta = np.asarray(theta, float)
         joint = beta is None
         values = self._term_values(theta)
+        template0 = self.templates(theta)[0]
         zl = self._sparse(np.hstack(values), self._columns, self.q)
+        zlt = zl.T  # once per PIRLS: scipy builds a new matrix object at every .T
         if eta_start is None:
             eta, (mu, sqrtw0, wres0) = self._start()
         else:
             eta, mu = eta_start, None
-        u_old = np.zeros(self.q) if u_start is None else u_start
-        beta_old = np.zeros(self.p) if joint else np.asarray(beta, float)
+        # Where the first step halves toward if it ends in NaN (lme4 keeps the last fit's increments
+        # between evaluations): the last modes, under this θ.  Halving toward u = β = 0, η = offset,
+        # cannot leave a region where μ = g⁻¹(η) is undefined (an inverse link's η < 0).
+        previous = self._modes
+        u_old = (np.zeros(self.q) if previous is None else previous[0]) if u_start is None else u_start
+        beta_old = (np.zeros(self.p) if previous is None else previous[1]) if joint else np.asarray(beta, float)
         base = self.offset if joint else self.offset + self.X @ beta_old
         oldpdev = np.finfo(float).max
+        halvings = 0
 
         def linpred(u_: np.ndarray, b_: np.ndarray) -> np.ndarray:
             return (self.offset + self.X @ b_ if joint else base) + zl @ u_
@@ -430,17 +605,19 @@ class GlmmModel:
                 sqrtw, wres = sqrtw0, wres0
             else:
                 mu, sqrtw, wres = self._working(eta, mu)
-            u, b, L = self._solve(zl, values, sqrtw, eta - base + wres, joint)
+            u, b, L = self._solve(zlt, values, template0, sqrtw, eta - base + wres, joint)
             b = beta_old if b is None else b
             new_eta = linpred(u, b)
             pdev, mu, dev = self._penalized_deviance(new_eta, u)
             if abs((oldpdev - pdev) / pdev) < _TOL_PWRSS:
-                return PirlsState(u, b, new_eta, mu, dev, L, sqrtw, it)
+                self._modes = (u, b)
+                return PirlsState(u, b, new_eta, mu, dev, L, sqrtw, it, halvings)
             if np.isnan(pdev) or pdev > oldpdev:
                 for _ in range(_MAX_HALVINGS):
                     if not (np.isnan(pdev) or pdev > oldpdev):
                         break
                     u, b = (u_old + u) / 2.0, (beta_old + b) / 2.0 if joint else b
+                    halvings += 1
                     new_eta = linpred(u, b)
                     pdev, mu, dev = self._penalized_deviance(new_eta, u)
                 if np.isnan(pdev):
@@ -559,8 +736,33 @@ class GlmmModel:
                            self.vcov_rx(stage1.final, state), [])
         stage1, first = self._stage1(maxeval)
         start = np.concatenate([stage1.final, first.beta])
-        opt = self._stage2(start, first, stage1.final, maxeval)
-        return self._finish(self._snap_to_boundary(opt, self.objective), stage1)
+        opt = self._snap_to_boundary(self._stage2(start, first, stage1.final, maxeval, restarts=0), self.objective)
+        derivatives = paired_derivatives(self.objective, opt.final, opt.fmin)
+        if self._promises_more(opt, *derivatives):
+            again = self._stage2(start, first, stage1.final, maxeval, restarts=_RESTARTS - 1, resume=opt.final)
+            again = self._snap_to_boundary(again, self.objective)
+            if again.fmin < opt.fmin:
+                opt, derivatives = dataclasses.replace(again, feval=opt.feval + again.feval), None
+        return self._finish(opt, stage1, derivatives)
+
+    def _promises_more(self, opt: OptSummary, gradient: np.ndarray, hessian: np.ndarray) -> bool:
+        """Whether BOBYQA's optimum warrants its restarts: the Newton step's predicted decrease
+        ``½ gᵀH⁻¹g`` over the parameters off their bounds, beyond ``_RESTART_GAIN`` of the deviance,
+        or a Hessian there that is not positive definite.
+
+        The derivatives are needed at the optimum anyway (convergence checks,
+        vcov); a BOBYQA restart costs 2k + 1 evaluations before its first
+        step, and on every glmer fixture gained less than 1e-12 of the
+        deviance.
+        """
+        free = np.concatenate([opt.final[: self.ntheta] > self.lower, np.ones(self.p, bool)])
+        g, H = gradient[free], hessian[np.ix_(free, free)]
+        try:
+            factor = np.linalg.cholesky(H)
+        except np.linalg.LinAlgError:
+            return True
+        step = np.linalg.solve(factor, g)
+        return bool(not np.all(np.isfinite(step)) or 0.5 * step @ step > _RESTART_GAIN * abs(opt.fmin))
 
     def _stage1(self, maxeval: int) -> tuple[OptSummary, PirlsState]:
         """θ by BOBYQA with β inside PIRLS; PIRLS at its optimum becomes ``lp0``.
@@ -576,9 +778,12 @@ class GlmmModel:
         self._lp0 = first.eta - self.offset
         return stage1, first
 
-    def _finish(self, opt: OptSummary, stage1: OptSummary) -> GlmmFit:
-        """The fitted numbers at stage 2's optimum: derivatives, PIRLS there, convergence checks, vcov."""
-        opt.gradient, opt.hessian = paired_derivatives(self.objective, opt.final, opt.fmin)
+    def _finish(self, opt: OptSummary, stage1: OptSummary,
+                derivatives: tuple[np.ndarray, np.ndarray] | None = None) -> GlmmFit:
+        """The fitted numbers at stage 2's optimum: derivatives (unless given), PIRLS there, convergence
+        checks, vcov."""
+        opt.gradient, opt.hessian = (paired_derivatives(self.objective, opt.final, opt.fmin)
+                                     if derivatives is None else derivatives)
         theta, beta = opt.final[: self.ntheta], opt.final[self.ntheta:]
         state = self.pirls(theta, beta)
         conv = check_convergence(opt, self.is_singular(theta))
@@ -616,7 +821,8 @@ class GlmmModel:
                              par.copy(), self.objective(par), 0, 0, "evaluated at the given parameters")
             return self._finish(opt, stage1)
 
-    def _stage2(self, start: np.ndarray, first: PirlsState, theta1: np.ndarray, maxeval: int) -> OptSummary:
+    def _stage2(self, start: np.ndarray, first: PirlsState, theta1: np.ndarray, maxeval: int,
+                restarts: int = _RESTARTS, resume: np.ndarray | None = None) -> OptSummary:
         """θ and β jointly by BOBYQA from stage 1's optimum, β in whitened coordinates.
 
         β = β₁ + Cγ with C Cᵀ stage 1's covariance of β̂ (R_X's): BOBYQA's
@@ -625,7 +831,8 @@ class GlmmModel:
         correlated (an intercept next to an uncentred HEIGHT, say).  lme4's
         Nelder-Mead sizes its simplex by the standard errors instead, and
         can stop far from the optimum on such fits.  Restarts from the
-        optimum while they still lower the deviance.
+        optimum while they still lower the deviance, at most ``restarts``
+        times; ``resume``: start at these (θ, β) with BOBYQA's restart steps.
         """
         C = self._whitening(theta1, first)
         beta1 = start[self.ntheta:]
@@ -638,12 +845,17 @@ class GlmmModel:
 
         step = np.concatenate([np.full(self.ntheta, _THETA_STEP), np.full(self.p, _BETA_STEP)])
         lower = np.concatenate([self.lower, np.full(self.p, -np.inf)])
-        x0 = np.concatenate([start[: self.ntheta], np.zeros(self.p)])
-        opt = self._minimize(objective, x0, lower, step, maxeval)
+        if resume is None:
+            x0 = np.concatenate([start[: self.ntheta], np.zeros(self.p)])
+        else:
+            x0 = np.concatenate([resume[: self.ntheta], np.linalg.solve(C, resume[self.ntheta:] - beta1)])
+            step = step / 100.0
+        opt = self._minimize(objective, x0, lower, step, maxeval, restarts)
         return dataclasses.replace(opt, initial=start.copy(), final=unwhiten(opt.final), lower=lower)
 
     @staticmethod
-    def _minimize(objective, x0: np.ndarray, lower: np.ndarray, step: np.ndarray, maxeval: int) -> OptSummary:
+    def _minimize(objective, x0: np.ndarray, lower: np.ndarray, step: np.ndarray, maxeval: int,
+                  restarts: int = _RESTARTS) -> OptSummary:
         """BOBYQA to tight tolerances, restarted from its optimum while that still lowers the objective.
 
         lme4's optimizers stop on looser criteria (Nelder-Mead's ``FtolAbs``
@@ -652,7 +864,7 @@ class GlmmModel:
         """
         opt = bobyqa(objective, x0, lower, maxeval=maxeval, initial_step=step, xtol_rel=0.0,
                      xtol_abs=_XTOL_ABS, ftol_abs=_FTOL_ABS)
-        for _ in range(_RESTARTS):
+        for _ in range(restarts):
             again = bobyqa(objective, opt.final, lower, maxeval=maxeval, initial_step=step / 100.0,
                            xtol_rel=0.0, xtol_abs=_XTOL_ABS, ftol_abs=_FTOL_ABS)
             gain = opt.fmin - again.fmin

@@ -457,7 +457,7 @@ def test_block_factor_is_the_cholesky_factor(dense_products, monkeypatch):
     assert (model._pair_index is not None) == dense_products
     theta = np.array([0.7, -0.3, 0.5, 0.4])
     sqrtw = np.random.default_rng(1).uniform(0.2, 0.6, design.nobs)
-    factor = model._weighted_blocks(model._term_values(theta), sqrtw)
+    factor = model._weighted_blocks(model._term_values(theta), model.templates(theta)[0], sqrtw)
     zw = model.zlambda(theta).multiply(sqrtw[:, None]).tocsr()
     A = (zw.T @ zw).toarray() + np.eye(model.q)
     b = np.random.default_rng(2).normal(size=(model.q, 3))
@@ -487,3 +487,58 @@ def test_paired_derivatives_agree_with_lme4s_stencil():
         np.testing.assert_array_equal(g1, g2)
         scale = np.sqrt(np.outer(np.abs(np.diag(h2)), np.abs(np.diag(h2))))
         assert np.max(np.abs(h1 - h2) / scale) < 1e-4, case
+
+
+# ---------------------------------------------------------------------------
+# PIRLS step-halving (tests/lme4/glmer_pirls_cases.R → fixtures/glmer_pirls_<case>.json)
+# ---------------------------------------------------------------------------
+def pirls_case(case: str) -> tuple[dict, pd.DataFrame]:
+    fx = json.loads((FIXTURES / f"glmer_pirls_{case}.json").read_text(encoding="utf-8"))
+    return fx, fixture_data(fx)
+
+
+def recording_halvings(monkeypatch) -> list[int]:
+    """Every PIRLS's step-halvings from here on (``GlmmModel.pirls`` wrapped)."""
+    halvings: list[int] = []
+    pirls = GlmmModel.pirls
+
+    def recorded(self, *args, **kwargs):
+        state = pirls(self, *args, **kwargs)
+        halvings.append(state.halvings)
+        return state
+
+    monkeypatch.setattr(GlmmModel, "pirls", recorded)
+    return halvings
+
+
+def test_step_halving_case_at_glmer_estimates():
+    # glmer's PIRLS halves its steps in this fit (the fixture counts its trace lines), away from its
+    # estimates; there, PIRLS from glmer's lp0 (its first stage's θ) gives glmer's numbers to the digit
+    fx, data = pirls_case("gamma_inverse")
+    assert fx["step_halvings"] > 0
+    fam = family(fx["family"], link=fx["link"])
+    model = GlmmModel(build_design(fx["formula"], data, family=fam), fam)
+    fit = GlmmResults(model, model.fit_at(np.array(list(fx["theta"].values())),
+                                          np.array(list(fx["beta"].values())),
+                                          np.array(list(fx["stage1_theta"].values()))), data_name="dat")
+    assert -2 * fit.llf == pytest.approx(fx["minus2logLik"], rel=1e-10)
+    assert fit.deviance == pytest.approx(fx["deviance"], rel=EXACT)
+    assert fit.sigma == pytest.approx(fx["sigma"], rel=EXACT)
+
+
+def test_step_halving_fit_matches_glmer(monkeypatch):
+    # θ = 0 in the first stage: PIRLS's first step gives η < 0 (μ < 0, NaN deviance) and is halved
+    # toward the last modes, as lme4 halves toward its last increments (toward η = 0 it never leaves
+    # η < 0, and the stage then stopped at θ = 0.24, 1e-3 above glmer's deviance there)
+    fx, data = pirls_case("gamma_inverse")
+    halvings = recording_halvings(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from the NaN step
+        fit = mf.mixed(fx["formula"], data, family=mf.family(fx["family"], link=fx["link"]))
+    assert sum(halvings) > 0
+    assert fit.optsummary.fmin <= fx["fval"] + OBJ_REL * abs(fx["fval"])
+    assert -2 * fit.llf == pytest.approx(fx["minus2logLik"], rel=1e-8)
+    se = np.array(list(fx["se"].values()))
+    assert np.all(np.abs(fit.fixef.to_numpy() - list(fx["beta"].values())) <= BETA_SE * se)
+    np.testing.assert_allclose(fit.theta.to_numpy(), list(fx["theta"].values()), rtol=THETA_REL)
+    np.testing.assert_allclose(fit.bse.to_numpy(), se, rtol=SE_REL)
