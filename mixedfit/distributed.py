@@ -77,7 +77,7 @@ from .formula.rvalues import level_labels_of, sort_levels
 from .formula.spec import ParsedFormula
 from .inference.predict import _DATA_DEPENDENT, _calls
 from .model import MixedModel
-from .results import MixedResults
+from .results import MixedResults, Summary
 from .terms import (Design, _check_levels, _drop_rank_deficient, _model_frame, _model_variables,
                     _plural, _warn_on_scales, build_design)
 
@@ -635,8 +635,8 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
     plan = dataclasses.replace(plan, xkeep=None if len(keep) == len(plan.xnames) else keep)
     model = MixedModel(_rowless(dataclasses.replace(design, badly_scaled=badly_scaled), sums, keep), reml=reml,
                        blocks=_without_x_columns(sums.blocks, keep))
-    fit = model.fit(start=None if start is None else np.asarray(start, float), maxeval=maxeval,
-                    data_name=data_name, weights_name=weights, offset_name=offset)
+    fit = model.fit(result=MixedResults, start=None if start is None else np.asarray(start, float),
+                    maxeval=maxeval, data_name=data_name, weights_name=weights, offset_name=offset)
     timings["fit"] = time.perf_counter() - clock
     return DaskResults(fit, data, plan, timings)
 
@@ -859,8 +859,6 @@ class DaskResults(MixedResults):
 
     def summary(self, ddf: str | None = None):
         """lme4's ``summary(fit)``, with the exact scaled-residual quantiles."""
-        from .summary import Summary
-
         return Summary(_SummaryView(self, self._quantiles), ddf=ddf)
 
     def confint(self, method: str = "profile", level: float = 0.95, parm=None, **kw):

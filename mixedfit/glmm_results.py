@@ -20,12 +20,18 @@ from scipy import stats
 
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, warn
 from .family import Family, family as make_family
+from .fitted import plain
 from .glmm import GlmmFit, GlmmModel
 from .glmm_summary import GlmmSummary, print_text
+from .inference.confint import level_labels, select_parm
+from .inference.glmm_bootstrap import glmm_bootstrap
+from .inference.glmm_profile import glmm_parameter_names, glmm_profile
 from .inference.predict import predict as predict_eta
-from .inference.predict import simulated_linear_predictors
+from .inference.predict import new_response, simulated_linear_predictors
+from .inference.profile import profile_confint
 from .results import MixedResults
 from .terms import build_design
+from .tidy import tidy
 
 __all__ = ["GlmmResults", "glmer"]
 
@@ -196,9 +202,6 @@ class GlmmResults(MixedResults):
         (default 500), ``seed``, ``progress``, ``boot_type``).  ``parm``
         selects rows as ``mixedfit.inference.confint.select_parm``.
         """
-        from .inference.confint import level_labels, select_parm
-        from .inference.glmm_profile import glmm_parameter_names
-
         key = str(method).lower()
         if key not in ("profile", "wald", "boot"):
             raise ModelSpecError(f"unknown confidence interval method {method!r}; use one of profile, wald, boot")
@@ -213,8 +216,6 @@ class GlmmResults(MixedResults):
                                  index=glmm_parameter_names(self))
             return table.iloc[rows]
         if key == "profile":
-            from .inference.profile import profile_confint
-
             return profile_confint(self.profile(which=rows, **kw), level=level)
         boot_type = kw.pop("boot_type", "perc")
         result = self.bootstrap(kw.pop("nsim", 500), **kw)
@@ -223,15 +224,11 @@ class GlmmResults(MixedResults):
     def profile(self, which=None, **kw) -> pd.DataFrame:
         """The likelihood profile (lme4's ``as.data.frame(profile(fit))``); see
         ``mixedfit.inference.glmm_profile.glmm_profile``."""
-        from .inference.glmm_profile import glmm_profile
-
         return glmm_profile(self, which=which, **kw)
 
     def bootstrap(self, n: int, seed: int | None = None, progress: bool | None = None, statistic=None):
         """Parametric bootstrap refits (lme4's ``bootMer``); see
         ``mixedfit.inference.glmm_bootstrap.glmm_bootstrap``."""
-        from .inference.glmm_bootstrap import glmm_bootstrap
-
         return glmm_bootstrap(self, n, seed=seed, progress=progress, statistic=statistic)
 
     def _not_yet(self, what: str):
@@ -335,8 +332,6 @@ class GlmmResults(MixedResults):
 
     def _refit(self, new_y) -> "GlmmResults":
         """``refit`` without its warnings (the bootstrap counts them instead)."""
-        from .inference.predict import new_response
-
         m = self.model
         y = new_response(m.design, new_y)
         if self._counts_response:
@@ -352,8 +347,6 @@ class GlmmResults(MixedResults):
              conf_method: str = "wald", ddf: str | None = None, **kw) -> pd.DataFrame:
         """Estimates as a data frame, as broom.mixed's ``tidy()`` of a glmer fit: z statistics,
         no ``df``; see ``mixedfit.tidy.tidy``."""
-        from .tidy import tidy
-
         return tidy(self, effects, conf_int, conf_level, conf_method, ddf, **kw)
 
     # -- printing ----------------------------------------------------------------
@@ -378,7 +371,7 @@ class GlmmResults(MixedResults):
             "family": self.family.name,
             "link": self.family.link_name,
             "nagq": self.nagq,
-            "minus2logLik": self._plain(self.minus2llf),
+            "minus2logLik": plain(self.minus2llf),
             "stage1_feval": int(self.fitted.stage1.feval),
             "vcov_warnings": list(self.fitted.vcov_warnings),
         })

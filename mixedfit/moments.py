@@ -60,7 +60,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from . import distributed as dist
+from . import rformat as rf
+from .distributed import _partition_design
 from .errors import ModelSpecError, warn
+from .fitted import plain
+from .inference.predict import predict
+from .summary import PRINT_DIGITS, call_block, fixef_block, groups_block, varcorr_block
 from .terms import Design, _plural, build_design
 
 __all__ = ["mixed_moments", "moments_dask", "MomentStats", "MomentsResults"]
@@ -480,8 +486,6 @@ def moments_dask(formula: str, data, *, weights=None, offset=None, na_action: st
     result equals the in-memory fit to rounding; its fitted values and
     residuals are lazy Dask Series.
     """
-    from . import distributed as dist
-
     for what, value in (("weights", weights), ("offset", offset)):
         if value is not None:
             raise ModelSpecError(f"method='moments' does not take {what}: the moment equations are "
@@ -514,8 +518,6 @@ def moments_dask(formula: str, data, *, weights=None, offset=None, na_action: st
 
 
 def _partition_stats(part: pd.DataFrame, plan) -> MomentStats | None:
-    from .distributed import _partition_design
-
     if part.empty:
         return None
     return MomentStats.from_design(_partition_design(part, plan))
@@ -523,8 +525,6 @@ def _partition_stats(part: pd.DataFrame, plan) -> MomentStats | None:
 
 def _partition_fitted(part: pd.DataFrame, plan, beta: np.ndarray, ranef: list[np.ndarray],
                       what: str) -> pd.Series:
-    from .distributed import _partition_design
-
     if part.empty:
         return pd.Series([], index=part.index, dtype=float)
     design = _partition_design(part, plan)
@@ -681,8 +681,6 @@ class MomentsResults:
             return self.fittedvalues
         if self._dask is not None and newdata is None:
             raise ModelSpecError("predict(re_form=...) on the fitted rows of Dask data: pass newdata")
-        from .inference.predict import predict
-
         return predict(self, newdata=newdata, re_form=re_form, allow_new_levels=allow_new_levels)
 
     def summary(self) -> "MomentsSummary":
@@ -695,9 +693,6 @@ class MomentsResults:
 
     def to_dict(self) -> dict:
         """The estimates as plain Python values, ready for ``json.dumps``."""
-        from .results import MixedResults
-
-        plain = MixedResults._plain
         vcov = self.vcov
         return {
             "method": "moments",
@@ -725,9 +720,6 @@ class MomentsSummary:
         self.fit = fit
 
     def __str__(self) -> str:
-        from . import rformat as rf
-        from .summary import PRINT_DIGITS, call_block, fixef_block, groups_block, varcorr_block
-
         fit = self.fit
         parts = [TITLE + "\n", call_block(fit), "\n",
                  varcorr_block(fit, PRINT_DIGITS, ("Variance", "Std.Dev.")), groups_block(fit),

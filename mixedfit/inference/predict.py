@@ -36,6 +36,20 @@ import pandas as pd
 
 from ..blocks import lower_template
 from ..errors import DataError, ModelSpecError, require_bool
+from ..formula import parse_formula
+from ..formula.bars import split_bars
+from ..formula.deparse import deparse
+from ..formula.evaluate import Evaluator, Logical
+from ..formula.frame import ModelFrame
+from ..formula.grouping import grouping_factor, grouping_variables
+from ..formula.model_matrix import model_matrix
+from ..formula.nodes import Arg, Node
+from ..formula.parse import parse_formula_tree
+from ..formula.rterms import model_terms, term_variables
+from ..formula.rvalues import RFactor
+from ..model import MixedModel
+from ..terms import _check_response_varies, _preview, by_row_label, frame_of_columns
+from .satterthwaite import full_levels, map_term_columns
 
 __all__ = ["predict", "simulate", "refit", "random_generator", "fixed_matrix"]
 
@@ -65,10 +79,6 @@ def _selected_bars(fit, re_form: Any) -> list:
     As lme4's ``isRE``: ``None`` means the model's own terms; NA or a formula
     without bar terms (``~0``) means none.
     """
-    from ..formula import parse_formula
-    from ..formula.bars import split_bars
-    from ..formula.parse import parse_formula_tree
-
     if re_form is None:
         return list(parse_formula(fit.model.design.formula).bars)
     if _fixed_only(re_form):
@@ -95,8 +105,6 @@ def _design_term_for(fit, bar) -> tuple[int, list[int]]:
     for k, term in enumerate(terms):
         if term.label and term.label == bar.label:
             return k, list(range(term.size))
-    from ..formula.rterms import model_terms
-
     lhs = model_terms(None, bar.lhs)
     if not lhs.terms and lhs.intercept:  # (1 | g): the intercept column of a g term
         for k, term in enumerate(terms):
@@ -123,8 +131,6 @@ def _predict_fitted_rows(fit, bars: list) -> np.ndarray:
 
 def _as_frame(newdata: Any) -> pd.DataFrame:
     """newdata as a DataFrame; single values fill their column and make one row on their own."""
-    from ..terms import frame_of_columns
-
     if isinstance(newdata, pd.DataFrame):
         return newdata
     if isinstance(newdata, Mapping):
@@ -134,8 +140,6 @@ def _as_frame(newdata: Any) -> pd.DataFrame:
 
 def _calls(node) -> set[str]:
     """Names of the functions called anywhere in a syntax tree."""
-    from ..formula.nodes import Arg, Node
-
     found: set[str] = set()
     stack = [node]
     while stack:
@@ -155,8 +159,6 @@ def _calls(node) -> set[str]:
 
 
 def _refuse_data_dependent(variables: list) -> None:
-    from ..formula.deparse import deparse
-
     for node in variables:
         bad = _calls(node) & _DATA_DEPENDENT
         if bad:
@@ -176,9 +178,6 @@ def _name_levels(fit) -> dict[str, tuple[list[str], bool]]:
     term codes it by indicators (no intercept, or a term without its margin,
     ``(0 + f | g)``) every level shows.
     """
-    from ..formula import parse_formula
-    from .satterthwaite import full_levels, map_term_columns
-
     design = fit.model.design
     parsed = parse_formula(design.formula)
     sources = [(parsed.fixed_terms, list(design.xnames))]
@@ -241,10 +240,6 @@ def _evaluate(fit, evaluator, nodes: list) -> tuple[dict, np.ndarray]:
 
     Returns the frame and a mask of rows with a missing value.
     """
-    from ..formula.deparse import deparse
-    from ..formula.evaluate import Logical
-    from ..formula.rvalues import RFactor
-
     frame: dict = {}
     missing = np.zeros(len(evaluator.data), dtype=bool)
     for node in dict.fromkeys(nodes):
@@ -269,9 +264,6 @@ def _evaluate(fit, evaluator, nodes: list) -> tuple[dict, np.ndarray]:
 def _fixed_columns(fit, parsed, evaluator, n: int,
                    columns: list[str]) -> tuple[np.ndarray, dict, list, np.ndarray]:
     """The fixed-effects *columns* on new rows, the frame, its offset variables, the missing rows."""
-    from ..formula.model_matrix import model_matrix
-    from ..formula.rterms import term_variables
-
     fixed = parsed.fixed_terms
     used = [fixed.variables[i] for t in fixed.terms for i in term_variables(t)]
     offsets = [fixed.variables[i] for i in fixed.offsets]
@@ -312,9 +304,6 @@ def fixed_matrix(fit, newdata: Any, columns: list[str] | None = None) -> np.ndar
     >>> fixed_matrix(fit, {"recipe": ["A", "C"]}).tolist()
     [[1.0, 0.0, 0.0], [1.0, 0.0, 1.0]]
     """
-    from ..formula import parse_formula
-    from ..formula.evaluate import Evaluator
-
     data = _as_frame(newdata)
     formula = fit.model.design.formula
     X, _, _, _ = _fixed_columns(fit, parse_formula(formula), Evaluator(data, formula), len(data),
@@ -333,11 +322,6 @@ def _new_levels_error(group: str, levels: list[str]) -> DataError:
 
 def _random_part(fit, bar, evaluator, n: int, allow_new_levels: bool) -> tuple[np.ndarray, np.ndarray]:
     """Z b for one bar term on new rows, and the rows with a missing covariate."""
-    from ..formula.frame import ModelFrame
-    from ..formula.grouping import grouping_factor, grouping_variables
-    from ..formula.model_matrix import model_matrix
-    from ..formula.rterms import model_terms, term_variables
-
     lhs = model_terms(None, bar.lhs)
     used = [lhs.variables[i] for t in lhs.terms for i in term_variables(t)]
     _refuse_data_dependent(used)
@@ -414,9 +398,6 @@ def predict(fit, newdata: Any = None, re_form: Any = None, allow_new_levels: boo
     if newdata is None:
         eta = _predict_fitted_rows(fit, bars)
         return pd.Series(eta, index=fit.model.design.rows)
-    from ..formula import parse_formula
-    from ..formula.evaluate import Evaluator
-
     data = _as_frame(newdata)
     n = len(data)
     formula = fit.model.design.formula
@@ -528,8 +509,6 @@ def new_response(design, new_y: Any) -> np.ndarray:
     A one-column DataFrame is read as its column; a Series is matched to
     the rows by its index.  Raises ``DataError`` otherwise.
     """
-    from ..terms import _preview, by_row_label
-
     if isinstance(new_y, pd.DataFrame):
         if new_y.shape[1] != 1:
             raise DataError(f"new_y has {new_y.shape[1]} columns; refit takes one response")
@@ -580,13 +559,10 @@ def refit(fit, new_y: Any):
     >>> round(float(again.fixef["Days"] / fit.fixef["Days"]), 6)
     2.0
     """
-    from ..model import MixedModel
-    from ..terms import _check_response_varies
-
     design = fit.model.design
     y = new_response(design, new_y)
     # as mixed(): a response the fixed effects fit exactly has no variance to estimate
     _check_response_varies(y, design.X, design.offset, "new_y")
     model = MixedModel(dataclasses.replace(design, y=y), reml=fit.reml)
-    return model.fit(start=np.asarray(fit.theta, float), data_name=fit.data_name,
+    return model.fit(result=type(fit), start=np.asarray(fit.theta, float), data_name=fit.data_name,
                      weights_name=fit.weights_name, offset_name=fit.offset_name)

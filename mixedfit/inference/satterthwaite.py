@@ -42,6 +42,9 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ConvergenceWarning, ModelSpecError, warn
+from ..formula.deparse import deparse
+from ..formula.rterms import term_variables
+from ..formula.spec import parse_formula
 from ..rformat import zapsmall_array
 from .numderiv import richardson_hessian, richardson_jacobian
 
@@ -361,8 +364,6 @@ def fixed_term_columns(fit) -> tuple[list[FixedTerm], bool, dict[str, list[str] 
     >>> [(t.label, t.columns) for t in terms], kinds
     ([('recipe', [1, 2]), ('temp', [3]), ('recipe:temp', [4, 5])], {'recipe': ['B', 'C'], 'temp': None})
     """
-    from ..formula.spec import parse_formula
-
     design = fit.model.design
     return map_term_columns(parse_formula(design.formula).fixed_terms, list(fit.xnames), design.formula)
 
@@ -377,9 +378,6 @@ def map_term_columns(mterms, names: list[str], formula: str = "") -> tuple[list[
 
     Returns the same triple as ``fixed_term_columns``.
     """
-    from ..formula.deparse import deparse
-    from ..formula.rterms import term_variables
-
     variables = [tuple(deparse(mterms.variables[i]) for i in term_variables(t)) for t in mterms.terms]
     pos = 1 if mterms.intercept and names[:1] == ["(Intercept)"] else 0
     columns: list[list[int]] = [[] for _ in variables]
