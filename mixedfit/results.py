@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import html, plots, summary, tidy, update
 from .fitted import LinearFit
-from .inference import bootstrap, drop1, emmeans, intervals, predict, profile, r2, ranova, satterthwaite, wald
+from .inference import bootstrap, drop1, emmeans, fixed_tests, intervals, predict, profile, r2, ranova, wald
 
 __all__ = ["MixedResults", "Summary"]
 
@@ -65,7 +65,7 @@ class MixedResults(LinearFit):
     def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
         """lmerTest's coefficient table: Estimate, Std. Error, df, t value, Pr(>|t|)."""
         with self.model.blas_threads():
-            return satterthwaite.coef_table(self, ddf=ddf)
+            return fixed_tests.coef_table(self, ddf=ddf)
 
     @property
     def pvalues(self) -> pd.Series:
@@ -78,7 +78,7 @@ class MixedResults(LinearFit):
         To compare models by likelihood ratio, use ``mixedfit.anova``.
         """
         with self.model.blas_threads():
-            return satterthwaite.anova_type3(self, ddf=ddf)
+            return fixed_tests.anova_type3(self, ddf=ddf)
 
     def emmeans(self, specs, by=None, ddf: str | None = None, level: float = 0.95,
                 pairwise: bool = False, adjust: str = "tukey"):

@@ -47,7 +47,9 @@ from ..rformat import zapsmall_array
 from ..terms import _as_dataframe, build_design
 from ..update import call_of, update
 from .lrt import AnovaTable, refit_ml
-from .satterthwaite import anova_type3, contest_md, contest_md_kr, normalize_ddf
+from .fixed_tests import anova_type3
+from .kenward_roger import contest_md_kr
+from .satterthwaite import contest_md, normalize_ddf
 
 __all__ = ["drop1", "drop_scope"]
 
