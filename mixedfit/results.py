@@ -28,12 +28,10 @@ class MixedResults(LinearFit):
     --------
     >>> import mixedfit as mf
     >>> fit = mf.mixed("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy"))
-    >>> fit.fixef.round(3)
-    (Intercept)    251.405
-    Days            10.467
-    dtype: float64
-    >>> round(fit.sigma, 3)
-    25.592
+    >>> fit.coef_table()["df"].round(2).tolist()  # lmerTest: 17, 17
+    [17.0, 17.0]
+    >>> fit.confint(method="wald").loc["Days"].round(3).tolist()  # lme4: 7.438, 13.497
+    [7.438, 13.497]
     """
 
     # -- inference (mixedfit.inference) ---------------------------------------

@@ -18,13 +18,6 @@ here: the ``ddf`` names (``normalize_ddf``) and the map from fixed terms to X's
 columns that the Type III contrasts (``.type3``) and ``emmeans`` read.
 Kenward–Roger is ``.kenward_roger``; the tables that pick one by ``ddf`` are
 ``.fixed_tests``.
-
-Examples
---------
->>> import mixedfit as mf
->>> fit = mf.mixed("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy"))
->>> round(contest1d(fit, np.array([0.0, 1.0]))["df"], 2)
-17.0
 """
 
 from __future__ import annotations
