@@ -25,7 +25,7 @@ def confint(fit, method: str = "profile", level: float = 0.95, parm=None, **kw) 
 
     Parameters
     ----------
-    fit : MixedResults
+    fit : LinearFit
         A fitted model.
     method : {"profile", "wald", "boot"}
         ``"profile"`` (lme4's default): invert the likelihood-ratio statistic
