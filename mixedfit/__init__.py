@@ -13,7 +13,8 @@ from .datasets import list_datasets, load_dataset
 from .family import family
 from .glmm_results import GlmmResults
 from .inference.lrt import anova
-from .model import MixedModel, mixed
+from .api import mixed
+from .model import MixedModel
 from .plots import plot_data
 from .results import MixedResults
 

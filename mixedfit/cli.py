@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from .api import mixed
 from .datasets import list_datasets, load_dataset
 from .errors import DataError, MixedFitError
-from .model import mixed
 
 __all__ = ["read_csv", "main"]
 

@@ -24,8 +24,7 @@ from .dask_tasks import shared
 from .inference.predict import predict
 from .partitions import Plan, partition_design
 from .quantiles import exact_quantiles
-from .results import MixedResults
-from .summary import Summary
+from .results import MixedResults, Summary
 from .terms import Design
 
 __all__ = ["DaskResults", "RowsFit"]

@@ -78,6 +78,7 @@ from .partitions import (Plan, categorized, factor_columns, factor_levels, group
                          grouping_columns, model_columns, partition_design, read_names,
                          seen_in_partition)
 from .quantiles import exact_quantiles
+from .results import MixedResults
 from .terms import Design, build_design, check_levels, drop_rank_deficient, warn_on_scales
 
 __all__ = ["mixed_dask", "mixed_parquet", "levels_pass", "DaskResults", "exact_quantiles"]
@@ -299,8 +300,8 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
     plan = dataclasses.replace(plan, xkeep=None if len(keep) == len(plan.xnames) else keep)
     model = MixedModel(_rowless(dataclasses.replace(design, badly_scaled=badly_scaled), sums, keep),
                        reml=reml, blocks=_without_x_columns(sums.blocks, keep))
-    fit = model.fit(start=None if start is None else np.asarray(start, float), maxeval=maxeval,
-                    data_name=data_name, weights_name=weights, offset_name=offset)
+    fit = model.fit(result=MixedResults, start=None if start is None else np.asarray(start, float),
+                    maxeval=maxeval, data_name=data_name, weights_name=weights, offset_name=offset)
     timings["fit"] = time.perf_counter() - clock
     return DaskResults(fit, data, plan, timings)
 

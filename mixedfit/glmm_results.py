@@ -10,7 +10,6 @@ scale, the residual types, z tests, and glmer's summary.
 
 from __future__ import annotations
 
-import dataclasses
 import html
 from functools import cached_property
 
@@ -20,12 +19,18 @@ from scipy import stats
 
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, warn
 from .family import Family, family as make_family
+from .fitted import plain
 from .glmm import GlmmFit, GlmmModel
 from .glmm_summary import GlmmSummary, print_text
+from .inference.confint import level_labels, select_parm
+from .inference.glmm_bootstrap import glmm_bootstrap
+from .inference.glmm_profile import glmm_parameter_names, glmm_profile
+from .inference.glmm_simulate import glmm_refit, glmm_simulate
 from .inference.predict import predict as predict_eta
-from .inference.predict import simulated_linear_predictors
+from .inference.profile import profile_confint
 from .results import MixedResults
 from .terms import build_design
+from .tidy import tidy
 
 __all__ = ["GlmmResults", "glmer"]
 
@@ -196,9 +201,6 @@ class GlmmResults(MixedResults):
         (default 500), ``seed``, ``progress``, ``boot_type``).  ``parm``
         selects rows as ``mixedfit.inference.confint.select_parm``.
         """
-        from .inference.confint import level_labels, select_parm
-        from .inference.glmm_profile import glmm_parameter_names
-
         key = str(method).lower()
         if key not in ("profile", "wald", "boot"):
             raise ModelSpecError(f"unknown confidence interval method {method!r}; use one of profile, wald, boot")
@@ -213,8 +215,6 @@ class GlmmResults(MixedResults):
                                  index=glmm_parameter_names(self))
             return table.iloc[rows]
         if key == "profile":
-            from .inference.profile import profile_confint
-
             return profile_confint(self.profile(which=rows, **kw), level=level)
         boot_type = kw.pop("boot_type", "perc")
         result = self.bootstrap(kw.pop("nsim", 500), **kw)
@@ -223,15 +223,11 @@ class GlmmResults(MixedResults):
     def profile(self, which=None, **kw) -> pd.DataFrame:
         """The likelihood profile (lme4's ``as.data.frame(profile(fit))``); see
         ``mixedfit.inference.glmm_profile.glmm_profile``."""
-        from .inference.glmm_profile import glmm_profile
-
         return glmm_profile(self, which=which, **kw)
 
     def bootstrap(self, n: int, seed: int | None = None, progress: bool | None = None, statistic=None):
         """Parametric bootstrap refits (lme4's ``bootMer``); see
         ``mixedfit.inference.glmm_bootstrap.glmm_bootstrap``."""
-        from .inference.glmm_bootstrap import glmm_bootstrap
-
         return glmm_bootstrap(self, n, seed=seed, progress=progress, statistic=statistic)
 
     def _not_yet(self, what: str):
@@ -277,37 +273,7 @@ class GlmmResults(MixedResults):
         counts, Gamma values with shape 1/σ², inverse Gaussian values with
         λ = weight/σ².  numpy's generator: R's draws cannot be reproduced.
         """
-        rng = np.random.default_rng(seed)
-        m = self.model
-        columns = {}
-        etas = simulated_linear_predictors(self, nsim, rng, use_u, self.fitted.state.eta)
-        for j, eta in enumerate(etas):
-            columns[f"sim_{j + 1}"] = self._draw(rng, m.family.linkinv(eta))
-        out = pd.DataFrame(columns, index=m.design.rows)
-        out.attrs["seed"] = seed
-        return out
-
-    def _draw(self, rng: np.random.Generator, mu: np.ndarray) -> np.ndarray:
-        """One response per row from the family at mean μ (R's ``family$simulate``)."""
-        m, name = self.model, self.family.name
-        if name == "binomial" and self._counts_response:
-            return rng.binomial(np.rint(m.trials).astype(np.int64), mu).astype(float)
-        if name == "binomial":  # R: rbinom(n, wts, μ) / wts, a proportion of the prior weights
-            size = np.rint(m.weights).astype(np.int64)
-            return rng.binomial(size, mu) / np.where(size > 0, size, 1)
-        if name == "poisson":
-            return rng.poisson(mu).astype(float)
-        dispersion = self.sigma**2
-        if name == "Gamma":
-            return rng.gamma(1.0 / dispersion, mu * dispersion)
-        if name == "inverse.gaussian":
-            return rng.wald(mu, m.weights / dispersion)
-        raise ModelSpecError(f"simulate() is not implemented for the {name} family")
-
-    @property
-    def _counts_response(self) -> bool:
-        """Whether the response is ``cbind(successes, failures)`` (trials other than one)."""
-        return self.model.design.trials is not None and bool(np.any(self.model.trials != 1))
+        return glmm_simulate(self, nsim=nsim, seed=seed, use_u=use_u)
 
     def refit(self, new_y) -> "GlmmResults":
         """The same model fitted to a new response, as lme4's ``refit(fit, newresp)``.
@@ -329,31 +295,14 @@ class GlmmResults(MixedResults):
         >>> bool(abs(again.llf - fit.llf) < 1e-6)
         True
         """
-        fitted = self._refit(new_y)
+        fitted = glmm_refit(self, new_y)
         _warn_fit(fitted.fitted)
         return fitted
-
-    def _refit(self, new_y) -> "GlmmResults":
-        """``refit`` without its warnings (the bootstrap counts them instead)."""
-        from .inference.predict import new_response
-
-        m = self.model
-        y = new_response(m.design, new_y)
-        if self._counts_response:
-            y, _, _ = self.family.initialize(np.column_stack([y, m.trials - y]), None, "new_y")
-        else:
-            self.family.initialize(y, None, "new_y")  # R's checks: the range, non-integer counts
-        model = GlmmModel(dataclasses.replace(m.design, y=y), self.family, nagq=self.nagq)
-        model.start = np.maximum(self.fitted.theta, model.lower)
-        return GlmmResults(model, model.optimize(), data_name=self.data_name, weights_name=self.weights_name,
-                           offset_name=self.offset_name)
 
     def tidy(self, effects="fixed", conf_int: bool = False, conf_level: float = 0.95,
              conf_method: str = "wald", ddf: str | None = None, **kw) -> pd.DataFrame:
         """Estimates as a data frame, as broom.mixed's ``tidy()`` of a glmer fit: z statistics,
         no ``df``; see ``mixedfit.tidy.tidy``."""
-        from .tidy import tidy
-
         return tidy(self, effects, conf_int, conf_level, conf_method, ddf, **kw)
 
     # -- printing ----------------------------------------------------------------
@@ -378,7 +327,7 @@ class GlmmResults(MixedResults):
             "family": self.family.name,
             "link": self.family.link_name,
             "nagq": self.nagq,
-            "minus2logLik": self._plain(self.minus2llf),
+            "minus2logLik": plain(self.minus2llf),
             "stage1_feval": int(self.fitted.stage1.feval),
             "vcov_warnings": list(self.fitted.vcov_warnings),
         })

@@ -78,7 +78,7 @@ def _paragraph(text: str, bold: bool = False) -> str:
 
 # -- the blocks, in the text summary's order ---------------------------------------------
 def _title(fit: Any, ddf: str | None) -> str:
-    cls = "lmerMod" if sm._lmertest_ddf(ddf) is None else "lmerModLmerTest"
+    cls = "lmerMod" if sm.lmertest_ddf(ddf) is None else "lmerModLmerTest"
     return _paragraph(f"{sm.method_title(fit, ddf).rstrip()} ['{cls}']", bold=True)
 
 

@@ -3,7 +3,8 @@
 ``MixedModel`` holds a ``Design`` and the cross products
 built from it once; ``MixedModel.objective`` evaluates lme4's profiled
 deviance (ML) or REML criterion at θ, and ``MixedModel.fit`` minimizes it
-the way lme4 does and returns a ``MixedResults``.
+the way lme4 does and builds the fitted numbers (``mixedfit.fitted.LinearFit``)
+or the lme4 face on them (``mixedfit.results.MixedResults``) at the optimum.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import dataclasses
 import functools
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import threadpoolctl
@@ -21,11 +24,10 @@ from threadpoolctl import ThreadpoolController
 
 from .blocks import CrossBlocks, CrossProducts, Factor, template_positions
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, require_bool, warn
-from .family import family as make_family
 from .optimize import OptSummary, bobyqa, finite_derivatives
 from .terms import Design
 
-__all__ = ["Convergence", "MixedModel", "lme4_start", "check_convergence", "mixed"]
+__all__ = ["Convergence", "MixedModel", "lme4_start", "check_convergence"]
 
 _SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance
 _BOUNDARY_TOL = 1e-5  # lme4's lmerControl(boundary.tol)
@@ -48,6 +50,8 @@ _HESSIAN_DRIFT = 1e-2
 _CURVATURE_FLOOR = 1e-3  # least curvature, relative to the largest, of a polish step where H is not PD
 _POLISH_ROUNDS = 3  # most restarts while the derivatives say the optimizer stopped short
 _UNIT_LIMIT = 1000.0  # Z column scales beyond this factor from 1 get a restart in their units
+
+_Result = TypeVar("_Result")
 
 
 @dataclass
@@ -352,10 +356,15 @@ class MixedModel:
         own = _numpy_own_blas()
         return _ONE_THREAD.held(own) if own is not None else contextlib.nullcontext()
 
-    def fit(self, *, start: np.ndarray | None = None, maxeval: int = 100_000, **names: str | None):
-        """Fit the model; keyword ``names`` (data_name, ...) are kept for printing."""
-        from .results import MixedResults
+    def fit(self, *, result: Callable[..., _Result], start: np.ndarray | None = None, maxeval: int = 100_000,
+            **names: str | None) -> _Result:
+        """Fit the model and build ``result(model, opt, conv, **names)`` at the optimum.
 
+        ``result`` is the class of what the fit returns: ``mixedfit.fitted.LinearFit``
+        (the numbers) or a face on them (``mixedfit.results.MixedResults``), so
+        that a refit returns what it refits (``type(fit)``).  Keyword ``names``
+        (data_name, ...) are kept for printing.
+        """
         # The results' first products run under the same thread limit: a BLAS
         # call right after the limit is lifted can wait ~60 ms for OpenBLAS to
         # wake its threads (seen on Chem97 in every other fit).
@@ -363,7 +372,7 @@ class MixedModel:
             opt = self.optimize(start, maxeval)
             self._check_factor(opt.final)
             conv = self.convergence(opt)
-            results = MixedResults(self, opt, conv, **names)
+            results = result(self, opt, conv, **names)
         for msg in conv.messages:
             cls = SingularFitWarning if msg.startswith("boundary") else ConvergenceWarning
             warn(msg, cls)
@@ -516,17 +525,6 @@ def _diagonal_mask(size: int) -> np.ndarray:
     return (rows == cols).astype(float)
 
 
-def _is_gaussian(family) -> bool:
-    """Whether ``family=`` names the linear model (R's ``gaussian()``: identity link only)."""
-    fam = make_family(family)
-    if fam.name != "gaussian":
-        return False
-    if fam.link_name != "identity":
-        raise ModelSpecError(f"the gaussian family with the {fam.link_name} link is not implemented; "
-                             "gaussian() with the identity link is the linear mixed model")
-    return True
-
-
 def _r_g(x: float) -> str:
     """R's ``%g`` formatting (six significant digits, no trailing zeros)."""
     return f"{x:g}"
@@ -594,109 +592,3 @@ def _check_hessian(hess: np.ndarray) -> tuple[list[str], int]:
         messages.append("Model is nearly unidentifiable: large eigenvalue ratio\n - Rescale variables?")
         code = 3
     return messages, code
-
-
-def mixed(
-    formula: str,
-    data,
-    *,
-    reml: bool = True,
-    weights=None,
-    offset=None,
-    na_action: str = "omit",
-    data_name: str | None = None,
-    start=None,
-    maxeval: int = 100_000,
-    family=None,
-    nagq: int = 1,
-    method: str | None = None,
-):
-    """Fit a linear mixed-effects model written as an lme4 formula (lme4's ``lmer``), or with
-    ``family=`` a generalized one (lme4's ``glmer``).
-
-    Parameters
-    ----------
-    formula : str
-        An lme4 formula, e.g. ``"Reaction ~ Days + (Days|Subject)"``.
-    data : pandas.DataFrame, dict of arrays or dask.dataframe.DataFrame
-        The data; it is never modified.  A Dask DataFrame is fitted partition
-        by partition, with the same results (``mixedfit.distributed.mixed_dask``).
-    reml : bool, default True
-        REML (lme4's default) or maximum likelihood (``reml=False``).
-    weights : str or array_like, optional
-        Prior weights: a column name or one value per row.
-    offset : str or array_like, optional
-        An offset added to the linear predictor, besides any ``offset()`` term.
-    na_action : {"omit", "raise"}
-        Drop rows with missing values in the variables used, or raise.
-    data_name : str, optional
-        Name printed on the summary's ``Data:`` line.
-    start : array_like, optional
-        Starting θ in lme4's order (default: lme4's, ``mixedfit.model.lme4_start``: 1 on the
-        diagonal and 0 elsewhere, or from the group means when every term is ``(1|g)``).
-    maxeval : int
-        Most objective evaluations the optimizer may use.
-    family : str or Family, optional
-        A GLMM's family: R's names ``"binomial"``, ``"poisson"``, ``"Gamma"``,
-        ``"inverse.gaussian"``, or ``mixedfit.family`` for another link;
-        ``"gaussian"`` (identity link) is the linear model.  ``reml`` and
-        ``start`` do not apply to a GLMM (see ``mixedfit.glmm_results.glmer``).
-    nagq : int, default 1
-        For a GLMM: 1 for the Laplace approximation, 0 for β inside PIRLS, up
-        to 25 for adaptive Gauss–Hermite quadrature (one scalar random-effects term).
-    method : {None, "moments"}
-        None: the exact fit (REML or ML).  ``"moments"``: crossed random intercepts by the
-        method of moments with GLS β, in time linear in the rows, for data too large for
-        the exact fit (``mixedfit.moments``; ``reml``, ``start`` and ``maxeval`` do not apply).
-
-    Returns
-    -------
-    MixedResults, or GlmmResults with ``family=``
-
-    Examples
-    --------
-    >>> import mixedfit as mf
-    >>> fit = mf.mixed("Yield ~ 1 + (1|Batch)", mf.load_dataset("Dyestuff"), reml=False)
-    >>> round(fit.llf, 4)  # lme4: logLik = -163.6635
-    -163.6635
-    """
-    from .terms import build_design
-
-    glmm = family is not None and not _is_gaussian(family)
-    if glmm and method is not None:
-        raise ModelSpecError(f"method={method!r} fits linear models only; a GLMM (family={family!r}) "
-                             "is fitted by the Laplace approximation or quadrature (nagq=)")
-    if glmm:
-        from .glmm_results import glmer  # glmm imports this module: imported on use
-
-        if type(data).__module__.startswith("dask"):
-            raise ModelSpecError("GLMMs on Dask data frames are not implemented yet: PIRLS needs a "
-                                 "pass over the rows per step; use a pandas DataFrame")
-        if start is not None:
-            raise ModelSpecError("start= is not implemented for GLMMs yet")
-        return glmer(formula, data, family=family, nagq=nagq, weights=weights, offset=offset,
-                     na_action=na_action, data_name=data_name, maxeval=maxeval)
-    # the arguments, for fit.update() (R's getCall(fit)); data by reference, as R's call names it
-    call = dict(formula=formula, data=data, reml=reml, weights=weights, offset=offset,
-                na_action=na_action, data_name=data_name)
-    if method is not None:
-        from .moments import dispatch
-
-        return dispatch(method, formula, data, reml=reml, weights=weights, offset=offset,
-                        na_action=na_action, data_name=data_name, start=start, maxeval=maxeval)
-    if type(data).__module__.startswith("dask"):  # checked by name: dask stays optional
-        from .distributed import mixed_dask
-
-        fit = mixed_dask(formula, data, reml=reml, weights=weights, offset=offset,
-                         na_action=na_action, data_name=data_name, start=start, maxeval=maxeval)
-    else:
-        design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
-        fit = MixedModel(design, reml=reml).fit(
-            start=None if start is None else np.asarray(start, float),
-            maxeval=maxeval,
-            data_name=data_name,
-            weights_name=weights if isinstance(weights, str) else None,
-            offset_name=offset if isinstance(offset, str) else None,
-        )
-    fit.call = call
-    return fit

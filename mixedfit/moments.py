@@ -60,8 +60,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from . import rformat as rf
+from .dask_tasks import compute, delayed, shared, tree_reduce
+from .distributed import levels_pass
 from .errors import ModelSpecError, warn
-from .terms import Design, build_design, plural
+from .fitted import plain
+from .formula import parse_formula
+from .inference.predict import predict
+from .partitions import Plan, grouping_columns, model_columns, partition_design
+from .summary import PRINT_DIGITS, call_block, fixef_block, groups_block, varcorr_block
+from .terms import Design, build_design, check_levels, plural
 
 __all__ = ["mixed_moments", "moments_dask", "MomentStats", "MomentsResults"]
 
@@ -480,12 +488,6 @@ def moments_dask(formula: str, data, *, weights=None, offset=None, na_action: st
     result equals the in-memory fit to rounding; its fitted values and
     residuals are lazy Dask Series.
     """
-    from .dask_tasks import compute, delayed, shared, tree_reduce
-    from .distributed import levels_pass
-    from .formula import parse_formula
-    from .partitions import Plan, grouping_columns, model_columns
-    from .terms import check_levels
-
     for what, value in (("weights", weights), ("offset", offset)):
         if value is not None:
             raise ModelSpecError(f"method='moments' does not take {what}: the moment equations are "
@@ -518,8 +520,6 @@ def moments_dask(formula: str, data, *, weights=None, offset=None, na_action: st
 
 
 def _partition_stats(part: pd.DataFrame, plan) -> MomentStats | None:
-    from .partitions import partition_design
-
     if part.empty:
         return None
     return MomentStats.from_design(partition_design(part, plan))
@@ -527,8 +527,6 @@ def _partition_stats(part: pd.DataFrame, plan) -> MomentStats | None:
 
 def _partition_fitted(part: pd.DataFrame, plan, beta: np.ndarray, ranef: list[np.ndarray],
                       what: str) -> pd.Series:
-    from .partitions import partition_design
-
     if part.empty:
         return pd.Series([], index=part.index, dtype=float)
     design = partition_design(part, plan)
@@ -685,8 +683,6 @@ class MomentsResults:
             return self.fittedvalues
         if self._dask is not None and newdata is None:
             raise ModelSpecError("predict(re_form=...) on the fitted rows of Dask data: pass newdata")
-        from .inference.predict import predict
-
         return predict(self, newdata=newdata, re_form=re_form, allow_new_levels=allow_new_levels)
 
     def summary(self) -> "MomentsSummary":
@@ -699,9 +695,6 @@ class MomentsResults:
 
     def to_dict(self) -> dict:
         """The estimates as plain Python values, ready for ``json.dumps``."""
-        from .results import MixedResults
-
-        plain = MixedResults._plain
         vcov = self.vcov
         return {
             "method": "moments",
@@ -729,9 +722,6 @@ class MomentsSummary:
         self.fit = fit
 
     def __str__(self) -> str:
-        from . import rformat as rf
-        from .summary import PRINT_DIGITS, call_block, fixef_block, groups_block, varcorr_block
-
         fit = self.fit
         parts = [TITLE + "\n", call_block(fit), "\n",
                  varcorr_block(fit, PRINT_DIGITS, ("Variance", "Std.Dev.")), groups_block(fit),

@@ -32,6 +32,14 @@ import functools
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
+from .errors import FormulaError, caret_message
+from .formula.deparse import deparse
+from .formula.evaluate import Evaluator, Numeric
+from .formula.nodes import BinOp
+from .formula.parse import parse_formula_tree
+from .formula.rvalues import as_factor
+from .inference.profile import profile_confint
+from .terms import _as_dataframe
 
 __all__ = ["plot_ranef", "plot_profile", "plot_diagnostics", "plot_data", "lattice_layout"]
 
@@ -217,8 +225,6 @@ def plot_profile(
     >>> [ax.get_xlabel() for ax in plot_profile(fit).axes]
     ['sd_(Intercept)|Batch', 'sigma', '(Intercept)']
     """
-    from .inference.profile import profile_confint
-
     plt = _pyplot()
     if profile is None:
         if fit is None:
@@ -307,14 +313,6 @@ def lattice_layout(n: int) -> tuple[int, int]:
 def _panel_variables(formula: str, data: Any) -> tuple[str, str, str, np.ndarray, np.ndarray,
                                                       np.ndarray, list[str]]:
     """y, x and the conditioning factor of ``y ~ x | g``, rows with a missing value left out."""
-    from .errors import FormulaError, caret_message
-    from .formula.deparse import deparse
-    from .formula.evaluate import Evaluator, Numeric
-    from .formula.nodes import BinOp
-    from .formula.parse import parse_formula_tree
-    from .formula.rvalues import as_factor
-    from .terms import _as_dataframe
-
     response, rhs = parse_formula_tree(formula)
     if response is None or not (isinstance(rhs, BinOp) and rhs.op == "|"):
         raise FormulaError(caret_message(formula, 0, len(formula),

@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 
 from . import rformat as rf
+from .inference.satterthwaite import normalize_ddf
 
 __all__ = [
     "method_title", "title_block", "call_block", "aic_cells", "aic_block", "residual_cells",
     "residuals_block", "format_vc", "varcorr_block", "groups_block", "coef_matrix", "fixef_block",
     "correlation_cells", "correlation_block", "correlation_note", "fit_warnings_block",
-    "convergence_block", "summary_text", "fixed_effects_print_block", "print_text", "Summary",
+    "convergence_block", "summary_text", "fixed_effects_print_block", "print_text", "lmertest_ddf",
     "PRINT_DIGITS",
 ]
 
@@ -46,11 +47,9 @@ def _captured(text: str) -> str:
     return text[:-1] if text.endswith("\n") else text
 
 
-def _lmertest_ddf(ddf: str | None) -> str | None:
+def lmertest_ddf(ddf: str | None) -> str | None:
     """lmerTest's name for a ``ddf`` method; ``None`` for plain lme4 output
     (``None`` or ``"lme4"``).  Raises ModelSpecError for an unknown method."""
-    from .inference.satterthwaite import normalize_ddf
-
     method = None if ddf is None else normalize_ddf(ddf)
     return None if method == "lme4" else method
 
@@ -65,7 +64,7 @@ def method_title(fit: Any, ddf: str | None = None) -> str:
     two spaces before ``['lmerMod']`` in ML fits.
     """
     title = "Linear mixed model fit by " + ("REML" if fit.reml else "maximum likelihood ")
-    key = _lmertest_ddf(ddf)
+    key = lmertest_ddf(ddf)
     if key is not None:
         title += f". t-tests use {key}'s method"
     return title
@@ -230,7 +229,7 @@ def coef_matrix(fit: Any, ddf: str | None = None) -> tuple[list[list[float]], li
     table is ``fit.coef_table(ddf=ddf)`` (lmerTest's, with df and
     ``Pr(>|t|)``).
     """
-    if _lmertest_ddf(ddf) is not None:
+    if lmertest_ddf(ddf) is not None:
         table = fit.coef_table(ddf=ddf)
         return table.to_numpy(dtype=float).tolist(), list(table.index), list(table.columns)
     names = list(fit.fixef.index)
@@ -349,7 +348,7 @@ def summary_text(fit: Any, ddf: str | None = None, formula: str | None = None) -
         ``correlation_note``.
     """
     digits = PRINT_DIGITS
-    cls = "lmerMod" if _lmertest_ddf(ddf) is None else "lmerModLmerTest"
+    cls = "lmerMod" if lmertest_ddf(ddf) is None else "lmerModLmerTest"
     parts = [
         title_block(method_title(fit, ddf), cls),
         call_block(fit, formula),
@@ -390,41 +389,3 @@ def print_text(fit: Any) -> str:
         convergence_block(fit, summary=True),
     ]
     return _captured("".join(parts))
-
-
-class Summary:
-    """lme4's ``summary(fit)``: prints as lme4 prints it.
-
-    Parameters
-    ----------
-    fit : MixedResults
-        The fitted model.
-    ddf : {None, "Satterthwaite", "Kenward-Roger", "lme4"}
-        With a method, lmerTest's summary with its t-tests (any case; see
-        ``mixedfit.inference.satterthwaite.normalize_ddf``).
-
-    Raises
-    ------
-    ModelSpecError
-        An unknown ``ddf``, at once rather than when printed.
-    """
-
-    def __init__(self, fit: Any, ddf: str | None = None):
-        self.fit = fit
-        self.ddf = _lmertest_ddf(ddf)
-
-    def _formula(self) -> str | None:
-        """lmerTest prints the formula as written; lme4 its expansion (``fit.formula``)."""
-        written = self.fit.model.design.formula_written if self.ddf else None
-        return written or None
-
-    def __str__(self) -> str:
-        return summary_text(self.fit, self.ddf, formula=self._formula())
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        """The same blocks and numbers as the text, as HTML tables for notebooks."""
-        from .html import summary_html
-
-        return summary_html(self.fit, self.ddf, formula=self._formula())

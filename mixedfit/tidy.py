@@ -31,7 +31,9 @@ import pandas as pd
 from scipy.stats import norm, t as t_dist
 
 from .errors import MixedFitError, MixedFitWarning, warn
-from .summary import _lmertest_ddf
+from .inference.confint import varpar_names
+from .inference.profile import profile_confint
+from .summary import lmertest_ddf
 
 __all__ = ["tidy", "glance"]
 
@@ -71,16 +73,12 @@ class _Intervals:
         """lme4's ``confint`` rows (variance parameters, then β), as two columns."""
         if self._table is None:
             if self.method == "profile" and self.profile is not None:
-                from .inference.profile import profile_confint
-
                 self._table = profile_confint(self.profile, level=self.level)
             else:
                 self._table = self.fit.confint(method=self.method, level=self.level, parm=self.parm, **self.kw)
         return self._table
 
     def varpar(self) -> np.ndarray:
-        from .inference.confint import varpar_names
-
         names = varpar_names(self.fit)
         return self.table().reindex(names if _has_residual(self.fit) else names[:-1]).to_numpy(float)
 
@@ -103,7 +101,7 @@ class _Intervals:
 
 
 def _fixed(fit: Any, ddf: str | None, intervals: _Intervals | None) -> pd.DataFrame:
-    table = fit.coef_table(ddf=_lmertest_ddf(ddf) or "lme4")
+    table = fit.coef_table(ddf=lmertest_ddf(ddf) or "lme4")
     frame = table.rename(columns=_COEF_COLUMNS).rename_axis("term").reset_index()
     frame.insert(0, "group", None)
     if intervals is not None:

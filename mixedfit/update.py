@@ -1,9 +1,11 @@
 """Refitting a model with some of its arguments changed: R's ``update(fit, ...)``.
 
-``mixedfit.mixed`` records its arguments on the fit (``fit.call``, R's
-``getCall(fit)``); ``update`` calls ``mixedfit.mixed`` again with the
-formula edited by R's ``update.formula`` and any keyword replaced.  As in
-R, the data are the object the fit was made from, as it is now.
+``mixedfit.mixed`` records itself and its arguments on the fit (``fit.call``,
+a ``Call``, R's ``getCall(fit)``); ``update`` calls that function again with
+the formula edited by R's ``update.formula`` and any keyword replaced.  As in
+R, the data are the object the fit was made from, as it is now.  The function
+comes with the fit, so this module (and ``drop1`` and ``ranova``, which refit
+through it) sits below the face and ``mixed`` that call it.
 
 Examples
 --------
@@ -16,14 +18,24 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import ModelSpecError
 from .formula.update import update_formula
 
-__all__ = ["update", "call_of"]
+__all__ = ["Call", "update", "call_of"]
 
 _ARGUMENTS = ("data", "reml", "weights", "offset", "na_action", "data_name")
+
+
+@dataclass(frozen=True)
+class Call:
+    """What made a fit, as R's ``getCall(fit)``: the function and its arguments."""
+
+    function: Callable[..., Any]
+    arguments: dict[str, Any]
 
 
 def call_of(fit) -> dict[str, Any]:
@@ -39,7 +51,7 @@ def call_of(fit) -> dict[str, Any]:
     if call is None:
         raise ModelSpecError("this fit has no record of the data it was made from (only fits "
                              "made by mixedfit.mixed have one): fit it with mixedfit.mixed")
-    return call
+    return call.arguments
 
 
 def update(fit, formula: str | None = None, **changes: Any):
@@ -75,8 +87,6 @@ def update(fit, formula: str | None = None, **changes: Any):
     >>> update(fit, "log(.) ~ .").formula
     'log(Reaction) ~ Days + (Days | Subject)'
     """
-    from .model import mixed
-
     unknown = sorted(set(changes) - set(_ARGUMENTS) - {"start", "maxeval"})
     if unknown:
         raise ModelSpecError(f"update() got unknown argument(s) {', '.join(unknown)}; it takes "
@@ -88,4 +98,4 @@ def update(fit, formula: str | None = None, **changes: Any):
     if formula is not None:
         # R edits formula(fit): lme4's, with (x || g) expanded
         call["formula"] = update_formula(fit.formula, formula)
-    return mixed(**call)
+    return fit.call.function(**call)

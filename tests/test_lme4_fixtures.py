@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 
 import mixedfit as mf
+from conftest import fit_quietly
 
 FIXTURES = Path(__file__).parent / "lme4" / "fixtures"
 CASES = sorted(
@@ -45,16 +45,8 @@ def fitted(case: str):
     data = mf.load_dataset(fx["dataset"])
     for col, values in (fx.get("extra_columns") or {}).items():
         data[col] = values
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mf.mixed(
-            fx["formula"],
-            data,
-            reml=fx["reml"],
-            weights=fx["weights"],
-            offset=fx["offset"],
-            data_name=fx["dataset"],
-        )
+    return fit_quietly(fx["formula"], data, reml=fx["reml"], weights=fx["weights"], offset=fx["offset"],
+                       data_name=fx["dataset"])
 
 
 def test_fixtures_exist():

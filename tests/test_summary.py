@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixedfit import rformat as rf
 from mixedfit import summary as sm
 
 FIXTURES = Path(__file__).parent / "lme4" / "fixtures"

@@ -300,8 +300,6 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
     n = int(n)
     if n < 1:
         raise MixedFitError(f"the number of bootstrap replicates must be positive, not {n}")
-    from ..results import MixedResults
-
     rng = random_generator(seed)
     t0 = estimates(fit) if statistic is None else _as_series(statistic(fit))
     ystar = simulate_response(fit, n, rng)
@@ -314,7 +312,7 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
         messages.update(conv.messages)
         if statistic is None:
             return _statistic(model, opt.final)
-        replicate = MixedResults(model, opt, conv, data_name=fit.data_name)
+        replicate = type(fit)(model, opt, conv, data_name=fit.data_name)  # what was given: numbers or face
         return _as_series(statistic(replicate), t0.index).to_numpy()
 
     return collect_replicates(n, t0, one, seed, progress)

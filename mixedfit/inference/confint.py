@@ -1,13 +1,12 @@
-"""Confidence intervals for a fitted model, and the parameter bookkeeping they share.
+"""The parameter bookkeeping that confidence intervals share.
 
-``confint`` is lme4's ``confint(fit, oldNames = FALSE)``: one row per
-parameter, named as lme4 names them -- the standard deviations and
-correlations of the random effects (``sd_(Intercept)|Subject``,
-``cor_Days.(Intercept)|Subject``, ...), the residual standard deviation
-``sigma``, then the fixed effects -- and two columns labelled as R labels
-percentiles (``"2.5 %"``, ``"97.5 %"``).  The intervals themselves come from
-``.profile`` (likelihood profile, the default), ``.wald`` (β̂ ± z·SE) or
-``.bootstrap`` (parametric bootstrap).
+lme4's ``confint(fit, oldNames = FALSE)`` has one row per parameter, named as
+lme4 names them -- the standard deviations and correlations of the random
+effects (``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``, ...),
+the residual standard deviation ``sigma``, then the fixed effects -- and two
+columns labelled as R labels percentiles (``"2.5 %"``, ``"97.5 %"``).  The
+names, labels and row selection are here, for ``.profile``, ``.wald`` and
+``.bootstrap`` alike; ``mixedfit.inference.intervals.confint`` picks one of them.
 
 The helpers here convert between lme4's θ (column-major lower triangle of
 each term's relative Cholesky factor) and the (sd, cor, σ) scale on which
@@ -25,9 +24,8 @@ import pandas as pd
 from ..blocks import lower_template, template_positions
 from ..errors import MixedFitError
 
-__all__ = ["confint", "format_perc", "varpar_names", "theta_to_sdcor", "sdcor_to_theta"]
-
-_METHODS = ("profile", "wald", "boot")
+__all__ = ["format_perc", "varpar_names", "parameter_names", "select_parm", "level_labels", "estimates",
+           "theta_to_sdcor", "sdcor_to_theta"]
 
 
 # -- names -------------------------------------------------------------------
@@ -226,70 +224,3 @@ def estimates(fit) -> pd.Series:
     """The parameters on ``confint``'s scale: (sd, cor, σ) then β, as lme4 names them."""
     v = theta_to_sdcor(fit.model, fit.theta.to_numpy(), fit.sigma)
     return pd.Series(np.concatenate([v, fit.fixef.to_numpy()]), index=parameter_names(fit))
-
-
-# -- the entry point -----------------------------------------------------------
-def confint(fit, method: str = "profile", level: float = 0.95, parm=None, **kw) -> pd.DataFrame:
-    """Confidence intervals for every parameter, as lme4's ``confint(fit, oldNames = FALSE)``.
-
-    Parameters
-    ----------
-    fit : MixedResults
-        A fitted model.
-    method : {"profile", "wald", "boot"}
-        ``"profile"`` (lme4's default): invert the likelihood-ratio statistic
-        ζ, see ``mixedfit.inference.profile.profile``.  ``"wald"``:
-        β̂ ± z·SE for fixed effects, NaN for variance parameters (as lme4).
-        ``"boot"``: percentile intervals (``boot_type``) of a parametric
-        bootstrap (``nsim`` replicates, ``seed``).
-    level : float
-        Confidence level; labels follow it as R writes them (``"5 %"``, ``"95 %"``).
-    parm : str, int or list, optional
-        Rows to return: names, 0-based positions, ``"theta_"`` (variance
-        parameters) or ``"beta_"`` (fixed effects).  Default: all.
-    **kw
-        Passed on: to ``profile`` (``alphamax``, ``maxpts``,
-        ``delta``, ...) or to ``bootstrap`` (``nsim``
-        (default 500, lme4's), ``seed``, ``progress``, ``boot_type``).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per selected parameter, columns the two percent labels.
-
-    Examples
-    --------
-    >>> import mixedfit as mf
-    >>> fit = mf.mixed("Yield ~ 1 + (1|Batch)", mf.load_dataset("Dyestuff"))
-    >>> confint(fit, method="wald").round(2)
-                            2.5 %   97.5 %
-    sd_(Intercept)|Batch      NaN      NaN
-    sigma                     NaN      NaN
-    (Intercept)           1489.51  1565.49
-    >>> confint(fit, level=0.9).round(2)
-                              5 %     95 %
-    sd_(Intercept)|Batch    16.77    72.87
-    sigma                   39.73    64.07
-    (Intercept)           1494.78  1560.22
-    """
-    key = method.lower()
-    if key not in _METHODS:
-        raise MixedFitError(f"unknown confidence interval method {method!r}; use one of {', '.join(_METHODS)}")
-    names = parameter_names(fit)
-    nvp = len(varpar_names(fit))
-    rows = select_parm(parm, names, nvp)
-    if key == "wald":
-        from .wald import wald_confint
-
-        return wald_confint(fit, level=level).iloc[rows]
-    if key == "profile":
-        from .profile import profile, profile_confint
-
-        prof = profile(fit, which=rows, **kw)
-        return profile_confint(prof, level=level)
-    from .bootstrap import bootstrap
-
-    boot_type = kw.pop("boot_type", "perc")
-    nsim = kw.pop("nsim", 500)
-    result = bootstrap(fit, nsim, **kw)
-    return result.confint(kind=boot_type, level=level).iloc[rows]

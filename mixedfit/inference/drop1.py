@@ -42,9 +42,14 @@ from scipy import stats
 
 from ..errors import MixedFitError
 from ..formula import parse_formula
+from ..formula.update import update_formula
 from ..rformat import zapsmall_array
+from ..terms import _as_dataframe, build_design
+from ..update import call_of, update
 from .lrt import AnovaTable, refit_ml
-from .satterthwaite import anova_type3, contest_md, contest_md_kr, normalize_ddf
+from .fixed_tests import anova_type3
+from .kenward_roger import contest_md_kr
+from .satterthwaite import contest_md, normalize_ddf
 
 __all__ = ["drop1", "drop_scope"]
 
@@ -99,8 +104,6 @@ def drop1(fit, test: str = "F", ddf: str = "satterthwaite") -> AnovaTable:
 
 
 def _drop1_chisq(fit, scope: list[str]) -> AnovaTable:
-    from ..update import update
-
     fits = [fit] + [update(fit, f"~ . - {term}") for term in scope]
     ml = [refit_ml(f) for f in fits]
     npar = np.array([f.npar for f in ml], float)
@@ -139,10 +142,6 @@ def difference_contrasts(X0: np.ndarray, X: np.ndarray) -> np.ndarray:
 
 def _drop1_rank_deficient(fit, scope: list[str], method: str) -> AnovaTable:
     """F tests of each term's added span, for a fit whose X lost columns."""
-    from ..formula.update import update_formula
-    from ..terms import _as_dataframe, build_design
-    from ..update import call_of
-
     call = call_of(fit)
     design = fit.model.design
     data = _as_dataframe(call["data"]).loc[design.rows]

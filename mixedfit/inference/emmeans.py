@@ -55,7 +55,8 @@ from ..formula.nodes import Name
 from ..formula.rterms import term_variables
 from ..rformat import zapsmall_array
 from .predict import fixed_matrix
-from .satterthwaite import contest1d, contest1d_kr, fixed_term_columns
+from .kenward_roger import contest1d_kr
+from .satterthwaite import contest1d, fixed_term_columns
 
 __all__ = ["emmeans", "pairs", "format_emmeans", "EmmeansFrame", "ADJUST_METHODS", "DDF_METHODS"]
 

@@ -1,8 +1,8 @@
 """Parametric bootstrap of a GLMM, as lme4's ``bootMer(fit, FUN, use.u = FALSE)`` of a glmer fit.
 
-Each replicate draws a response from the fit (``GlmmResults.simulate``:
+Each replicate draws a response from the fit (``.glmm_simulate``:
 new random effects b* = Λ_θ̂ u*, then the family's draw at μ = g⁻¹(η*)) and
-refits the same model to it (``GlmmResults.refit``, from θ̂).  The
+refits the same model to it (``glmm_refit``, from θ̂).  The
 default statistic is confint's: (sd, cor) of the random effects and β̂,
 with lme4's names; ``BootResult`` holds the replicates
 and gives the percentile, basic and normal intervals.  NumPy's random
@@ -20,6 +20,7 @@ from ..errors import MixedFitError
 from ..glmm import PirlsError
 from .bootstrap import BootResult, _as_series, collect_replicates
 from .glmm_profile import glmm_estimates
+from .glmm_simulate import glmm_refit, glmm_simulate
 from .predict import random_generator
 
 __all__ = ["glmm_bootstrap"]
@@ -49,10 +50,10 @@ def glmm_bootstrap(fit, n: int, seed: int | None = None, progress: bool | None =
         raise MixedFitError(f"the number of bootstrap replicates must be positive, not {n}")
     rng = random_generator(seed)
     t0 = glmm_estimates(fit) if statistic is None else _as_series(statistic(fit))
-    draws = fit.simulate(nsim=n, seed=rng)
+    draws = glmm_simulate(fit, nsim=n, seed=rng)
 
     def one(i: int, messages: Counter) -> np.ndarray:
-        replicate = fit._refit(draws.iloc[:, i].to_numpy())
+        replicate = glmm_refit(fit, draws.iloc[:, i].to_numpy())
         messages.update(replicate.fitted.conv.messages + replicate.fitted.vcov_warnings)
         stat = glmm_estimates(replicate) if statistic is None else statistic(replicate)
         return _as_series(stat, t0.index).to_numpy()

@@ -43,6 +43,8 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import MixedFitWarning, ModelSpecError, require_bool, warn
+from ..fitted import LinearFit
+from ..model import MixedModel
 from ..rformat import (
     R_DIGITS,
     SIGNIF_LEGEND,
@@ -87,16 +89,14 @@ class AnovaTable(pd.DataFrame):
 def refit_ml(fit):
     """Refit a REML fit by maximum likelihood, from its REML θ (lme4's ``refitML``).
 
-    An ML fit is returned unchanged.
+    An ML fit is returned unchanged; the refit is the numbers (``LinearFit``).
     """
-    from ..model import MixedModel
-
     if not fit.reml:
         return fit
     # The cross products do not depend on the criterion: reuse them (a fit from
     # Dask data has no rows in memory to rebuild them from).
     model = MixedModel(fit.model.design, reml=False, blocks=fit.model.cross.blocks)
-    return model.fit(start=np.asarray(fit.theta, float), data_name=fit.data_name,
+    return model.fit(result=LinearFit, start=np.asarray(fit.theta, float), data_name=fit.data_name,
                      weights_name=fit.weights_name, offset_name=fit.offset_name)
 
 
@@ -167,12 +167,10 @@ def anova(*fits, refit: bool = True, names: Sequence[str] | None = None) -> Anov
     >>> table.index.tolist(), table["Df"].tolist()
     (['uncorr', 'corr'], [nan, 1.0])
     """
-    from ..results import MixedResults
-
     if len(fits) < 2:
         raise ModelSpecError("anova() compares two or more fits; pass them as anova(fit1, fit2)")
     for position, fit in enumerate(fits, start=1):
-        if not isinstance(fit, MixedResults):
+        if not isinstance(fit, LinearFit):
             raise ModelSpecError(f"anova() compares fits made by mixedfit.mixed(); argument "
                                  f"{position} is a {type(fit).__name__} ({fit!r:.40})")
     names = [f"fit{i + 1}" for i in range(len(fits))] if names is None else [str(n) for n in names]

@@ -40,6 +40,17 @@ import pandas as pd
 
 from ..blocks import lower_template
 from ..errors import DataError, ModelSpecError, require_bool
+from ..formula.bars import split_bars
+from ..formula.deparse import deparse
+from ..formula.evaluate import Evaluator, Logical
+from ..formula.frame import ModelFrame
+from ..formula.grouping import grouping_factor, grouping_variables
+from ..formula.model_matrix import model_matrix
+from ..formula.parse import parse_formula_tree
+from ..formula.rterms import model_terms, term_variables
+from ..formula.rvalues import RFactor
+from ..model import MixedModel
+from ..terms import _check_response_varies, _preview, by_row_label, frame_of_columns, from_table
 
 __all__ = ["predict", "simulate", "refit", "random_generator", "fixed_matrix"]
 
@@ -65,9 +76,6 @@ def _selected_bars(fit, re_form: Any) -> list:
     As lme4's ``isRE``: ``None`` means the model's own terms; NA or a formula
     without bar terms (``~0``) means none.
     """
-    from ..formula.bars import split_bars
-    from ..formula.parse import parse_formula_tree
-
     if re_form is None:
         return list(fit.model.design.parsed.bars)
     if _fixed_only(re_form):
@@ -94,7 +102,6 @@ def _design_term_for(fit, bar) -> tuple[int, list[int]]:
     for k, term in enumerate(terms):
         if term.label and term.label == bar.label:
             return k, list(range(term.size))
-    from ..formula.rterms import model_terms
 
     lhs = model_terms(None, bar.lhs)
     if not lhs.terms and lhs.intercept:  # (1 | g): the intercept column of a g term
@@ -123,8 +130,6 @@ def _predict_fitted_rows(fit, bars: list) -> np.ndarray:
 def _as_frame(newdata: Any) -> pd.DataFrame:
     """newdata as a DataFrame, as ``mixed`` takes data (polars and pyarrow tables too);
     in a dict, single values fill their column and make one row on their own."""
-    from ..terms import frame_of_columns, from_table
-
     newdata = from_table(newdata)
     if isinstance(newdata, pd.DataFrame):
         return newdata
@@ -148,10 +153,6 @@ def _evaluate(fit, evaluator, nodes: list) -> tuple[dict, np.ndarray]:
 
     Returns the frame and a mask of rows with a missing value.
     """
-    from ..formula.deparse import deparse
-    from ..formula.evaluate import Logical
-    from ..formula.rvalues import RFactor
-
     frame: dict = {}
     missing = np.zeros(len(evaluator.data), dtype=bool)
     for node in dict.fromkeys(nodes):
@@ -182,8 +183,6 @@ def _new_rows(fit, newdata: Any):
     The evaluator transforms as the fit did: it starts from a copy of the
     fit's transform state (``design.transforms``).
     """
-    from ..formula.evaluate import Evaluator
-
     design = fit.model.design
     data = _as_frame(newdata)
     return data, Evaluator(data, design.formula, copy.deepcopy(design.transforms))
@@ -192,9 +191,6 @@ def _new_rows(fit, newdata: Any):
 def _fixed_columns(fit, evaluator, n: int,
                    columns: list[str]) -> tuple[np.ndarray, dict, list, np.ndarray]:
     """The fixed-effects *columns* on new rows, the frame, its offset variables, the missing rows."""
-    from ..formula.model_matrix import model_matrix
-    from ..formula.rterms import term_variables
-
     fixed = fit.model.design.parsed.fixed_terms
     used = [fixed.variables[i] for t in fixed.terms for i in term_variables(t)]
     offsets = [fixed.variables[i] for i in fixed.offsets]
@@ -251,11 +247,6 @@ def _new_levels_error(group: str, levels: list[str]) -> DataError:
 
 def _random_part(fit, bar, evaluator, n: int, allow_new_levels: bool) -> tuple[np.ndarray, np.ndarray]:
     """Z b for one bar term on new rows, and the rows with a missing covariate."""
-    from ..formula.frame import ModelFrame
-    from ..formula.grouping import grouping_factor, grouping_variables
-    from ..formula.model_matrix import model_matrix
-    from ..formula.rterms import model_terms, term_variables
-
     lhs = model_terms(None, bar.lhs)
     used = [lhs.variables[i] for t in lhs.terms for i in term_variables(t)]
     frame, missing = _evaluate(fit, evaluator, used)
@@ -441,8 +432,6 @@ def new_response(design, new_y: Any) -> np.ndarray:
     A one-column DataFrame is read as its column; a Series is matched to
     the rows by its index.  Raises ``DataError`` otherwise.
     """
-    from ..terms import _preview, by_row_label
-
     if isinstance(new_y, pd.DataFrame):
         if new_y.shape[1] != 1:
             raise DataError(f"new_y has {new_y.shape[1]} columns; refit takes one response")
@@ -493,13 +482,10 @@ def refit(fit, new_y: Any):
     >>> round(float(again.fixef["Days"] / fit.fixef["Days"]), 6)
     2.0
     """
-    from ..model import MixedModel
-    from ..terms import _check_response_varies
-
     design = fit.model.design
     y = new_response(design, new_y)
     # as mixed(): a response the fixed effects fit exactly has no variance to estimate
     _check_response_varies(y, design.X, design.offset, "new_y")
     model = MixedModel(dataclasses.replace(design, y=y), reml=fit.reml)
-    return model.fit(start=np.asarray(fit.theta, float), data_name=fit.data_name,
+    return model.fit(result=type(fit), start=np.asarray(fit.theta, float), data_name=fit.data_name,
                      weights_name=fit.weights_name, offset_name=fit.offset_name)

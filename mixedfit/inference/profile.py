@@ -276,8 +276,9 @@ def _refit_from(ml, new: _NewMinimum):
         raise new
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # singular, as the fit it replaces
-        refit = ml.model.fit(start=np.maximum(new.theta, ml.model.lower), data_name=ml.data_name,
-                             weights_name=ml.weights_name, offset_name=ml.offset_name)
+        refit = ml.model.fit(result=type(ml), start=np.maximum(new.theta, ml.model.lower),
+                             data_name=ml.data_name, weights_name=ml.weights_name,
+                             offset_name=ml.offset_name)
     if not refit.optsummary.fmin < ml.optsummary.fmin:
         raise new
     return refit

@@ -46,6 +46,7 @@ from ..formula.bars import Bar
 from ..formula.deparse import deparse
 from ..formula.rterms import model_terms
 from ..formula.update import update_formula
+from ..update import update
 from .lrt import AnovaTable
 
 __all__ = ["ranova", "lm_loglik", "likelihood_ratio_table"]
@@ -126,8 +127,6 @@ def ranova(fit) -> AnovaTable:
         When a reduced model uses a different number of rows (missing
         values in a variable only the fit uses), as lmerTest refuses it.
     """
-    from ..update import update
-
     formula = fit.formula  # formula(model), as lmerTest reads it
     parsed = parse_formula(formula)
     bars = " + ".join(f"({bar.label})" for bar in parsed.bars)

@@ -9,13 +9,13 @@ and ``test_drop1.py``.
 from __future__ import annotations
 
 import json
-import warnings
 from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 
 import mixedfit as mf
+from conftest import fit_quietly
 
 FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "postfit_cases.json"
 
@@ -47,10 +47,8 @@ def case_data(case: dict) -> pd.DataFrame:
 def fitted(section: str, name: str):
     """The mixedfit fit of case *name* of a fixture section (``r2_icc``, ``ranova``, ...)."""
     case = next(c for c in fixture()[section] if c["name"] == name)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mf.mixed(case["formula"], case_data(case), reml=case["reml"],
-                        weights=case["weights"], data_name=case["dataset"])
+    return fit_quietly(case["formula"], case_data(case), reml=case["reml"], weights=case["weights"],
+                       data_name=case["dataset"])
 
 
 def cases(section: str) -> list[dict]:

@@ -36,7 +36,8 @@ import pytest
 from scipy.stats import expon
 
 from mixedfit.inference.bootstrap import BootResult, bootstrap, simulate_response
-from mixedfit.inference.confint import confint, estimates
+from mixedfit.inference.confint import estimates
+from mixedfit.inference.intervals import confint
 
 from _cases import fitted, fixture
 

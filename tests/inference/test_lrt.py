@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import warnings
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import mixedfit as mf
+from conftest import dataset_fit
 from mixedfit.errors import MixedFitWarning, ModelSpecError
 from mixedfit.inference.lrt import REFIT_MESSAGE, AnovaTable, anova, refit_ml
 
@@ -27,11 +27,8 @@ STAT_REL = 1e-4  # Chisq and p-values
 LIK_REL = 1e-7  # logLik, AIC, BIC, deviance
 
 
-@lru_cache(maxsize=None)
 def fit(formula: str, reml: bool, dataset: str = "sleepstudy"):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mf.mixed(formula, mf.load_dataset(dataset), reml=reml, data_name=dataset)
+    return dataset_fit(formula, dataset, reml=reml, data_name=dataset)
 
 
 def case_fits(name: str) -> list:

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 import mixedfit as mf
+from conftest import dataset_fit
 from mixedfit.errors import DataError, ModelSpecError
 from mixedfit.inference.predict import predict, refit, simulate
 
@@ -28,12 +29,9 @@ PRED = REF["predict"]
 REL = 1e-6  # predictions: our θ agrees with lme4's to ~1e-4 at worst (Penicillin)
 
 
-@lru_cache(maxsize=None)
 def fitted(key: str):
     dataset = {"sleepstudy": "sleepstudy", "penicillin": "Penicillin", "cake": "cake"}[key]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mf.mixed(PRED[key]["formula"], mf.load_dataset(dataset), reml=PRED[key]["reml"])
+    return dataset_fit(PRED[key]["formula"], dataset, reml=PRED[key]["reml"])
 
 
 def frame(spec: dict, columns: list[str]) -> pd.DataFrame:

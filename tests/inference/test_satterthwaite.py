@@ -25,6 +25,7 @@ import pytest
 import mixedfit as mf
 from mixedfit.inference.numderiv import richardson_hessian
 from mixedfit.errors import ModelSpecError
+from mixedfit.inference import fixed_tests, type3
 from mixedfit.inference import satterthwaite as st
 from mixedfit.model import Convergence
 from mixedfit.results import MixedResults
@@ -69,7 +70,7 @@ def column(table: dict, name: str) -> np.ndarray:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_coef_table_layout(name):
-    table = st.coef_table(fitted(name))
+    table = fixed_tests.coef_table(fitted(name))
     ref = CASES[name]["coef_satterthwaite"]
     assert list(table.columns) == ref["columns"]
     assert list(table.index) == ref["rownames"]
@@ -77,7 +78,7 @@ def test_coef_table_layout(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_coef_df_end_to_end(name):
-    table = st.coef_table(fitted(name))
+    table = fixed_tests.coef_table(fitted(name))
     ref = CASES[name]["coef_satterthwaite"]
     np.testing.assert_allclose(table["df"], column(ref, "df"), rtol=DF_REL)
     np.testing.assert_allclose(table["Std. Error"], column(ref, "Std. Error"), rtol=2e-3)
@@ -85,7 +86,7 @@ def test_coef_df_end_to_end(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_coef_pvalues_at_lme4_theta(name):
-    table = st.coef_table(pinned(name))
+    table = fixed_tests.coef_table(pinned(name))
     ref = CASES[name]["coef_satterthwaite"]
     for col in ("df", "t value", "Pr(>|t|)"):
         np.testing.assert_allclose(table[col], column(ref, col), rtol=P_REL, err_msg=col)
@@ -100,7 +101,7 @@ def test_vcov_varpar_at_lme4_theta(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_anova_type3_end_to_end(name):
-    table = st.anova_type3(fitted(name))
+    table = fixed_tests.anova_type3(fitted(name))
     ref = CASES[name]["anova_type3"]
     assert list(table.index) == ref["rownames"]
     assert list(table.columns) == ref["columns"]
@@ -111,7 +112,7 @@ def test_anova_type3_end_to_end(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_anova_type3_at_lme4_theta(name):
-    table = st.anova_type3(pinned(name))
+    table = fixed_tests.anova_type3(pinned(name))
     ref = CASES[name]["anova_type3"]
     for col in ("Sum Sq", "Mean Sq", "DenDF", "F value", "Pr(>F)"):
         np.testing.assert_allclose(table[col], column(ref, col), rtol=P_REL, err_msg=col)
@@ -119,7 +120,7 @@ def test_anova_type3_at_lme4_theta(name):
 
 @pytest.mark.parametrize("name", [n for n in NAMES if isinstance(CASES[n]["hypotheses"], dict)])
 def test_type3_hypotheses_match_lmertest(name):
-    ours = st.type3_contrasts(fitted(name))
+    ours = type3.type3_contrasts(fitted(name))
     ref = CASES[name]["hypotheses"]
     assert list(ours) == list(ref)
     for term, L in ref.items():
@@ -163,7 +164,7 @@ def test_devfun_vp_at_optimum_is_the_objective():
 
 def test_unknown_ddf_is_refused():
     with pytest.raises(ModelSpecError, match="'Satterthwaite', 'Kenward-Roger', 'lme4'"):
-        st.coef_table(fitted("sleepstudy_reml"), ddf="containment")
+        fixed_tests.coef_table(fitted("sleepstudy_reml"), ddf="containment")
 
 
 # -- Kenward-Roger (pbkrtest) ------------------------------------------------------
@@ -172,7 +173,7 @@ KR_NAMES = [n for n in NAMES if "coef_kenward_roger" in CASES[n]]
 
 @pytest.mark.parametrize("name", KR_NAMES)
 def test_kenward_roger_coef_end_to_end(name):
-    table = st.coef_table(fitted(name), ddf="kenward-roger")
+    table = fixed_tests.coef_table(fitted(name), ddf="kenward-roger")
     ref = CASES[name]["coef_kenward_roger"]
     assert list(table.index) == ref["rownames"]
     np.testing.assert_allclose(table["df"], column(ref, "df"), rtol=DF_REL)
@@ -180,11 +181,11 @@ def test_kenward_roger_coef_end_to_end(name):
 
 @pytest.mark.parametrize("name", KR_NAMES)
 def test_kenward_roger_at_lme4_theta(name):
-    table = st.coef_table(pinned(name), ddf="Kenward-Roger")
+    table = fixed_tests.coef_table(pinned(name), ddf="Kenward-Roger")
     ref = CASES[name]["coef_kenward_roger"]
     for col in ref["columns"]:
         np.testing.assert_allclose(table[col], column(ref, col), rtol=P_REL, err_msg=col)
-    anova = st.anova_type3(pinned(name), ddf="kenward-roger")
+    anova = fixed_tests.anova_type3(pinned(name), ddf="kenward-roger")
     ref = CASES[name]["anova_type3_kenward_roger"]
     assert list(anova.index) == ref["rownames"]
     assert anova.attrs["heading"].endswith("with Kenward-Roger's method")
@@ -194,7 +195,7 @@ def test_kenward_roger_at_lme4_theta(name):
 
 def test_kenward_roger_needs_reml():
     with pytest.raises(ModelSpecError, match="only available for REML"):
-        st.coef_table(fitted("sleepstudy_ml"), ddf="kenward-roger")
+        fixed_tests.coef_table(fitted("sleepstudy_ml"), ddf="kenward-roger")
 
 
 def test_results_are_cached_per_fit():

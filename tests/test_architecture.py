@@ -1,0 +1,180 @@
+"""The import graph of mixedfit: no cycle, no import that runs up a floor, none hidden in a function.
+
+The package is built in floors (issue 18): the formula language, designs,
+families and the Cholesky machinery at the bottom; the engines (the LMM
+objective and optimizer, GLMM's PIRLS) above them; the fitted numbers; the
+inference modules, which take fitted numbers or engines; the printed
+summaries and tidy frames; the lme4 faces (``MixedResults``, ``GlmmResults``,
+the Dask and moments fits); ``mixed()`` and the command line on top.  A module
+imports only from its own floor or below, at the top of its file: an import
+inside a function is for an optional extra (dask, matplotlib, tqdm, ...),
+never for a module of mixedfit.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "mixedfit"
+
+#: Each floor's modules, bottom first (a name ending in "." stands for a subpackage).
+FLOORS = [
+    ("base", ["mixedfit.errors", "mixedfit.rformat", "mixedfit.formula.", "mixedfit.terms", "mixedfit.family",
+              "mixedfit.blocks", "mixedfit.supernodal", "mixedfit.optimize", "mixedfit.progress",
+              "mixedfit.datasets"]),
+    ("engines", ["mixedfit.model", "mixedfit.glmm"]),
+    ("fitted numbers", ["mixedfit.fitted"]),
+    ("inference", ["mixedfit.inference.", "mixedfit.update"]),
+    ("presentation", ["mixedfit.summary", "mixedfit.html", "mixedfit.glmm_summary", "mixedfit.tidy",
+                      "mixedfit.plots"]),
+    ("faces", ["mixedfit.results", "mixedfit.glmm_results", "mixedfit.distributed", "mixedfit.moments"]),
+    ("top", ["mixedfit.api", "mixedfit.cli", "mixedfit.__main__", "mixedfit"]),
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _targets(module: str, path: Path, node: ast.Import | ast.ImportFrom, modules: dict) -> list[str]:
+    """The mixedfit modules *node* imports (a name imported from a package may be a module)."""
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name in modules]
+    if node.level:
+        package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
+        base = ".".join(package[: len(package) - node.level + 1] + ([node.module] if node.module else []))
+    else:
+        base = node.module or ""
+    out = []
+    for alias in node.names:
+        full = f"{base}.{alias.name}"
+        target = full if full in modules else base
+        if target in modules:
+            out.append(target)
+    return out
+
+
+def _runs_at_import(tree: ast.Module) -> set[int]:
+    """Ids of the import statements that run when the module is imported (top level, or in a
+    top-level ``if``/``try``), except those under ``if TYPE_CHECKING:``."""
+    ids = set()
+    for stmt in tree.body:
+        if isinstance(stmt, ast.If) and ast.unparse(stmt.test).endswith("TYPE_CHECKING"):
+            continue
+        if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.If, ast.Try)):
+            ids.update(id(n) for n in ast.walk(stmt))
+    return ids
+
+
+def _edges() -> tuple[dict[str, set[str]], list[str]]:
+    """Module -> the mixedfit modules it imports; and every in-function import of one, located."""
+    modules = _modules()
+    edges: dict[str, set[str]] = {m: set() for m in modules}
+    hidden = []
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        at_import = _runs_at_import(tree)
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            targets = [t for t in _targets(module, path, node, modules) if t != module]
+            if targets and id(node) not in at_import:
+                hidden.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {ast.unparse(node)}")
+            edges[module].update(targets)
+    return edges, hidden
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found = []
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(edges[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(edges[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def _floor(module: str) -> int:
+    for level, (_, members) in enumerate(FLOORS):
+        if any(module == m.rstrip(".") or (m.endswith(".") and module.startswith(m)) for m in members):
+            return level
+    raise AssertionError(f"{module} is on no floor: add it to FLOORS in {Path(__file__).name}")
+
+
+def test_no_import_cycle():
+    edges, _ = _edges()
+    assert _cycles(edges) == []
+
+
+def test_no_mixedfit_import_inside_a_function():
+    _, hidden = _edges()
+    assert hidden == []
+
+
+def test_every_import_runs_down_or_along_a_floor():
+    edges, _ = _edges()
+    upward = [f"{a} ({FLOORS[_floor(a)][0]}) imports {b} ({FLOORS[_floor(b)][0]})"
+              for a, targets in edges.items() for b in sorted(targets) if _floor(b) > _floor(a)]
+    assert upward == []
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("def f():\n    from .model import MixedModel\n", ["mixedfit/results.py:2: from .model import MixedModel"]),
+    ("from .model import MixedModel\n", []),
+    ("try:\n    from . import model\nexcept ImportError:\n    pass\n", []),
+    ("def f():\n    import numpy\n", []),
+])
+def test_the_check_sees_imports_inside_functions(tmp_path, monkeypatch, source, expected):
+    package = tmp_path / "mixedfit"
+    package.mkdir()
+    for name in ("__init__.py", "model.py"):
+        (package / name).write_text("")
+    (package / "results.py").write_text(source)
+    monkeypatch.setattr(__import__(__name__), "PACKAGE", package)
+    edges, hidden = _edges()
+    assert hidden == expected
+    assert edges["mixedfit.results"] == ({"mixedfit.model"} if "model" in source else set())
+
+
+def test_the_check_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
