@@ -33,10 +33,10 @@ from scipy.linalg import blas, lapack, solve_triangular
 from .errors import ModelSpecError
 from .supernodal import SupernodalRest, cholmod_available
 from .terms import _RANK_TOLERANCE, Design, RandomEffectsTerm, _tall_r_factor
+from .theta import JoinedTheta, lower_template
 
 __all__ = [
-    "level_blocks_product", "batched_lower_inverse", "lower_template", "shared_blocks", "pair_index",
-    "template_positions", "SparseRest", "Factor", "engine_plan", "joined_term", "available_memory",
+    "level_blocks_product", "batched_lower_inverse", "shared_blocks", "pair_index", "SparseRest", "Factor", "engine_plan", "joined_term", "available_memory",
     "check_dense_memory", "intercepts_only", "Frame", "least_squares", "subtract_columns",
     "ResponseSums", "CrossBlocks", "CrossProducts",
 ]
@@ -420,20 +420,6 @@ def _unit_planes(size: int) -> np.ndarray:
     return out
 
 
-def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
-    """The S×S lower-triangular template of one term from its θ slice (column major).
-
-    Examples
-    --------
-    >>> lower_template(np.array([1.0, 0.5, 2.0]), 2)
-    array([[1. , 0. ],
-           [0.5, 2. ]])
-    """
-    T = np.zeros((size, size))
-    T[template_positions(size)] = theta
-    return T
-
-
 _SHARED_LEVELS = 0.5  # most distinct first-term blocks, per level, for the Schur pattern to merge levels
 _SHARED_MIN_PRODUCTS = 100_000  # fewest products in the Schur pattern for merging to repay finding the blocks
 
@@ -491,13 +477,6 @@ def pair_index(size: int) -> np.ndarray:
     out[s, t] = out[t, s] = np.arange(s.size)
     out.flags.writeable = False  # cached: shared by every caller
     return out
-
-
-@functools.lru_cache(maxsize=None)
-def template_positions(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(row, col) of θ's entries in a template: its lower triangle, column major."""
-    rows, cols = np.triu_indices(size)  # row-major upper triangle of Tᵀ = column-major lower of T
-    return cols, rows
 
 
 _SPARSE_FILL = 0.5  # most scaling products, per entry of the rest's lower triangle, for a sparse assembly
@@ -896,26 +875,6 @@ def _stays_block_diagonal(R0: sp.csr_matrix, q: int, S: int) -> bool:
     return bool(np.all(levels == levels[lead.indptr[column]]))
 
 
-def _joined_theta_positions(sizes: list[int]) -> tuple[np.ndarray, int]:
-    """Where the θ of terms of these sizes go in the θ of their joined block-diagonal template, and its length.
-
-    Examples
-    --------
-    >>> _joined_theta_positions([1, 2])  # (1|g) + (0 + x + z|g): θ (t1; t2, t3, t4) in a 3×3 template
-    (array([0, 3, 4, 5]), 6)
-    """
-    S = sum(sizes)
-    rows, cols = template_positions(S)
-    at = np.empty((S, S), dtype=np.intp)
-    at[rows, cols] = np.arange(rows.size)
-    positions, start = [], 0
-    for size in sizes:
-        r, c = template_positions(size)
-        positions.append(at[start + r, start + c])
-        start += size
-    return np.concatenate(positions), rows.size
-
-
 def intercepts_only(terms: list[RandomEffectsTerm]) -> bool:
     """Whether every term is a random intercept ``(1 | g)`` of a grouping factor of its own."""
     return all(t.cnames == ["(Intercept)"] for t in terms) and len({t.group for t in terms}) == len(terms)
@@ -1300,7 +1259,7 @@ class CrossProducts:
         The model's data. Terms on one grouping factor are joined and the
         terms re-ordered internally (``engine_plan``, kept as ``plan``);
         ``theta`` passed to ``factor`` is per engine term
-        (``engine_theta``).
+        (``joined``: ``JoinedTheta.engine``).
     blocks : CrossBlocks, optional
         Cross products already summed (e.g. over the partitions of a data set
         too large for memory); then ``design`` only supplies the structure
@@ -1310,16 +1269,7 @@ class CrossProducts:
     def __init__(self, design: Design, blocks: CrossBlocks | None = None):
         self.plan = engine_plan(design.terms)
         self.terms = [joined_term(design.terms, parts) for parts in self.plan]
-        # Per model term: its engine term and its columns there; per engine
-        # term: where its parts' θ go in its own θ (None: a term of its own).
-        self.pieces: list[tuple[int, slice]] = [None] * len(design.terms)
-        self._theta_at: list[tuple[np.ndarray, int] | None] = []
-        for e, parts in enumerate(self.plan):
-            sizes = [design.terms[i].size for i in parts]
-            starts = np.cumsum([0] + sizes)
-            for i, a, b in zip(parts, starts[:-1], starts[1:]):
-                self.pieces[i] = (e, slice(int(a), int(b)))
-            self._theta_at.append(None if len(parts) == 1 else _joined_theta_positions(sizes))
+        self.joined = JoinedTheta(self.plan, [t.size for t in design.terms])
         blocks = CrossBlocks.from_design(design, self.plan) if blocks is None else blocks
         self.p = design.X.shape[1]
         self.n = blocks.n
@@ -1406,26 +1356,6 @@ class CrossProducts:
         return CrossBlocks(self.A00, self.R0, self.F0, self.Arr, self.n, self.sum_log_w, self.response, self.frame)
 
     # -- per-θ work -----------------------------------------------------------
-    def engine_theta(self, theta_terms: list[np.ndarray]) -> list[np.ndarray]:
-        """θ per engine term (engine order) from θ per model term (lme4 order).
-
-        A joined term's θ holds its parts' θ in its block-diagonal template,
-        zeros between them.
-        """
-        out = []
-        for parts, at in zip(self.plan, self._theta_at):
-            if at is None:
-                out.append(theta_terms[parts[0]])
-            else:
-                th = np.zeros(at[1])
-                th[at[0]] = np.concatenate([theta_terms[i] for i in parts])
-                out.append(th)
-        return out
-
-    def by_model_term(self, arrays: list[np.ndarray], axes: int) -> list[np.ndarray]:
-        """Per model term (lme4 order), its part of per-engine-term arrays whose last ``axes`` axes run over the columns."""
-        return [arrays[e][(Ellipsis,) + (cols,) * axes] for e, cols in self.pieces]
-
     def templates(self, theta_engine: list[np.ndarray]) -> list[np.ndarray]:
         return [lower_template(th, t.size) for th, t in zip(theta_engine, self.terms)]
 

@@ -72,14 +72,7 @@ class MixedResults:
     @property
     def theta_names(self) -> list[str]:
         """θ's names as lme4 gives them: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``."""
-        names = []
-        # lme4 names θ by the grouping factor itself, even where VarCorr says "Subject.1"
-        for term in self.model.design.terms:
-            cn, group = term.cnames, term.group
-            for j in range(term.size):
-                for i in range(j, term.size):
-                    names.append(f"{group}.{cn[i]}" if i == j else f"{group}.{cn[i]}.{cn[j]}")
-        return names
+        return self.model.layout.names
 
     @cached_property
     def _term_labels(self) -> list[str]:
@@ -197,7 +190,7 @@ class MixedResults:
 
     @cached_property
     def _templates_lme4(self) -> list[np.ndarray]:
-        return self.model.cross.by_model_term(self._factor.templates, 2)
+        return self.model.cross.joined.by_model_term(self._factor.templates, 2)
 
     @property
     def varcorr(self) -> pd.DataFrame:
@@ -219,7 +212,7 @@ class MixedResults:
     def _b(self) -> list[np.ndarray]:
         """Conditional modes b = Λu per term (lme4 order), each (ℓ, S)."""
         b = [u @ T.T for u, T in zip(self._u, self._factor.templates)]
-        return self.model.cross.by_model_term(b, 1)
+        return self.model.cross.joined.by_model_term(b, 1)
 
     @cached_property
     def _condvar(self) -> list[np.ndarray]:
@@ -240,7 +233,7 @@ class MixedResults:
                 o, term = cross.rest_offsets[k], cross.terms[k + 1]
                 cols = Dinv[:, o : o + term.size * term.nlevels].reshape(qr, term.nlevels, term.size)
                 engine.append(np.einsum("kls,klt->lst", cols, cols))
-        return cross.by_model_term([s2 * (T @ E @ T.T) for T, E in zip(f.templates, engine)], 2)
+        return cross.joined.by_model_term([s2 * (T @ E @ T.T) for T, E in zip(f.templates, engine)], 2)
 
     def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects, one DataFrame per grouping factor.
