@@ -343,7 +343,7 @@ class MixedModel:
         Otherwise numpy's own copy of BLAS, if scipy's factorizations run on
         another, gets one thread (see ``_numpy_own_blas``).
         """
-        if self.cross.m < _SMALL_DENSE or _cores_busy():
+        if self.cross.rest_columns.size < _SMALL_DENSE or _cores_busy():
             return _ONE_THREAD.held(_blas_controller().select(user_api="blas"))
         own = _numpy_own_blas()
         return _ONE_THREAD.held(own) if own is not None else contextlib.nullcontext()

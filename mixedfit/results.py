@@ -219,7 +219,7 @@ class MixedResults:
         """Conditional covariance σ² Λ (ΛᵀZᵀWZΛ + I)⁻¹ Λᵀ per level, per term (lme4 order)."""
         f, cross = self._factor, self.model.cross
         s2 = self.sigma**2
-        l0, S0, qr = cross.l0, cross.S0, cross.qr
+        l0, S0, qr = cross.first.nlevels, cross.first.size, cross.rest_columns.random
         L00inv = batched_lower_inverse(f.L00)  # (ℓ, S, S)
         blocks0 = np.swapaxes(L00inv, 1, 2) @ L00inv
         engine = [blocks0]
@@ -229,9 +229,8 @@ class MixedResults:
             C = cross.lower_offdiag(f)[:qr]  # (q_r, q0)
             E = (Dinv @ level_blocks_product(C, L00inv)).reshape(qr, l0, S0)
             engine[0] = blocks0 + np.matmul(E.transpose(1, 2, 0), E.transpose(1, 0, 2))
-            for k in range(len(cross.terms) - 1):
-                o, term = cross.rest_offsets[k], cross.terms[k + 1]
-                cols = Dinv[:, o : o + term.size * term.nlevels].reshape(qr, term.nlevels, term.size)
+            for sl, S, ell in cross.rest_columns.terms:
+                cols = Dinv[:, sl].reshape(qr, ell, S)
                 engine.append(np.einsum("kls,klt->lst", cols, cols))
         return cross.joined.by_model_term([s2 * (T @ E @ T.T) for T, E in zip(f.templates, engine)], 2)
 

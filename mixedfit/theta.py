@@ -157,7 +157,10 @@ class ThetaLayout:
         return self._entries("{group}.{row}", "{group}.{row}.{col}")
 
     def sdcor_names(self, prefix: tuple[str, str] = ("sd", "cor")) -> list[str]:
-        """lme4's names of θ's entries on the (sd, cor) scale: ``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``."""
+        """lme4's names of θ's entries on the (sd, cor) scale: ``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``.
+
+        ``prefix`` replaces ``sd`` and ``cor`` (``("var", "cov")`` for the variance scale).
+        """
         return self._entries(prefix[0] + "_{row}|{group}", prefix[1] + "_{row}.{col}|{group}")
 
     # -- θ <-> (sd, cor, σ) ------------------------------------------------------
@@ -207,7 +210,7 @@ class ThetaLayout:
 
     # -- (sd, cor, σ) <-> (var, cov, σ²) -------------------------------------------
     def _sd_pairs(self) -> list[tuple[slice, np.ndarray, np.ndarray]]:
-        """Per term: its slice, and for each of its entries the θ positions (in the slice) of its row's and column's sd."""
+        """Per term: its slice, and per entry the positions in the slice of its row's and its column's sd."""
         out = []
         for sl, S in zip(self.slices, self.sizes):
             rows, cols = template_positions(S)
