@@ -122,11 +122,6 @@ class ThetaLayout:
         self.lower = np.where(self.diagonal, 0.0, -np.inf)
 
     @property
-    def size(self) -> int:
-        """The number of θ's entries."""
-        return self.diagonal.size
-
-    @property
     def start(self) -> np.ndarray:
         """lme4's default starting θ: 1 on the template diagonals, 0 elsewhere (a new array)."""
         return self.diagonal.astype(float)

@@ -19,7 +19,8 @@ def test_variance_scale_is_the_square_of_the_sd_scale_and_back():
     design = build_design("Reaction ~ Days + (Days + I(Days**2)|Subject) + (1|Days)", mf.load_dataset("sleepstudy"))
     layout = ThetaLayout(design.terms)
     rng = np.random.default_rng(3)
-    theta = rng.uniform(0.1, 2.0, layout.size) * np.where(layout.diagonal, 1.0, rng.choice([-1.0, 1.0], layout.size))
+    signs = np.where(layout.diagonal, 1.0, rng.choice([-1.0, 1.0], layout.diagonal.size))
+    theta = rng.uniform(0.1, 2.0, layout.diagonal.size) * signs
     sdcor = layout.to_sdcor(theta, 2.5)
     covariances = [2.5**2 * T @ T.T for T in layout.templates(theta)]
     varcov = layout.to_varcov(sdcor)

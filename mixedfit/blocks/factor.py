@@ -19,7 +19,7 @@ from scipy.linalg import blas, lapack, solve_triangular
 from ..supernodal import SupernodalRest
 from .levels import batched_lower_inverse, level_blocks_product
 
-__all__ = ["Factor", "dense_cholesky", "DenseCholesky", "NestedLeadCholesky", "rest_factorization"]
+__all__ = ["Factor", "last_row_solution", "dense_cholesky", "DenseCholesky", "NestedLeadCholesky", "rest_factorization"]
 
 
 def last_row_solution(L: np.ndarray) -> np.ndarray:
