@@ -33,6 +33,8 @@ class RestColumns:
     ----------
     sizes, levels : list of int
         Each rest term's S and ℓ.
+    p : int
+        X's columns.
     offsets : ndarray
         Where each rest term's columns start, and (last) where X's do.
     terms : list of (slice, int, int)
