@@ -86,14 +86,7 @@ class LinearFit:
     @property
     def theta_names(self) -> list[str]:
         """θ's names as lme4 gives them: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``."""
-        names = []
-        # lme4 names θ by the grouping factor itself, even where VarCorr says "Subject.1"
-        for term in self.model.design.terms:
-            cn, group = term.cnames, term.group
-            for j in range(term.size):
-                for i in range(j, term.size):
-                    names.append(f"{group}.{cn[i]}" if i == j else f"{group}.{cn[i]}.{cn[j]}")
-        return names
+        return self.model.layout.names
 
     @cached_property
     def _term_labels(self) -> list[str]:
@@ -211,7 +204,7 @@ class LinearFit:
 
     @cached_property
     def _templates_lme4(self) -> list[np.ndarray]:
-        return self.model.cross.by_model_term(self._factor.templates, 2)
+        return self.model.cross.joined.by_model_term(self._factor.templates, 2)
 
     @property
     def varcorr(self) -> pd.DataFrame:
@@ -233,14 +226,14 @@ class LinearFit:
     def _b(self) -> list[np.ndarray]:
         """Conditional modes b = Λu per term (lme4 order), each (ℓ, S)."""
         b = [u @ T.T for u, T in zip(self._u, self._factor.templates)]
-        return self.model.cross.by_model_term(b, 1)
+        return self.model.cross.joined.by_model_term(b, 1)
 
     @cached_property
     def _condvar(self) -> list[np.ndarray]:
         """Conditional covariance σ² Λ (ΛᵀZᵀWZΛ + I)⁻¹ Λᵀ per level, per term (lme4 order)."""
         f, cross = self._factor, self.model.cross
         s2 = self.sigma**2
-        l0, S0, qr = cross.l0, cross.S0, cross.qr
+        l0, S0, qr = cross.first.nlevels, cross.first.size, cross.rest_columns.random
         L00inv = batched_lower_inverse(f.L00)  # (ℓ, S, S)
         blocks0 = np.swapaxes(L00inv, 1, 2) @ L00inv
         engine = [blocks0]
@@ -250,11 +243,10 @@ class LinearFit:
             C = cross.lower_offdiag(f)[:qr]  # (q_r, q0)
             E = (Dinv @ level_blocks_product(C, L00inv)).reshape(qr, l0, S0)
             engine[0] = blocks0 + np.matmul(E.transpose(1, 2, 0), E.transpose(1, 0, 2))
-            for k in range(len(cross.terms) - 1):
-                o, term = cross.rest_offsets[k], cross.terms[k + 1]
-                cols = Dinv[:, o : o + term.size * term.nlevels].reshape(qr, term.nlevels, term.size)
+            for sl, S, ell in cross.rest_columns.terms:
+                cols = Dinv[:, sl].reshape(qr, ell, S)
                 engine.append(np.einsum("kls,klt->lst", cols, cols))
-        return cross.by_model_term([s2 * (T @ E @ T.T) for T, E in zip(f.templates, engine)], 2)
+        return cross.joined.by_model_term([s2 * (T @ E @ T.T) for T, E in zip(f.templates, engine)], 2)
 
     def ranef(self, condvar: bool = False) -> dict[str, pd.DataFrame]:
         """Conditional modes of the random effects, one DataFrame per grouping factor.

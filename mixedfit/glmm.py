@@ -25,12 +25,13 @@ import scipy.sparse as sp
 from scipy.linalg import LinAlgError
 from scipy.linalg.lapack import dpotrf, dtrtrs
 
-from .blocks import batched_lower_inverse, lower_template
+from .blocks import batched_lower_inverse
 from .errors import ModelSpecError
 from .family import Family
-from .model import Convergence, _blas_controller, _diagonal_mask, check_convergence
+from .model import Convergence, _blas_controller, check_convergence
 from .optimize import OptSummary, bobyqa
 from .terms import Design
+from .theta import ThetaLayout
 
 __all__ = ["GlmmModel", "GlmmFit", "PirlsState", "PirlsError", "paired_derivatives"]
 
@@ -348,13 +349,9 @@ class GlmmModel:
         self.trials = np.ones(n) if design.trials is None else np.asarray(design.trials, float)
         self.offset = np.zeros(n) if design.offset is None else np.asarray(design.offset, float)
         self.X = np.asarray(design.X, float)
-        sizes = [t.size for t in design.terms]
-        bounds = np.cumsum([0] + [s * (s + 1) // 2 for s in sizes])
-        self.theta_slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        mask = np.concatenate([_diagonal_mask(s) for s in sizes])
-        self.lower = np.where(mask == 1, 0.0, -np.inf)
-        # θ starts at 1 on the template diagonals (lme4's reTrms$theta for glmer)
-        self.start = mask.copy()
+        self.layout = ThetaLayout(design.terms)
+        self.lower = self.layout.lower
+        self.start = self.layout.start  # lme4's reTrms$theta for glmer
         self._columns = self._z_columns()
         self.q = int(sum(t.size * t.nlevels for t in design.terms))
         self._pair_index = self._pair_indices()
@@ -409,17 +406,13 @@ class GlmmModel:
             offset += term.size * term.nlevels
         return np.hstack(cols)
 
-    def templates(self, theta: np.ndarray) -> list[np.ndarray]:
-        """Λθ's template per term (lme4 order)."""
-        return [lower_template(theta[sl], t.size) for sl, t in zip(self.theta_slices, self.design.terms)]
-
     def zlambda(self, theta: np.ndarray) -> sp.csr_matrix:
         """ZΛθ as a sparse (n, q) matrix: Z's pattern, each row's entries ``z_i T``."""
         return self._sparse(np.hstack(self._term_values(theta)), self._columns, self.q)
 
     def _term_values(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per term, the (n, S) entries of ZΛ in its columns: ``z_i T``."""
-        return [t.z @ T for t, T in zip(self.design.terms, self.templates(theta))]
+        return [t.z @ T for t, T in zip(self.design.terms, self.layout.templates(theta))]
 
     @staticmethod
     def _sparse(values: np.ndarray, columns: np.ndarray, width: int) -> sp.csr_matrix:
@@ -580,7 +573,7 @@ class GlmmModel:
         theta = np.asarray(theta, float)
         joint = beta is None
         values = self._term_values(theta)
-        template0 = self.templates(theta)[0]
+        template0 = self.layout.templates(theta)[0]
         zl = self._sparse(np.hstack(values), self._columns, self.q)
         zlt = zl.T  # once per PIRLS: scipy builds a new matrix object at every .T
         if eta_start is None:

@@ -123,7 +123,7 @@ class GlmmResults(MixedResults):
     # -- random effects -----------------------------------------------------------
     @cached_property
     def _templates_lme4(self) -> list[np.ndarray]:
-        return self.model.templates(self.fitted.theta)
+        return self.model.layout.templates(self.fitted.theta)
 
     @property
     def varcorr(self) -> pd.DataFrame:

@@ -22,10 +22,11 @@ import numpy as np
 import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
-from .blocks import CrossBlocks, CrossProducts, Factor, template_positions
+from .blocks import CrossBlocks, CrossProducts, Factor
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, require_bool, warn
 from .optimize import OptSummary, bobyqa, finite_derivatives
 from .terms import Design
+from .theta import ThetaLayout, template_positions
 
 __all__ = ["Convergence", "MixedModel", "lme4_start", "check_convergence"]
 
@@ -91,12 +92,8 @@ class MixedModel:
         self.design = design
         self.reml = require_bool(reml, "reml")
         self.cross = CrossProducts(design, blocks)
-        sizes = [t.size for t in design.terms]
-        bounds = np.cumsum([0] + [s * (s + 1) // 2 for s in sizes])
-        self.theta_slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        self.lower = np.concatenate([_diagonal_mask(s) for s in sizes]).astype(float)
-        self.lower[self.lower == 0] = -np.inf
-        self.lower[np.isfinite(self.lower)] = 0.0
+        self.layout = ThetaLayout(design.terms)
+        self.lower = self.layout.lower
         self.start = lme4_start(design, self.cross)
         n, p = self.cross.n, self.cross.p
         if self.reml and n <= p:
@@ -107,8 +104,8 @@ class MixedModel:
         return self.lower.size
 
     def engine_theta(self, theta: np.ndarray) -> list[np.ndarray]:
-        """θ (lme4 order) as the engine's terms take it (``engine_theta``)."""
-        return self.cross.engine_theta([theta[sl] for sl in self.theta_slices])
+        """θ (lme4 order) as the engine's terms take it (``JoinedTheta.engine``)."""
+        return self.cross.joined.engine(self.layout.split(theta))
 
     def factor(self, theta: np.ndarray) -> Factor | None:
         return self.cross.factor(self.engine_theta(np.asarray(theta, float)))
@@ -351,7 +348,7 @@ class MixedModel:
         Otherwise numpy's own copy of BLAS, if scipy's factorizations run on
         another, gets one thread (see ``_numpy_own_blas``).
         """
-        if self.cross.m < _SMALL_DENSE or _cores_busy():
+        if self.cross.rest_columns.size < _SMALL_DENSE or _cores_busy():
             return _ONE_THREAD.held(_blas_controller().select(user_api="blas"))
         own = _numpy_own_blas()
         return _ONE_THREAD.held(own) if own is not None else contextlib.nullcontext()
@@ -507,22 +504,16 @@ def lme4_start(design: Design, cross: CrossProducts) -> np.ndarray:
     >>> lme4_start(d, CrossProducts(d)).round(6)  # lme4: environment(devfun)$pp$theta = 0.97876050342587
     array([0.978761])
     """
-    start = np.concatenate([_diagonal_mask(t.size) for t in design.terms])
+    start = ThetaLayout(design.terms).start
     sums = cross.response  # kept by the cross blocks exactly when every term is (1 | g)
     if sums is None:
         return start
     n, mean_square = sums.n, sums.total * sums.total / sums.n
     # A level with no complete row (summed partitions keep every level) adds 0, not 0/0.
     engine = [np.sum(s * s / np.maximum(c, 1.0)) - mean_square for c, s in zip(sums.counts, sums.sums)]
-    shares = np.array([engine[e] for e, _ in cross.pieces]) / (n - 1)
+    shares = np.array([engine[e] for e, _ in cross.joined.pieces]) / (n - 1)
     residual = (sums.squares - mean_square) / (n - 1) - np.sum(shares)
     return np.sqrt(shares / residual) if residual > 0 else start
-
-
-def _diagonal_mask(size: int) -> np.ndarray:
-    """1 where a term's θ (column-major lower triangle) is a diagonal element."""
-    rows, cols = template_positions(size)
-    return (rows == cols).astype(float)
 
 
 def _r_g(x: float) -> str:

@@ -23,14 +23,16 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mixedfit"
 #: Each floor's modules, bottom first (a name ending in "." stands for a subpackage).
 FLOORS = [
     ("base", ["mixedfit.errors", "mixedfit.rformat", "mixedfit.formula.", "mixedfit.terms", "mixedfit.family",
-              "mixedfit.blocks", "mixedfit.supernodal", "mixedfit.optimize", "mixedfit.progress",
-              "mixedfit.datasets"]),
+              "mixedfit.theta", "mixedfit.blocks.", "mixedfit.supernodal", "mixedfit.optimize", "mixedfit.progress",
+              "mixedfit.datasets", "mixedfit.column_types", "mixedfit.partitions", "mixedfit.dask_tasks",
+              "mixedfit.quantiles"]),
     ("engines", ["mixedfit.model", "mixedfit.glmm"]),
     ("fitted numbers", ["mixedfit.fitted"]),
     ("inference", ["mixedfit.inference.", "mixedfit.update"]),
     ("presentation", ["mixedfit.summary", "mixedfit.html", "mixedfit.glmm_summary", "mixedfit.tidy",
                       "mixedfit.plots"]),
-    ("faces", ["mixedfit.results", "mixedfit.glmm_results", "mixedfit.distributed", "mixedfit.moments"]),
+    ("faces", ["mixedfit.results", "mixedfit.glmm_results", "mixedfit.dask_results", "mixedfit.distributed",
+               "mixedfit.moments"]),
     ("top", ["mixedfit.api", "mixedfit.cli", "mixedfit.__main__", "mixedfit"]),
 ]
 

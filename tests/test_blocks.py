@@ -15,7 +15,11 @@ import pytest
 
 import mixedfit as mf
 from mixedfit import blocks
-from mixedfit.blocks import CrossBlocks, lower_template
+from mixedfit.blocks import crossproducts, factor, levels, memory, rest, schur
+from mixedfit.blocks import CrossBlocks
+from mixedfit.blocks.factor import DenseCholesky, NestedLeadCholesky
+from mixedfit.blocks.rest import CholmodRest, DenseRest, KeptRest
+from mixedfit.blocks.schur import DenseRowProducts, RankUpdate, SparseRowProducts, XYProducts
 from mixedfit.model import MixedModel
 from mixedfit.terms import build_design
 
@@ -30,6 +34,11 @@ def _random_thetas(model: MixedModel, seed: int, high: float = 2.0, count: int =
     rng = np.random.default_rng(seed)
     return [np.where(np.isfinite(model.lower), rng.uniform(0.1, high, model.ntheta), rng.normal(size=model.ntheta))
             for _ in range(count)]
+
+
+def _update(model: MixedModel):
+    """The model's Schur update (``mixedfit.blocks.schur``)."""
+    return model.cross.rest.update
 
 
 # Each way of forming the Schur products, forced by the settings that choose it.
@@ -47,13 +56,14 @@ def test_schur_product_paths_agree(name, formula, monkeypatch):
     for path, settings in SCHUR_PATHS.items():
         with monkeypatch.context() as patch:
             for setting, value in settings.items():
-                patch.setattr(blocks, setting, value)
+                patch.setattr(schur, setting, value)
             models[path] = MixedModel(design)
-    for path in ("pattern", "sparse products"):
-        assert models[path].cross._R0d is None and models[path].cross._A0d is None
-    assert models["pattern"].cross._pairs is not None and models["sparse products"].cross._pairs is None
-    dense = models["dense rows"].cross
-    assert (dense._A0d if dense.S0 == 1 else dense._R0d) is not None
+    products = {path: [type(piece) for piece in _update(models[path]).products]
+                for path in ("pattern", "sparse products")}
+    assert products["pattern"] in ([], [XYProducts]) and SparseRowProducts in products["sparse products"]
+    dense = _update(models["dense rows"])
+    assert isinstance(dense, RankUpdate) if models["dense rows"].cross.first.size == 1 else (
+        DenseRowProducts in [type(piece) for piece in dense.products])
     for theta in _random_thetas(models["pattern"], 7):
         reference = models["pattern"].objective(theta)
         for path in ("sparse products", "dense rows"):
@@ -62,12 +72,13 @@ def test_schur_product_paths_agree(name, formula, monkeypatch):
 
 @pytest.mark.parametrize("name, formula", CASES)
 def test_xy_map_equals_products(name, formula, monkeypatch):
-    monkeypatch.setattr(blocks, "_DENSE_R0_FILL", 2.0)  # dense rows with S = 1 take X and y in their update
+    monkeypatch.setattr(schur, "_DENSE_R0_FILL", 2.0)  # dense rows with S = 1 take X and y in their update
     design = build_design(formula, mf.load_dataset(name))
     mapped = MixedModel(design)
-    monkeypatch.setattr(blocks, "_MAP_BUDGET", -1)
+    monkeypatch.setattr(schur, "_MAP_BUDGET", -1)
     formed = MixedModel(design)
-    assert mapped.cross._xy_map is not None and formed.cross._xy_map is None
+    assert XYProducts not in [type(piece) for piece in _update(mapped).products]
+    assert XYProducts in [type(piece) for piece in _update(formed).products]
     for theta in _random_thetas(mapped, 7):
         np.testing.assert_allclose(formed.objective(theta), mapped.objective(theta), rtol=1e-12)
 
@@ -98,12 +109,11 @@ def test_sparse_rest_equals_dense_rest(name, formula, cholmod, monkeypatch):
     # zeroed array for LAPACK, against the dense rest.
     data = name() if callable(name) else mf.load_dataset(name)
     design = build_design(formula, data)
-    monkeypatch.setattr(blocks, "cholmod_available", lambda: cholmod)
+    monkeypatch.setattr(rest, "cholmod_available", lambda: cholmod)
     sparse = MixedModel(design)
-    monkeypatch.setattr(blocks, "_SPARSE_FILL", -1)
+    monkeypatch.setattr(rest, "_SPARSE_FILL", -1)
     dense = MixedModel(design)
-    assert sparse.cross._sparse is not None and dense.cross._sparse is None
-    assert (sparse.cross._supernodal is not None) == cholmod and dense.cross._supernodal is None
+    assert type(sparse.cross.rest) is (CholmodRest if cholmod else KeptRest) and type(dense.cross.rest) is DenseRest
     for theta in _random_thetas(sparse, 3):
         fs, fd = sparse.factor(theta), dense.factor(theta)
         np.testing.assert_allclose(np.tril(fs.Lrr), np.tril(fd.Lrr), rtol=1e-10, atol=1e-12)
@@ -116,34 +126,32 @@ def test_sparse_rest_equals_dense_rest(name, formula, cholmod, monkeypatch):
                                            ("sleepstudy", "Reaction ~ Days + (Days + I((Days / 9)**2) + I((Days / 9)**3)|Subject)")])
 def test_first_block_on_planes_equals_batched_factors(name, formula, monkeypatch):
     design = build_design(formula, mf.load_dataset(name))
-    monkeypatch.setattr(blocks, "_PLANES_MIN_LEVELS", 0)
     planes = MixedModel(design)
-    monkeypatch.setattr(blocks, "_PLANES_MIN_LEVELS", 10**9)
-    batched = MixedModel(design)
-    assert planes.cross.S0 >= 3
+    assert planes.cross.first.size >= 3
     for theta in _random_thetas(planes, 11, high=8.0):
         T0 = planes.cross.templates(planes.engine_theta(theta))[0]
-        monkeypatch.setattr(blocks, "_PLANES_MIN_LEVELS", 0)
-        logdet_p, M_p = planes.cross._first_block(T0)
-        monkeypatch.setattr(blocks, "_PLANES_MIN_LEVELS", 10**9)
-        logdet_b, M_b = batched.cross._first_block(T0)
+        monkeypatch.setattr(levels, "_PLANES_MIN_LEVELS", 0)
+        logdet_p, M_p = planes.cross.first.eliminate(T0)
+        monkeypatch.setattr(levels, "_PLANES_MIN_LEVELS", 10**9)
+        logdet_b, M_b = planes.cross.first.eliminate(T0)
         assert logdet_p == pytest.approx(logdet_b, rel=1e-13)
         np.testing.assert_allclose(M_p, M_b, rtol=1e-11, atol=1e-13 * np.abs(M_b).max())
 
 
-@pytest.mark.parametrize("fill", [blocks._SPARSE_FILL, -1])
+@pytest.mark.parametrize("fill", [rest._SPARSE_FILL, -1])
 @pytest.mark.parametrize("name, formula", CASES)
 def test_kept_eliminations_give_the_fresh_factor(name, formula, fill, monkeypatch):
     # Steps of one coordinate at a time from a base θ, and back: the first
     # term's θ repeats, and its kept elimination must stand in exactly.
-    monkeypatch.setattr(blocks, "_SPARSE_FILL", fill)
+    monkeypatch.setattr(rest, "_SPARSE_FILL", fill)
     design = build_design(formula, mf.load_dataset(name))
     keeping = MixedModel(design)
-    monkeypatch.setattr(blocks, "_ELIMINATIONS_KEPT", 0)
+    monkeypatch.setattr(crossproducts, "_ELIMINATIONS_KEPT", 0)
     fresh = MixedModel(design)
     assert keeping.cross._elimination_slots == 3 and fresh.cross._elimination_slots == 0
     first_blocks = []
-    monkeypatch.setattr(keeping.cross, "_first_block", lambda T0: first_blocks.append(T0) or fresh.cross._first_block(T0))
+    monkeypatch.setattr(keeping.cross.first, "eliminate",
+                        lambda T0: first_blocks.append(T0) or fresh.cross.first.eliminate(T0))
     base = keeping.start + 0.1
     steps = [base] + [base + 0.05 * np.eye(base.size)[i] for i in range(base.size)] + [base]
     walk = steps + steps[::-1]
@@ -178,12 +186,6 @@ def test_cross_blocks_add_over_row_partitions(name, formula):
     assert MixedModel(design, blocks=summed).objective(theta) == pytest.approx(MixedModel(design).objective(theta), rel=1e-12)
 
 
-def test_lower_template_is_column_major():
-    # lme4 stores the lower triangle of each template column by column.
-    T = lower_template(np.arange(1.0, 7.0), 3)
-    assert T.tolist() == [[1.0, 0.0, 0.0], [2.0, 4.0, 0.0], [3.0, 5.0, 6.0]]
-
-
 @pytest.mark.parametrize("name, formula", [
     ("sleepstudy", "Reaction ~ Days + (1|Days) + (Days||Subject)"),
     ("Machines", "score ~ Machine + (1|Worker) + (0 + Machine|Worker) + (1|Worker:Machine)"),
@@ -191,7 +193,7 @@ def test_lower_template_is_column_major():
 def test_terms_on_one_factor_are_joined_and_agree_with_separate_terms(name, formula, monkeypatch):
     design = build_design(formula, mf.load_dataset(name))
     joined = MixedModel(design)
-    monkeypatch.setattr(blocks, "_same_factor", lambda a, b: False)
+    monkeypatch.setattr(blocks.sums, "_same_factor", lambda a, b: False)
     separate = MixedModel(design)
     assert [len(parts) for parts in joined.cross.plan] == [2, 1]
     assert all(len(parts) == 1 for parts in separate.cross.plan)
@@ -200,10 +202,10 @@ def test_terms_on_one_factor_are_joined_and_agree_with_separate_terms(name, form
         fj, fs = joined.factor(theta), separate.factor(theta)
         (beta_j, u_j), (beta_s, u_s) = joined.cross.solve(fj), separate.cross.solve(fs)
         np.testing.assert_allclose(beta_j, beta_s, rtol=1e-9)
-        for bj, bs in zip(*(m.cross.by_model_term([u @ T.T for u, T in zip(us, f.templates)], 1)
+        for bj, bs in zip(*(m.cross.joined.by_model_term([u @ T.T for u, T in zip(us, f.templates)], 1)
                             for m, us, f in ((joined, u_j, fj), (separate, u_s, fs)))):
             np.testing.assert_allclose(bj, bs, rtol=1e-8, atol=1e-10)
-        for Tj, Ts in zip(joined.cross.by_model_term(fj.templates, 2), separate.cross.by_model_term(fs.templates, 2)):
+        for Tj, Ts in zip(joined.cross.joined.by_model_term(fj.templates, 2), separate.cross.joined.by_model_term(fs.templates, 2)):
             np.testing.assert_array_equal(Tj, Ts)
 
 
@@ -217,11 +219,12 @@ def test_nested_lead_factors_as_the_dense_block_does(name, formula, nested, monk
     # Children in schools: after the children's elimination the schools' block has
     # no entries between schools and is eliminated school by school.
     design = build_design(formula, mf.load_dataset(name))
-    monkeypatch.setattr(blocks, "_NESTED_MIN_COLUMNS", 0)
+    monkeypatch.setattr(factor, "_NESTED_MIN_COLUMNS", 0)
     by_levels = MixedModel(design)
-    monkeypatch.setattr(blocks, "_NESTED_MIN_COLUMNS", 10**9)
+    monkeypatch.setattr(factor, "_NESTED_MIN_COLUMNS", 10**9)
     dense = MixedModel(design)
-    assert bool(by_levels.cross._nested_lead) == nested and not dense.cross._nested_lead
+    assert type(by_levels.cross.rest.factorization) is (NestedLeadCholesky if nested else DenseCholesky)
+    assert type(dense.cross.rest.factorization) is DenseCholesky
     for theta in _random_thetas(by_levels, 13):
         fl, fd = by_levels.factor(theta), dense.factor(theta)
         np.testing.assert_array_equal(fl.Lrr, np.tril(fl.Lrr))
@@ -235,20 +238,26 @@ def test_nested_lead_factors_as_the_dense_block_does(name, formula, nested, monk
     ("InstEval", "y ~ service + (1|s) + (1|d) + (1|dept)", 2972),
 ])
 def test_schur_map_merging_levels_with_equal_blocks_gives_the_unmerged_factor(name, formula, levels, monkeypatch):
-    monkeypatch.setattr(blocks, "_SHARED_MIN_PRODUCTS", 0)  # Chem97's and egsingle's maps are small
+    monkeypatch.setattr(schur, "_SHARED_MIN_PRODUCTS", 0)  # Chem97's and egsingle's maps are small
     design = build_design(formula, mf.load_dataset(name))
     merged = MixedModel(design)
-    monkeypatch.setattr(blocks, "_SHARED_LEVELS", -1)
+    monkeypatch.setattr(schur, "_SHARED_LEVELS", -1)
     apart = MixedModel(design)
-    planes = merged.cross.S0 * (merged.cross.S0 + 1) // 2
-    groups = merged.cross._pair_levels.size
-    assert apart.cross._pair_levels is None and apart.cross._pairs.shape[1] == planes * levels
-    assert groups < levels / 2 and merged.cross._pairs.shape[1] == planes * groups
-    assert merged.cross._pairs.nnz < apart.cross._pairs.nnz
+    planes = merged.cross.first.packed.shape[0]
+    merged_map, apart_map = _pattern(merged), _pattern(apart)
+    groups = merged_map.levels.size
+    assert apart_map.levels is None and apart_map.matrix.shape[1] == planes * levels
+    assert groups < levels / 2 and merged_map.matrix.shape[1] == planes * groups
+    assert merged_map.matrix.nnz < apart_map.matrix.nnz
     for theta in _random_thetas(merged, 11, count=3):
         fm, fa = merged.factor(theta), apart.factor(theta)
         np.testing.assert_allclose(np.tril(fm.Lrr), np.tril(fa.Lrr), rtol=1e-10, atol=1e-12 * np.abs(fa.Lrr).max())
         assert merged.objective(theta) == pytest.approx(apart.objective(theta), rel=1e-12)
+
+
+def _pattern(model: MixedModel) -> schur.PackedMap:
+    """The Schur pattern's map: the update's sparse one (the X/y map is dense)."""
+    return next(piece for piece in _update(model).maps if not isinstance(piece.matrix, np.ndarray))
 
 
 @pytest.mark.parametrize("S", [1, 2])
@@ -265,7 +274,7 @@ def test_shared_blocks_are_equal_to_the_last_bit(S):
 @pytest.mark.parametrize("cholmod", [True, False])
 @pytest.mark.parametrize("name, formula", CASES)
 def test_beta_from_the_trailing_block_is_the_solves_beta(name, formula, cholmod, monkeypatch):
-    monkeypatch.setattr(blocks, "cholmod_available", lambda: cholmod)
+    monkeypatch.setattr(rest, "cholmod_available", lambda: cholmod)
     model = MixedModel(build_design(formula, mf.load_dataset(name)))
     for theta in _random_thetas(model, 17):
         f = model.factor(theta)
@@ -281,7 +290,7 @@ def test_a_dense_rest_too_large_for_memory_is_refused_before_it_is_allocated(mon
     i = np.arange(40_000)
     data = pd.DataFrame({"y": np.sin(i), "g": pd.Categorical(i % 20_000),
                          "h": pd.Categorical((7 * i + i // 20_000) % 20_000)})
-    monkeypatch.setattr(blocks, "available_memory", lambda: 2 * 10**9)
+    monkeypatch.setattr(memory, "available_memory", lambda: 2 * 10**9)
     with pytest.raises(mf.errors.ModelSpecError) as err:
         mf.mixed("y ~ 1 + (1|g) + (1|h)", data)
     assert str(err.value).startswith(
@@ -304,15 +313,15 @@ def test_a_large_rest_is_factored_on_one_thread_where_the_blas_crashes_on_severa
     theta = np.array([1.5, 3.2])
     expected = model.objective(theta)
     threads = []
-    dpotrf = blocks.lapack.dpotrf
+    dpotrf = factor.lapack.dpotrf
 
     def recording(*args, **kwargs):
         threads.append({info["filepath"]: info["num_threads"] for info in threadpool_info()})
         return dpotrf(*args, **kwargs)
 
-    monkeypatch.setattr(blocks.lapack, "dpotrf", recording)
-    monkeypatch.setattr(blocks, "_UNSAFE_POTRF_COLUMNS", 8)
-    monkeypatch.setattr(blocks, "_unsafe_blas_loaded", lambda: True)
+    monkeypatch.setattr(factor.lapack, "dpotrf", recording)
+    monkeypatch.setattr(factor, "_UNSAFE_POTRF_COLUMNS", 8)
+    monkeypatch.setattr(factor, "_unsafe_blas_loaded", lambda: True)
     assert model.objective(theta) == expected
     assert threads and all(n == 1 for call in threads for n in call.values())
 
@@ -323,4 +332,4 @@ def test_mixedmodels_jl_insteval_model_keeps_the_schur_map():
     # sparse products (76 ms, against 13 ms with it).
     formula = "y ~ 1 + service + (1|d) + (1|s) + (1|dept) + (0 + service|dept)"
     cross = MixedModel(build_design(formula, mf.load_dataset("InstEval")), reml=False).cross
-    assert cross._pairs is not None and cross._sparse is not None
+    assert isinstance(cross.rest, KeptRest) and len(cross.rest.update.maps) == 2

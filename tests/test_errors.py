@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 import mixedfit as mf
-from mixedfit.blocks import lower_template
+from mixedfit.theta import lower_template
 from mixedfit.errors import (ConvergenceWarning, DataError, FormulaError, MixedFitWarning,
                              ModelSpecError, RankDeficiencyWarning, ScaleWarning,
                              SingularFitWarning)

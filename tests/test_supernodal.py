@@ -9,7 +9,8 @@ import pytest
 from cvxopt import cholmod
 
 import mixedfit as mf
-from mixedfit import blocks
+from mixedfit.blocks import rest
+from mixedfit.blocks.rest import CholmodRest, KeptRest
 from mixedfit.model import MixedModel
 from mixedfit.supernodal import SupernodalRest
 from mixedfit.terms import build_design
@@ -30,7 +31,7 @@ def _thetas(model: MixedModel, count: int = 4) -> list[np.ndarray]:
 
 def test_the_objective_reads_the_diagonal_of_the_dense_factor(model):
     cross = model.cross
-    assert cross._supernodal is not None
+    assert isinstance(cross.rest, CholmodRest)
     k = cross.p + 1
     for theta in _thetas(model):
         f = model.factor(theta)
@@ -68,9 +69,9 @@ def test_pickled_model_factors_again(model):
 def test_pickled_model_factors_densely_without_cvxopt(model, monkeypatch):
     theta = _thetas(model, 1)[0]
     data = pickle.dumps(model)
-    monkeypatch.setattr(blocks, "cholmod_available", lambda: False)
+    monkeypatch.setattr(rest, "cholmod_available", lambda: False)
     again = pickle.loads(data)
-    assert again.cross._supernodal is None
+    assert type(model.cross.rest) is CholmodRest and type(again.cross.rest) is KeptRest
     assert again.objective(theta) == pytest.approx(model.objective(theta), rel=1e-12)
 
 

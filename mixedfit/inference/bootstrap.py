@@ -28,11 +28,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from ..blocks import lower_template
 from ..errors import MixedFitError, warn
 from ..model import MixedModel
 from ..progress import progress_bar
-from .confint import estimates, level_labels, theta_to_sdcor
+from .confint import estimates, level_labels
 from .predict import random_generator
 
 __all__ = ["bootstrap", "BootResult", "collect_replicates", "simulate_response"]
@@ -216,8 +215,8 @@ def simulate_response(fit, nsim: int, rng: np.random.Generator) -> np.ndarray:
     us = [rng.standard_normal((nsim, t.nlevels, t.size)) for t in design.terms]
     eps = rng.standard_normal((nsim, n))
     y = np.tile(mean, (nsim, 1))
-    for term, sl, u in zip(design.terms, model.theta_slices, us):
-        b = sigma * (u @ lower_template(theta[sl], term.size).T)  # (nsim, ℓ, S)
+    for term, T, u in zip(design.terms, model.layout.templates(theta), us):
+        b = sigma * (u @ T.T)  # (nsim, ℓ, S)
         y += np.einsum("ns,kns->kn", term.z, b[:, term.codes, :])
     w = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
     return y + sigma * eps / np.sqrt(w)
@@ -232,7 +231,7 @@ def _statistic(model: MixedModel, theta: np.ndarray) -> np.ndarray:
     r2 = cross.logdets(f)[2]
     sigma = math.sqrt(r2 / (cross.n - cross.p if model.reml else cross.n))
     beta = cross.beta(f)
-    return np.concatenate([theta_to_sdcor(model, theta, sigma), beta])
+    return np.concatenate([model.layout.to_sdcor(theta, sigma), beta])
 
 
 def _as_series(value: Any, names: Iterable | None = None) -> pd.Series:

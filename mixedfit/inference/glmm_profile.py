@@ -23,7 +23,7 @@ from scipy.stats import chi2
 from ..errors import ModelSpecError, warn
 from ..model import _blas_controller
 from ..progress import progress_bar
-from .confint import sdcor_to_theta, select_parm, theta_to_sdcor, varpar_names
+from .confint import select_parm, varpar_names
 from .profile import ProfileError, ProfileWarning, _both_sides, _Grid, _nloptwrap
 
 __all__ = ["glmm_profile", "glmm_parameter_names", "glmm_estimates"]
@@ -40,7 +40,7 @@ def glmm_parameter_names(fit) -> list[str]:
 
 def glmm_estimates(fit) -> pd.Series:
     """(sd, cor) of the random effects and β̂, named as ``glmm_parameter_names``."""
-    sdcor = theta_to_sdcor(fit.model, fit.fitted.theta, 1.0)[:-1]
+    sdcor = fit.model.layout.to_sdcor(fit.fitted.theta, 1.0)[:-1]
     return pd.Series(np.concatenate([sdcor, fit.fitted.beta]), index=glmm_parameter_names(fit))
 
 
@@ -54,7 +54,7 @@ class _Deviance:
     def __call__(self, par: np.ndarray) -> float:
         if not np.all(np.isfinite(par)):
             return math.inf
-        theta = sdcor_to_theta(self.model, np.append(par[: self.nvp], 1.0))
+        theta = self.model.layout.from_sdcor(np.append(par[: self.nvp], 1.0))
         return self.model.objective(np.concatenate([theta, par[self.nvp:]]))
 
 

@@ -38,7 +38,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..blocks import lower_template
 from ..errors import DataError, ModelSpecError, require_bool
 from ..formula.bars import split_bars
 from ..formula.deparse import deparse
@@ -414,7 +413,7 @@ def simulated_linear_predictors(fit, nsim: int, rng: np.random.Generator, use_u:
     if design.offset is not None:
         mean = mean + design.offset
     theta = np.asarray(fit.theta, float)
-    templates = [lower_template(theta[model.theta_slices[k]], t.size) for k, t in enumerate(design.terms)]
+    templates = model.layout.templates(theta)
     for _ in range(int(nsim)):
         if use_u:
             yield fitted.copy()

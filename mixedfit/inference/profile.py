@@ -57,9 +57,7 @@ from .confint import (
     estimates,
     level_labels,
     parameter_names,
-    sdcor_to_theta,
     select_parm,
-    theta_to_sdcor,
     varpar_names,
 )
 
@@ -84,10 +82,10 @@ class _VarparDeviance:
     def __call__(self, v: np.ndarray) -> float:
         if not np.all(np.isfinite(v)):
             return math.inf
-        return self.model.objective_at_sigma(sdcor_to_theta(self.model, v), v[-1])
+        return self.model.objective_at_sigma(self.model.layout.from_sdcor(v), v[-1])
 
     def beta(self, v: np.ndarray) -> np.ndarray:
-        f = self.model.factor(sdcor_to_theta(self.model, v)) if v[-1] > 0 and np.all(np.isfinite(v)) else None
+        f = self.model.factor(self.model.layout.from_sdcor(v)) if v[-1] > 0 and np.all(np.isfinite(v)) else None
         if f is None:
             return np.full(self.model.cross.p, np.nan)
         return self.model.cross.beta(f)
@@ -359,7 +357,7 @@ def _profile_varpar(dev, base, opt, w, nvp, lower, upper, grid: _Grid, devtol) -
         devdiff = res[1] - base
         if devdiff < -devtol:
             v = at(xx, res[0])
-            raise _NewMinimum(res[1], base, sdcor_to_theta(dev.model, v))
+            raise _NewMinimum(res[1], base, dev.model.layout.from_sdcor(v))
         if devdiff < 0:
             warn(f"slightly lower deviances (diff={devdiff:g}) detected", ProfileWarning)
         v = at(xx, res[0])
@@ -396,7 +394,7 @@ def _profile_fixef(ml, base, opt, j, nvp, grid: _Grid) -> np.ndarray:
         beta = np.insert(sub.cross.beta(f) if xdrop.shape[1] else np.empty(0), j, fw)
         with np.errstate(invalid="ignore"):
             zeta = np.sign(fw - est) * np.sqrt(fv - base)  # NaN below the optimum, as R's sqrt
-        return np.concatenate([[zeta], theta_to_sdcor(model, theta, sig), beta])
+        return np.concatenate([[zeta], model.layout.to_sdcor(theta, sig), beta])
 
     opt_row = np.concatenate([[0.0], opt])
     first = zetafun(est + grid.delta * std)

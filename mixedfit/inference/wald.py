@@ -30,7 +30,7 @@ from scipy.stats import norm
 
 from ..errors import MixedFitError
 from .numderiv import richardson_hessian
-from .confint import level_labels, parameter_names, sdcor_to_theta, theta_to_sdcor, varpar_names
+from .confint import level_labels, parameter_names, varpar_names
 
 __all__ = ["wald_confint", "vcov_varpar", "varpar_wald_confint"]
 
@@ -72,67 +72,23 @@ def _on_scale(fit, scale: str) -> tuple[Callable[[np.ndarray], float], np.ndarra
     """The objective as a function of one vector on ``scale``, its value at the fit, and names."""
     model = fit.model
     f = _objective_vp(fit)
-    sdcor = theta_to_sdcor(model, fit.theta.to_numpy(), fit.sigma)
+    sdcor = model.layout.to_sdcor(fit.theta.to_numpy(), fit.sigma)
     if scale == "theta":
         x0 = np.append(fit.theta.to_numpy(), fit.sigma)
         return (lambda x: f(x[:-1], x[-1])), x0, list(fit.theta.index) + ["sigma"]
     if scale == "sd":
-        return (lambda x: f(sdcor_to_theta(model, x), x[-1])), sdcor, varpar_names(fit)
+        return (lambda x: f(model.layout.from_sdcor(x), x[-1])), sdcor, varpar_names(fit)
     if scale == "var":
-        x0 = _sdcor_to_varcov(model, sdcor)
+        x0 = model.layout.to_varcov(sdcor)
 
         def g(x: np.ndarray) -> float:
             if not x[-1] > 0:
                 return math.nan
-            v = _varcov_to_sdcor(model, x)
-            return f(sdcor_to_theta(model, v), v[-1]) if np.all(np.isfinite(v)) else math.nan
+            v = model.layout.from_varcov(x)
+            return f(model.layout.from_sdcor(v), v[-1]) if np.all(np.isfinite(v)) else math.nan
 
         return g, x0, varpar_names(fit, prefix=("var", "cov"), sigma="sigma^2")
     raise MixedFitError(f"unknown scale {scale!r}; use one of {', '.join(_SCALES)}")
-
-
-def _sdcor_to_varcov(model, v: np.ndarray) -> np.ndarray:
-    """(sd, cor, σ) to (var, cov, σ²)."""
-    out = np.empty_like(v)
-    for term, sl in zip(model.design.terms, model.theta_slices):
-        sd_idx, pairs = _term_layout(term.size)
-        sds = v[sl][sd_idx]
-        vals = v[sl].copy()
-        for k, (i, j) in pairs.items():
-            vals[k] = v[sl][k] * sds[i] * sds[j]
-        vals[sd_idx] = sds**2
-        out[sl] = vals
-    out[-1] = v[-1] ** 2
-    return out
-
-
-def _varcov_to_sdcor(model, x: np.ndarray) -> np.ndarray:
-    """(var, cov, σ²) to (sd, cor, σ); NaN where a variance is negative."""
-    out = np.empty_like(x)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for term, sl in zip(model.design.terms, model.theta_slices):
-            sd_idx, pairs = _term_layout(term.size)
-            sds = np.sqrt(x[sl][sd_idx])
-            vals = x[sl].copy()
-            for k, (i, j) in pairs.items():
-                vals[k] = x[sl][k] / (sds[i] * sds[j])
-            vals[sd_idx] = sds
-            out[sl] = vals
-        out[-1] = math.sqrt(x[-1]) if x[-1] >= 0 else math.nan
-    return out
-
-
-def _term_layout(size: int) -> tuple[np.ndarray, dict[int, tuple[int, int]]]:
-    """Positions of the diagonal in θ's layout, and (row, col) of each off-diagonal position."""
-    diag, pairs, k = [], {}, 0
-    for j in range(size):
-        for i in range(j, size):
-            if i == j:
-                diag.append(k)
-            else:
-                pairs[k] = (i, j)
-            k += 1
-    return np.array(diag, dtype=int), pairs
 
 
 def vcov_varpar(fit, scale: str = "theta", tol: float = 1e-8) -> pd.DataFrame:

@@ -1,0 +1,166 @@
+"""``A = [Z X y]ᵀW[Z X y]`` in blocks, and its Λθ-scaled Cholesky factor at each θ."""
+
+from __future__ import annotations
+
+import collections
+
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from ..terms import Design
+from ..theta import JoinedTheta, lower_template
+from .factor import Factor, last_row_solution, rest_factorization
+from .levels import FirstTerm, batched_lower_inverse, level_blocks_product
+from .rest import RestColumns, rest_strategy
+from .schur import schur_update
+from .sums import CrossBlocks, engine_plan, joined_term
+
+__all__ = ["CrossProducts"]
+
+
+_ELIMINATIONS_KEPT = 3  # first-term θs whose eliminated rest is kept (see CrossProducts._eliminated)
+
+
+_ELIMINATIONS_BYTES = 128 * 2**20  # most memory those may hold
+
+
+class CrossProducts:
+    """``A = [Z X y]ᵀW[Z X y]`` in blocks, and its Λθ-scaled Cholesky factor.
+
+    Parameters
+    ----------
+    design : Design
+        The model's data. Terms on one grouping factor are joined and the
+        terms re-ordered internally (``engine_plan``, kept as ``plan``);
+        ``theta`` passed to ``factor`` is per engine term
+        (``joined``: ``JoinedTheta.engine``).
+    blocks : CrossBlocks, optional
+        Cross products already summed (e.g. over the partitions of a data set
+        too large for memory); then ``design`` only supplies the structure
+        (terms, their levels and column names; X's column count).
+
+    Attributes
+    ----------
+    first : FirstTerm
+        The first engine term, eliminated level by level.
+    rest_columns : RestColumns
+        The rest's layout: the other terms' columns, then X's and y's.
+    rest : DenseRest, KeptRest or CholmodRest
+        How the rest is kept, updated by the first term's elimination (its
+        ``update``: ``RankUpdate`` or ``BlockUpdate``) and factored (its
+        ``factorization``: ``DenseCholesky`` or ``NestedLeadCholesky``).
+    """
+
+    def __init__(self, design: Design, blocks: CrossBlocks | None = None):
+        self.plan = engine_plan(design.terms)
+        self.terms = [joined_term(design.terms, parts) for parts in self.plan]
+        self.joined = JoinedTheta(self.plan, [t.size for t in design.terms])
+        blocks = CrossBlocks.from_design(design, self.plan) if blocks is None else blocks
+        self.p = design.X.shape[1]
+        self.n = blocks.n
+        self.sum_log_w = blocks.sum_log_w
+        self.A00, self.R0, self.F0, self.Arr = blocks.A00, blocks.R0, blocks.F0, blocks.Arr
+        self.response = blocks.response
+        self.frame = blocks.frame  # X and y are in it: the engine's fixed effects are γ (see Frame)
+        rest = self.terms[1:]
+        self.first = FirstTerm(self.A00)
+        self.rest_columns = RestColumns([t.size for t in rest], [t.nlevels for t in rest], self.p)
+        lead, lead_size = (int(self.rest_columns.offsets[1]), rest[0].size) if rest else (0, 0)
+        self.rest = rest_strategy(self.Arr, schur_update(self.first, self.R0, self.F0, self.rest_columns.size),
+                                  self.rest_columns, rest_factorization(self.R0, lead, lead_size))
+        self._elimination_slots = min(_ELIMINATIONS_KEPT, _ELIMINATIONS_BYTES // (8 * self.rest.entries))
+        self._eliminations: collections.OrderedDict[bytes, tuple] = collections.OrderedDict()
+
+    @property
+    def blocks(self) -> CrossBlocks:
+        """The cross products this was built from (to refit without the rows)."""
+        return CrossBlocks(self.A00, self.R0, self.F0, self.Arr, self.n, self.sum_log_w, self.response, self.frame)
+
+    # -- per-θ work -----------------------------------------------------------
+    def templates(self, theta_engine: list[np.ndarray]) -> list[np.ndarray]:
+        return [lower_template(th, t.size) for th, t in zip(theta_engine, self.terms)]
+
+    def _eliminated(self, T0: np.ndarray) -> tuple[float, np.ndarray]:
+        """log|L00|² and the rest after eliminating the first term, at its template T0.
+
+        The rest comes before its Λr scaling, as the rest strategy keeps it
+        (``DenseRest.eliminated``, ``KeptRest.eliminated``); callers must not
+        modify it.  Both depend on the first term's θ alone, and that θ comes
+        back within a few evaluations, because BOBYQA's first steps and lme4's
+        derivative check move one or two coordinates at a time (InstEval: 21
+        of 93 evaluations, the crossed 5e5 benchmark 9 of 46), so the last few
+        are kept.
+        """
+        key = T0.tobytes()
+        kept = self._eliminations.get(key)
+        if kept is not None:
+            self._eliminations.move_to_end(key)
+            return kept
+        logdet0, packed = self.first.eliminate(T0)
+        kept = logdet0, self.rest.eliminated(packed)
+        if self._elimination_slots:
+            self._eliminations[key] = kept
+            if len(self._eliminations) > self._elimination_slots:
+                self._eliminations.popitem(last=False)
+        return kept
+
+    def factor(self, theta_engine: list[np.ndarray]) -> Factor | None:
+        """Factor at θ (one array per term, engine order); None if not positive definite."""
+        templates = self.templates(theta_engine)
+        logdet0, g = self._eliminated(templates[0])
+        return self.rest.factor(logdet0, g, templates, self.first, kept=bool(self._elimination_slots))
+
+    # -- quantities read off the factor ---------------------------------------
+    def logdets(self, f: Factor) -> tuple[float, float, float]:
+        """(log|L_Z|², log|L_X|², r²) from the factor's diagonal."""
+        dr = f.diagonal
+        logs = np.log(dr[:-1])
+        random = self.rest_columns.random
+        logdet_z = f.logdet0 + 2.0 * np.add.reduce(logs[:random]) if random else f.logdet0
+        return float(logdet_z), float(2.0 * np.add.reduce(logs[random:])), float(dr[-1]) ** 2
+
+    def beta(self, f: Factor) -> np.ndarray:
+        """β̂ alone: the factor's trailing block is ``[R_X 0; c_Xᵀ r]`` and ``R_Xᵀ β̂ = c_X``.
+
+        What ``solve`` gives as its first value, without the random effects
+        and so, where CHOLMOD factored the rest, without LAPACK's whole factor.
+        The factor's is γ̂, that of X̃ and ỹ: β̂ is mapped back (``Frame.coefficients``).
+        """
+        return self.frame.coefficients(last_row_solution(f.trailing(self.p + 1)))
+
+    def rx_inverse(self, f: Factor) -> np.ndarray:
+        """A matrix Q with vcov(β) = σ² QᵀQ: R_X⁻¹ from the factor's lower triangular block for X̃,
+        times Tᵀ (``Frame.rx_inverse``; R_X⁻¹ itself where X is not centered)."""
+        inverse = solve_triangular(f.trailing(self.p + 1)[: self.p, : self.p], np.eye(self.p), lower=True)
+        return self.frame.rx_inverse(inverse)
+
+    def lower_offdiag(self, f: Factor) -> np.ndarray:
+        """L_r0 = Λrᵀ A_r0 Λ0 L00⁻ᵀ as a dense (m, q0) array (used once, after the fit)."""
+        T0 = f.templates[0]
+        D = T0 @ np.swapaxes(batched_lower_inverse(f.L00), 1, 2)  # (ℓ, S, S) blocks of Λ0 L00⁻ᵀ
+        Ar0 = np.vstack([self.R0.toarray(), self.F0]) if self.rest_columns.random else self.F0.copy()
+        out = level_blocks_product(Ar0, D)
+        return self._scale_rows(out, f.templates)
+
+    def _scale_rows(self, B: np.ndarray, templates: list[np.ndarray], transpose: bool = True) -> np.ndarray:
+        """``Λrᵀ B`` (or ``Λr B``) for an (m, k) array: scale the random-rest rows."""
+        B = B.copy()
+        for (sl, S, ell), T in zip(self.rest_columns.terms, templates[1:]):
+            B[sl, :] = ((T.T if transpose else T) @ B[sl, :].reshape(ell, S, -1)).reshape(-1, B.shape[1])
+        return B
+
+    def solve(self, f: Factor) -> tuple[np.ndarray, list[np.ndarray]]:
+        """β̂ and the spherical random effects u (engine term order, each (ℓ, S)).
+
+        With v from the rest's factor (``Factor.leading_solution``), the first term's right-hand side is
+        ``L_r0ᵀ [−v; 1] = L00⁻¹ Λ0ᵀ A_r0ᵀ Λr [−v; 1]``: sparse products with the
+        stored cross products, never the dense (m, q0) ``L_r0``.
+        """
+        v = f.leading_solution()
+        w = self._scale_rows(np.append(-v, 1.0)[:, None], f.templates, transpose=False)[:, 0]
+        random = self.rest_columns.random
+        z = self.R0.T @ w[:random] + self.F0.T @ w[random:]
+        rhs0 = np.linalg.solve(f.L00, (z.reshape(self.first.nlevels, self.first.size) @ f.templates[0])[..., None])
+        u0 = np.linalg.solve(np.swapaxes(f.L00, 1, 2), rhs0)[..., 0]
+        us = [u0] + [v[sl].reshape(ell, S) for sl, S, ell in self.rest_columns.terms]
+        return self.frame.coefficients(v[random:]), us

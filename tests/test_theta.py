@@ -1,0 +1,39 @@
+"""θ's layout (mixedfit.theta): templates, lme4's names and bounds, and the (sd, cor) scales."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import mixedfit as mf
+from mixedfit.terms import build_design
+from mixedfit.theta import JoinedTheta, ThetaLayout, lower_template, template_positions
+
+
+def test_lower_template_is_column_major():
+    # lme4 stores the lower triangle of each template column by column.
+    T = lower_template(np.arange(1.0, 7.0), 3)
+    assert T.tolist() == [[1.0, 0.0, 0.0], [2.0, 4.0, 0.0], [3.0, 5.0, 6.0]]
+
+
+def test_variance_scale_is_the_square_of_the_sd_scale_and_back():
+    design = build_design("Reaction ~ Days + (Days + I(Days**2)|Subject) + (1|Days)", mf.load_dataset("sleepstudy"))
+    layout = ThetaLayout(design.terms)
+    rng = np.random.default_rng(3)
+    signs = np.where(layout.diagonal, 1.0, rng.choice([-1.0, 1.0], layout.diagonal.size))
+    theta = rng.uniform(0.1, 2.0, layout.diagonal.size) * signs
+    sdcor = layout.to_sdcor(theta, 2.5)
+    covariances = [2.5**2 * T @ T.T for T in layout.templates(theta)]
+    varcov = layout.to_varcov(sdcor)
+    expected = np.concatenate([C[template_positions(C.shape[0])] for C in covariances] + [[2.5**2]])
+    np.testing.assert_allclose(varcov, expected, rtol=1e-12)
+    np.testing.assert_allclose(layout.from_varcov(varcov), sdcor, rtol=1e-12)
+    np.testing.assert_allclose(layout.from_sdcor(sdcor), theta, rtol=1e-10)
+
+
+def test_joined_theta_puts_each_terms_theta_in_its_block():
+    joined = JoinedTheta([[0, 2], [1]], [1, 1, 2])
+    engine = joined.engine([np.array([1.0]), np.array([7.0]), np.array([2.0, 0.5, 3.0])])
+    T = lower_template(engine[0], 3)
+    assert T.tolist() == [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.5, 3.0]]
+    assert engine[1].tolist() == [7.0]
+    assert [T.tolist() for T in joined.by_model_term([T, np.eye(1)], 2)] == [[[1.0]], [[1.0]], [[2.0, 0.0], [0.5, 3.0]]]
