@@ -296,8 +296,9 @@ def fixed_term_columns(fit) -> tuple[list[FixedTerm], bool, dict[str, list[str] 
     terms : list of FixedTerm
     intercept : bool
     kinds : dict
-        Variable → ``None`` for a numeric variable, or the factor's levels
-        seen in X's column names.
+        Variable → ``None`` for a numeric variable (a number, or a numeric
+        matrix such as ``poly(x, 2)``, whose columns are numbers too), or the
+        factor's levels seen in X's column names.
 
     Examples
     --------
@@ -317,11 +318,19 @@ def fixed_term_columns(fit) -> tuple[list[FixedTerm], bool, dict[str, list[str] 
         columns = [k for k, name in enumerate(xnames) if design.assign[name] == j + 1]
         for k in columns:
             for var, suffix in zip(variables, design.suffixes[xnames[k]]):
-                _record_kind(kinds, var, suffix)
+                _record_kind(kinds, var, "" if _matrix_column(design, var, suffix) else suffix)
         for var in variables:  # a term whose columns were all dropped
             kinds.setdefault(var, None)
         terms.append(FixedTerm(":".join(variables), variables, len(variables), columns))
     return terms, bool(mterms.intercept), kinds
+
+
+def _matrix_column(design, var: str, suffix: str) -> bool:
+    """Whether *suffix* numbers a column of a numeric matrix (``poly(x, 2)2``), not a level.
+
+    A factor's levels may be digits too (``factor(x)2``); a factor is in ``xlevels``.
+    """
+    return suffix.isdigit() and var not in design.xlevels
 
 
 def _record_kind(kinds: dict, var: str, suffix: str) -> None:
