@@ -45,7 +45,6 @@ __all__ = [
     "contest_md",
     "f_test_row",
     "fixed_term_columns",
-    "full_levels",
 ]
 
 _EIGEN_TOL = 1e-8  # lmerTest's tolerance on the Hessian's eigenvalues
@@ -341,30 +340,3 @@ def _record_kind(kinds: dict, var: str, suffix: str) -> None:
     if suffix not in levels:
         levels.append(suffix)
     kinds[var] = levels
-
-
-def full_levels(terms: list[FixedTerm], intercept: bool, kinds: dict) -> dict[str, list[str] | None]:
-    """Each factor's levels, with a ``"<baseline>"`` placeholder where X's names hide one.
-
-    R codes a factor in a term by contrasts when the term without it is the
-    intercept or an earlier term (``TermCode`` in R's model.c), and by one
-    indicator per level otherwise; under treatment contrasts the first level
-    then never appears in X's names.  Without an intercept the first factor
-    of the first term holding one gets indicators.
-    """
-    seen: list[set[str]] = []
-    indicator: set[str] = set()
-    first_done = intercept
-    for t in terms:
-        for v in t.variables:
-            if kinds[v] is None:
-                continue
-            rest = set(t.variables) - {v}
-            coded = not rest or any(rest == s for s in seen)
-            if not first_done:
-                coded, first_done = False, True
-            if not coded:
-                indicator.add(v)
-        seen.append(set(t.variables))
-    return {v: (lev if lev is None or v in indicator else lev + ["<baseline>"])
-            for v, lev in kinds.items()}

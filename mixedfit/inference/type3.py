@@ -3,7 +3,8 @@
 For each fixed term, the contrasts that test it with every other term
 present: built on a synthetic grid of the factors' levels and varied
 numeric values, residualized on the terms that contain it, as lmerTest does
-for treatment-coded factors.  ``mixedfit.inference.fixed_tests.anova_type3``
+for treatment-coded factors.  The columns of a numeric matrix (``poly(x, 2)``,
+``ns(x, 3)``) are numbers, each varied on its own, not levels of a factor.  ``mixedfit.inference.fixed_tests.anova_type3``
 tests them.
 """
 
@@ -16,15 +17,15 @@ import numpy as np
 
 from ..errors import ModelSpecError
 from ..rformat import zapsmall_array
-from .satterthwaite import FixedTerm, fixed_term_columns, full_levels
+from .satterthwaite import FixedTerm, fixed_term_columns
 
 __all__ = ["type3_contrasts"]
 
 
-Cell = tuple[str, ...]  # what each variable of a term adds to its name in a column's name
+_Cell = tuple[str, ...]  # what each variable of a term adds to its name in a column's name
 
 
-def _cell_values(cells: list[Cell], owners: list[tuple[str, ...]], grid: dict) -> np.ndarray:
+def _cell_values(cells: list[_Cell], owners: list[tuple[str, ...]], grid: dict) -> np.ndarray:
     """Columns of R's model matrix, given by their cells, evaluated on the synthetic grid.
 
     A factor's suffix is a level (an indicator); a number's suffix names one
@@ -38,17 +39,15 @@ def _cell_values(cells: list[Cell], owners: list[tuple[str, ...]], grid: dict) -
     return out
 
 
-def _synthetic_grid(kinds: dict[str, list[str] | None], numbers: dict[str, list[str]]) -> dict:
+def _synthetic_grid(factors: dict[str, list[str]], numbers: dict[str, list[str]]) -> dict:
     """Every combination of factor levels, with varied values of each numeric column.
 
     ``ginv(X) %*% rdX`` expresses each column of the over-parameterized design
     in X's columns; with no missing cells that expression depends only on the
     levels, so a complete grid (the data are not kept by the fit) gives the
-    same map.  The baseline level of a treatment-coded factor never appears in
-    X's names; it is added as ``"<baseline>"``.  Each column of a numeric
-    matrix (``poly(x, 2)``) varies on its own, keyed ``(variable, suffix)``.
+    same map.  Each column of a numeric matrix (``poly(x, 2)``) varies on its
+    own, keyed ``(variable, suffix)``.
     """
-    factors = {v: lev + ["<baseline>"] for v, lev in kinds.items() if lev is not None}
     columns = [(v, s) for v, suffixes in numbers.items() for s in suffixes]
     cells = list(itertools.product(*factors.values())) or [()]
     reps = len(columns) + 2
@@ -58,6 +57,16 @@ def _synthetic_grid(kinds: dict[str, list[str] | None], numbers: dict[str, list[
     for key in columns:
         grid[key] = rng.normal(size=len(cells) * reps)
     return grid
+
+
+def _factor_levels(fit, kinds: dict) -> dict[str, list[str]]:
+    """All levels of each factor (R's ``xlevels``; a logical's are FALSE and TRUE).
+
+    ``rdX`` has an indicator for every level, and a factor may be coded by
+    indicators in one term and by contrasts in another (without an intercept).
+    """
+    xlevels = fit.model.design.xlevels
+    return {v: list(xlevels.get(v, ["FALSE", "TRUE"])) for v, lev in kinds.items() if lev is not None}
 
 
 def _numeric_columns(fit, terms: list[FixedTerm], kinds: dict) -> dict[str, list[str]]:
@@ -77,13 +86,13 @@ def _numeric_columns(fit, terms: list[FixedTerm], kinds: dict) -> dict[str, list
     return {v: suffixes or [""] for v, suffixes in out.items()}
 
 
-def _rdx_cells(term: FixedTerm, choices: dict[str, list[str]]) -> list[Cell]:
+def _rdx_cells(term: FixedTerm, choices: dict[str, list[str]]) -> list[_Cell]:
     """Columns of ``model.matrix(~ 0 + term)``: every cell of the term's factors and matrices."""
     combos = itertools.product(*(choices[v] for v in reversed(term.variables)))
     return [tuple(reversed(c)) for c in combos]  # the first variable varies fastest
 
 
-def _column_name(variables: tuple[str, ...], cell: Cell) -> str:
+def _column_name(variables: tuple[str, ...], cell: _Cell) -> str:
     return ":".join(v + s for v, s in zip(variables, cell)) if variables else "(Intercept)"
 
 
@@ -136,15 +145,15 @@ def type3_contrasts(fit) -> dict[str, np.ndarray]:
     owner = {j: t.variables for t in terms for j in t.columns}
     x_owners = [owner.get(j, ()) for j in range(len(xnames))]
     x_cells = [fit.model.design.suffixes[name] for name in xnames]
-    levels = full_levels(terms, intercept, kinds)
+    factors = _factor_levels(fit, kinds)
     numbers = _numeric_columns(fit, terms, kinds)
-    choices = {v: numbers[v] if lev is None else lev for v, lev in levels.items()}
+    choices = {**numbers, **factors}
     rd_cells, rd_owners = ([()], [()]) if intercept else ([], [])
     for t in terms:
         cells = _rdx_cells(t, choices)
         rd_cells += cells
         rd_owners += [t.variables] * len(cells)
-    grid = _synthetic_grid(levels, numbers)
+    grid = _synthetic_grid(factors, numbers)
     Xg = _cell_values(x_cells, x_owners, grid)
     rdX = _cell_values(rd_cells, rd_owners, grid)
     L = zapsmall_array((np.linalg.pinv(Xg) @ rdX).T)  # rows: rdX columns; columns: X columns

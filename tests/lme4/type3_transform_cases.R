@@ -1,7 +1,8 @@
 # Reference numbers for Type III tests and emmeans on models whose fixed terms
 # are transforms of a numeric column: matrix-valued ones (poly(), raw poly(),
 # ns(), bs()), a one-column matrix (scale()) and factor(), each crossed with a
-# factor.  A matrix term's columns are numbers, not the levels of a factor:
+# factor (on cake; also without an intercept), and a number crossed with poly()
+# (on Hsb82).  A matrix term's columns are numbers, not the levels of a factor:
 # lmerTest tests each such term with one contrast per column, and emmeans
 # evaluates the basis at the covariate's mean (the terms' predvars).
 #
@@ -31,7 +32,7 @@ source(file.path(dirname(c(sub("--file=", "", grep("^--file=", commandArgs(), va
 out_file <- file.path(fixtures_dir, "type3_transform_cases.json")
 json_number_style(digits = "17", infinity = "string")
 
-# emmeans calls made on every model
+# emmeans calls made on every model (unless a case names its own)
 em_calls <- list(
   list(specs = "recipe"),
   list(specs = "recipe", lmer_df = "satterthwaite"),
@@ -45,7 +46,14 @@ cases <- list(
   list(name = "ns", formula = "angle ~ recipe * ns(temp, 3) + (1|replicate)"),
   list(name = "bs", formula = "angle ~ recipe * bs(temp) + (1|recipe:replicate)"),
   list(name = "scale", formula = "angle ~ recipe * scale(temp) + (1|replicate)"),
-  list(name = "factor", formula = "angle ~ recipe * factor(temp) + (1|replicate)")
+  list(name = "factor", formula = "angle ~ recipe * factor(temp) + (1|replicate)"),
+  list(name = "no_intercept", formula = "angle ~ 0 + recipe * poly(temp, 2) + (1|replicate)"),
+  # a number crossed with a matrix (lmerTest: a matrix is not "numeric" in
+  # its containment of terms); 7185 rows: no Kenward-Roger, and emmeans falls
+  # back to asymptotic df
+  list(name = "number_by_poly", dataset = "Hsb82", kenward_roger = FALSE,
+       formula = "mAch ~ meanses * poly(cses, 2) + sector + (1|school)",
+       calls = list(list(specs = "sector"), list(specs = "sector", pairs = "tukey")))
 )
 
 run_call <- function(fit, cl) {
@@ -65,26 +73,28 @@ run_call <- function(fit, cl) {
 }
 
 run_case <- function(cs) {
+  dataset <- if (is.null(cs$dataset)) "cake" else cs$dataset
   env <- new.env(parent = globalenv())
-  d <- read_dataset("cake")
-  assign("cake", d, envir = env)
-  fit <- with_conditions(eval(call("lmer", str2lang(cs$formula), data = quote(cake), REML = TRUE),
-                              env))$value
+  assign(dataset, read_dataset(dataset), envir = env)
+  fit <- with_conditions(eval(call("lmer", str2lang(cs$formula), data = as.name(dataset),
+                                   REML = TRUE), env))$value
   stopifnot(inherits(fit, "lmerModLmerTest"))
   satt <- with_conditions(anova(fit, type = "III"))
-  kr <- with_conditions(anova(fit, type = "III", ddf = "Kenward-Roger"))
+  with_kr <- !isFALSE(cs$kenward_roger)
+  kr <- if (with_kr) with_conditions(anova(fit, type = "III", ddf = "Kenward-Roger"))
   p <- length(fixef(fit))
-  message(sprintf("type3 %-12s fitted", cs$name))
-  list(name = cs$name, formula = cs$formula,
+  message(sprintf("type3 %-14s fitted", cs$name))
+  calls <- if (is.null(cs$calls)) em_calls else cs$calls
+  list(name = cs$name, dataset = dataset, formula = cs$formula,
        theta = jarr(getME(fit, "theta")),
        beta = jobj(fixef(fit)),
        predvars = deparse1(attr(terms(fit), "predvars")),
        anova_satterthwaite = jtable(satt$value, column_names = TRUE),
-       anova_kenward_roger = jtable(kr$value, column_names = TRUE),
+       anova_kenward_roger = if (with_kr) jtable(kr$value, column_names = TRUE),
        anova_messages = jstr(c(satt$messages, kr$messages)),
        hypotheses = lapply(attr(satt$value, "hypotheses"),
                            function(L) jrows(matrix(L, ncol = p))),
-       emmeans = lapply(em_calls, function(cl) run_call(fit, cl)))
+       emmeans = lapply(calls, function(cl) run_call(fit, cl)))
 }
 
 out <- list(
