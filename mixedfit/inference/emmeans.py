@@ -6,7 +6,11 @@ A port of emmeans 1.8 (``ref_grid``, ``emmeans``, ``pairs``/``contrast``,
 * the reference grid crosses every level of each factor of the fixed part
   with each numeric covariate at its mean over the rows fitted (emmeans'
   ``cov.reduce = mean``); a numeric column read inside a function
-  (``log(Days)``) sits at the mean of the column, as in emmeans;
+  (``log(Days)``, ``poly(temp, 2)``) sits at the mean of the column, the
+  function evaluated there with the fit's transform state (``poly``'s
+  coefficients, spline knots: R's ``predvars``), as in emmeans; a column made
+  a factor in the formula (``factor(temp)``) is a factor of the grid at its
+  distinct values, named as the column;
 * a marginal mean averages the grid's rows over the factors not named, with
   equal weights (``weights = "equal"``);
 * degrees of freedom as ``lmer.df``: ``"kenward-roger"`` (pbkrtest's
@@ -49,9 +53,8 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import MixedFitWarning, ModelSpecError, warn
-from ..formula import parse_formula
 from ..formula.deparse import deparse
-from ..formula.nodes import Name
+from ..formula.nodes import Call, Name, Node
 from ..formula.rterms import term_variables
 from ..rformat import zapsmall_array
 from .predict import fixed_matrix
@@ -93,7 +96,7 @@ class _Grid:
 
 def _fixed_variables(fit) -> tuple[list, list[str], list[int]]:
     """The fixed part's variables (not the response), its term labels and their sizes."""
-    fixed = parse_formula(fit.model.design.formula).fixed_terms
+    fixed = fit.model.design.parsed.fixed_terms
     if fixed.offsets:
         raise ModelSpecError("emmeans is not implemented for formulas with offset() terms")
     skip = 1 if fixed.has_response else 0
@@ -119,13 +122,21 @@ def _reference_grid(fit) -> _Grid:
     variables, labels, sizes = _fixed_variables(fit)
     levels: dict[str, list] = {}
     factors: list[str] = []
+    coerced: list[str] = []  # numeric columns that factor() makes factors of
     for node in variables:
         label = deparse(node)
         if label in design.xlevels:
+            column = _coerced_column(node, design)
+            if column is not None:
+                levels[column] = [float(level) for level in design.xlevels[label]]
+                factors.append(column)
+                coerced.append(column)
+                continue
             if not isinstance(node, Name):
                 raise ModelSpecError(
-                    f"emmeans needs each factor of the fixed part as a data column; '{label}' "
-                    "is a factor made in the formula: make it a column and refit")
+                    f"emmeans needs each factor of the fixed part as a data column or "
+                    f"factor(column); '{label}' is another factor made in the formula: make it "
+                    "a column and refit")
             levels[label] = list(design.xlevels[label])
             factors.append(label)
     for name, mean in design.covariate_means.items():
@@ -141,10 +152,27 @@ def _reference_grid(fit) -> _Grid:
     cells = pd.DataFrame({v: [c[len(names) - 1 - k] for c in combos] for k, v in enumerate(names)})
     data = cells.copy()
     for v in factors:
+        if v in coerced:  # stays numbers: the formula's factor() codes them with the fit's levels
+            continue
         data[v] = pd.Categorical(cells[v], categories=levels[v], ordered=v in ordered)
     columns = list(fit.xnames) + list(design.dropped_xnames)
     X = fixed_matrix(fit, data if len(names) else pd.DataFrame(index=[0]), columns)
     return _Grid(levels, factors, cells, X, _null_basis(design), labels, sizes)
+
+
+def _coerced_column(node: Node, design) -> str | None:
+    """The numeric column *x* of ``factor(x)`` (or ``as.factor(x)``), else None.
+
+    emmeans' ``.find.coerced``: such a column is a factor of the reference
+    grid, named as the column, at its distinct values (the levels of the
+    factor made, which the formula makes again from those values).
+    """
+    if not (isinstance(node, Call) and node.func in ("factor", "as.factor") and len(node.args) == 1):
+        return None
+    arg = node.args[0]
+    if arg.name is None and isinstance(arg.value, Name) and arg.value.name in design.covariate_means:
+        return arg.value.name
+    return None
 
 
 def _null_basis(design) -> np.ndarray | None:

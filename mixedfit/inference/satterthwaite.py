@@ -45,7 +45,6 @@ __all__ = [
     "contest_md",
     "f_test_row",
     "fixed_term_columns",
-    "full_levels",
 ]
 
 _EIGEN_TOL = 1e-8  # lmerTest's tolerance on the Hessian's eigenvalues
@@ -296,8 +295,9 @@ def fixed_term_columns(fit) -> tuple[list[FixedTerm], bool, dict[str, list[str] 
     terms : list of FixedTerm
     intercept : bool
     kinds : dict
-        Variable → ``None`` for a numeric variable, or the factor's levels
-        seen in X's column names.
+        Variable → ``None`` for a numeric variable (a number, or a numeric
+        matrix such as ``poly(x, 2)``, whose columns are numbers too), or the
+        factor's levels seen in X's column names.
 
     Examples
     --------
@@ -317,11 +317,19 @@ def fixed_term_columns(fit) -> tuple[list[FixedTerm], bool, dict[str, list[str] 
         columns = [k for k, name in enumerate(xnames) if design.assign[name] == j + 1]
         for k in columns:
             for var, suffix in zip(variables, design.suffixes[xnames[k]]):
-                _record_kind(kinds, var, suffix)
+                _record_kind(kinds, var, "" if _matrix_column(design, var, suffix) else suffix)
         for var in variables:  # a term whose columns were all dropped
             kinds.setdefault(var, None)
         terms.append(FixedTerm(":".join(variables), variables, len(variables), columns))
     return terms, bool(mterms.intercept), kinds
+
+
+def _matrix_column(design, var: str, suffix: str) -> bool:
+    """Whether *suffix* numbers a column of a numeric matrix (``poly(x, 2)2``), not a level.
+
+    A factor's levels may be digits too (``factor(x)2``); a factor is in ``xlevels``.
+    """
+    return suffix.isdigit() and var not in design.xlevels
 
 
 def _record_kind(kinds: dict, var: str, suffix: str) -> None:
@@ -332,30 +340,3 @@ def _record_kind(kinds: dict, var: str, suffix: str) -> None:
     if suffix not in levels:
         levels.append(suffix)
     kinds[var] = levels
-
-
-def full_levels(terms: list[FixedTerm], intercept: bool, kinds: dict) -> dict[str, list[str] | None]:
-    """Each factor's levels, with a ``"<baseline>"`` placeholder where X's names hide one.
-
-    R codes a factor in a term by contrasts when the term without it is the
-    intercept or an earlier term (``TermCode`` in R's model.c), and by one
-    indicator per level otherwise; under treatment contrasts the first level
-    then never appears in X's names.  Without an intercept the first factor
-    of the first term holding one gets indicators.
-    """
-    seen: list[set[str]] = []
-    indicator: set[str] = set()
-    first_done = intercept
-    for t in terms:
-        for v in t.variables:
-            if kinds[v] is None:
-                continue
-            rest = set(t.variables) - {v}
-            coded = not rest or any(rest == s for s in seen)
-            if not first_done:
-                coded, first_done = False, True
-            if not coded:
-                indicator.add(v)
-        seen.append(set(t.variables))
-    return {v: (lev if lev is None or v in indicator else lev + ["<baseline>"])
-            for v, lev in kinds.items()}

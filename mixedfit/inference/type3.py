@@ -3,7 +3,8 @@
 For each fixed term, the contrasts that test it with every other term
 present: built on a synthetic grid of the factors' levels and varied
 numeric values, residualized on the terms that contain it, as lmerTest does
-for treatment-coded factors.  ``mixedfit.inference.fixed_tests.anova_type3``
+for treatment-coded factors.  The columns of a numeric matrix (``poly(x, 2)``,
+``ns(x, 3)``) are numbers, each varied on its own, not levels of a factor.  ``mixedfit.inference.fixed_tests.anova_type3``
 tests them.
 """
 
@@ -16,66 +17,97 @@ import numpy as np
 
 from ..errors import ModelSpecError
 from ..rformat import zapsmall_array
-from .satterthwaite import FixedTerm, fixed_term_columns, full_levels
+from .satterthwaite import FixedTerm, fixed_term_columns
 
 __all__ = ["type3_contrasts"]
 
 
-def _suffixes(column: str, variables: tuple[str, ...]) -> list[str] | None:
-    """The level suffix of each variable in a column name of ``model.matrix``, or None if it is not the term's."""
-    pattern = ":".join(re.escape(v) + "(.*?)" for v in variables)
-    match = re.fullmatch(pattern, column)
-    return None if match is None else list(match.groups())
+_Cell = tuple[str, ...]  # what each variable of a term adds to its name in a column's name
 
 
-def _cell_values(names: list[str], owners: list[tuple[str, ...]], grid: dict[str, np.ndarray]) -> np.ndarray:
-    """Columns named like R's model matrix, evaluated on the synthetic grid."""
+def _cell_values(cells: list[_Cell], owners: list[tuple[str, ...]], grid: dict) -> np.ndarray:
+    """Columns of R's model matrix, given by their cells, evaluated on the synthetic grid.
+
+    A factor's suffix is a level (an indicator); a number's suffix names one
+    of its columns (``""``, or a matrix's column number): its values.
+    """
     n = len(next(iter(grid.values())))
-    out = np.ones((n, len(names)))
-    for j, (name, variables) in enumerate(zip(names, owners)):
-        if name == "(Intercept)":
-            continue
-        for var, suffix in zip(variables, _suffixes(name, variables)):
-            out[:, j] *= grid[var] if suffix == "" else (grid[var] == suffix)
+    out = np.ones((n, len(cells)))
+    for j, (cell, variables) in enumerate(zip(cells, owners)):
+        for var, suffix in zip(variables, cell):
+            out[:, j] *= grid[var, suffix] if (var, suffix) in grid else (grid[var] == suffix)
     return out
 
 
-def _synthetic_grid(kinds: dict[str, list[str] | None]) -> dict[str, np.ndarray]:
-    """Every combination of factor levels, with varied values of each numeric variable.
+def _synthetic_grid(factors: dict[str, list[str]], numbers: dict[str, list[str]]) -> dict:
+    """Every combination of factor levels, with varied values of each numeric column.
 
     ``ginv(X) %*% rdX`` expresses each column of the over-parameterized design
     in X's columns; with no missing cells that expression depends only on the
     levels, so a complete grid (the data are not kept by the fit) gives the
-    same map.  The baseline level of a treatment-coded factor never appears in
-    X's names; it is added as ``"<baseline>"``.
+    same map.  Each column of a numeric matrix (``poly(x, 2)``) varies on its
+    own, keyed ``(variable, suffix)``.
     """
-    factors = {v: lev + ["<baseline>"] for v, lev in kinds.items() if lev is not None}
-    numerics = [v for v, lev in kinds.items() if lev is None]
+    columns = [(v, s) for v, suffixes in numbers.items() for s in suffixes]
     cells = list(itertools.product(*factors.values())) or [()]
-    reps = len(numerics) + 2
+    reps = len(columns) + 2
     rng = np.random.default_rng(20240501)
-    grid = {v: np.repeat(np.array([c[k] for c in cells], dtype=object), reps)
-            for k, v in enumerate(factors)}
-    for v in numerics:
-        grid[v] = rng.normal(size=len(cells) * reps)
+    grid: dict = {v: np.repeat(np.array([c[k] for c in cells], dtype=object), reps)
+                  for k, v in enumerate(factors)}
+    for key in columns:
+        grid[key] = rng.normal(size=len(cells) * reps)
     return grid
 
 
-def _rdx_names(term: FixedTerm, kinds: dict) -> list[str]:
-    """Columns of ``model.matrix(~ 0 + term)``: every cell of the term's factors."""
-    choices = [[""] if kinds[v] is None else kinds[v] for v in term.variables]
-    combos = itertools.product(*reversed(choices))  # the first variable varies fastest
-    return [":".join(v + s for v, s in zip(term.variables, reversed(c))) for c in combos]
+def _factor_levels(fit, kinds: dict) -> dict[str, list[str]]:
+    """All levels of each factor (R's ``xlevels``; a logical's are FALSE and TRUE).
+
+    ``rdX`` has an indicator for every level, and a factor may be coded by
+    indicators in one term and by contrasts in another (without an intercept).
+    """
+    xlevels = fit.model.design.xlevels
+    return {v: list(xlevels.get(v, ["FALSE", "TRUE"])) for v, lev in kinds.items() if lev is not None}
 
 
-def _containment(terms: list[FixedTerm], kinds: dict) -> dict[str, list[str]]:
+def _numeric_columns(fit, terms: list[FixedTerm], kinds: dict) -> dict[str, list[str]]:
+    """The suffix of each column of each numeric variable: ``[""]``, or ``["1", "2"]`` for ``poly(x, 2)``.
+
+    Read from every column made (``design.suffixes``, those dropped for rank
+    deficiency too).
+    """
+    design = fit.model.design
+    out: dict[str, list[str]] = {v: [] for v, lev in kinds.items() if lev is None}
+    for name, cell in design.suffixes.items():
+        if design.assign[name] == 0:
+            continue
+        for var, suffix in zip(terms[design.assign[name] - 1].variables, cell):
+            if var in out and suffix not in out[var]:
+                out[var].append(suffix)
+    return {v: suffixes or [""] for v, suffixes in out.items()}
+
+
+def _rdx_cells(term: FixedTerm, choices: dict[str, list[str]]) -> list[_Cell]:
+    """Columns of ``model.matrix(~ 0 + term)``: every cell of the term's factors and matrices."""
+    combos = itertools.product(*(choices[v] for v in reversed(term.variables)))
+    return [tuple(reversed(c)) for c in combos]  # the first variable varies fastest
+
+
+def _column_name(variables: tuple[str, ...], cell: _Cell) -> str:
+    return ":".join(v + s for v, s in zip(variables, cell)) if variables else "(Intercept)"
+
+
+def _containment(terms: list[FixedTerm], numbers: dict[str, list[str]]) -> dict[str, list[str]]:
     """lmerTest's ``containment``: terms whose variables strictly include a term's.
 
     A term is contained in another only when both have the same numeric
-    variables (so ``temp`` is in ``recipe:temp`` but ``recipe`` is not).
+    variables (so ``temp`` is in ``recipe:temp`` but ``recipe`` is not).  As
+    for lmerTest (``dataClasses`` ``"nmatrix.k"``), a matrix such as
+    ``poly(x, 2)`` is not numeric here; ``scale(x)``, a one-column matrix to R,
+    is.  Either way a matrix's columns multiply every cell they enter, so the
+    residualization against a term holding it changes nothing.
     """
     def numerics(t: FixedTerm) -> set[str]:
-        return {v for v in t.variables if kinds[v] is None}
+        return {v for v in t.variables if numbers.get(v) == [""]}
 
     return {t.label: [u.label for u in terms
                       if set(t.variables) < set(u.variables) and numerics(t) == numerics(u)]
@@ -112,22 +144,26 @@ def type3_contrasts(fit) -> dict[str, np.ndarray]:
     xnames = list(fit.xnames)
     owner = {j: t.variables for t in terms for j in t.columns}
     x_owners = [owner.get(j, ()) for j in range(len(xnames))]
-    levels = full_levels(terms, intercept, kinds)
-    rd_names, rd_owners = (["(Intercept)"], [()]) if intercept else ([], [])
+    x_cells = [fit.model.design.suffixes[name] for name in xnames]
+    factors = _factor_levels(fit, kinds)
+    numbers = _numeric_columns(fit, terms, kinds)
+    choices = {**numbers, **factors}
+    rd_cells, rd_owners = ([()], [()]) if intercept else ([], [])
     for t in terms:
-        names = _rdx_names(t, levels)
-        rd_names += names
-        rd_owners += [t.variables] * len(names)
-    grid = _synthetic_grid(levels)
-    Xg = _cell_values(xnames, x_owners, grid)
-    rdX = _cell_values(rd_names, rd_owners, grid)
+        cells = _rdx_cells(t, choices)
+        rd_cells += cells
+        rd_owners += [t.variables] * len(cells)
+    grid = _synthetic_grid(factors, numbers)
+    Xg = _cell_values(x_cells, x_owners, grid)
+    rdX = _cell_values(rd_cells, rd_owners, grid)
     L = zapsmall_array((np.linalg.pinv(Xg) @ rdX).T)  # rows: rdX columns; columns: X columns
-    contains = _containment(terms, kinds)
+    contains = _containment(terms, numbers)
     by_label = {t.label: t for t in terms}
     for t in sorted(terms, key=lambda t: -t.order):  # stable: highest order first
         if contains[t.label] and t.columns:
             x_cols = [j for u in contains[t.label] for j in by_label[u].columns]
             L[:, t.columns] = zapsmall_array(_residualize(L, x_cols, t.columns))
+    rd_names = [_column_name(v, c) for v, c in zip(rd_owners, rd_cells)]
     keep = [rd_names.index(name) for name in xnames]  # L[colnames(X), ]
     L = L[keep]
     out = {}
