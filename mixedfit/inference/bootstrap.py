@@ -31,7 +31,7 @@ from scipy.stats import norm
 from ..errors import MixedFitError, warn
 from ..model import MixedModel
 from ..progress import progress_bar
-from .confint import estimates, level_labels
+from .parameters import estimates, level_labels
 from .predict import random_generator
 
 __all__ = ["bootstrap", "BootResult", "collect_replicates", "simulate_response"]

@@ -23,7 +23,7 @@ from scipy.stats import chi2
 from ..errors import ModelSpecError, warn
 from ..model import _blas_controller
 from ..progress import progress_bar
-from .confint import select_parm, varpar_names
+from .parameters import select_parm, varpar_names
 from .profile import ProfileError, ProfileWarning, _both_sides, _Grid, _nloptwrap
 
 __all__ = ["glmm_profile", "glmm_parameter_names", "glmm_estimates"]

@@ -53,7 +53,7 @@ from ..model import MixedModel
 from ..optimize import NLOPT_ERRORS, bobyqa_setup
 from ..progress import progress_bar
 from .lrt import refit_ml
-from .confint import (
+from .parameters import (
     estimates,
     level_labels,
     parameter_names,
