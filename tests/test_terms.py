@@ -274,9 +274,9 @@ def _rank_test_matrices():
 
 @pytest.mark.parametrize("name, X", list(_rank_test_matrices()), ids=lambda v: v if isinstance(v, str) else "")
 def test_rank_shortcut_agrees_with_the_dqrdc2_port(name, X):
-    from mixedfit.terms import _RANK_TOLERANCE, _dqrdc2, _pivoted_qr_rank
+    from mixedfit.terms import RANK_TOLERANCE, _dqrdc2, _pivoted_qr_rank
 
-    rank, pivot = _pivoted_qr_rank(X, _RANK_TOLERANCE)
-    port_rank, port_pivot = _dqrdc2(X, _RANK_TOLERANCE)
+    rank, pivot = _pivoted_qr_rank(X, RANK_TOLERANCE)
+    port_rank, port_pivot = _dqrdc2(X, RANK_TOLERANCE)
     assert rank == port_rank
     assert pivot.tolist() == port_pivot.tolist()
