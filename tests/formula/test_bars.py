@@ -1,20 +1,15 @@
 """lme4's bar terms (mixedfit.formula.bars) against lme4: ``||`` and ``/`` expanded, labels, deparse.
 
-Expected values come from ``tests/lme4/formula_cases.R`` (R 4.2, lme4 1.1-31),
-stored in ``tests/lme4/fixtures/formula_cases.json``.
+Expected values: ``tests/lme4/formula_cases.R`` (see ``_formula_cases``).
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 
 from mixedfit.formula import lme4_deparse, parse_formula
 
-FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "formula_cases.json"
-CASES = json.loads(FIXTURE.read_text(encoding="utf-8"))
+from _formula_cases import CASES
 
 
 @pytest.mark.parametrize("case", CASES["designs"], ids=lambda c: c["id"])

@@ -1,28 +1,19 @@
 """R's ``deparse`` (mixedfit.formula.deparse) against R: formulas and numbers as R writes them.
 
-Expected values come from ``tests/lme4/formula_cases.R`` (R 4.2, lme4 1.1-31),
-stored in ``tests/lme4/fixtures/formula_cases.json``.
+Expected values: ``tests/lme4/formula_cases.R`` (see ``_formula_cases``).
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 
 from mixedfit.formula import deparse_formula
 from mixedfit.formula.deparse import format_number
 
-FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "formula_cases.json"
-CASES = json.loads(FIXTURE.read_text(encoding="utf-8"))
+from _formula_cases import CASES, case_input
 
 
-def _id(case: dict) -> str:
-    return case["input"]
-
-
-@pytest.mark.parametrize("case", CASES["deparse"], ids=_id)
+@pytest.mark.parametrize("case", CASES["deparse"], ids=case_input)
 def test_deparse_matches_r(case):
     assert deparse_formula(case["input"]) == case["deparse"]
 

@@ -1,13 +1,9 @@
 """R's ``model.matrix`` (mixedfit.formula.model_matrix) against R, on a small made-up data frame.
 
-Expected values come from ``tests/lme4/formula_cases.R`` (R 4.2, lme4 1.1-31),
-stored in ``tests/lme4/fixtures/formula_cases.json``.
+Expected values: ``tests/lme4/formula_cases.R`` (see ``_formula_cases``).
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,8 +16,7 @@ from mixedfit.formula.model_matrix import model_matrix
 from mixedfit.formula.parse import parse_formula_tree
 from mixedfit.formula.rterms import model_terms, term_variables
 
-FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "formula_cases.json"
-CASES = json.loads(FIXTURE.read_text(encoding="utf-8"))
+from _formula_cases import CASES
 
 
 def _matrix(values) -> np.ndarray:

@@ -1,21 +1,16 @@
 """R's factors (mixedfit.formula.rvalues) against R: the order of levels.
 
-Expected values come from ``tests/lme4/formula_cases.R`` (R 4.2, lme4 1.1-31),
-stored in ``tests/lme4/fixtures/formula_cases.json``.
+Expected values: ``tests/lme4/formula_cases.R`` (see ``_formula_cases``).
 """
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mixedfit.formula.rvalues import as_factor
 
-FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "formula_cases.json"
-CASES = json.loads(FIXTURE.read_text(encoding="utf-8"))
+from _formula_cases import CASES
 
 
 @pytest.mark.parametrize("kind", ["strings", "doubles", "integers"])
