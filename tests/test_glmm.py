@@ -457,7 +457,7 @@ def test_block_factor_is_the_cholesky_factor(dense_products, monkeypatch):
     assert (model._pair_index is not None) == dense_products
     theta = np.array([0.7, -0.3, 0.5, 0.4])
     sqrtw = np.random.default_rng(1).uniform(0.2, 0.6, design.nobs)
-    factor = model._weighted_blocks(model._term_values(theta), model.templates(theta)[0], sqrtw)
+    factor = model._weighted_blocks(model._term_values(theta), model.layout.templates(theta)[0], sqrtw)
     zw = model.zlambda(theta).multiply(sqrtw[:, None]).tocsr()
     A = (zw.T @ zw).toarray() + np.eye(model.q)
     b = np.random.default_rng(2).normal(size=(model.q, 3))
