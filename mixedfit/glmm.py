@@ -28,7 +28,7 @@ from scipy.linalg.lapack import dpotrf, dtrtrs
 from .blocks import batched_lower_inverse
 from .errors import ModelSpecError
 from .family import Family
-from .model import Convergence, _blas_controller, check_convergence
+from .model import Convergence, blas_controller, check_convergence
 from .optimize import OptSummary, bobyqa
 from .terms import Design
 from .theta import ThetaLayout
@@ -708,7 +708,7 @@ class GlmmModel:
         """
         if isinstance(maxeval, bool) or not isinstance(maxeval, (int, np.integer)) or maxeval < 1:
             raise ModelSpecError(f"maxeval must be a positive whole number of evaluations, not {maxeval!r}")
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with blas_controller().limit(limits=1, user_api="blas"):
             return self._optimize(maxeval)
 
     def _optimize(self, maxeval: int) -> GlmmFit:
@@ -795,7 +795,7 @@ class GlmmModel:
         (``beta`` is ignored).
         """
         theta = np.asarray(theta, float)
-        with _blas_controller().limit(limits=1, user_api="blas"):
+        with blas_controller().limit(limits=1, user_api="blas"):
             if self.nagq == 0:
                 state = self.pirls(theta, None)
                 opt = OptSummary("none", theta.copy(), self.lower.copy(), theta.copy(), self.laplace(state),

@@ -22,10 +22,10 @@ from .family import Family, family as make_family
 from .fitted import plain
 from .glmm import GlmmFit, GlmmModel
 from .glmm_summary import GlmmSummary, print_text
-from .inference.confint import level_labels, select_parm
 from .inference.glmm_bootstrap import glmm_bootstrap
 from .inference.glmm_profile import glmm_parameter_names, glmm_profile
 from .inference.glmm_simulate import glmm_refit, glmm_simulate
+from .inference.parameters import level_labels, select_parm
 from .inference.predict import predict as predict_eta
 from .inference.profile import profile_confint
 from .results import MixedResults
@@ -199,7 +199,7 @@ class GlmmResults(MixedResults):
         ``"wald"`` (β̂ ± z·SE; NaN for the variance parameters, as lme4) or
         ``"boot"`` (percentile intervals of ``bootstrap``; ``nsim``
         (default 500), ``seed``, ``progress``, ``boot_type``).  ``parm``
-        selects rows as ``mixedfit.inference.confint.select_parm``.
+        selects rows as ``mixedfit.inference.parameters.select_parm``.
         """
         key = str(method).lower()
         if key not in ("profile", "wald", "boot"):

@@ -79,7 +79,7 @@ def summary_text(fit: Any) -> str:
         lmm.fit_warnings_block(view),
         lmm.convergence_block(view, summary=False),
     ]
-    return lmm._captured("".join(parts))
+    return lmm.captured("".join(parts))
 
 
 def print_text(fit: Any) -> str:
@@ -96,7 +96,7 @@ def print_text(fit: Any) -> str:
         lmm.fit_warnings_block(view),
         lmm.convergence_block(view, summary=True),
     ]
-    return lmm._captured("".join(parts))
+    return lmm.captured("".join(parts))
 
 
 class GlmmSummary:

@@ -28,7 +28,7 @@ from .optimize import OptSummary, bobyqa, finite_derivatives
 from .terms import Design
 from .theta import ThetaLayout, template_positions
 
-__all__ = ["Convergence", "MixedModel", "lme4_start", "check_convergence"]
+__all__ = ["Convergence", "MixedModel", "lme4_start", "check_convergence", "blas_controller"]
 
 _SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance
 _BOUNDARY_TOL = 1e-5  # lme4's lmerControl(boundary.tol)
@@ -349,7 +349,7 @@ class MixedModel:
         another, gets one thread (see ``_numpy_own_blas``).
         """
         if self.cross.rest_columns.size < _SMALL_DENSE or _cores_busy():
-            return _ONE_THREAD.held(_blas_controller().select(user_api="blas"))
+            return _ONE_THREAD.held(blas_controller().select(user_api="blas"))
         own = _numpy_own_blas()
         return _ONE_THREAD.held(own) if own is not None else contextlib.nullcontext()
 
@@ -452,7 +452,7 @@ def _set_threads(lib, count: int) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _blas_controller() -> ThreadpoolController:
+def blas_controller() -> ThreadpoolController:
     """One controller per process: finding the loaded BLAS libraries costs milliseconds."""
     return ThreadpoolController()
 
@@ -467,7 +467,7 @@ def _numpy_own_blas():
     on two cores: a 1142×1142 ``dpotrf`` took 43 ms instead of 8, and a fit of
     ``(1|a/b/c)`` with 40 fixed effects 3.3 s instead of 1.1 s.
     """
-    controller = _blas_controller().select(user_api="blas")
+    controller = blas_controller().select(user_api="blas")
     home = os.path.dirname(np.__file__)  # also the prefix of the wheel's numpy.libs
     own = [c.filepath for c in controller.lib_controllers if c.filepath.startswith(home)]
     if not own or len(own) == len(controller.lib_controllers):

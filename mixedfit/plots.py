@@ -39,7 +39,7 @@ from .formula.nodes import BinOp
 from .formula.parse import parse_formula_tree
 from .formula.rvalues import as_factor
 from .inference.profile import profile_confint
-from .terms import _as_dataframe
+from .terms import as_dataframe
 
 __all__ = ["plot_ranef", "plot_profile", "plot_diagnostics", "plot_data", "lattice_layout"]
 
@@ -317,7 +317,7 @@ def _panel_variables(formula: str, data: Any) -> tuple[str, str, str, np.ndarray
     if response is None or not (isinstance(rhs, BinOp) and rhs.op == "|"):
         raise FormulaError(caret_message(formula, 0, len(formula),
                                          "plot_data needs a formula y ~ x | g (one panel per level of g)"))
-    evaluator = Evaluator(_as_dataframe(data), formula)
+    evaluator = Evaluator(as_dataframe(data), formula)
     values = {}
     for role, node in (("y", response), ("x", rhs.left)):
         value = evaluator.evaluate(node)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from . import html, plots, summary, tidy, update
 from .fitted import LinearFit
-from .inference import bootstrap, drop1, emmeans, fixed_tests, intervals, predict, profile, r2, ranova, wald
+from .inference import bootstrap, confint, drop1, emmeans, fixed_tests, predict, profile, r2, ranova, wald
 
 __all__ = ["MixedResults", "Summary"]
 
@@ -40,10 +40,10 @@ class MixedResults(LinearFit):
 
         ``method`` is ``"profile"`` (likelihood profile, lme4's default), ``"wald"``
         or ``"boot"`` (parametric bootstrap; pass ``n=`` and ``seed=``).
-        See ``mixedfit.inference.intervals.confint``.
+        See ``mixedfit.inference.confint.confint``.
         """
         with self.model.blas_threads():
-            return intervals.confint(self, method=method, level=level, parm=parm, **kw)
+            return confint.confint(self, method=method, level=level, parm=parm, **kw)
 
     def profile(self, which=None, **kw) -> pd.DataFrame:
         """The likelihood profile (lme4's ``as.data.frame(profile(fit))``); see ``mixedfit.inference.profile.profile``."""

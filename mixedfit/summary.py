@@ -34,14 +34,14 @@ __all__ = [
     "residuals_block", "format_vc", "varcorr_block", "groups_block", "coef_matrix", "fixef_block",
     "correlation_cells", "correlation_block", "correlation_note", "fit_warnings_block",
     "convergence_block", "summary_text", "fixed_effects_print_block", "print_text", "lmertest_ddf",
-    "PRINT_DIGITS",
+    "PRINT_DIGITS", "captured",
 ]
 
 #: ``max(3, getOption("digits") - 3)``: digits of lme4's print methods
 PRINT_DIGITS = max(3, rf.R_DIGITS - 3)
 
 
-def _captured(text: str) -> str:
+def captured(text: str) -> str:
     """What ``paste(capture.output(...), collapse = "\\n")`` makes of console
     output: the lines, without the newline that ends the last one."""
     return text[:-1] if text.endswith("\n") else text
@@ -363,7 +363,7 @@ def summary_text(fit: Any, ddf: str | None = None, formula: str | None = None) -
         fit_warnings_block(fit),
         convergence_block(fit, summary=False),
     ]
-    return _captured("".join(parts))
+    return captured("".join(parts))
 
 
 def fixed_effects_print_block(fit: Any, digits: int = PRINT_DIGITS) -> str:
@@ -388,4 +388,4 @@ def print_text(fit: Any) -> str:
         fit_warnings_block(fit),
         convergence_block(fit, summary=True),
     ]
-    return _captured("".join(parts))
+    return captured("".join(parts))

@@ -39,9 +39,11 @@ from .formula.spec import ParsedFormula
 
 __all__ = ["RandomEffectsTerm", "Design", "build_design", "by_row_label", "frame_of_columns",
            "build_model_frame", "check_levels", "drop_rank_deficient", "from_table", "model_variables",
-           "plural", "warn_on_scales"]
+           "plural", "warn_on_scales", "RANK_TOLERANCE", "as_dataframe", "check_response_varies", "preview",
+           "tall_r_factor"]
 
-_RANK_TOLERANCE = 1e-7  # lme4's chkRank.drop.cols
+#: Tolerance of the rank checks on X (lme4's ``chkRank.drop.cols``)
+RANK_TOLERANCE = 1e-7
 _RANK_MARGIN = 1e3  # how far above dqrdc2's threshold an unpivoted QR must stay to skip the port
 _SCALE_TOLERANCE = 1000.0  # lme4's checkScaleX
 SCALE_MESSAGE = "Some predictor variables are on very different scales: consider rescaling"
@@ -227,7 +229,7 @@ def from_table(data: Any) -> Any:
     return data
 
 
-def _as_dataframe(data: Any) -> pd.DataFrame:
+def as_dataframe(data: Any) -> pd.DataFrame:
     """The data as a DataFrame: a dict of arrays, or a table with ``to_pandas()``
     (polars, pyarrow), is converted; the caller's object is never modified."""
     data = from_table(data)
@@ -323,7 +325,7 @@ def by_row_label(values: Any, rows: pd.Index, what: str, where: str = "the data"
         return values.reindex(rows)
     strangers = values.index[~values.index.isin(rows)]
     if len(strangers):
-        detail = (f"{plural(len(strangers), 'label')} of its index ({_preview(strangers)}) "
+        detail = (f"{plural(len(strangers), 'label')} of its index ({preview(strangers)}) "
                   f"{'is' if len(strangers) == 1 else 'are'} not among them")
     elif len(values) != len(rows):
         detail = f"its index has {len(values)} labels for {len(rows)} rows"
@@ -349,7 +351,7 @@ def _extra_column(argument: Any, what: str, evaluator: Evaluator) -> tuple[str, 
         values = np.asarray(argument, dtype=float)
     except (TypeError, ValueError):
         raise DataError(f"{what} must be a column name or numbers; got a "
-                        f"{type(argument).__name__} holding {_preview(argument)}") from None
+                        f"{type(argument).__name__} holding {preview(argument)}") from None
     if values.ndim != 1 or len(values) != n:
         raise DataError(f"{what} must be a column name or {n} values (one per data row), "
                         f"not an array of shape {values.shape}")
@@ -381,7 +383,7 @@ def _glm_response(parsed: ParsedFormula, frame: ModelFrame, family: Family) -> n
                             f"the {family.name} family needs numbers")
         if len(value.levels) != 2:
             raise DataError(f"the binomial response '{label}' is a factor with "
-                            f"{len(value.levels)} levels ({_preview(value.levels)}); it needs two: "
+                            f"{len(value.levels)} levels ({preview(value.levels)}); it needs two: "
                             "the first is failure, the second success")
         return (value.codes != 0).astype(float)
     values = value.values.astype(float) if isinstance(value, Logical) else value.values
@@ -390,7 +392,7 @@ def _glm_response(parsed: ParsedFormula, frame: ModelFrame, family: Family) -> n
     return values
 
 
-def _preview(values: Any, limit: int = 5) -> str:
+def preview(values: Any, limit: int = 5) -> str:
     """The first few of *values*, for a message: ``3, 7, 9, ...``."""
     items = [str(v) for v in list(np.atleast_1d(np.asarray(values, dtype=object)))[: limit + 1]]
     return ", ".join(items[:limit]) + (", ..." if len(items) > limit else "")
@@ -415,35 +417,35 @@ def _check_finite(values: np.ndarray, what: str, rows: pd.Index,
     where = np.flatnonzero(bad[:, column])
     label = f"{what} '{names[column]}'" if names else what
     raise DataError(f"{label} has infinite values in {plural(len(where), 'row')} "
-                    f"(index {_preview(rows[where])}); remove those rows or transform "
+                    f"(index {preview(rows[where])}); remove those rows or transform "
                     "the variable (lme4 stops on them too)")
 
 
-def _check_response_varies(y: np.ndarray, X: np.ndarray, offset: np.ndarray | None,
-                           label: str) -> None:
+def check_response_varies(y: np.ndarray, X: np.ndarray, offset: np.ndarray | None,
+                          label: str) -> None:
     """Refuse a response the fixed effects fit exactly (a constant one, say).
 
     Its residual variance is zero, so the deviance is -inf: lme4 returns
     arbitrary estimates with convergence warnings.
     """
     target = y if offset is None else y - offset
-    r = _tall_r_factor(np.column_stack([X, target]))
+    r = tall_r_factor(np.column_stack([X, target]))
     # The last diagonal entry of R is the norm of target's residual on X; where
     # [X target] has more columns than rows, that residual is zero.
     residual = abs(r[-1, -1]) if r.shape[0] == r.shape[1] else 0.0
     if residual > _EXACT_FIT_TOLERANCE * np.linalg.norm(target):
         return
     if np.all(y == y[0]):
-        raise DataError(f"the response '{label}' is constant ({_preview(y[:1])} in every row "
+        raise DataError(f"the response '{label}' is constant ({preview(y[:1])} in every row "
                         "used): there is no variation to model")
     raise DataError(f"the response '{label}' is an exact linear function of the fixed effects "
                     "(every residual is zero): no variance can be estimated")
 
 
-_TSQR_ROWS = 8192  # rows per block of _tall_r_factor
+_TSQR_ROWS = 8192  # rows per block of tall_r_factor
 
 
-def _tall_r_factor(X: np.ndarray) -> np.ndarray:
+def tall_r_factor(X: np.ndarray) -> np.ndarray:
     """R of X = QR (up to the signs of its rows) by QRs of row blocks, then of their stacked Rs.
 
     Householder QR of a tall matrix runs at memory speed; blocks that stay in
@@ -453,7 +455,7 @@ def _tall_r_factor(X: np.ndarray) -> np.ndarray:
     Examples
     --------
     >>> X = np.random.default_rng(0).normal(size=(20_000, 3))
-    >>> bool(np.allclose(np.abs(_tall_r_factor(X)), np.abs(np.linalg.qr(X, mode="r"))))
+    >>> bool(np.allclose(np.abs(tall_r_factor(X)), np.abs(np.linalg.qr(X, mode="r"))))
     True
     """
     if X.shape[0] <= _TSQR_ROWS:
@@ -491,7 +493,7 @@ def _pivoted_qr_rank(X: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
     """
     n, p = X.shape
     if n >= p:
-        r = np.abs(np.diagonal(_tall_r_factor(X)))
+        r = np.abs(np.diagonal(tall_r_factor(X)))
         norms = np.linalg.norm(X, axis=0)
         if np.all(r >= _RANK_MARGIN * tol * np.where(norms == 0, 1.0, norms)):
             return p, np.arange(p)
@@ -547,7 +549,7 @@ def drop_rank_deficient(X: np.ndarray, xnames: list[str]) -> tuple[np.ndarray, l
     p = X.shape[1]
     if p == 0:
         return X, xnames, []
-    rank, pivot = _pivoted_qr_rank(X, _RANK_TOLERANCE)
+    rank, pivot = _pivoted_qr_rank(X, RANK_TOLERANCE)
     if rank == p:
         return X, xnames, []
     dropped = p - rank
@@ -733,7 +735,7 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
     >>> [(t.group, t.nlevels) for t in d.terms]
     [('cask:batch', 30), ('batch', 10)]
     """
-    frame_data = _as_dataframe(data)
+    frame_data = as_dataframe(data)
     parsed = parse_formula(formula)
     if not parsed.bars:
         raise FormulaError(caret_message(formula, 0, len(formula),
@@ -768,10 +770,10 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
             X_dropped = X_full[:, [full_names.index(c) for c in dropped]]
             dropped_coef = np.linalg.lstsq(X, X_dropped, rcond=None)[0]
         if family is None:
-            _check_response_varies(y, X, offset_values, parsed.response_label)
+            check_response_varies(y, X, offset_values, parsed.response_label)
         elif np.all(y == y[0]):  # lme4's check.response.not.const
             raise DataError(f"the response '{parsed.response_label}' is constant "
-                            f"({_preview(y[:1])} in every row used): lme4: Response is constant")
+                            f"({preview(y[:1])} in every row used): lme4: Response is constant")
         badly_scaled = _check_scale(X)
     return Design(y=y, X=X, xnames=xnames, terms=terms, response=parsed.response_label,
                   formula=lme4_deparse(formula), formula_written=deparse_formula(formula),
@@ -825,7 +827,7 @@ def _zero_weight_rows(values: np.ndarray, name: str, index: pd.Index) -> np.ndar
     negative = np.flatnonzero(present & (values < 0))
     if negative.size:
         raise DataError(f"{plural(negative.size, 'negative weight')} in {label} (index "
-                        f"{_preview(index[negative])}); weights must be >= 0 (lme4: "
+                        f"{preview(index[negative])}); weights must be >= 0 (lme4: "
                         "all(weights >= 0) is not TRUE)")
     return values == 0
 

@@ -31,7 +31,7 @@ import pandas as pd
 from scipy.stats import norm, t as t_dist
 
 from .errors import MixedFitError, MixedFitWarning, warn
-from .inference.confint import varpar_names
+from .inference.parameters import varpar_names
 from .inference.profile import profile_confint
 from .summary import lmertest_ddf
 

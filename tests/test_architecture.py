@@ -14,11 +14,13 @@ never for a module of mixedfit.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "mixedfit"
+LAYOUT_PAGE = PACKAGE.parent / "docs" / "architecture.md"
 
 #: Each floor's modules, bottom first (a name ending in "." stands for a subpackage).
 FLOORS = [
@@ -143,6 +145,19 @@ def _floor(module: str) -> int:
     raise AssertionError(f"{module} is on no floor: add it to FLOORS in {Path(__file__).name}")
 
 
+def _page_floors(text: str) -> dict[str, list[str]]:
+    """The modules a page lists (``- `mixedfit....`: ...``) under each floor's ``## `` heading."""
+    floors: dict[str, list[str]] = {}
+    listed: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("## "):
+            listed = floors.setdefault(line[3:].strip(), [])
+        match = re.match(r"\s*- `(mixedfit[\w.]*)`", line)
+        if match:
+            listed.append(match.group(1))
+    return floors
+
+
 def test_no_import_cycle():
     edges, _ = _edges()
     assert _cycles(edges) == []
@@ -180,3 +195,14 @@ def test_the_check_sees_imports_inside_functions(tmp_path, monkeypatch, source, 
 
 def test_the_check_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_layout_page_names_every_module_on_its_floor():
+    listed = _page_floors(LAYOUT_PAGE.read_text(encoding="utf-8"))
+    expected = {name: sorted(m for m in _modules() if FLOORS[_floor(m)][0] == name) for name, _ in FLOORS}
+    assert {name: sorted(modules) for name, modules in listed.items()} == expected
+
+
+def test_the_page_check_reads_floors_and_nested_modules():
+    page = "# Layout\n\n## base\n\n- `mixedfit.a`: a.\n    - `mixedfit.a.b`: b.\n\n## top\n\n- `mixedfit`: it.\n"
+    assert _page_floors(page) == {"base": ["mixedfit.a", "mixedfit.a.b"], "top": ["mixedfit"]}

@@ -21,7 +21,7 @@ dd = pytest.importorskip("dask.dataframe")
 distributed = pytest.importorskip("distributed")
 
 import mixedfit as mf  # noqa: E402
-from mixedfit.distributed import exact_quantiles, mixed_parquet  # noqa: E402
+from mixedfit.distributed import mixed_parquet  # noqa: E402
 from mixedfit.terms import SCALE_MESSAGE  # noqa: E402
 from mixedfit.errors import DataError, ModelSpecError, RankDeficiencyWarning, ScaleWarning  # noqa: E402
 
@@ -235,17 +235,6 @@ def test_anova_refits_reml_fits_from_the_sums(client):
         ref = mf.anova(*[mf.mixed(f, sleep) for f in formulas])
     np.testing.assert_allclose(ours["deviance"].to_numpy(float), ref["deviance"].to_numpy(float), rtol=RTOL)
     np.testing.assert_allclose(ours["Chisq"].to_numpy(float)[1], ref["Chisq"].to_numpy(float)[1], rtol=1e-6)
-
-
-@pytest.mark.parametrize("values", [
-    [3.0, -1.0, 2.5, 10.0, 0.0],
-    [1.0] * 7 + [2.0] * 3,
-    list(np.random.default_rng(0).standard_normal(5001)),
-])
-def test_exact_quantiles_are_numpys(values):
-    probs = [0, 0.1, 0.25, 0.5, 0.75, 0.99, 1]
-    x = dd.from_pandas(pd.Series(values + [np.nan]), npartitions=3)
-    np.testing.assert_array_equal(exact_quantiles(x, probs), np.quantile(values, probs))
 
 
 # -- files and partitions that cannot make one table -------------------------------

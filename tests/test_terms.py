@@ -1,9 +1,8 @@
-"""build_design and R's model.matrix rules against R and lme4.
+"""build_design against lme4 (R's model.matrix rules: tests/formula/test_model_matrix.py).
 
 Expected values come from ``tests/lme4/formula_cases.R`` (R 4.2, lme4 1.1-31):
-``model.matrix()`` on a small made-up data frame, and ``lme4::lFormula()`` on
-the bundled data sets (fixed and random-effects names, matrices, levels,
-lme4's term order, rows used, weights and offsets).
+``lme4::lFormula()`` on the bundled data sets (fixed and random-effects names,
+matrices, levels, lme4's term order, rows used, weights and offsets).
 """
 
 from __future__ import annotations
@@ -19,12 +18,6 @@ import pytest
 from mixedfit.datasets import load_dataset
 from mixedfit.errors import (DataError, FormulaError, MixedFitWarning, ModelSpecError,
                              RankDeficiencyWarning, ScaleWarning)
-from mixedfit.formula.deparse import deparse
-from mixedfit.formula.evaluate import Evaluator
-from mixedfit.formula.frame import model_frame
-from mixedfit.formula.model_matrix import model_matrix
-from mixedfit.formula.parse import parse_formula_tree
-from mixedfit.formula.rterms import model_terms, term_variables
 from mixedfit.terms import build_design
 
 FIXTURE = Path(__file__).parent / "lme4" / "fixtures" / "formula_cases.json"
@@ -43,43 +36,6 @@ def _assert_summary(actual: np.ndarray, expected: dict) -> None:
                                rtol=1e-10, atol=1e-8)
     np.testing.assert_allclose(actual[: len(expected["head"])], _matrix(expected["head"]),
                                rtol=1e-12, atol=1e-12)
-
-
-# ---- model.matrix on made-up data --------------------------------------------
-
-def _matrix_data() -> pd.DataFrame:
-    columns = {}
-    for name, spec in CASES["matrix_data"].items():
-        if "levels" in spec:
-            columns[name] = pd.Categorical(spec["values"], categories=spec["levels"],
-                                           ordered=spec["ordered"])
-        else:
-            columns[name] = spec["values"]
-    return pd.DataFrame(columns)
-
-
-def _r_model_matrix(formula: str, data: pd.DataFrame):
-    terms = model_terms(*parse_formula_tree(formula), formula)
-    frame = model_frame(Evaluator(data, formula), list(terms.variables))
-    return terms, model_matrix(terms, frame.values, frame.nrows)
-
-
-@pytest.mark.parametrize("case", CASES["matrices"], ids=lambda c: c["input"])
-def test_model_matrix_matches_r(case):
-    _, (X, names, _, _) = _r_model_matrix(case["input"], _matrix_data())
-    assert names == case["colnames"]
-    np.testing.assert_allclose(X, _matrix(case["values"]), rtol=1e-12, atol=1e-14)
-
-
-@pytest.mark.parametrize("case", CASES["matrices"], ids=lambda c: c["input"])
-def test_model_matrix_columns_know_their_terms(case):
-    # each of R's column names is its term's variables, each followed by its suffix
-    terms, matrix = _r_model_matrix(case["input"], _matrix_data())
-    labels = [deparse(v) for v in terms.variables]
-    for name, term, suffixes in zip(case["colnames"], matrix.assign, matrix.suffixes):
-        variables = [] if term == 0 else [labels[i] for i in term_variables(terms.terms[term - 1])]
-        assert ":".join(v + s for v, s in zip(variables, suffixes)) == \
-            ("" if name == "(Intercept)" else name)
 
 
 # ---- lFormula on the bundled data sets ---------------------------------------
@@ -274,9 +230,9 @@ def _rank_test_matrices():
 
 @pytest.mark.parametrize("name, X", list(_rank_test_matrices()), ids=lambda v: v if isinstance(v, str) else "")
 def test_rank_shortcut_agrees_with_the_dqrdc2_port(name, X):
-    from mixedfit.terms import _RANK_TOLERANCE, _dqrdc2, _pivoted_qr_rank
+    from mixedfit.terms import RANK_TOLERANCE, _dqrdc2, _pivoted_qr_rank
 
-    rank, pivot = _pivoted_qr_rank(X, _RANK_TOLERANCE)
-    port_rank, port_pivot = _dqrdc2(X, _RANK_TOLERANCE)
+    rank, pivot = _pivoted_qr_rank(X, RANK_TOLERANCE)
+    port_rank, port_pivot = _dqrdc2(X, RANK_TOLERANCE)
     assert rank == port_rank
     assert pivot.tolist() == port_pivot.tolist()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import lapack
 
-from ..terms import _RANK_TOLERANCE, _tall_r_factor
+from ..terms import RANK_TOLERANCE, tall_r_factor
 
 __all__ = ["Frame", "least_squares", "subtract_columns", "gains", "INTERCEPT"]
 
@@ -163,15 +163,15 @@ def least_squares(X: np.ndarray, target: np.ndarray,
     A = np.column_stack([X, target])
     if sw is not None:
         A *= sw[:, None]
-    R = _tall_r_factor(A)
+    R = tall_r_factor(A)
     norms = np.sqrt(np.einsum("ij,ij->j", R[:, :p], R[:, :p]))
     norms[norms == 0] = 1.0
     scaled = R[:p, :p] / norms
-    if R.shape[0] > p and np.all(np.abs(np.diagonal(scaled)) > _RANK_TOLERANCE):
+    if R.shape[0] > p and np.all(np.abs(np.diagonal(scaled)) > RANK_TOLERANCE):
         # full rank: a triangular solve, by LAPACK itself (scipy's wrapper costs 0.1 ms)
         b = lapack.dtrtrs(scaled, R[:p, p])[0] / norms
     else:
-        b = np.linalg.lstsq(R[:, :p] / norms, R[:, p], rcond=_RANK_TOLERANCE)[0] / norms
+        b = np.linalg.lstsq(R[:, :p] / norms, R[:, p], rcond=RANK_TOLERANCE)[0] / norms
     return b, float(R[:, p] @ R[:, p]), float(R[p:, p] @ R[p:, p])
 
 

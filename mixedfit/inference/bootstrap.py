@@ -31,10 +31,10 @@ from scipy.stats import norm
 from ..errors import MixedFitError, warn
 from ..model import MixedModel
 from ..progress import progress_bar
-from .confint import estimates, level_labels
+from .parameters import estimates, level_labels
 from .predict import random_generator
 
-__all__ = ["bootstrap", "BootResult", "collect_replicates", "simulate_response"]
+__all__ = ["bootstrap", "BootResult", "collect_replicates", "simulate_response", "statistic_series"]
 
 _KINDS = ("perc", "basic", "norm")
 
@@ -234,7 +234,7 @@ def _statistic(model: MixedModel, theta: np.ndarray) -> np.ndarray:
     return np.concatenate([model.layout.to_sdcor(theta, sigma), beta])
 
 
-def _as_series(value: Any, names: Iterable | None = None) -> pd.Series:
+def statistic_series(value: Any, names: Iterable | None = None) -> pd.Series:
     """A statistic's value as a Series: a number, a 1-D array, a dict or a Series.
 
     Unnamed values are named ``t1``, ``t2``, ... (boot's ``t1*``, ``t2*``).
@@ -300,7 +300,7 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
     if n < 1:
         raise MixedFitError(f"the number of bootstrap replicates must be positive, not {n}")
     rng = random_generator(seed)
-    t0 = estimates(fit) if statistic is None else _as_series(statistic(fit))
+    t0 = estimates(fit) if statistic is None else statistic_series(statistic(fit))
     ystar = simulate_response(fit, n, rng)
     design, reml, start = fit.model.design, fit.reml, fit.theta.to_numpy()
 
@@ -312,7 +312,7 @@ def bootstrap(fit, n: int, seed: int | None = None, progress: bool | None = None
         if statistic is None:
             return _statistic(model, opt.final)
         replicate = type(fit)(model, opt, conv, data_name=fit.data_name)  # what was given: numbers or face
-        return _as_series(statistic(replicate), t0.index).to_numpy()
+        return statistic_series(statistic(replicate), t0.index).to_numpy()
 
     return collect_replicates(n, t0, one, seed, progress)
 

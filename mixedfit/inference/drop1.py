@@ -44,7 +44,7 @@ from ..errors import MixedFitError
 from ..formula import parse_formula
 from ..formula.update import update_formula
 from ..rformat import zapsmall_array
-from ..terms import _as_dataframe, build_design
+from ..terms import as_dataframe, build_design
 from ..update import call_of, update
 from .lrt import AnovaTable, refit_ml
 from .fixed_tests import anova_type3
@@ -144,7 +144,7 @@ def _drop1_rank_deficient(fit, scope: list[str], method: str) -> AnovaTable:
     """F tests of each term's added span, for a fit whose X lost columns."""
     call = call_of(fit)
     design = fit.model.design
-    data = _as_dataframe(call["data"]).loc[design.rows]
+    data = as_dataframe(call["data"]).loc[design.rows]
     test = contest_md_kr if method == "Kenward-Roger" else contest_md
     columns = ["Sum Sq", "Mean Sq", "NumDF", "DenDF", "F value", "Pr(>F)"]
     rows = []

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import MixedFitError
 from ..glmm import PirlsError
-from .bootstrap import BootResult, _as_series, collect_replicates
+from .bootstrap import BootResult, collect_replicates, statistic_series
 from .glmm_profile import glmm_estimates
 from .glmm_simulate import glmm_refit, glmm_simulate
 from .predict import random_generator
@@ -49,14 +49,14 @@ def glmm_bootstrap(fit, n: int, seed: int | None = None, progress: bool | None =
     if n < 1:
         raise MixedFitError(f"the number of bootstrap replicates must be positive, not {n}")
     rng = random_generator(seed)
-    t0 = glmm_estimates(fit) if statistic is None else _as_series(statistic(fit))
+    t0 = glmm_estimates(fit) if statistic is None else statistic_series(statistic(fit))
     draws = glmm_simulate(fit, nsim=n, seed=rng)
 
     def one(i: int, messages: Counter) -> np.ndarray:
         replicate = glmm_refit(fit, draws.iloc[:, i].to_numpy())
         messages.update(replicate.fitted.conv.messages + replicate.fitted.vcov_warnings)
         stat = glmm_estimates(replicate) if statistic is None else statistic(replicate)
-        return _as_series(stat, t0.index).to_numpy()
+        return statistic_series(stat, t0.index).to_numpy()
 
     return collect_replicates(n, t0, one, seed, progress,
                               errors=(PirlsError, np.linalg.LinAlgError, ValueError, FloatingPointError))

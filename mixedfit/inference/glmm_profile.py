@@ -21,10 +21,10 @@ import pandas as pd
 from scipy.stats import chi2
 
 from ..errors import ModelSpecError, warn
-from ..model import _blas_controller
+from ..model import blas_controller
 from ..progress import progress_bar
-from .confint import select_parm, varpar_names
-from .profile import ProfileError, ProfileWarning, _both_sides, _Grid, _nloptwrap
+from .parameters import select_parm, varpar_names
+from .profile import ProfileError, ProfileGrid, ProfileWarning, nloptwrap, profile_rows
 
 __all__ = ["glmm_profile", "glmm_parameter_names", "glmm_estimates"]
 
@@ -100,7 +100,7 @@ def glmm_profile(fit, which=None, alphamax: float = 0.01, maxpts: int = 100, del
     if fit.nagq == 0:
         raise ModelSpecError("an nagq=0 fit has no deviance in β to profile (lme4 cannot either); "
                              "refit with nagq=1")
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    with blas_controller().limit(limits=1, user_api="blas"):
         return _profile(fit, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmult, progress)
 
 
@@ -115,7 +115,7 @@ def _profile(fit, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmult,
         raise ProfileError("the deviance on the (sd, cor, β) scale is not numerically consistent with the fit's")
     rows = select_parm(which, names, nvp)
     cutoff = math.sqrt(chi2.ppf(1.0 - alphamax, len(names)))
-    grid = _Grid(delta=cutoff * delta_cutoff if delta is None else float(delta), cutoff=cutoff,
+    grid = ProfileGrid(delta=cutoff * delta_cutoff if delta is None else float(delta), cutoff=cutoff,
                  maxmult=maxmult, maxpts=maxpts)
     lower, upper = _box(model)
     frames = []
@@ -133,7 +133,7 @@ def _profile(fit, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmult,
     return out
 
 
-def _profile_one(dev, base, opt, w, lower, upper, grid: _Grid, devtol: float) -> np.ndarray:
+def _profile_one(dev, base, opt, w, lower, upper, grid: ProfileGrid, devtol: float) -> np.ndarray:
     """Rows for parameter ``w``: held at each grid value, all others re-optimized from the previous point."""
     pw = opt[w]
     others = np.delete(np.arange(opt.size), w)
@@ -144,7 +144,7 @@ def _profile_one(dev, base, opt, w, lower, upper, grid: _Grid, devtol: float) ->
         return v
 
     def zetafun(xx, prev_row):
-        res = _nloptwrap(lambda x: dev(at(xx, x)), prev_row[1:][others], lower[others], upper[others])
+        res = nloptwrap(lambda x: dev(at(xx, x)), prev_row[1:][others], lower[others], upper[others])
         if res is None or not np.isfinite(res[1]):
             warn("NAs detected in profiling", ProfileWarning)
             return np.concatenate([[np.nan], at(xx, np.full(others.size, np.nan))])
@@ -159,4 +159,4 @@ def _profile_one(dev, base, opt, w, lower, upper, grid: _Grid, devtol: float) ->
 
     opt_row = np.concatenate([[0.0], opt])
     first = zetafun(0.001 if pw == 0 else pw * 1.01, opt_row)
-    return _both_sides(opt_row, first, zetafun, grid, w + 1, lower[w], upper[w], down=pw > lower[w])
+    return profile_rows(opt_row, first, zetafun, grid, w + 1, lower[w], upper[w], down=pw > lower[w])

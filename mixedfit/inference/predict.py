@@ -49,7 +49,7 @@ from ..formula.parse import parse_formula_tree
 from ..formula.rterms import model_terms, term_variables
 from ..formula.rvalues import RFactor
 from ..model import MixedModel
-from ..terms import _check_response_varies, _preview, by_row_label, frame_of_columns, from_table
+from ..terms import by_row_label, check_response_varies, frame_of_columns, from_table, preview
 
 __all__ = ["predict", "simulate", "refit", "random_generator", "fixed_matrix"]
 
@@ -440,7 +440,7 @@ def new_response(design, new_y: Any) -> np.ndarray:
         y = np.asarray(new_y, dtype=float).reshape(-1)
     except (TypeError, ValueError):
         raise DataError(f"new_y must be numbers, one per row fitted; got a {type(new_y).__name__} "
-                        f"holding {_preview(new_y)}") from None
+                        f"holding {preview(new_y)}") from None
     if y.shape[0] != design.nobs:
         raise DataError(f"new_y has {y.shape[0]} values; the fit has {design.nobs} observations")
     if not np.all(np.isfinite(y)):
@@ -484,7 +484,7 @@ def refit(fit, new_y: Any):
     design = fit.model.design
     y = new_response(design, new_y)
     # as mixed(): a response the fixed effects fit exactly has no variance to estimate
-    _check_response_varies(y, design.X, design.offset, "new_y")
+    check_response_varies(y, design.X, design.offset, "new_y")
     model = MixedModel(dataclasses.replace(design, y=y), reml=fit.reml)
     return model.fit(result=type(fit), start=np.asarray(fit.theta, float), data_name=fit.data_name,
                      weights_name=fit.weights_name, offset_name=fit.offset_name)

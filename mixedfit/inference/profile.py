@@ -53,7 +53,7 @@ from ..model import MixedModel
 from ..optimize import NLOPT_ERRORS, bobyqa_setup
 from ..progress import progress_bar
 from .lrt import refit_ml
-from .confint import (
+from .parameters import (
     estimates,
     level_labels,
     parameter_names,
@@ -61,7 +61,8 @@ from .confint import (
     varpar_names,
 )
 
-__all__ = ["profile", "profile_confint", "ProfileError", "ProfileWarning"]
+__all__ = ["profile", "profile_confint", "ProfileError", "ProfileWarning", "ProfileGrid", "nloptwrap",
+           "profile_rows"]
 
 
 class ProfileError(MixedFitError):
@@ -91,7 +92,7 @@ class _VarparDeviance:
         return self.model.cross.beta(f)
 
 
-def _nloptwrap(fn: Callable[[np.ndarray], float], start, lower, upper) -> tuple[np.ndarray, float] | None:
+def nloptwrap(fn: Callable[[np.ndarray], float], start, lower, upper) -> tuple[np.ndarray, float] | None:
     """lme4's ``nloptwrap``: BOBYQA in a box, xtol_abs = ftol_abs = 1e-8, maxeval = 1e5.
 
     Returns (x, f), the best point seen if NLopt stops on round-off (as
@@ -118,7 +119,7 @@ def _nloptwrap(fn: Callable[[np.ndarray], float], start, lower, upper) -> tuple[
 
 # -- the grid -------------------------------------------------------------------
 @dataclasses.dataclass
-class _Grid:
+class ProfileGrid:
     """lme4's stepping rule (``nextpar``/``fillmat``) for one parameter."""
 
     delta: float
@@ -156,7 +157,7 @@ class _Grid:
         return mat
 
 
-def _both_sides(opt_row, first, zetafun, grid: _Grid, cc: int, lower: float, upper: float, down: bool):
+def profile_rows(opt_row, first, zetafun, grid: ProfileGrid, cc: int, lower: float, upper: float, down: bool):
     """Rows of one parameter's profile: up from the optimum, then (if ``down``) down from it."""
     pres = np.tile(opt_row, (grid.maxpts, 1))
     nres = pres.copy()
@@ -293,7 +294,7 @@ def _profile_ml(ml, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmul
     p = len(names) - nvp
     rows = select_parm(which, names, nvp)
     cutoff = math.sqrt(chi2.ppf(1.0 - alphamax, len(names)))
-    grid = _Grid(delta=cutoff * delta_cutoff if delta is None else float(delta), cutoff=cutoff,
+    grid = ProfileGrid(delta=cutoff * delta_cutoff if delta is None else float(delta), cutoff=cutoff,
                  maxmult=maxmult, maxpts=maxpts)
     lower, upper = _varpar_box(model)
     if not math.isclose(dev(opt.to_numpy()[:nvp]), base, rel_tol=1e-5):
@@ -336,7 +337,7 @@ def _varpar_box(model: MixedModel) -> tuple[np.ndarray, np.ndarray]:
     return lower, upper
 
 
-def _profile_varpar(dev, base, opt, w, nvp, lower, upper, grid: _Grid, devtol) -> np.ndarray:
+def _profile_varpar(dev, base, opt, w, nvp, lower, upper, grid: ProfileGrid, devtol) -> np.ndarray:
     """Profile rows for variance parameter ``w`` (the others re-optimized at each point)."""
     pw = opt[w]
     others = np.delete(np.arange(nvp), w)
@@ -349,7 +350,7 @@ def _profile_varpar(dev, base, opt, w, nvp, lower, upper, grid: _Grid, devtol) -
 
     def zetafun(xx, prev_row):
         start = prev_row[1 : nvp + 1][others]
-        res = _nloptwrap(lambda x: dev(at(xx, x)), start, lower[others], upper[others])
+        res = nloptwrap(lambda x: dev(at(xx, x)), start, lower[others], upper[others])
         if res is None or not np.isfinite(res[1]):
             warn("NAs detected in profiling", ProfileWarning)
             v = at(xx, np.full(others.size, np.nan))
@@ -367,10 +368,10 @@ def _profile_varpar(dev, base, opt, w, nvp, lower, upper, grid: _Grid, devtol) -
     opt_row = np.concatenate([[0.0], opt])
     shift = 0.001 if pw == 0 else pw * 1.01
     first = zetafun(shift, opt_row)
-    return _both_sides(opt_row, first, zetafun, grid, w + 1, lower[w], upper[w], down=pw > lower[w])
+    return profile_rows(opt_row, first, zetafun, grid, w + 1, lower[w], upper[w], down=pw > lower[w])
 
 
-def _profile_fixef(ml, base, opt, j, nvp, grid: _Grid) -> np.ndarray:
+def _profile_fixef(ml, base, opt, j, nvp, grid: ProfileGrid) -> np.ndarray:
     """Profile rows for fixed effect ``j``: its column moves to the offset, θ is refitted."""
     model = ml.model
     design = model.design
@@ -384,7 +385,7 @@ def _profile_fixef(ml, base, opt, j, nvp, grid: _Grid) -> np.ndarray:
 
     def zetafun(fw, prev_row=None):
         sub = MixedModel(dataclasses.replace(design, X=xdrop, xnames=xnames, offset=offset0 + xj * fw), reml=False)
-        res = _nloptwrap(sub.objective, theta_opt, model.lower, np.full(model.ntheta, np.inf))
+        res = nloptwrap(sub.objective, theta_opt, model.lower, np.full(model.ntheta, np.inf))
         if res is None:
             warn("NAs detected in profiling", ProfileWarning)
             return np.full(opt.size + 1, np.nan)
@@ -398,7 +399,7 @@ def _profile_fixef(ml, base, opt, j, nvp, grid: _Grid) -> np.ndarray:
 
     opt_row = np.concatenate([[0.0], opt])
     first = zetafun(est + grid.delta * std)
-    return _both_sides(opt_row, first, zetafun, grid, nvp + 1 + j, -np.inf, np.inf, down=True)
+    return profile_rows(opt_row, first, zetafun, grid, nvp + 1 + j, -np.inf, np.inf, down=True)
 
 
 # -- splines and intervals ----------------------------------------------------------

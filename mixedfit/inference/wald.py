@@ -30,7 +30,7 @@ from scipy.stats import norm
 
 from ..errors import MixedFitError
 from .numderiv import richardson_hessian
-from .confint import level_labels, parameter_names, varpar_names
+from .parameters import level_labels, parameter_names, varpar_names
 
 __all__ = ["wald_confint", "vcov_varpar", "varpar_wald_confint"]
 

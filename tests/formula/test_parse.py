@@ -1,94 +1,14 @@
-"""The formula language against R: deparse, terms, number labels, level order.
+"""Reading formula text (mixedfit.formula.parse): backquoted names, and errors with a caret.
 
-Expected values come from ``tests/lme4/formula_cases.R`` (R 4.2, lme4 1.1-31),
-stored in ``tests/lme4/fixtures/formula_cases.json``.  Error cases check the
-exception type and where the caret points.
+Error cases check the exception type and where the caret points.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 from mixedfit.errors import FormulaError
-from mixedfit.formula import deparse_formula, lme4_deparse, parse_formula
-from mixedfit.formula.deparse import format_number
-from mixedfit.formula.parse import parse_formula_tree
-from mixedfit.formula.rterms import model_terms
-from mixedfit.formula.rvalues import as_factor
-
-FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "formula_cases.json"
-CASES = json.loads(FIXTURE.read_text(encoding="utf-8"))
-
-
-def _id(case: dict) -> str:
-    return case["input"]
-
-
-@pytest.mark.parametrize("case", CASES["deparse"], ids=_id)
-def test_deparse_matches_r(case):
-    assert deparse_formula(case["input"]) == case["deparse"]
-
-
-@pytest.mark.parametrize("case", CASES["designs"], ids=lambda c: c["id"])
-def test_deparse_of_model_formulas_matches_r(case):
-    # lme4 prints its formula with ``||`` expanded (lFormula()$formula).
-    assert lme4_deparse(case["formula"]) == case["deparse"]
-
-
-@pytest.mark.parametrize("case", CASES["terms"], ids=_id)
-def test_term_labels_match_r(case):
-    terms = model_terms(*parse_formula_tree(case["input"]), case["input"])
-    assert terms.labels() == case["labels"]
-    assert terms.intercept == case["intercept"]
-
-
-def test_numbers_format_as_r_as_character():
-    numbers = CASES["numbers"]
-    assert [format_number(float(v)) for v in numbers["input"]] == numbers["as_character"]
-
-
-@pytest.mark.parametrize("kind", ["strings", "doubles", "integers"])
-def test_factor_levels_sort_as_r(kind):
-    case = CASES["sort"][kind]
-    dtype = {"strings": object, "doubles": float, "integers": np.int64}[kind]
-    assert as_factor(np.array(case["input"], dtype=dtype)).levels == case["levels"]
-
-
-@pytest.mark.parametrize("case", CASES["designs"], ids=lambda c: c["id"])
-def test_bar_terms_before_reordering_match_lme4_labels(case):
-    # lme4 reorders terms by number of levels; as a set, the labels are findbars'.
-    labels = sorted(bar.label for bar in parse_formula(case["formula"]).bars)
-    assert labels == sorted(term["label"] for term in case["terms"])
-
-
-def test_double_bar_expands_as_lme4():
-    bars = parse_formula("y ~ (x * z || g)").bars
-    assert [bar.label for bar in bars] == ["1 | g", "0 + x | g", "0 + z | g", "0 + x:z | g"]
-    assert not any(bar.correlated for bar in bars)
-
-
-def test_double_bar_without_intercept_has_no_intercept_term():
-    assert [b.label for b in parse_formula("y ~ (0 + x || g)").bars] == ["0 + x | g"]
-
-
-def test_slash_expands_inner_first_as_lme4():
-    bars = parse_formula("y ~ (1 | a/b/c)").bars
-    assert [bar.group_label for bar in bars] == ["c:(b:a)", "b:a", "a"]
-
-
-def test_slash_and_double_bar_combine_as_lme4():
-    bars = parse_formula("y ~ (x || g/h)").bars
-    assert [bar.label for bar in bars] == ["1 | h:g", "1 | g", "0 + x | h:g", "0 + x | g"]
-
-
-def test_fixed_part_drops_bars_and_keeps_intercept_choice():
-    assert parse_formula("y ~ 0 + x + (1 | g)").fixed_terms.intercept is False
-    only_bars = parse_formula("y ~ (1 | g)").fixed_terms
-    assert only_bars.intercept and only_bars.labels() == []
+from mixedfit.formula import parse_formula
 
 
 def test_backquoted_names_parse():

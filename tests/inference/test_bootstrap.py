@@ -36,8 +36,8 @@ import pytest
 from scipy.stats import expon
 
 from mixedfit.inference.bootstrap import BootResult, bootstrap, simulate_response
-from mixedfit.inference.confint import estimates
-from mixedfit.inference.intervals import confint
+from mixedfit.inference.confint import confint
+from mixedfit.inference.parameters import estimates
 
 from _cases import fitted, fixture
 

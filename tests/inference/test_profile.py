@@ -29,9 +29,9 @@ import pytest
 from scipy.stats import norm
 
 import mixedfit as mf
-from mixedfit.inference.confint import format_perc, parameter_names
-from mixedfit.inference.intervals import confint
+from mixedfit.inference.confint import confint
 from mixedfit.inference.lrt import refit_ml as ml_refit
+from mixedfit.inference.parameters import format_perc, parameter_names
 from mixedfit.inference.profile import ProfileError, ProfileWarning, profile, profile_confint
 from mixedfit.model import Convergence
 from mixedfit.results import MixedResults

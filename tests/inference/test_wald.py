@@ -31,9 +31,9 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from mixedfit.inference.confint import varpar_names
-from mixedfit.inference.intervals import confint
+from mixedfit.inference.confint import confint
 from mixedfit.inference.numderiv import richardson_hessian
+from mixedfit.inference.parameters import varpar_names
 from mixedfit.inference.wald import vcov_varpar, varpar_wald_confint, wald_confint
 from mixedfit.model import Convergence
 from mixedfit.results import MixedResults

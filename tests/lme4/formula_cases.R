@@ -1,5 +1,5 @@
 # Reference output of R and lme4 for the formula language and the design,
-# for tests/formula/test_parse.py and tests/test_terms.py.
+# for tests/formula/ (through tests/formula/_formula_cases.py) and tests/test_terms.py.
 #
 # Run from the repository root:
 #     Rscript tests/lme4/formula_cases.R

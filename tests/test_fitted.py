@@ -1,4 +1,4 @@
-"""Nothing is lost: pickling, the JSON record, and fitting twice.
+"""The fitted numbers (mixedfit.fitted) lose nothing: pickling, the JSON record, and fitting twice.
 
 * ``pickle`` gives back a fit with the same estimates and the same summary;
 * :meth:`MixedResults.to_dict` holds every estimate and is strict JSON;
