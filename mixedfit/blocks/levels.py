@@ -126,7 +126,7 @@ def _first_block_2x2(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
     small matrix products and a few elementwise operations on ℓ-vectors,
     several times faster than products of stacks of 2×2 matrices.
     """
-    t00, t10, t11 = T[0, 0], T[1, 0], T[1, 1]
+    (t00, _), (t10, t11) = T.tolist()  # Python floats: the same products, without numpy's scalar overhead
     C = np.array([[t00 * t00, 2.0 * t00 * t10, t10 * t10], [0.0, t11 * t00, t11 * t10], [0.0, 0.0, t11 * t11]])
     B = C @ A + _unit_planes(2)
     det = B[0] * B[2] - B[1] * B[1]

@@ -195,6 +195,9 @@ class Evaluator:
             values = self.column(node.name, node)
             if node.name in self.logical:  # R's logical, NA where missing
                 return Logical(values == 1, np.isnan(values))
+            # What evaluating the bare name would give, without compiling it (a
+            # third of building a small model's design went there).
+            return self.normalize(values, deparse(node), [node.name])
         namespace: dict[str, Any] = {}
         columns: list[str] = []
         expression = self.translate(node, namespace, columns)
