@@ -132,10 +132,12 @@ def is_logical_with_na(series: pd.Series) -> bool:
     >>> is_logical_with_na(pd.Series([True, None])), is_logical_with_na(pd.Series([1.0, None]))
     (True, False)
     """
-    if not series.isna().any():
+    # The dtype first: looking for missing values costs more, and only logical
+    # or object columns can be logical.
+    logical = pd.api.types.is_bool_dtype(series.dtype)
+    if not (logical or series.dtype == object) or not series.isna().any():
         return False
-    return pd.api.types.is_bool_dtype(series.dtype) or (
-        series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "boolean")
+    return logical or pd.api.types.infer_dtype(series, skipna=True) == "boolean"
 
 
 class Evaluator:
