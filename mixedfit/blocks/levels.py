@@ -14,7 +14,7 @@ import numpy as np
 from numpy.linalg import _umath_linalg
 
 __all__ = ["pair_index", "level_blocks_product", "batched_lower_inverse", "to_planes", "planes_times_blocks",
-           "FirstTerm"]
+           "FirstTerm", "lower_triangle"]
 
 
 _PLANES_MIN_LEVELS = 200  # fewest first-term levels for _first_block_planes (S ≥ 3)
@@ -160,7 +160,7 @@ def _first_block_planes(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray
         inv[at[j, j]] = 1.0 / L[at[j, j]]
         for i in range(j + 1, S):
             inv[at[i, j]] = -sum(L[at[i, k]] * inv[at[k, j]] for k in range(j, i)) / L[at[i, i]]
-    s, t = _lower_triangle(S)
+    s, t = lower_triangle(S)
     Binv = np.stack([sum(inv[at[i, a]] * inv[at[i, b]] for i in range(a, S)) for a, b in zip(s, t)])
     diagonal = np.prod(L[at[np.arange(S), np.arange(S)]], axis=0)
     return 2.0 * float(np.add.reduce(np.log(diagonal))), _packed_congruence(T.T) @ Binv
@@ -176,8 +176,8 @@ def _unit_planes(size: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def _lower_triangle(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``np.tril_indices(size)``, kept: per evaluation it cost a sixth of a small model's."""
+def lower_triangle(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.tril_indices(size)``, kept (read-only): per evaluation it cost a sixth of a small model's."""
     rows, cols = np.tril_indices(size)
     rows.flags.writeable = cols.flags.writeable = False  # cached: shared by every caller
     return rows, cols
@@ -223,7 +223,7 @@ class FirstTerm:
     def __init__(self, crossprods: np.ndarray):
         self.crossprods = crossprods
         self.nlevels, self.size = crossprods.shape[0], crossprods.shape[1]
-        s, t = np.tril_indices(self.size)
+        s, t = lower_triangle(self.size)
         self.packed = np.ascontiguousarray(crossprods[:, s, t].T)
         self._identity = np.eye(self.size)
 
@@ -255,5 +255,5 @@ class FirstTerm:
         # M = (T L⁻ᵀ)(T L⁻ᵀ)ᵀ, symmetric to rounding by construction.
         TL = T @ _umath_linalg.inv(L00, signature="d->d").transpose(0, 2, 1)
         M = TL @ TL.transpose(0, 2, 1)
-        s, t = _lower_triangle(self.size)
+        s, t = lower_triangle(self.size)
         return 2.0 * float(np.add.reduce(np.log(L00.diagonal(axis1=1, axis2=2)), axis=None)), M[:, s, t].T
