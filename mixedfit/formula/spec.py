@@ -55,8 +55,16 @@ class ParsedFormula:
         return model_terms(self.response, self.fixed, self.text)
 
     def bar_terms(self, bar: Bar) -> ModelTerms:
-        """R's ``terms()`` of ``~ lhs`` for one bar term."""
+        """R's ``terms()`` of ``~ lhs`` for one bar term (those of ``bars`` worked out once)."""
+        for known, terms in zip(self.bars, self._bars_terms):
+            if known is bar:
+                return terms
         return model_terms(None, bar.lhs, self.text)
+
+    @functools.cached_property
+    def _bars_terms(self) -> tuple[ModelTerms, ...]:
+        """``bar_terms`` of each of ``bars``: a design reads each three times."""
+        return tuple(model_terms(None, bar.lhs, self.text) for bar in self.bars)
 
 
 def parse_formula(text: str) -> ParsedFormula:
