@@ -159,8 +159,9 @@ class Evaluator:
     def __init__(self, data: pd.DataFrame, text: str, state: dict[str, Any] | None = None):
         self.data = data
         self.text = text
-        self.names = {str(c): c for c in data.columns}
-        self.duplicated = {name for name, k in Counter(map(str, data.columns)).items() if k > 1}
+        columns = data.columns.tolist()  # once: iterating an Index of Arrow strings is slow
+        self.names = {str(c): c for c in columns}
+        self.duplicated = {name for name, k in Counter(map(str, columns)).items() if k > 1}
         self.state: dict[str, Any] = {} if state is None else state
         self._columns: dict[str, np.ndarray | RFactor] = {}
         self.logical: set[str] = set()  # logical columns with NA, held as 1/0/NaN
