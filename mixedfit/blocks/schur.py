@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas
 
-from .levels import FirstTerm, pair_index, planes_times_blocks, to_planes
+from .levels import FirstTerm, lower_triangle, pair_index, planes_times_blocks, to_planes
 
 __all__ = ["shared_blocks", "distinct", "PackedMap", "RankUpdate", "XYProducts", "DenseRowProducts",
            "SparseRowProducts", "BlockUpdate", "schur_update"]
@@ -150,7 +150,7 @@ def _gram_map(Fp: np.ndarray) -> np.ndarray:
     array([ 15.,  47., 175.])
     """
     k, S, ell = Fp.shape
-    i, j = np.tril_indices(k)
+    i, j = lower_triangle(k)
     pairs = pair_index(S)
     K = np.zeros((i.size, pairs.max() + 1, ell))
     for s in range(S):
@@ -181,7 +181,7 @@ def distinct(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _lower_positions(k: int, offset: int, m: int) -> np.ndarray:
     """Flat positions in an (m, m) array of the lower triangle of its trailing k×k block, row by row."""
-    i, j = np.tril_indices(k)
+    i, j = lower_triangle(k)
     return (offset + i) * m + offset + j
 
 

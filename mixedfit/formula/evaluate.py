@@ -132,10 +132,12 @@ def is_logical_with_na(series: pd.Series) -> bool:
     >>> is_logical_with_na(pd.Series([True, None])), is_logical_with_na(pd.Series([1.0, None]))
     (True, False)
     """
-    if not series.isna().any():
+    # The dtype first: looking for missing values costs more, and only logical
+    # or object columns can be logical.
+    logical = pd.api.types.is_bool_dtype(series.dtype)
+    if not (logical or series.dtype == object) or not series.isna().any():
         return False
-    return pd.api.types.is_bool_dtype(series.dtype) or (
-        series.dtype == object and pd.api.types.infer_dtype(series, skipna=True) == "boolean")
+    return logical or pd.api.types.infer_dtype(series, skipna=True) == "boolean"
 
 
 class Evaluator:
@@ -157,8 +159,9 @@ class Evaluator:
     def __init__(self, data: pd.DataFrame, text: str, state: dict[str, Any] | None = None):
         self.data = data
         self.text = text
-        self.names = {str(c): c for c in data.columns}
-        self.duplicated = {name for name, k in Counter(map(str, data.columns)).items() if k > 1}
+        columns = data.columns.tolist()  # once: iterating an Index of Arrow strings is slow
+        self.names = {str(c): c for c in columns}
+        self.duplicated = {name for name, k in Counter(map(str, columns)).items() if k > 1}
         self.state: dict[str, Any] = {} if state is None else state
         self._columns: dict[str, np.ndarray | RFactor] = {}
         self.logical: set[str] = set()  # logical columns with NA, held as 1/0/NaN
@@ -195,6 +198,9 @@ class Evaluator:
             values = self.column(node.name, node)
             if node.name in self.logical:  # R's logical, NA where missing
                 return Logical(values == 1, np.isnan(values))
+            # What evaluating the bare name would give, without compiling it (a
+            # third of building a small model's design went there).
+            return self.normalize(values, deparse(node), [node.name])
         namespace: dict[str, Any] = {}
         columns: list[str] = []
         expression = self.translate(node, namespace, columns)

@@ -15,6 +15,7 @@ BinOp(op='+', left=Name(name='a'), right=BinOp(op=':', left=Name(name='b'), righ
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -22,7 +23,7 @@ from mixedfit.errors import FormulaError, caret_message
 
 from .nodes import Arg, BinOp, Call, Name, Node, Number, Paren, String, Unary
 
-__all__ = ["parse_expression", "parse_formula_tree"]
+__all__ = ["parse_expression", "parse_formula_tree", "require_text"]
 
 # Binding powers, from R's ?Syntax (higher binds tighter).
 _BINARY_POWER = {
@@ -282,9 +283,21 @@ def parse_expression(text: str) -> Node:
     >>> parse_expression("I(Days^2)")
     Call(func='I', args=(Arg(name=None, value=BinOp(op='^', left=Name(name='Days'), right=Number(value=2.0, integer=False))),))
     """
+    return _parsed(require_text(text))
+
+
+def require_text(text: str) -> str:
+    """``text``, where it is a string (the key of the caches of parsed formulas); else a ``FormulaError``."""
     if not isinstance(text, str):
         raise FormulaError(f"a formula must be a string such as 'y ~ x + (1 | g)', not "
                            f"{type(text).__name__}")
+    return text
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str) -> Node:
+    """The tree of ``text``, parsed once per process: nodes are frozen, so every caller can share it
+    (a fit parses its formula three times: the model, lme4's ``Formula:`` line, the formula as written)."""
     if not text.strip():
         raise FormulaError(caret_message(text, 0, message="empty formula"))
     return _Parser(text).parse_all()

@@ -9,6 +9,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from mixedfit.errors import FormulaError, caret_message
@@ -16,7 +17,7 @@ from mixedfit.errors import FormulaError, caret_message
 from .bars import Bar, split_bars
 from .deparse import deparse
 from .nodes import Node
-from .parse import parse_formula_tree
+from .parse import parse_formula_tree, require_text
 from .rterms import ModelTerms, model_terms
 
 __all__ = ["ParsedFormula", "parse_formula"]
@@ -48,14 +49,22 @@ class ParsedFormula:
     def response_label(self) -> str:
         return deparse(self.response)
 
-    @property
+    @functools.cached_property
     def fixed_terms(self) -> ModelTerms:
-        """R's ``terms()`` of the fixed-effects formula."""
+        """R's ``terms()`` of the fixed-effects formula (worked out once: building a design reads it a dozen times)."""
         return model_terms(self.response, self.fixed, self.text)
 
     def bar_terms(self, bar: Bar) -> ModelTerms:
-        """R's ``terms()`` of ``~ lhs`` for one bar term."""
+        """R's ``terms()`` of ``~ lhs`` for one bar term (those of ``bars`` worked out once)."""
+        for known, terms in zip(self.bars, self._bars_terms):
+            if known is bar:
+                return terms
         return model_terms(None, bar.lhs, self.text)
+
+    @functools.cached_property
+    def _bars_terms(self) -> tuple[ModelTerms, ...]:
+        """``bar_terms`` of each of ``bars``: a design reads each three times."""
+        return tuple(model_terms(None, bar.lhs, self.text) for bar in self.bars)
 
 
 def parse_formula(text: str) -> ParsedFormula:
@@ -87,6 +96,12 @@ def parse_formula(text: str) -> ParsedFormula:
         y ~ x + 1|g
                  ^
     """
+    return _parsed_formula(require_text(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_formula(text: str) -> ParsedFormula:
+    """``parse_formula`` once per formula text and process: the result is frozen, and keeps its ``fixed_terms``."""
     response, rhs = parse_formula_tree(text)
     if response is None:
         raise FormulaError(caret_message(text, 0, message="the formula has no response: "

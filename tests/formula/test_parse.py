@@ -49,3 +49,15 @@ def test_bad_formulas_raise_with_caret(formula, column, words):
     assert words in message
     assert formula in message
     assert _caret_column(message) == column
+
+
+def test_a_formula_text_is_parsed_once_and_its_terms_kept():
+    # fits of one formula share its frozen tree, and the terms read off it (issue 21)
+    text = "Reaction ~ Days + (Days | Subject)"
+    parsed = parse_formula(text)
+    assert parse_formula(text) is parsed
+    assert parsed.fixed_terms is parsed.fixed_terms
+    assert parsed.bar_terms(parsed.bars[0]) is parsed.bar_terms(parsed.bars[0])
+    assert parsed.bar_terms(parsed.bars[0]) == model_terms(None, parsed.bars[0].lhs, text)
+    with pytest.raises(FormulaError, match="must be a string"):
+        parse_formula(["y ~ x + (1 | g)"])  # unhashable: still the error naming the type
