@@ -333,3 +333,14 @@ def test_mixedmodels_jl_insteval_model_keeps_the_schur_map():
     formula = "y ~ 1 + service + (1|d) + (1|s) + (1|dept) + (0 + service|dept)"
     cross = MixedModel(build_design(formula, mf.load_dataset("InstEval")), reml=False).cross
     assert isinstance(cross.rest, KeptRest) and len(cross.rest.update.maps) == 2
+
+
+def test_batched_kernels_give_numpy_linalgs_bits():
+    # the first term's factor calls numpy's kernels without their wrappers: the same numbers to the bit
+    from mixedfit.blocks.levels import batched_cholesky, batched_inverse
+
+    a = np.random.default_rng(3).normal(size=(7, 4, 4))
+    spd = a @ a.transpose(0, 2, 1) + np.eye(4)
+    L = batched_cholesky(spd)
+    assert np.array_equal(L, np.linalg.cholesky(spd))
+    assert np.array_equal(batched_inverse(L), np.linalg.inv(L))

@@ -11,9 +11,21 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numpy.linalg import _umath_linalg
 
-__all__ = ["pair_index", "level_blocks_product", "batched_lower_inverse", "to_planes", "planes_times_blocks",
+try:  # numpy.linalg's batched kernels without its wrappers' checks: the same LAPACK calls
+    from numpy.linalg import _umath_linalg
+
+    def batched_cholesky(a: np.ndarray) -> np.ndarray:
+        """Lower Cholesky factors of a stack of positive definite matrices (``numpy.linalg.cholesky``)."""
+        return _umath_linalg.cholesky_lo(a, signature="d->d")
+
+    def batched_inverse(a: np.ndarray) -> np.ndarray:
+        """Inverses of a stack of nonsingular matrices (``numpy.linalg.inv``)."""
+        return _umath_linalg.inv(a, signature="d->d")
+except (ImportError, AttributeError):  # a numpy without that private module: its public functions
+    batched_cholesky, batched_inverse = np.linalg.cholesky, np.linalg.inv
+
+__all__ = ["batched_cholesky", "batched_inverse", "pair_index", "level_blocks_product", "batched_lower_inverse", "to_planes", "planes_times_blocks",
            "FirstTerm", "lower_triangle"]
 
 
@@ -251,9 +263,9 @@ class FirstTerm:
         # numpy.linalg's own batched kernels, without its wrappers' checks and
         # error-state contexts (Machines' 6 levels: 42 of the 67 µs here): the
         # same LAPACK calls, so the same numbers.  B ≥ I, so the factor exists.
-        L00 = _umath_linalg.cholesky_lo(T.T @ self.crossprods @ T + self._identity, signature="d->d")
+        L00 = batched_cholesky(T.T @ self.crossprods @ T + self._identity)
         # M = (T L⁻ᵀ)(T L⁻ᵀ)ᵀ, symmetric to rounding by construction.
-        TL = T @ _umath_linalg.inv(L00, signature="d->d").transpose(0, 2, 1)
+        TL = T @ batched_inverse(L00).transpose(0, 2, 1)
         M = TL @ TL.transpose(0, 2, 1)
         s, t = lower_triangle(self.size)
         return 2.0 * float(np.add.reduce(np.log(L00.diagonal(axis1=1, axis2=2)), axis=None)), M[:, s, t].T

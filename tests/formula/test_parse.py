@@ -9,6 +9,7 @@ import pytest
 
 from mixedfit.errors import FormulaError
 from mixedfit.formula import parse_formula
+from mixedfit.formula.rterms import model_terms
 
 
 def test_backquoted_names_parse():
