@@ -33,7 +33,7 @@ from .optimize import OptSummary, bobyqa
 from .terms import Design
 from .theta import ThetaLayout
 
-__all__ = ["GlmmModel", "GlmmFit", "PirlsState", "PirlsError", "paired_derivatives"]
+__all__ = ["GlmmModel", "GlmmFit", "PirlsState", "PirlsError", "PwlsSums", "paired_derivatives"]
 
 _TOL_PWRSS = 1e-7  # glmerControl(tolPwrss)
 _MAXIT = 100  # mkdevfun's maxit for glmer
@@ -87,6 +87,33 @@ class PirlsState:
     @property
     def ldL2(self) -> float:
         return self.L.logdet
+
+
+@dataclass
+class PwlsSums:
+    """The row sums one PIRLS step solves from: (a) of PIRLS's split into sums and solve.
+
+    At the step's working weights W and working response z: per level of
+    the first term ``level`` = Σ wᵢ zᵢₛ zᵢₜ (s ≥ t), the rest's weighted
+    products ``B`` (with the first term's columns) and ``C`` (with its own,
+    without the identity), ``zwz`` = (ZΛ)ᵀWz, and where β is solved too
+    ``zwx`` = (ZΛ)ᵀWX, ``xwx`` = XᵀWX and ``xwz`` = XᵀWz.  Sums over rows,
+    so those of parts of the rows add up (``+``) to those of all of them;
+    ``GlmmModel._solve`` is (b), the same from any source of sums.
+    """
+
+    level: np.ndarray
+    B: np.ndarray
+    C: np.ndarray
+    zwz: np.ndarray
+    zwx: np.ndarray | None = None
+    xwx: np.ndarray | None = None
+    xwz: np.ndarray | None = None
+
+    def __add__(self, other: "PwlsSums") -> "PwlsSums":
+        # not dataclasses.astuple: it deep-copies every array
+        pairs = ((getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
+        return PwlsSums(*(None if a is None else a + b for a, b in pairs))
 
 
 class BlockFactor:
@@ -419,30 +446,21 @@ class GlmmModel:
         n, k = values.shape
         return sp.csr_matrix((values.ravel(), columns.ravel(), np.arange(0, n * k + 1, k)), shape=(n, width))
 
-    def _weighted_blocks(self, values: list[np.ndarray], template0: np.ndarray, sqrtw: np.ndarray) -> BlockFactor:
-        """The factor of ΛᵀZᵀWZΛ + I from the terms' ZΛ entries at weights sqrtw² (``template0``: the
-        first term's Λ template, T: its blocks are ``Tᵀ (Σ wᵢ zᵢ zᵢᵀ) T + I`` per level)."""
-        first, S0 = self.design.terms[0], self.design.terms[0].size
-        v0 = values[0] * sqrtw[:, None]
-        sums = self._level_sums(sqrtw * sqrtw)
-        if S0 == 1:
-            D = (sums * template0[0, 0] ** 2 + 1.0).reshape(-1, 1, 1)
-        elif S0 == 2:  # Tᵀ G T elementwise: a batched matmul of 2×2 blocks costs more
-            (t00, _), (t10, t11) = template0
-            a, b, c = sums.T
-            D = np.empty((first.nlevels, 2, 2))
-            D[:, 0, 0] = t00 * t00 * a + 2.0 * t00 * t10 * b + t10 * t10 * c + 1.0
-            D[:, 0, 1] = D[:, 1, 0] = t11 * (t00 * b + t10 * c)
-            D[:, 1, 1] = t11 * t11 * c + 1.0
-        else:
-            rows, cols = self._tril0
-            G = np.empty((first.nlevels, S0, S0))
-            G[:, rows, cols] = G[:, cols, rows] = sums
-            D = template0.T @ G @ template0
-            D[:, np.arange(S0), np.arange(S0)] += 1.0
-        q0 = first.nlevels * S0
+    def _block_sums(self, values: list[np.ndarray], sqrtw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The row sums ΛᵀZᵀWZΛ is made of, at weights sqrtw² (``values``: the terms' ZΛ entries).
+
+        Per level of the first term, Σ wᵢ zᵢₛ zᵢₜ (``_level_sums``: Λ's
+        template is applied in ``_factor``); the rest's products with the
+        first term's columns (B) and with themselves (C, without the
+        identity).  Each is a sum over rows: the sums of parts of the rows
+        add up to those of all of them.
+        """
+        S0 = self.design.terms[0].size
+        level = self._level_sums(sqrtw * sqrtw)
+        q0 = self.design.terms[0].nlevels * S0
         if len(values) == 1:
-            return BlockFactor(D, np.empty((0, q0)), np.empty((0, 0)))
+            return level, np.empty((0, q0)), np.empty((0, 0))
+        v0 = values[0] * sqrtw[:, None]
         vr = np.hstack(values[1:]) * sqrtw[:, None]
         if self._pair_index is not None:
             B, C = (self._dense_products(pairs, vr, other, size)
@@ -452,8 +470,33 @@ class GlmmModel:
             rest = self._sparse(vr, self._columns[:, S0:] - q0, self.q - q0)
             C = (rest.T @ rest).toarray()
             B = (rest.T @ self._sparse(v0, self._columns[:, :S0], q0)).toarray()
+        return level, B, C
+
+    def _factor(self, sums: PwlsSums, template0: np.ndarray) -> BlockFactor:
+        """The factor of ΛᵀZᵀWZΛ + I from its row sums (``template0``: the first term's Λ template
+        T: its blocks are ``Tᵀ (Σ wᵢ zᵢ zᵢᵀ) T + I`` per level)."""
+        first, S0 = self.design.terms[0], self.design.terms[0].size
+        level = sums.level
+        if S0 == 1:
+            D = (level * template0[0, 0] ** 2 + 1.0).reshape(-1, 1, 1)
+        elif S0 == 2:  # Tᵀ G T elementwise: a batched matmul of 2×2 blocks costs more
+            (t00, _), (t10, t11) = template0
+            a, b, c = level.T
+            D = np.empty((first.nlevels, 2, 2))
+            D[:, 0, 0] = t00 * t00 * a + 2.0 * t00 * t10 * b + t10 * t10 * c + 1.0
+            D[:, 0, 1] = D[:, 1, 0] = t11 * (t00 * b + t10 * c)
+            D[:, 1, 1] = t11 * t11 * c + 1.0
+        else:
+            rows, cols = self._tril0
+            G = np.empty((first.nlevels, S0, S0))
+            G[:, rows, cols] = G[:, cols, rows] = level
+            D = template0.T @ G @ template0
+            D[:, np.arange(S0), np.arange(S0)] += 1.0
+        if not sums.C.size:
+            return BlockFactor(D, sums.B, sums.C)
+        C = sums.C.copy()  # the sums stay sums (a partition's may be added to again)
         C[np.diag_indices_from(C)] += 1.0
-        return BlockFactor(D, B, C, self._gram)
+        return BlockFactor(D, sums.B, C, self._gram)
 
     def _level_sums(self, w: np.ndarray) -> np.ndarray:
         """Per level of the first term, Σ wᵢ zᵢₛ zᵢₜ over its rows for s ≥ t: (ℓ, S(S+1)/2).
@@ -543,21 +586,30 @@ class GlmmModel:
         dev = self._dev(mu)
         return float(np.sum(dev) + u @ u), mu, dev
 
-    def _solve(self, zlt: sp.csc_matrix, values: list[np.ndarray], template0: np.ndarray, sqrtw: np.ndarray,
-               z: np.ndarray, joint: bool) -> tuple[np.ndarray, np.ndarray | None, BlockFactor]:
-        """The PWLS solution (u, β or None, L) at weights W = sqrtw² for working response z (``zlt``: (ZΛ)ᵀ)."""
-        L = self._weighted_blocks(values, template0, sqrtw)
+    def step_sums(self, zlt: sp.csc_matrix, values: list[np.ndarray], sqrtw: np.ndarray, z: np.ndarray,
+                  joint: bool) -> PwlsSums:
+        """The row sums of one PIRLS step at weights W = sqrtw² and working response z (``zlt``: (ZΛ)ᵀ,
+        ``values``: the terms' ZΛ entries); with X's (``joint``) when β is solved too."""
+        level, B, C = self._block_sums(values, sqrtw)
         w = sqrtw * sqrtw
-        cu = L.solve_lower(zlt @ (w * z))
+        zwz = zlt @ (w * z)
         if not joint:
-            return L.solve_upper(cu), None, L
+            return PwlsSums(level, B, C, zwz)
         Xw = self.X * sqrtw[:, None]
-        RZX = L.solve_lower(zlt @ (self.X * w[:, None]))
+        return PwlsSums(level, B, C, zwz, zlt @ (self.X * w[:, None]), Xw.T @ Xw, Xw.T @ (sqrtw * z))
+
+    def _solve(self, sums: PwlsSums, template0: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, BlockFactor]:
+        """The PWLS solution (u, β or None, L) from one step's row sums (β where they hold X's)."""
+        L = self._factor(sums, template0)
+        cu = L.solve_lower(sums.zwz)
+        if sums.xwx is None:
+            return L.solve_upper(cu), None, L
+        RZX = L.solve_lower(sums.zwx)
         try:
-            RX = _cholesky(Xw.T @ Xw - RZX.T @ RZX)
+            RX = _cholesky(sums.xwx - RZX.T @ RZX)
         except LinAlgError:
             raise PirlsError("the fixed-effects cross products are not positive definite") from None
-        cb = _solve_lower(RX, Xw.T @ (sqrtw * z) - RZX.T @ cu)
+        cb = _solve_lower(RX, sums.xwz - RZX.T @ cu)
         beta = _solve_lower(RX, cb, transpose=True)
         return L.solve_upper(cu - RZX @ beta), beta, L
 
@@ -598,7 +650,7 @@ class GlmmModel:
                 sqrtw, wres = sqrtw0, wres0
             else:
                 mu, sqrtw, wres = self._working(eta, mu)
-            u, b, L = self._solve(zlt, values, template0, sqrtw, eta - base + wres, joint)
+            u, b, L = self._solve(self.step_sums(zlt, values, sqrtw, eta - base + wres, joint), template0)
             b = beta_old if b is None else b
             new_eta = linpred(u, b)
             pdev, mu, dev = self._penalized_deviance(new_eta, u)
