@@ -33,7 +33,7 @@ from .optimize import OptSummary, bobyqa
 from .terms import Design
 from .theta import ThetaLayout
 
-__all__ = ["GlmmModel", "GlmmFit", "PirlsState", "PirlsError", "PwlsSums", "paired_derivatives"]
+__all__ = ["GlmmModel", "GlmmFit", "MemoryRows", "PirlsState", "PirlsError", "PwlsSums", "paired_derivatives"]
 
 _TOL_PWRSS = 1e-7  # glmerControl(tolPwrss)
 _MAXIT = 100  # mkdevfun's maxit for glmer
@@ -114,6 +114,46 @@ class PwlsSums:
         # not dataclasses.astuple: it deep-copies every array
         pairs = ((getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
         return PwlsSums(*(None if a is None else a + b for a, b in pairs))
+
+
+class MemoryRows:
+    """PIRLS's source of sums in memory: the rows at hand, the current point as its η, μ and deviance
+    residuals per row.
+
+    ``sums()`` gives the row sums of a step at the current point's working
+    weights; ``evaluate(u, β)`` moves the point and returns the penalized
+    deviance there; ``state`` the converged PIRLS.  PIRLS starts at
+    ``eta_start`` (default: lme4's ``lp0`` plus the offset, whose working
+    weights the model keeps).
+    """
+
+    def __init__(self, model: GlmmModel, theta: np.ndarray, beta: np.ndarray | None,
+                 eta_start: np.ndarray | None):
+        self.model, self.joint = model, beta is None
+        self.values = model._term_values(theta)
+        self.zl = model._sparse(np.hstack(self.values), model._columns, model.q)
+        self.zlt = self.zl.T  # once per PIRLS: scipy builds a new matrix object at every .T
+        self.base = model.offset if self.joint else model.offset + model.X @ np.asarray(beta, float)
+        if eta_start is None:
+            self.eta, self._working = model._start()
+        else:
+            self.eta, self._working = eta_start, None
+        self.mu = self.dev = self.sqrtw = None
+
+    def sums(self) -> PwlsSums:
+        m = self.model
+        mu, self.sqrtw, wres = m._working(self.eta, self.mu) if self._working is None else self._working
+        self._working = None
+        return m.step_sums(self.zlt, self.values, self.sqrtw, self.eta - self.base + wres, self.joint)
+
+    def evaluate(self, u: np.ndarray, b: np.ndarray) -> float:
+        m = self.model
+        self.eta = (m.offset + m.X @ b if self.joint else self.base) + self.zl @ u
+        pdev, self.mu, self.dev = m._penalized_deviance(self.eta, u)
+        return pdev
+
+    def state(self, u: np.ndarray, b: np.ndarray, L: BlockFactor, iterations: int, halvings: int) -> PirlsState:
+        return PirlsState(u, b, self.eta, self.mu, self.dev, L, self.sqrtw, iterations, halvings)
 
 
 class BlockFactor:
@@ -623,54 +663,41 @@ class GlmmModel:
         not lower the penalized deviance, NaN.
         """
         theta = np.asarray(theta, float)
+        return self._pirls(MemoryRows(self, theta, beta, eta_start), theta, beta, u_start)
+
+    def _pirls(self, rows, theta: np.ndarray, beta: np.ndarray | None, u_start: np.ndarray | None) -> PirlsState:
+        """PIRLS's loop over a source of sums (``rows``: ``MemoryRows``, or a pass over partitions):
+        each step solves from the sums at the current point, and ``rows.evaluate`` moves the point."""
         joint = beta is None
-        values = self._term_values(theta)
         template0 = self.layout.templates(theta)[0]
-        zl = self._sparse(np.hstack(values), self._columns, self.q)
-        zlt = zl.T  # once per PIRLS: scipy builds a new matrix object at every .T
-        if eta_start is None:
-            eta, (mu, sqrtw0, wres0) = self._start()
-        else:
-            eta, mu = eta_start, None
         # Where the first step halves toward if it ends in NaN (lme4 keeps the last fit's increments
         # between evaluations): the last modes, under this θ.  Halving toward u = β = 0, η = offset,
         # cannot leave a region where μ = g⁻¹(η) is undefined (an inverse link's η < 0).
         previous = self._modes
         u_old = (np.zeros(self.q) if previous is None else previous[0]) if u_start is None else u_start
         beta_old = (np.zeros(self.p) if previous is None else previous[1]) if joint else np.asarray(beta, float)
-        base = self.offset if joint else self.offset + self.X @ beta_old
         oldpdev = np.finfo(float).max
         halvings = 0
-
-        def linpred(u_: np.ndarray, b_: np.ndarray) -> np.ndarray:
-            return (self.offset + self.X @ b_ if joint else base) + zl @ u_
-
         for it in range(1, _MAXIT + 1):
-            if it == 1 and eta_start is None:
-                sqrtw, wres = sqrtw0, wres0
-            else:
-                mu, sqrtw, wres = self._working(eta, mu)
-            u, b, L = self._solve(self.step_sums(zlt, values, sqrtw, eta - base + wres, joint), template0)
+            u, b, L = self._solve(rows.sums(), template0)
             b = beta_old if b is None else b
-            new_eta = linpred(u, b)
-            pdev, mu, dev = self._penalized_deviance(new_eta, u)
+            pdev = rows.evaluate(u, b)
             if abs((oldpdev - pdev) / pdev) < _TOL_PWRSS:
                 self._modes = (u, b)
-                return PirlsState(u, b, new_eta, mu, dev, L, sqrtw, it, halvings)
+                return rows.state(u, b, L, it, halvings)
             if np.isnan(pdev) or pdev > oldpdev:
                 for _ in range(_MAX_HALVINGS):
                     if not (np.isnan(pdev) or pdev > oldpdev):
                         break
                     u, b = (u_old + u) / 2.0, (beta_old + b) / 2.0 if joint else b
                     halvings += 1
-                    new_eta = linpred(u, b)
-                    pdev, mu, dev = self._penalized_deviance(new_eta, u)
+                    pdev = rows.evaluate(u, b)
                 if np.isnan(pdev):
                     raise PirlsError("PIRLS loop resulted in NaN value")
                 if pdev - oldpdev > _TOL_PWRSS:
                     raise PirlsError("(maxstephalfit) PIRLS step-halvings failed to reduce deviance "
                                      "in pwrssUpdate")
-            oldpdev, u_old, eta = pdev, u, new_eta
+            oldpdev, u_old = pdev, u
             if joint:
                 beta_old = b
         raise PirlsError("pwrssUpdate did not converge in (maxit) iterations")
