@@ -401,6 +401,20 @@ class GlmmModel:
     """
 
     def __init__(self, design: Design, family: Family, nagq: int = 1):
+        self._structure(design, family, nagq)
+        n = design.nobs
+        self.y = np.asarray(design.y, float)
+        self.weights = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
+        self.trials = np.ones(n) if design.trials is None else np.asarray(design.trials, float)
+        self.offset = np.zeros(n) if design.offset is None else np.asarray(design.offset, float)
+        self._columns = self._z_columns()
+        self._pair_index = self._pair_indices()
+        self._gram = self._sparse_gram()
+        self._level_order = self._sorted_rows()
+        self._closures()
+
+    def _structure(self, design: Design, family: Family, nagq: int) -> None:
+        """The checks and what PIRLS's solve and the optimizer read: none of it per row but X's columns."""
         if not design.terms:
             raise ModelSpecError("No random effects terms specified in formula")
         if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or not 0 <= nagq <= _MAX_NAGQ:
@@ -410,25 +424,16 @@ class GlmmModel:
                                  "random-effects term (lme4's restriction): use nagq=1 (Laplace) "
                                  "or nagq=0")
         self.design, self.family, self.nagq = design, family, int(nagq)
-        n = design.nobs
-        self.y = np.asarray(design.y, float)
-        self.weights = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
-        self.trials = np.ones(n) if design.trials is None else np.asarray(design.trials, float)
-        self.offset = np.zeros(n) if design.offset is None else np.asarray(design.offset, float)
         self.X = np.asarray(design.X, float)
         self.layout = ThetaLayout(design.terms)
         self.lower = self.layout.lower
         self.start = self.layout.start  # lme4's reTrms$theta for glmer
-        self._columns = self._z_columns()
         self.q = int(sum(t.size * t.nlevels for t in design.terms))
-        self._pair_index = self._pair_indices()
-        self._gram = self._sparse_gram()
         self._tril0 = np.tril_indices(design.terms[0].size)
-        self._level_order = self._sorted_rows()
-        self._lp0: np.ndarray | None = None  # linear predictor PIRLS starts from (lme4's lp0)
+        self._gram = None
+        self._lp0 = None  # where PIRLS starts (lme4's lp0): the linear predictor without the offset
         self._modes: tuple[np.ndarray, np.ndarray] | None = None  # the last PIRLS's u and β (see pirls)
         self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
-        self._closures()
 
     def _sorted_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The rows sorted by the first term's level, where each level starts, and the sorted rows'
@@ -729,6 +734,10 @@ class GlmmModel:
             self._lp0 = state.eta - self.offset
         return self._lp0
 
+    def _restart(self, theta: np.ndarray, state: PirlsState) -> None:
+        """Start every later PIRLS where this one (at θ) ended: lme4's new ``lp0``."""
+        self._lp0 = state.eta - self.offset
+
     # -- objectives -------------------------------------------------------------
     def laplace(self, state: PirlsState) -> float:
         """lme4's Laplace deviance: ``log|L|² + ‖u‖² + aic`` (the family's −2 log-likelihood)."""
@@ -802,7 +811,7 @@ class GlmmModel:
                                     np.full(self.ntheta, _THETA_STEP), maxeval)
             stage1 = self._snap_to_boundary(stage1, self.stage1_objective)
             state = self.pirls(stage1.final, None)
-            self._lp0 = state.eta - self.offset
+            self._restart(stage1.final, state)
             conv = check_convergence(stage1, self.is_singular(stage1.final), derivatives=False)
             return GlmmFit(stage1.final.copy(), state.beta, state, stage1, stage1, conv,
                            self.vcov_rx(stage1.final, state), [])
@@ -847,7 +856,7 @@ class GlmmModel:
         stage1 = dataclasses.replace(bobyqa(self.stage1_objective, self.start, self.lower, maxeval=maxeval),
                                      optimizer="bobyqa")
         first = self.pirls(stage1.final, None)
-        self._lp0 = first.eta - self.offset
+        self._restart(stage1.final, first)
         return stage1, first
 
     def _finish(self, opt: OptSummary, stage1: OptSummary,
@@ -887,7 +896,7 @@ class GlmmModel:
                 start = np.asarray(stage1_theta, float)
                 stage1 = OptSummary("none", start.copy(), self.lower.copy(), start.copy(),
                                     self.stage1_objective(start), 0, 0, "evaluated at the given parameters")
-                self._lp0 = self.pirls(start, None).eta - self.offset
+                self._restart(start, self.pirls(start, None))
             par = np.concatenate([theta, np.asarray(beta, float)])
             opt = OptSummary("none", par.copy(), np.concatenate([self.lower, np.full(self.p, -np.inf)]),
                              par.copy(), self.objective(par), 0, 0, "evaluated at the given parameters")
