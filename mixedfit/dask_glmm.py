@@ -360,8 +360,9 @@ def mixed_dask_glmm(formula: str, data, *, family, nagq: int = 1, weights: str |
                     maxeval: int = 100_000) -> DaskGlmmResults:
     """Fit a binomial or Poisson GLMM to a Dask DataFrame, as in memory (``mixedfit.mixed`` calls this).
 
-    The data's model columns are persisted (every PIRLS step is a pass over
-    them); see the module's description.
+    The partitions' designs are persisted, not the data frame: every PIRLS
+    step is a pass over them, and each holds what its pass reads, ready (see
+    the module's description).
 
     Raises
     ------
@@ -377,7 +378,6 @@ def mixed_dask_glmm(formula: str, data, *, family, nagq: int = 1, weights: str |
         raise ModelSpecError("nagq > 1 on Dask data is not implemented: adaptive quadrature needs a "
                              "pass per quadrature node; use nagq=1 (Laplace) or nagq=0")
     data, plan = planned(formula, data, weights, offset, na_action, family=fam)
-    data = data.persist()
     parts = data.to_delayed()
     timings = {}
 
