@@ -120,18 +120,19 @@ def _partition_point(model: GlmmModel | None, theta: np.ndarray, point: tuple | 
     if model is None:
         return None
     fam = model.family
+    values = model._term_values(theta)
+    zl = model._sparse(np.hstack(values), model._columns, model.q)
     if point is None:  # lme4's first PIRLS starts from family$initialize's μ
         eta = fam.linkfun(fam.mustart(model.y, model.weights))
     else:
         at, u, b = point
-        eta = model.offset + model.X @ b + model.zlambda(at) @ u
+        eta = model.offset + model.X @ b + (zl if np.array_equal(at, theta) else model.zlambda(at)) @ u
     mu, sqrtw, wres = model._working(eta)
     dev = model._dev(mu)
     deviance = float(np.sum(dev))
     pearson = (model.y - mu) * np.sqrt(model.weights / fam.variance(mu))
-    values = model._term_values(theta)
     base = model.offset if beta is None else model.offset + model.X @ beta
-    sums = model.step_sums(model.zlambda(theta).T, values, sqrtw, eta - base + wres, joint=True)
+    sums = model.step_sums(zl.T, values, sqrtw, eta - base + wres, joint=True)
     return PointSums(deviance, model._aic(mu, deviance), float(pearson @ pearson), sums)
 
 
