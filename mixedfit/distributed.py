@@ -1,4 +1,5 @@
-"""The exact fit of data too large for one machine: the Dask driver.
+"""The exact fit of data too large for one machine: the Dask driver (GLMMs: ``mixedfit.dask_glmm``,
+which shares its levels pass and checks).
 
 Every cross product the fit needs is a sum over rows
 (``CrossBlocks``), so the data are read partition by
