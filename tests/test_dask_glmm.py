@@ -7,10 +7,8 @@ rounding (the sums are added in another order), and reach glmer's optimum.
 
 from __future__ import annotations
 
-import json
 import warnings
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,8 +19,8 @@ import dask  # noqa: E402
 
 import mixedfit as mf  # noqa: E402
 from mixedfit.errors import ModelSpecError  # noqa: E402
+from test_glmm import fixture_data, load  # noqa: E402
 
-FIXTURES = Path(__file__).parent / "lme4" / "fixtures"
 # Dask against in memory.  At the same parameters the objective agrees to rounding (the sums are added
 # in another order); so do the optima's deviances.  The estimates agree to where BOBYQA stops on a
 # deviance that flat (ftol_abs 1e-10): its path differs with the objective's last bits (measured:
@@ -35,10 +33,6 @@ BETA_SE = 1e-5
 OBJ_REL = 1e-10  # never above glmer's deviance by more than this, relative (as tests/test_glmm.py)
 
 
-def load(case: str) -> dict:
-    return json.loads((FIXTURES / f"glmer_{case}.json").read_text(encoding="utf-8"))
-
-
 def quietly(formula, data, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lme4's warnings: the in-memory tests check them
@@ -48,14 +42,15 @@ def quietly(formula, data, **kw):
 @lru_cache(maxsize=None)
 def both(case: str, npartitions: int):
     fx = load(case)
-    data = mf.load_dataset(fx["data_name"])
+    data = fixture_data(fx)
     kw = dict(family=mf.family(fx["family"], link=fx["link"]), nagq=fx["nAGQ"])
     with dask.config.set(scheduler="sync"):
         return (quietly(fx["formula"], data, **kw),
                 quietly(fx["formula"], dd.from_pandas(data, npartitions=npartitions), **kw), fx)
 
 
-@pytest.mark.parametrize("case, npartitions", [("cbpp", 3), ("grouseticks", 4), ("verbagg_nagq0", 5)])
+@pytest.mark.parametrize("case, npartitions", [("cbpp", 3), ("grouseticks", 4), ("verbagg_nagq0", 5),
+                                               ("poisson_offset", 3), ("contraception", 4)])
 def test_dask_fit_is_the_in_memory_fit(case, npartitions):
     memory, fit, fx = both(case, npartitions)
     assert fit.minus2llf == pytest.approx(memory.minus2llf, rel=OBJECTIVE)
