@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .dask_glmm import mixed_dask_glmm
 from .distributed import mixed_dask
 from .errors import ModelSpecError
 from .family import family as make_family
@@ -93,11 +94,11 @@ def mixed(
         raise ModelSpecError(f"method={method!r} fits linear models only; a GLMM (family={family!r}) "
                              "is fitted by the Laplace approximation or quadrature (nagq=)")
     if glmm:
-        if type(data).__module__.startswith("dask"):
-            raise ModelSpecError("GLMMs on Dask data frames are not implemented yet: PIRLS needs a "
-                                 "pass over the rows per step; use a pandas DataFrame")
         if start is not None:
             raise ModelSpecError("start= is not implemented for GLMMs yet")
+        if type(data).__module__.startswith("dask"):
+            return mixed_dask_glmm(formula, data, family=family, nagq=nagq, weights=weights, offset=offset,
+                                   na_action=na_action, data_name=data_name, maxeval=maxeval)
         return glmer(formula, data, family=family, nagq=nagq, weights=weights, offset=offset,
                      na_action=na_action, data_name=data_name, maxeval=maxeval)
     if method is not None:

@@ -1,4 +1,5 @@
-"""The exact fit of data too large for one machine: the Dask driver.
+"""The exact fit of data too large for one machine: the Dask driver (GLMMs: ``mixedfit.dask_glmm``,
+which shares its levels pass and checks).
 
 Every cross product the fit needs is a sum over rows
 (``CrossBlocks``), so the data are read partition by
@@ -72,6 +73,7 @@ from .dask_results import DaskResults
 # Every pass over the data goes through _compute (the tests stop the passes there).
 from .dask_tasks import compute as _compute, delayed, shared, tree_reduce
 from .errors import DataError, FormulaError, caret_message
+from .family import Family
 from .formula import parse_formula
 from .model import MixedModel
 from .partitions import (Plan, categorized, factor_columns, factor_levels, group_levels,
@@ -81,7 +83,8 @@ from .quantiles import exact_quantiles
 from .results import MixedResults
 from .terms import Design, build_design, check_levels, drop_rank_deficient, warn_on_scales
 
-__all__ = ["mixed_dask", "mixed_parquet", "levels_pass", "DaskResults", "exact_quantiles"]
+__all__ = ["mixed_dask", "mixed_parquet", "planned", "levels_pass", "kept_columns", "rowless", "Moments",
+           "DaskResults", "exact_quantiles"]
 
 
 # -- pass 1: the levels ---------------------------------------------------------
@@ -132,7 +135,8 @@ def levels_pass(data, parts: list, plan: Plan) -> tuple[Plan, Design]:
     plan = dataclasses.replace(plan, categories={c: categories[c] for c in categorical},
                                levels=levels)
     design = build_design(plan.formula, categorized(seen.example, plan), weights=plan.weights,
-                          offset=plan.offset, na_action=plan.na_action, levels=levels)
+                          offset=plan.offset, na_action=plan.na_action, levels=levels,
+                          family=plan.family)
     return dataclasses.replace(plan, xnames=design.xnames), design
 
 
@@ -140,7 +144,7 @@ def levels_pass(data, parts: list, plan: Plan) -> tuple[Plan, Design]:
 
 
 @dataclass
-class _Moments:
+class Moments:
     """Unweighted summaries of ``[X t]`` (t = y − offset) for the whole-data checks.
 
     ``r`` is the R factor of a QR of ``[X t]``: the R of two stacked R's is
@@ -151,12 +155,12 @@ class _Moments:
     total: np.ndarray
     binary: np.ndarray
 
-    def __add__(self, other: "_Moments") -> "_Moments":
+    def __add__(self, other: "Moments") -> "Moments":
         r = np.linalg.qr(np.vstack([self.r, other.r]), mode="r")
-        return _Moments(r, self.total + other.total, self.binary & other.binary)
+        return Moments(r, self.total + other.total, self.binary & other.binary)
 
     @classmethod
-    def from_design(cls, design: Design) -> "_Moments":
+    def from_design(cls, design: Design) -> "Moments":
         t = design.y if design.offset is None else design.y - design.offset
         r = np.linalg.qr(np.column_stack([design.X, t]), mode="r")
         binary = np.all((design.X == 0) | (design.X == 1), axis=0)
@@ -168,7 +172,7 @@ class _Sums:
     """A partition's contribution: cross products, moments, rows dropped."""
 
     blocks: CrossBlocks
-    moments: _Moments
+    moments: Moments
     n_dropped: int
 
     def __add__(self, other: "_Sums") -> "_Sums":
@@ -181,22 +185,21 @@ def _partition_sums(part: pd.DataFrame, plan: Plan, engine_terms: list[list[int]
     if part.empty:
         return None
     design = partition_design(part, plan)
-    return _Sums(CrossBlocks.from_design(design, engine_terms), _Moments.from_design(design),
+    return _Sums(CrossBlocks.from_design(design, engine_terms), Moments.from_design(design),
                  design.n_dropped)
 
 
 # -- checks on the sums ---------------------------------------------------------
 
 
-def _kept_columns(structure: Design, sums: _Sums) -> tuple[list[int], bool]:
-    """lme4's checks on all the rows (levels, rank, scales); the X columns kept, and whether
-    their scales differ as checkScaleX warns."""
-    check_levels(structure.terms, sums.blocks.n)
-    p, m = len(structure.xnames), sums.moments
+def kept_columns(structure: Design, n: int, m: Moments) -> tuple[list[int], bool]:
+    """lme4's checks on all the ``n`` rows (levels, rank, scales) from their moments; the X columns
+    kept, and whether their scales differ as checkScaleX warns."""
+    check_levels(structure.terms, n)
+    p = len(structure.xnames)
     # R has the inner products of X's columns: the pivoted QR of R decides as that of X.
     _, kept, _ = drop_rank_deficient(m.r[:, :p], structure.xnames)
     keep = [structure.xnames.index(name) for name in kept]
-    n = sums.blocks.n
     continuous = [j for j in keep if not m.binary[j]]
     if not continuous or n < 2:
         return keep, False
@@ -235,6 +238,28 @@ class _Structure(Design):
 # -- the fit --------------------------------------------------------------------
 
 
+def planned(formula: str, data, weights: str | None, offset: str | None, na_action: str,
+            family: Family | None = None) -> tuple:
+    """The checks before any row is read, the data's model columns and the plan before the levels pass.
+
+    Raises ``DataError`` for weights or an offset given as values, or a
+    parquet file that does not fit (``check_parquet_files``);
+    ``FormulaError`` for a formula without random effects.
+    """
+    for what, value in (("weights", weights), ("offset", offset)):
+        if value is not None and not isinstance(value, str):
+            raise DataError(f"{what} must name a column of Dask data, not be given as values")
+    parsed = parse_formula(formula)
+    if not parsed.bars:
+        raise FormulaError(caret_message(formula, 0, len(formula),
+                                         "no random effects terms specified in formula"))
+    columns = model_columns(parsed, data._meta, weights, offset)
+    for path, storage_options in parquet_reads(data):
+        check_parquet_files(path, storage_options, read_names(parsed, weights, offset))
+    return data[columns], Plan(formula, parsed, weights, offset, na_action, columns,
+                               grouping_columns(parsed), family=family)
+
+
 def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = None,
                offset: str | None = None, na_action: str = "omit", data_name: str | None = None,
                start=None, maxeval: int = 100_000) -> "DaskResults":
@@ -271,18 +296,7 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
     >>> fit.ngroups
     {'plate': 24, 'sample': 6}
     """
-    for what, value in (("weights", weights), ("offset", offset)):
-        if value is not None and not isinstance(value, str):
-            raise DataError(f"{what} must name a column of Dask data, not be given as values")
-    parsed = parse_formula(formula)
-    if not parsed.bars:
-        raise FormulaError(caret_message(formula, 0, len(formula),
-                                         "no random effects terms specified in formula"))
-    columns = model_columns(parsed, data._meta, weights, offset)
-    for path, storage_options in parquet_reads(data):
-        check_parquet_files(path, storage_options, read_names(parsed, weights, offset))
-    data = data[columns]
-    plan = Plan(formula, parsed, weights, offset, na_action, columns, grouping_columns(parsed))
+    data, plan = planned(formula, data, weights, offset, na_action)
     parts = data.to_delayed()
     timings = {}
 
@@ -296,9 +310,10 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
     timings["sums"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    keep, badly_scaled = _kept_columns(design, sums)
+    keep, badly_scaled = kept_columns(design, sums.blocks.n, sums.moments)
     plan = dataclasses.replace(plan, xkeep=None if len(keep) == len(plan.xnames) else keep)
-    model = MixedModel(_rowless(dataclasses.replace(design, badly_scaled=badly_scaled), sums, keep),
+    model = MixedModel(rowless(dataclasses.replace(design, badly_scaled=badly_scaled), sums.blocks.n,
+                               sums.n_dropped, keep),
                        reml=reml, blocks=_without_x_columns(sums.blocks, keep))
     fit = model.fit(result=MixedResults, start=None if start is None else np.asarray(start, float),
                     maxeval=maxeval, data_name=data_name, weights_name=weights, offset_name=offset)
@@ -306,8 +321,8 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
     return DaskResults(fit, data, plan, timings)
 
 
-def _rowless(design: Design, sums: _Sums, keep: list[int]) -> _Structure:
-    """The model's structure, with X's columns ``keep``, standing for the rows summed.
+def rowless(design: Design, n: int, n_dropped: int, keep: list[int]) -> _Structure:
+    """The model's structure, with X's columns ``keep``, standing for ``n`` rows (``n_dropped`` left out).
 
     It holds no row, so that nothing can mistake a row of it for the data.
     """
@@ -317,10 +332,11 @@ def _rowless(design: Design, sums: _Sums, keep: list[int]) -> _Structure:
         terms=[dataclasses.replace(t, z=t.z[:0], codes=t.codes[:0]) for t in design.terms],
         weights=None if design.weights is None else design.weights[:0],
         offset=None if design.offset is None else design.offset[:0],
+        trials=None if design.trials is None else design.trials[:0],
         xnames=[design.xnames[j] for j in keep],
         dropped_xnames=[x for j, x in enumerate(design.xnames) if j not in keep],
-        n_dropped=sums.n_dropped)
-    return _Structure(**fields, n=sums.blocks.n)
+        n_dropped=n_dropped)
+    return _Structure(**fields, n=n)
 
 
 def mixed_parquet(formula: str, path, *, storage_options: dict | None = None,

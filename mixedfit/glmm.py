@@ -33,7 +33,7 @@ from .optimize import OptSummary, bobyqa
 from .terms import Design
 from .theta import ThetaLayout
 
-__all__ = ["GlmmModel", "GlmmFit", "PirlsState", "PirlsError", "paired_derivatives"]
+__all__ = ["GlmmModel", "GlmmFit", "MemoryRows", "PirlsState", "PirlsError", "PwlsSums", "paired_derivatives"]
 
 _TOL_PWRSS = 1e-7  # glmerControl(tolPwrss)
 _MAXIT = 100  # mkdevfun's maxit for glmer
@@ -87,6 +87,73 @@ class PirlsState:
     @property
     def ldL2(self) -> float:
         return self.L.logdet
+
+
+@dataclass
+class PwlsSums:
+    """The row sums one PIRLS step solves from: (a) of PIRLS's split into sums and solve.
+
+    At the step's working weights W and working response z: per level of
+    the first term ``level`` = Σ wᵢ zᵢₛ zᵢₜ (s ≥ t), the rest's weighted
+    products ``B`` (with the first term's columns) and ``C`` (with its own,
+    without the identity), ``zwz`` = (ZΛ)ᵀWz, and where β is solved too
+    ``zwx`` = (ZΛ)ᵀWX, ``xwx`` = XᵀWX and ``xwz`` = XᵀWz.  Sums over rows,
+    so those of parts of the rows add up (``+``) to those of all of them;
+    ``GlmmModel._solve`` is (b), the same from any source of sums.
+    """
+
+    level: np.ndarray
+    B: np.ndarray
+    C: np.ndarray
+    zwz: np.ndarray
+    zwx: np.ndarray | None = None
+    xwx: np.ndarray | None = None
+    xwz: np.ndarray | None = None
+
+    def __add__(self, other: "PwlsSums") -> "PwlsSums":
+        # not dataclasses.astuple: it deep-copies every array
+        pairs = ((getattr(self, f.name), getattr(other, f.name)) for f in dataclasses.fields(self))
+        return PwlsSums(*(None if a is None else a + b for a, b in pairs))
+
+
+class MemoryRows:
+    """PIRLS's source of sums in memory: the rows at hand, the current point as its η, μ and deviance
+    residuals per row.
+
+    ``sums()`` gives the row sums of a step at the current point's working
+    weights; ``evaluate(u, β)`` moves the point and returns the penalized
+    deviance there; ``state`` the converged PIRLS.  PIRLS starts at
+    ``eta_start`` (default: lme4's ``lp0`` plus the offset, whose working
+    weights the model keeps).
+    """
+
+    def __init__(self, model: GlmmModel, theta: np.ndarray, beta: np.ndarray | None,
+                 eta_start: np.ndarray | None):
+        self.model, self.joint = model, beta is None
+        self.values = model._term_values(theta)
+        self.zl = model._sparse(np.hstack(self.values), model._columns, model.q)
+        self.zlt = self.zl.T  # once per PIRLS: scipy builds a new matrix object at every .T
+        self.base = model.offset if self.joint else model.offset + model.X @ np.asarray(beta, float)
+        if eta_start is None:
+            self.eta, self._working = model._start()
+        else:
+            self.eta, self._working = eta_start, None
+        self.mu = self.dev = self.sqrtw = None
+
+    def sums(self) -> PwlsSums:
+        m = self.model
+        mu, self.sqrtw, wres = m._working(self.eta, self.mu) if self._working is None else self._working
+        self._working = None
+        return m.step_sums(self.zlt, self.values, self.sqrtw, self.eta - self.base + wres, self.joint)
+
+    def evaluate(self, u: np.ndarray, b: np.ndarray) -> float:
+        m = self.model
+        self.eta = (m.offset + m.X @ b if self.joint else self.base) + self.zl @ u
+        pdev, self.mu, self.dev = m._penalized_deviance(self.eta, u)
+        return pdev
+
+    def state(self, u: np.ndarray, b: np.ndarray, L: BlockFactor, iterations: int, halvings: int) -> PirlsState:
+        return PirlsState(u, b, self.eta, self.mu, self.dev, L, self.sqrtw, iterations, halvings)
 
 
 class BlockFactor:
@@ -334,6 +401,20 @@ class GlmmModel:
     """
 
     def __init__(self, design: Design, family: Family, nagq: int = 1):
+        self._structure(design, family, nagq)
+        n = design.nobs
+        self.y = np.asarray(design.y, float)
+        self.weights = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
+        self.trials = np.ones(n) if design.trials is None else np.asarray(design.trials, float)
+        self.offset = np.zeros(n) if design.offset is None else np.asarray(design.offset, float)
+        self._columns = self._z_columns()
+        self._pair_index = self._pair_indices()
+        self._gram = self._sparse_gram()
+        self._level_order = self._sorted_rows()
+        self._closures()
+
+    def _structure(self, design: Design, family: Family, nagq: int) -> None:
+        """The checks and what PIRLS's solve and the optimizer read: none of it per row but X's columns."""
         if not design.terms:
             raise ModelSpecError("No random effects terms specified in formula")
         if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or not 0 <= nagq <= _MAX_NAGQ:
@@ -343,25 +424,16 @@ class GlmmModel:
                                  "random-effects term (lme4's restriction): use nagq=1 (Laplace) "
                                  "or nagq=0")
         self.design, self.family, self.nagq = design, family, int(nagq)
-        n = design.nobs
-        self.y = np.asarray(design.y, float)
-        self.weights = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
-        self.trials = np.ones(n) if design.trials is None else np.asarray(design.trials, float)
-        self.offset = np.zeros(n) if design.offset is None else np.asarray(design.offset, float)
         self.X = np.asarray(design.X, float)
         self.layout = ThetaLayout(design.terms)
         self.lower = self.layout.lower
         self.start = self.layout.start  # lme4's reTrms$theta for glmer
-        self._columns = self._z_columns()
         self.q = int(sum(t.size * t.nlevels for t in design.terms))
-        self._pair_index = self._pair_indices()
-        self._gram = self._sparse_gram()
         self._tril0 = np.tril_indices(design.terms[0].size)
-        self._level_order = self._sorted_rows()
-        self._lp0: np.ndarray | None = None  # linear predictor PIRLS starts from (lme4's lp0)
+        self._gram = None
+        self._lp0 = None  # where PIRLS starts (lme4's lp0): the linear predictor without the offset
         self._modes: tuple[np.ndarray, np.ndarray] | None = None  # the last PIRLS's u and β (see pirls)
         self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
-        self._closures()
 
     def _sorted_rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """The rows sorted by the first term's level, where each level starts, and the sorted rows'
@@ -419,30 +491,21 @@ class GlmmModel:
         n, k = values.shape
         return sp.csr_matrix((values.ravel(), columns.ravel(), np.arange(0, n * k + 1, k)), shape=(n, width))
 
-    def _weighted_blocks(self, values: list[np.ndarray], template0: np.ndarray, sqrtw: np.ndarray) -> BlockFactor:
-        """The factor of ΛᵀZᵀWZΛ + I from the terms' ZΛ entries at weights sqrtw² (``template0``: the
-        first term's Λ template, T: its blocks are ``Tᵀ (Σ wᵢ zᵢ zᵢᵀ) T + I`` per level)."""
-        first, S0 = self.design.terms[0], self.design.terms[0].size
-        v0 = values[0] * sqrtw[:, None]
-        sums = self._level_sums(sqrtw * sqrtw)
-        if S0 == 1:
-            D = (sums * template0[0, 0] ** 2 + 1.0).reshape(-1, 1, 1)
-        elif S0 == 2:  # Tᵀ G T elementwise: a batched matmul of 2×2 blocks costs more
-            (t00, _), (t10, t11) = template0
-            a, b, c = sums.T
-            D = np.empty((first.nlevels, 2, 2))
-            D[:, 0, 0] = t00 * t00 * a + 2.0 * t00 * t10 * b + t10 * t10 * c + 1.0
-            D[:, 0, 1] = D[:, 1, 0] = t11 * (t00 * b + t10 * c)
-            D[:, 1, 1] = t11 * t11 * c + 1.0
-        else:
-            rows, cols = self._tril0
-            G = np.empty((first.nlevels, S0, S0))
-            G[:, rows, cols] = G[:, cols, rows] = sums
-            D = template0.T @ G @ template0
-            D[:, np.arange(S0), np.arange(S0)] += 1.0
-        q0 = first.nlevels * S0
+    def _block_sums(self, values: list[np.ndarray], sqrtw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The row sums ΛᵀZᵀWZΛ is made of, at weights sqrtw² (``values``: the terms' ZΛ entries).
+
+        Per level of the first term, Σ wᵢ zᵢₛ zᵢₜ (``_level_sums``: Λ's
+        template is applied in ``_factor``); the rest's products with the
+        first term's columns (B) and with themselves (C, without the
+        identity).  Each is a sum over rows: the sums of parts of the rows
+        add up to those of all of them.
+        """
+        S0 = self.design.terms[0].size
+        level = self._level_sums(sqrtw * sqrtw)
+        q0 = self.design.terms[0].nlevels * S0
         if len(values) == 1:
-            return BlockFactor(D, np.empty((0, q0)), np.empty((0, 0)))
+            return level, np.empty((0, q0)), np.empty((0, 0))
+        v0 = values[0] * sqrtw[:, None]
         vr = np.hstack(values[1:]) * sqrtw[:, None]
         if self._pair_index is not None:
             B, C = (self._dense_products(pairs, vr, other, size)
@@ -452,8 +515,33 @@ class GlmmModel:
             rest = self._sparse(vr, self._columns[:, S0:] - q0, self.q - q0)
             C = (rest.T @ rest).toarray()
             B = (rest.T @ self._sparse(v0, self._columns[:, :S0], q0)).toarray()
+        return level, B, C
+
+    def _factor(self, sums: PwlsSums, template0: np.ndarray) -> BlockFactor:
+        """The factor of ΛᵀZᵀWZΛ + I from its row sums (``template0``: the first term's Λ template
+        T: its blocks are ``Tᵀ (Σ wᵢ zᵢ zᵢᵀ) T + I`` per level)."""
+        first, S0 = self.design.terms[0], self.design.terms[0].size
+        level = sums.level
+        if S0 == 1:
+            D = (level * template0[0, 0] ** 2 + 1.0).reshape(-1, 1, 1)
+        elif S0 == 2:  # Tᵀ G T elementwise: a batched matmul of 2×2 blocks costs more
+            (t00, _), (t10, t11) = template0
+            a, b, c = level.T
+            D = np.empty((first.nlevels, 2, 2))
+            D[:, 0, 0] = t00 * t00 * a + 2.0 * t00 * t10 * b + t10 * t10 * c + 1.0
+            D[:, 0, 1] = D[:, 1, 0] = t11 * (t00 * b + t10 * c)
+            D[:, 1, 1] = t11 * t11 * c + 1.0
+        else:
+            rows, cols = self._tril0
+            G = np.empty((first.nlevels, S0, S0))
+            G[:, rows, cols] = G[:, cols, rows] = level
+            D = template0.T @ G @ template0
+            D[:, np.arange(S0), np.arange(S0)] += 1.0
+        if not sums.C.size:
+            return BlockFactor(D, sums.B, sums.C)
+        C = sums.C.copy()  # the sums stay sums (a partition's may be added to again)
         C[np.diag_indices_from(C)] += 1.0
-        return BlockFactor(D, B, C, self._gram)
+        return BlockFactor(D, sums.B, C, self._gram)
 
     def _level_sums(self, w: np.ndarray) -> np.ndarray:
         """Per level of the first term, Σ wᵢ zᵢₛ zᵢₜ over its rows for s ≥ t: (ℓ, S(S+1)/2).
@@ -543,21 +631,30 @@ class GlmmModel:
         dev = self._dev(mu)
         return float(np.sum(dev) + u @ u), mu, dev
 
-    def _solve(self, zlt: sp.csc_matrix, values: list[np.ndarray], template0: np.ndarray, sqrtw: np.ndarray,
-               z: np.ndarray, joint: bool) -> tuple[np.ndarray, np.ndarray | None, BlockFactor]:
-        """The PWLS solution (u, β or None, L) at weights W = sqrtw² for working response z (``zlt``: (ZΛ)ᵀ)."""
-        L = self._weighted_blocks(values, template0, sqrtw)
+    def step_sums(self, zlt: sp.csc_matrix, values: list[np.ndarray], sqrtw: np.ndarray, z: np.ndarray,
+                  joint: bool) -> PwlsSums:
+        """The row sums of one PIRLS step at weights W = sqrtw² and working response z (``zlt``: (ZΛ)ᵀ,
+        ``values``: the terms' ZΛ entries); with X's (``joint``) when β is solved too."""
+        level, B, C = self._block_sums(values, sqrtw)
         w = sqrtw * sqrtw
-        cu = L.solve_lower(zlt @ (w * z))
+        zwz = zlt @ (w * z)
         if not joint:
-            return L.solve_upper(cu), None, L
+            return PwlsSums(level, B, C, zwz)
         Xw = self.X * sqrtw[:, None]
-        RZX = L.solve_lower(zlt @ (self.X * w[:, None]))
+        return PwlsSums(level, B, C, zwz, zlt @ (self.X * w[:, None]), Xw.T @ Xw, Xw.T @ (sqrtw * z))
+
+    def _solve(self, sums: PwlsSums, template0: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, BlockFactor]:
+        """The PWLS solution (u, β or None, L) from one step's row sums (β where they hold X's)."""
+        L = self._factor(sums, template0)
+        cu = L.solve_lower(sums.zwz)
+        if sums.xwx is None:
+            return L.solve_upper(cu), None, L
+        RZX = L.solve_lower(sums.zwx)
         try:
-            RX = _cholesky(Xw.T @ Xw - RZX.T @ RZX)
+            RX = _cholesky(sums.xwx - RZX.T @ RZX)
         except LinAlgError:
             raise PirlsError("the fixed-effects cross products are not positive definite") from None
-        cb = _solve_lower(RX, Xw.T @ (sqrtw * z) - RZX.T @ cu)
+        cb = _solve_lower(RX, sums.xwz - RZX.T @ cu)
         beta = _solve_lower(RX, cb, transpose=True)
         return L.solve_upper(cu - RZX @ beta), beta, L
 
@@ -571,54 +668,41 @@ class GlmmModel:
         not lower the penalized deviance, NaN.
         """
         theta = np.asarray(theta, float)
+        return self._pirls(MemoryRows(self, theta, beta, eta_start), theta, beta, u_start)
+
+    def _pirls(self, rows, theta: np.ndarray, beta: np.ndarray | None, u_start: np.ndarray | None) -> PirlsState:
+        """PIRLS's loop over a source of sums (``rows``: ``MemoryRows``, or a pass over partitions):
+        each step solves from the sums at the current point, and ``rows.evaluate`` moves the point."""
         joint = beta is None
-        values = self._term_values(theta)
         template0 = self.layout.templates(theta)[0]
-        zl = self._sparse(np.hstack(values), self._columns, self.q)
-        zlt = zl.T  # once per PIRLS: scipy builds a new matrix object at every .T
-        if eta_start is None:
-            eta, (mu, sqrtw0, wres0) = self._start()
-        else:
-            eta, mu = eta_start, None
         # Where the first step halves toward if it ends in NaN (lme4 keeps the last fit's increments
         # between evaluations): the last modes, under this θ.  Halving toward u = β = 0, η = offset,
         # cannot leave a region where μ = g⁻¹(η) is undefined (an inverse link's η < 0).
         previous = self._modes
         u_old = (np.zeros(self.q) if previous is None else previous[0]) if u_start is None else u_start
         beta_old = (np.zeros(self.p) if previous is None else previous[1]) if joint else np.asarray(beta, float)
-        base = self.offset if joint else self.offset + self.X @ beta_old
         oldpdev = np.finfo(float).max
         halvings = 0
-
-        def linpred(u_: np.ndarray, b_: np.ndarray) -> np.ndarray:
-            return (self.offset + self.X @ b_ if joint else base) + zl @ u_
-
         for it in range(1, _MAXIT + 1):
-            if it == 1 and eta_start is None:
-                sqrtw, wres = sqrtw0, wres0
-            else:
-                mu, sqrtw, wres = self._working(eta, mu)
-            u, b, L = self._solve(zlt, values, template0, sqrtw, eta - base + wres, joint)
+            u, b, L = self._solve(rows.sums(), template0)
             b = beta_old if b is None else b
-            new_eta = linpred(u, b)
-            pdev, mu, dev = self._penalized_deviance(new_eta, u)
+            pdev = rows.evaluate(u, b)
             if abs((oldpdev - pdev) / pdev) < _TOL_PWRSS:
                 self._modes = (u, b)
-                return PirlsState(u, b, new_eta, mu, dev, L, sqrtw, it, halvings)
+                return rows.state(u, b, L, it, halvings)
             if np.isnan(pdev) or pdev > oldpdev:
                 for _ in range(_MAX_HALVINGS):
                     if not (np.isnan(pdev) or pdev > oldpdev):
                         break
                     u, b = (u_old + u) / 2.0, (beta_old + b) / 2.0 if joint else b
                     halvings += 1
-                    new_eta = linpred(u, b)
-                    pdev, mu, dev = self._penalized_deviance(new_eta, u)
+                    pdev = rows.evaluate(u, b)
                 if np.isnan(pdev):
                     raise PirlsError("PIRLS loop resulted in NaN value")
                 if pdev - oldpdev > _TOL_PWRSS:
                     raise PirlsError("(maxstephalfit) PIRLS step-halvings failed to reduce deviance "
                                      "in pwrssUpdate")
-            oldpdev, u_old, eta = pdev, u, new_eta
+            oldpdev, u_old = pdev, u
             if joint:
                 beta_old = b
         raise PirlsError("pwrssUpdate did not converge in (maxit) iterations")
@@ -649,6 +733,10 @@ class GlmmModel:
             state = self.pirls(self.start, None, eta_start=eta0)
             self._lp0 = state.eta - self.offset
         return self._lp0
+
+    def _restart(self, theta: np.ndarray, state: PirlsState) -> None:
+        """Start every later PIRLS where this one (at θ) ended: lme4's new ``lp0``."""
+        self._lp0 = state.eta - self.offset
 
     # -- objectives -------------------------------------------------------------
     def laplace(self, state: PirlsState) -> float:
@@ -723,7 +811,7 @@ class GlmmModel:
                                     np.full(self.ntheta, _THETA_STEP), maxeval)
             stage1 = self._snap_to_boundary(stage1, self.stage1_objective)
             state = self.pirls(stage1.final, None)
-            self._lp0 = state.eta - self.offset
+            self._restart(stage1.final, state)
             conv = check_convergence(stage1, self.is_singular(stage1.final), derivatives=False)
             return GlmmFit(stage1.final.copy(), state.beta, state, stage1, stage1, conv,
                            self.vcov_rx(stage1.final, state), [])
@@ -768,7 +856,7 @@ class GlmmModel:
         stage1 = dataclasses.replace(bobyqa(self.stage1_objective, self.start, self.lower, maxeval=maxeval),
                                      optimizer="bobyqa")
         first = self.pirls(stage1.final, None)
-        self._lp0 = first.eta - self.offset
+        self._restart(stage1.final, first)
         return stage1, first
 
     def _finish(self, opt: OptSummary, stage1: OptSummary,
@@ -808,7 +896,7 @@ class GlmmModel:
                 start = np.asarray(stage1_theta, float)
                 stage1 = OptSummary("none", start.copy(), self.lower.copy(), start.copy(),
                                     self.stage1_objective(start), 0, 0, "evaluated at the given parameters")
-                self._lp0 = self.pirls(start, None).eta - self.offset
+                self._restart(start, self.pirls(start, None))
             par = np.concatenate([theta, np.asarray(beta, float)])
             opt = OptSummary("none", par.copy(), np.concatenate([self.lower, np.full(self.p, -np.inf)]),
                              par.copy(), self.objective(par), 0, 0, "evaluated at the given parameters")

@@ -20,7 +20,7 @@ from scipy import stats
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, warn
 from .family import Family, family as make_family
 from .fitted import plain
-from .glmm import GlmmFit, GlmmModel
+from .glmm import GlmmFit, GlmmModel, PirlsState
 from .glmm_summary import GlmmSummary, print_text
 from .inference.glmm_bootstrap import glmm_bootstrap
 from .inference.glmm_profile import glmm_parameter_names, glmm_profile
@@ -32,7 +32,7 @@ from .results import MixedResults
 from .terms import build_design
 from .tidy import tidy
 
-__all__ = ["GlmmResults", "glmer"]
+__all__ = ["GlmmResults", "glmer", "glmm_residuals", "warn_fit"]
 
 _RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
 
@@ -165,20 +165,7 @@ class GlmmResults(MixedResults):
 
     def resid(self, type: str = "deviance") -> pd.Series:  # noqa: A002 (lme4's argument name)
         """Residuals of one of lme4's types: ``"deviance"`` (default), ``"pearson"``, ``"response"``, ``"working"``."""
-        m, state = self.model, self.fitted.state
-        mu = state.mu
-        if type == "deviance":
-            d = np.sqrt(np.maximum(state.dev_resid, 0.0))
-            values = np.where(m.y > mu, d, -d)
-        elif type == "pearson":
-            values = (m.y - mu) * np.sqrt(m.weights / m.family.variance(mu))
-        elif type == "response":
-            values = m.y - mu
-        elif type == "working":
-            values = (m.y - mu) / m.family.mu_eta(state.eta)
-        else:
-            raise ModelSpecError(f"type must be one of {', '.join(map(repr, _RESIDUAL_TYPES))}, not {type!r}")
-        return pd.Series(values, index=m.design.rows)
+        return pd.Series(glmm_residuals(self.model, self.fitted.state, type), index=self.model.design.rows)
 
     @property
     def scaled_resid(self) -> np.ndarray:
@@ -296,7 +283,7 @@ class GlmmResults(MixedResults):
         True
         """
         fitted = glmm_refit(self, new_y)
-        _warn_fit(fitted.fitted)
+        warn_fit(fitted.fitted)
         return fitted
 
     def tidy(self, effects="fixed", conf_int: bool = False, conf_level: float = 0.95,
@@ -334,6 +321,21 @@ class GlmmResults(MixedResults):
         return record
 
 
+def glmm_residuals(model: GlmmModel, state: PirlsState, type: str) -> np.ndarray:  # noqa: A002
+    """The residuals of one of lme4's types at a PIRLS state's μ, on the model's rows."""
+    mu = state.mu
+    if type == "deviance":
+        d = np.sqrt(np.maximum(state.dev_resid, 0.0))
+        return np.where(model.y > mu, d, -d)
+    if type == "pearson":
+        return (model.y - mu) * np.sqrt(model.weights / model.family.variance(mu))
+    if type == "response":
+        return model.y - mu
+    if type == "working":
+        return (model.y - mu) / model.family.mu_eta(state.eta)
+    raise ModelSpecError(f"type must be one of {', '.join(map(repr, _RESIDUAL_TYPES))}, not {type!r}")
+
+
 def glmer(formula: str, data, *, family: str | Family, nagq: int = 1, weights=None, offset=None,
           na_action: str = "omit", data_name: str | None = None, maxeval: int = 100_000) -> GlmmResults:
     """Fit a GLMM as lme4's ``glmer`` does; ``mixedfit.mixed`` with ``family=`` calls this.
@@ -348,11 +350,11 @@ def glmer(formula: str, data, *, family: str | Family, nagq: int = 1, weights=No
     results = GlmmResults(model, fitted, data_name=data_name,
                           weights_name=weights if isinstance(weights, str) else None,
                           offset_name=offset if isinstance(offset, str) else None)
-    _warn_fit(fitted)
+    warn_fit(fitted)
     return results
 
 
-def _warn_fit(fitted: GlmmFit) -> None:
+def warn_fit(fitted: GlmmFit) -> None:
     """lme4's warnings after a fit: vcov's fall-back, a singular fit, failed convergence checks."""
     for msg in fitted.vcov_warnings:
         warn(msg, ConvergenceWarning)

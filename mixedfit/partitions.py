@@ -27,6 +27,7 @@ import pandas as pd
 
 from .column_types import values_kind
 from .errors import DataError, ModelSpecError
+from .family import Family
 from .formula.evaluate import Evaluator
 from .formula.grouping import grouping_variables
 from .formula.nodes import Arg, Name, Node, called_functions
@@ -148,7 +149,7 @@ def _distinct(values) -> np.ndarray:
 class Plan:
     """What each partition needs to become its part of the model.
 
-    The fit's arguments and the columns read; after the levels pass, the
+    The fit's arguments (a GLMM's family too) and the columns read; after the levels pass, the
     categories of the columns made categorical, each grouping factor's
     levels and X's column names; after the checks on the sums, X's columns
     kept (``xkeep``, None for all).
@@ -165,6 +166,7 @@ class Plan:
     levels: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     xnames: list[str] = dataclasses.field(default_factory=list)
     xkeep: list[int] | None = None
+    family: Family | None = None  # a GLMM's: its response as R's family$initialize leaves it
 
 
 def seen_in_partition(part: pd.DataFrame, plan: Plan, with_levels: list[str],
@@ -229,7 +231,8 @@ def _on_categories(column: pd.Series, categories: list) -> pd.Series:
 def partition_design(part: pd.DataFrame, plan: Plan) -> Design:
     """One partition's design, on the levels of the whole data set."""
     design = build_design(plan.formula, categorized(part, plan), weights=plan.weights,
-                          offset=plan.offset, na_action=plan.na_action, levels=plan.levels)
+                          offset=plan.offset, na_action=plan.na_action, levels=plan.levels,
+                          family=plan.family)
     if design.xnames != plan.xnames:
         raise DataError(f"a partition gives the fixed-effect columns {design.xnames}, not "
                         f"{plan.xnames}: a factor made inside the formula (factor(x)) takes "

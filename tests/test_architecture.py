@@ -34,6 +34,7 @@ FLOORS = [
     ("presentation", ["mixedfit.summary", "mixedfit.html", "mixedfit.glmm_summary", "mixedfit.tidy",
                       "mixedfit.plots"]),
     ("faces", ["mixedfit.results", "mixedfit.glmm_results", "mixedfit.dask_results", "mixedfit.distributed",
+               "mixedfit.dask_glmm",
                "mixedfit.moments"]),
     ("top", ["mixedfit.api", "mixedfit.cli", "mixedfit.__main__", "mixedfit"]),
 ]

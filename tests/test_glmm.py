@@ -32,7 +32,7 @@ import pytest
 import mixedfit as mf
 from mixedfit.errors import DataError, MixedFitWarning, ModelSpecError
 from mixedfit.family import family
-from mixedfit.glmm import GlmmModel
+from mixedfit.glmm import GlmmModel, PwlsSums
 from mixedfit.glmm_results import GlmmResults
 from mixedfit.terms import build_design
 
@@ -356,9 +356,9 @@ def test_nagq_restrictions():
                  family="binomial", nagq=5)
     with pytest.raises(ModelSpecError, match="from 0 to 25"):
         mf.mixed(formula, cbpp, family="binomial", nagq=26)
-    with pytest.raises(ModelSpecError, match="Dask"):
+    with pytest.raises(ModelSpecError, match="nagq > 1 on Dask data"):  # quadrature: a pass per node
         dd = pytest.importorskip("dask.dataframe")
-        mf.mixed(formula, dd.from_pandas(cbpp, npartitions=2), family="binomial")
+        mf.mixed(formula, dd.from_pandas(cbpp, npartitions=2), family="binomial", nagq=5)
 
 
 # ---------------------------------------------------------------------------
@@ -457,7 +457,8 @@ def test_block_factor_is_the_cholesky_factor(dense_products, monkeypatch):
     assert (model._pair_index is not None) == dense_products
     theta = np.array([0.7, -0.3, 0.5, 0.4])
     sqrtw = np.random.default_rng(1).uniform(0.2, 0.6, design.nobs)
-    factor = model._weighted_blocks(model._term_values(theta), model.layout.templates(theta)[0], sqrtw)
+    level, B, C = model._block_sums(model._term_values(theta), sqrtw)
+    factor = model._factor(PwlsSums(level, B, C, np.zeros(model.q)), model.layout.templates(theta)[0])
     zw = model.zlambda(theta).multiply(sqrtw[:, None]).tocsr()
     A = (zw.T @ zw).toarray() + np.eye(model.q)
     b = np.random.default_rng(2).normal(size=(model.q, 3))
@@ -471,6 +472,28 @@ def test_block_factor_is_the_cholesky_factor(dense_products, monkeypatch):
             at = offset + j * term.size
             np.testing.assert_allclose(block[j], inverse[at: at + term.size, at: at + term.size], rtol=1e-10)
         offset += term.nlevels * term.size
+
+
+def test_step_sums_of_parts_of_the_rows_add_up_to_the_step():
+    # PIRLS's split: the row sums of a step over two parts of the rows add up to those of all the
+    # rows, and the solve from the added sums is the step (what a pass over partitions relies on)
+    fam = family("poisson")
+    design = build_design("TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)",
+                          mf.load_dataset("grouseticks"), family=fam)
+    model = GlmmModel(design, fam)
+    theta = np.array([1.2, 0.6])
+    values, template0 = model._term_values(theta), model.layout.templates(theta)[0]
+    zlt = model.zlambda(theta).T
+    rng = np.random.default_rng(3)
+    sqrtw, z = rng.uniform(0.5, 2.0, design.nobs), rng.normal(size=design.nobs)
+    part = np.arange(design.nobs) < design.nobs // 3
+    whole = model.step_sums(zlt, values, sqrtw, z, joint=True)
+    added = (model.step_sums(zlt, values, sqrtw * part, z, joint=True)
+             + model.step_sums(zlt, values, sqrtw * ~part, z, joint=True))
+    (u, beta, L), (u1, beta1, L1) = model._solve(whole, template0), model._solve(added, template0)
+    np.testing.assert_allclose(u1, u, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(beta1, beta, rtol=1e-10)
+    assert L1.logdet == pytest.approx(L.logdet, rel=1e-12)
 
 
 def test_paired_derivatives_agree_with_lme4s_stencil():

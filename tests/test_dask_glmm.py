@@ -1,0 +1,132 @@
+"""GLMMs on Dask data (``mixedfit.dask_glmm``): the in-memory fit's numbers, by passes over partitions.
+
+The in-memory fit is checked against glmer's fixtures (tests/test_glmm.py);
+here the fit to the same data split into partitions must agree with it to
+rounding (the sums are added in another order), and reach glmer's optimum.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+import pytest
+
+dd = pytest.importorskip("dask.dataframe")
+import dask  # noqa: E402
+
+import mixedfit as mf  # noqa: E402
+from mixedfit.errors import ModelSpecError  # noqa: E402
+from test_glmm import fixture_data, load  # noqa: E402
+
+# Dask against in memory.  At the same parameters the objective agrees to rounding (the sums are added
+# in another order); so do the optima's deviances.  The estimates agree to where BOBYQA stops on a
+# deviance that flat (ftol_abs 1e-10): its path differs with the objective's last bits (measured:
+# 4e-7 of grouseticks' θ, 5e-8 of its β).  Standard errors come from finite-difference Hessians (steps
+# of 1e-4) of a deviance PIRLS converges to 1e-7 relative: measured within 3.2e-6 of each other.
+OBJECTIVE = 1e-11
+SE_REL = 1e-4
+THETA_ABS = 1e-6
+BETA_SE = 1e-5
+OBJ_REL = 1e-10  # never above glmer's deviance by more than this, relative (as tests/test_glmm.py)
+
+
+def quietly(formula, data, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # lme4's warnings: the in-memory tests check them
+        return mf.mixed(formula, data, **kw)
+
+
+@lru_cache(maxsize=None)
+def both(case: str, npartitions: int):
+    fx = load(case)
+    data = fixture_data(fx)
+    kw = dict(family=mf.family(fx["family"], link=fx["link"]), nagq=fx["nAGQ"])
+    with dask.config.set(scheduler="sync"):
+        return (quietly(fx["formula"], data, **kw),
+                quietly(fx["formula"], dd.from_pandas(data, npartitions=npartitions), **kw), fx)
+
+
+@pytest.mark.parametrize("case, npartitions", [("cbpp", 3), ("grouseticks", 4), ("verbagg_nagq0", 5),
+                                               ("poisson_offset", 3), ("contraception", 4)])
+def test_dask_fit_is_the_in_memory_fit(case, npartitions):
+    memory, fit, fx = both(case, npartitions)
+    assert fit.minus2llf == pytest.approx(memory.minus2llf, rel=OBJECTIVE)
+    assert fit.deviance == pytest.approx(memory.deviance, rel=1e-7)
+    assert np.all(np.abs(fit.fixef - memory.fixef) <= BETA_SE * memory.bse)
+    np.testing.assert_allclose(fit.theta, memory.theta, rtol=0, atol=THETA_ABS)
+    np.testing.assert_allclose(fit.bse, memory.bse, rtol=SE_REL)
+    assert fit.nobs == memory.nobs == fx["nobs"]
+    assert fit.minus2llf <= fx["minus2logLik"] * (1 + OBJ_REL)
+    assert fit.pwrss == pytest.approx(memory.pwrss, rel=1e-7)
+    assert fit.model.passes > 0  # PIRLS by passes over the partitions
+
+
+@pytest.mark.parametrize("case, npartitions", [("cbpp", 3), ("grouseticks", 4)])
+def test_dask_objective_is_the_in_memory_objective(case, npartitions):
+    # at glmer's estimates, PIRLS started where glmer starts it (its first stage's θ)
+    memory, fit, fx = both(case, npartitions)
+    stage1 = np.array(list(fx["stage1_theta"].values()))
+    par = np.concatenate([list(fx["theta"].values()), list(fx["beta"].values())])
+    with dask.config.set(scheduler="sync"):
+        at = [model.fit_at(par[: model.ntheta], par[model.ntheta:], stage1) for model in (memory.model, fit.model)]
+    assert at[1].opt.fmin == pytest.approx(at[0].opt.fmin, rel=OBJECTIVE)
+    assert at[1].opt.fmin == pytest.approx(fx["fval"], rel=1e-9)  # glmer's deviance at its optimum
+    np.testing.assert_allclose(at[1].state.u, at[0].state.u, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(at[1].vcov, at[0].vcov, rtol=SE_REL, atol=SE_REL * np.abs(at[0].vcov).max())
+
+
+@pytest.mark.parametrize("case, npartitions", [("cbpp", 3), ("grouseticks", 4)])
+def test_dask_summary_prints_the_in_memory_summary(case, npartitions):
+    # the same text; grouseticks' estimates print 8 digits, beyond where the two optima agree
+    memory, fit, fx = both(case, npartitions)
+    with dask.config.set(scheduler="sync"):
+        text = str(fit.summary())
+    expected = str(memory.summary())
+    if case == "grouseticks":
+        text, expected = (t[: t.index("Fixed effects:")] for t in (text, expected))
+    assert text == expected
+    np.testing.assert_allclose(fit.resid_quantiles(), np.quantile(memory.scaled_resid, [0, 0.25, 0.5, 0.75, 1]),
+                               rtol=1e-6)
+
+
+def test_dask_residuals_are_lazy_and_the_in_memory_ones():
+    memory, fit, _ = both("cbpp", 3)
+    for kind in ("deviance", "pearson", "response", "working"):
+        lazy = fit.resid(kind)
+        assert type(lazy).__module__.startswith("dask")
+        with dask.config.set(scheduler="sync"):
+            values = lazy.compute()
+        np.testing.assert_allclose(values.to_numpy(), memory.resid(kind).to_numpy(), rtol=1e-7, atol=1e-10)
+    with dask.config.set(scheduler="sync"):
+        np.testing.assert_allclose(fit.fittedvalues.compute().to_numpy(), memory.fittedvalues.to_numpy(),
+                                   rtol=1e-8)
+
+
+def test_dask_glmm_drops_the_columns_memory_drops():
+    cbpp = mf.load_dataset("cbpp").assign(twice=lambda d: 2.0 * (d["period"] == "2"))
+    formula = "cbind(incidence, size - incidence) ~ period + twice + (1 | herd)"
+    memory = quietly(formula, cbpp, family="binomial")
+    with dask.config.set(scheduler="sync"):
+        fit = quietly(formula, dd.from_pandas(cbpp, npartitions=2), family="binomial")
+    assert fit.xnames == memory.xnames
+    np.testing.assert_allclose(fit.fixef, memory.fixef, rtol=1e-7)
+
+
+@pytest.mark.parametrize("kw, words", [(dict(family="Gamma"), "dispersion"),
+                                       (dict(family="binomial", nagq=5), "nagq > 1")])
+def test_dask_glmm_refuses_what_it_cannot_do(kw, words):
+    data = dd.from_pandas(mf.load_dataset("cbpp").assign(y=lambda d: d["incidence"] + 1.0), npartitions=2)
+    formula = ("y ~ period + (1 | herd)" if kw["family"] == "Gamma"
+               else "cbind(incidence, size - incidence) ~ period + (1 | herd)")
+    with pytest.raises(ModelSpecError, match=words):
+        mf.mixed(formula, data, **kw)
+
+
+def test_dask_glmm_needs_the_rows_for_refits():
+    _, fit, _ = both("cbpp", 3)
+    with pytest.raises(NotImplementedError, match="rows"):
+        fit.bootstrap(nsim=2)
+    assert isinstance(fit.confint(method="wald"), pd.DataFrame)
