@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas, lapack, solve_triangular
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from ..supernodal import SupernodalRest
 from .levels import batched_lower_inverse, level_blocks_product
@@ -117,8 +118,6 @@ def _unsafe_threaded_potrf(n: int) -> bool:
 @functools.lru_cache(maxsize=1)
 def _unsafe_blas_loaded() -> bool:
     """Whether a BLAS library of ``_UNSAFE_OPENBLAS`` is loaded (scipy's LAPACK among them)."""
-    from threadpoolctl import threadpool_info
-
     return any(
         info.get("internal_api") == "openblas" and str(info.get("version", "")).startswith(_UNSAFE_OPENBLAS)
         for info in threadpool_info()
@@ -127,8 +126,6 @@ def _unsafe_blas_loaded() -> bool:
 
 def _single_threaded():
     """Every loaded BLAS on one thread, within the context."""
-    from threadpoolctl import threadpool_limits
-
     return threadpool_limits(limits=1, user_api="blas")
 
 
