@@ -32,6 +32,7 @@ import mixedfit as mf
 from mixedfit.errors import ModelSpecError
 from mixedfit.inference import emmeans as em_mod
 from mixedfit.results import MixedResults
+from conftest import fit_quietly
 
 FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "emmeans_cases.json"
 CASES = json.loads(FIXTURE.read_text())["cases"]
@@ -65,9 +66,7 @@ def prepare(case: dict) -> pd.DataFrame:
 @lru_cache(maxsize=None)
 def fitted(name: str) -> MixedResults:
     case = CASES[name]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mf.mixed(case["formula"], prepare(case), reml=case["reml"])
+    return fit_quietly(case["formula"], prepare(case), reml=case["reml"])
 
 
 @lru_cache(maxsize=None)

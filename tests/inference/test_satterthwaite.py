@@ -29,6 +29,7 @@ from mixedfit.inference import fixed_tests, type3
 from mixedfit.inference import satterthwaite as st
 from mixedfit.model import Convergence
 from mixedfit.results import MixedResults
+from conftest import fit_quietly
 
 FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "inference_lrt_satt.json"
 CASES = json.loads(FIXTURE.read_text())["satterthwaite"]
@@ -50,9 +51,7 @@ def case_data(case: dict) -> pd.DataFrame:
 @lru_cache(maxsize=None)
 def fitted(name: str) -> MixedResults:
     case = CASES[name]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return mf.mixed(case["formula"], case_data(case), reml=case["reml"])
+    return fit_quietly(case["formula"], case_data(case), reml=case["reml"])
 
 
 @lru_cache(maxsize=None)
