@@ -130,14 +130,14 @@ class MemoryRows:
     def __init__(self, model: GlmmModel, theta: np.ndarray, beta: np.ndarray | None,
                  eta_start: np.ndarray | None):
         self.model, self.joint = model, beta is None
-        self.values = model._term_values(theta)
-        self.zl = model._sparse(np.hstack(self.values), model._columns, model.q)
-        self.zlt = self.zl.T  # once per PIRLS: scipy builds a new matrix object at every .T
-        self.base = model.offset if self.joint else model.offset + model.X @ np.asarray(beta, float)
         if eta_start is None:
             self.eta, self._working = model._start()
         else:
             self.eta, self._working = eta_start, None
+        # after the start: the first one runs a PIRLS of its own, on the model's one ZΛ
+        self.values = model._term_values(theta)
+        self.zl, self.zlt = model._zlambda_pair(self.values)
+        self.base = model.offset if self.joint else model.offset + model.X @ np.asarray(beta, float)
         self.mu = self.dev = self.sqrtw = None
 
     def sums(self) -> PwlsSums:
@@ -304,11 +304,12 @@ class SparseGram:
     level j's S columns where it meets level j in some observation.  When
     the terms are nearly nested (grouseticks' observation-level INDEX
     first, BROOD and LOCATION in the rest: two entries per column), the
-    dense product's m²ℓS multiplications are almost all by zero.
+    dense product's m²ℓS multiplications are almost all by zero.  ``keys``:
+    the distinct (level, row) pairs of F's entries as ``level · m + row``
+    (``entries``).
     """
 
-    def __init__(self, rest_rows: np.ndarray, levels: np.ndarray, m: int, S: int):
-        keys = np.unique(levels.astype(np.int64) * m + rest_rows)
+    def __init__(self, keys: np.ndarray, m: int, S: int):
         level, row = keys // m, keys % m
         counts = np.bincount(level)
         starts = np.cumsum(counts) - counts
@@ -327,10 +328,17 @@ class SparseGram:
         self.target = np.tile(self.target, S)
         self.width = width
 
-    @property
-    def size(self) -> int:
-        """The number of products: the pairs of entries in a common column."""
-        return self.target.size
+    @staticmethod
+    def entries(rest_rows: np.ndarray, levels: np.ndarray, m: int) -> np.ndarray:
+        """The distinct (level, row of the rest) pairs of the rows' entries, as ``level · m + row``."""
+        return np.unique(levels.astype(np.int64) * m + rest_rows)
+
+    @staticmethod
+    def products(keys: np.ndarray, m: int, S: int) -> int:
+        """The number of products F Fᵀ takes this way (pairs of entries in a common column), before
+        building their index arrays: as large as the dense product's where the terms are crossed."""
+        counts = np.bincount(keys // m)
+        return int(S * np.sum(counts.astype(np.int64) ** 2))
 
     def __call__(self, F: np.ndarray) -> np.ndarray:
         flat = F.reshape(-1)
@@ -453,9 +461,10 @@ class GlmmModel:
         self._dev = self.family.dev_resids_at(self.y, self.weights)
 
     def __getstate__(self) -> dict:
-        # The family's closures are rebuilt on unpickling, not pickled.
+        # The family's closures are rebuilt on unpickling, not pickled; nor the caches (ZΛ's two
+        # matrices share their entries, which a pickle would part).
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("_aic", "_dev", "_start_cache")}
+                if k not in ("_aic", "_dev", "_start_cache", "_zl_pair")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -481,6 +490,23 @@ class GlmmModel:
     def zlambda(self, theta: np.ndarray) -> sp.csr_matrix:
         """ZΛθ as a sparse (n, q) matrix: Z's pattern, each row's entries ``z_i T``."""
         return self._sparse(np.hstack(self._term_values(theta)), self._columns, self.q)
+
+    def _zlambda_pair(self, values: list[np.ndarray]) -> tuple[sp.csr_matrix, sp.csc_matrix]:
+        """ZΛθ and (ZΛθ)ᵀ at the terms' entries ``values``: the same two matrix objects at every θ.
+
+        Their pattern is Z's; only the entries change with θ, and the two
+        share them (scipy's ``.T`` of a CSR matrix is the CSC matrix on the
+        same arrays), so overwriting ``data`` in place moves both.  Building
+        a new sparse matrix and its transpose at every PIRLS cost more than
+        the evaluation's products with them.  Whoever holds them from one
+        PIRLS sees the next θ's entries: ``zlambda`` makes a matrix of its own.
+        """
+        pair = getattr(self, "_zl_pair", None)
+        if pair is None:
+            zl = self._sparse(np.zeros(self._columns.shape), self._columns, self.q)
+            self._zl_pair = pair = (zl, zl.T)
+        np.concatenate(values, axis=1, out=pair[0].data.reshape(self._columns.shape))
+        return pair
 
     def _term_values(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per term, the (n, S) entries of ZΛ in its columns: ``z_i T``."""
@@ -540,7 +566,7 @@ class GlmmModel:
         if not sums.C.size:
             return BlockFactor(D, sums.B, sums.C)
         C = sums.C.copy()  # the sums stay sums (a partition's may be added to again)
-        C[np.diag_indices_from(C)] += 1.0
+        C.reshape(-1)[:: C.shape[0] + 1] += 1.0  # the diagonal, as a view (diag_indices_from costs more)
         return BlockFactor(D, sums.B, C, self._gram)
 
     def _level_sums(self, w: np.ndarray) -> np.ndarray:
@@ -609,9 +635,11 @@ class GlmmModel:
         if not qr:
             return None
         rest = self._columns[:, first.size:] - q0
-        gram = SparseGram(rest.reshape(-1), np.repeat(first.codes, rest.shape[1]), qr, first.size)
+        keys = SparseGram.entries(rest.reshape(-1), np.repeat(first.codes, rest.shape[1]), qr)
         # a bincount's product costs about as much as _GRAM_DENSE_COST multiplications in BLAS
-        return gram if gram.size * _GRAM_DENSE_COST < qr * qr * q0 else None
+        if SparseGram.products(keys, qr, first.size) * _GRAM_DENSE_COST >= qr * qr * q0:
+            return None
+        return SparseGram(keys, qr, first.size)
 
     def is_singular(self, theta: np.ndarray) -> bool:
         """lme4's ``isSingular``: a θ with a lower bound within 1e-4 of it."""
