@@ -267,8 +267,8 @@ class Family:
         """
         y, wt = np.asarray(y, float), np.asarray(wt, float)
         if self.name == "binomial" and np.all((y == 0) | (y == 1)):
-            ones = y == 1
-            return lambda mu: -2.0 * wt * np.log(np.where(ones, mu, 1.0 - mu))
+            ones, scale = y == 1, -2.0 * wt  # the same products, the first made once
+            return lambda mu: scale * np.log(np.where(ones, mu, 1.0 - mu))
         return lambda mu: self.dev_resids(y, mu, wt)
 
     def aic_at(self, y: Array, n: Array, wt: Array) -> Callable[[Array, float], float]:

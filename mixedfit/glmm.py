@@ -130,14 +130,14 @@ class MemoryRows:
     def __init__(self, model: GlmmModel, theta: np.ndarray, beta: np.ndarray | None,
                  eta_start: np.ndarray | None):
         self.model, self.joint = model, beta is None
-        self.values = model._term_values(theta)
-        self.zl = model._sparse(np.hstack(self.values), model._columns, model.q)
-        self.zlt = self.zl.T  # once per PIRLS: scipy builds a new matrix object at every .T
-        self.base = model.offset if self.joint else model.offset + model.X @ np.asarray(beta, float)
         if eta_start is None:
             self.eta, self._working = model._start()
         else:
             self.eta, self._working = eta_start, None
+        # after the start: the first one runs a PIRLS of its own, on the model's one ZΛ
+        self.values = model._term_values(theta)
+        self.zl, self.zlt = model._zlambda_pair(self.values)
+        self.base = model.offset if self.joint else model.offset + model.X @ np.asarray(beta, float)
         self.mu = self.dev = self.sqrtw = None
 
     def sums(self) -> PwlsSums:
@@ -163,19 +163,22 @@ class BlockFactor:
     block per level), so its factor ``L0`` is a batch of tiny
     factorizations; the other terms' columns (the rest) are factored after
     eliminating it, densely: ``A = [D Bᵀ; B C]``, ``L = [L0 0; F Lr]`` with
-    ``F = B L0⁻ᵀ`` and ``Lr Lrᵀ = C − F Fᵀ``.  Raises ``PirlsError``
-    where A is not positive definite.
+    ``F = B L0⁻ᵀ`` and ``Lr Lrᵀ = C − F Fᵀ``.  Where the first ``diagonal``
+    rows of the rest have a diagonal block in ``C − F Fᵀ`` (see
+    ``_rest_factor``), they are eliminated first, by their square roots.
+    Raises ``PirlsError`` where A is not positive definite.
     """
 
-    def __init__(self, D: np.ndarray, B: np.ndarray, C: np.ndarray, gram: SparseGram | None = None):
+    def __init__(self, D: np.ndarray, B: np.ndarray, C: np.ndarray, gram: SparseGram | None = None,
+                 diagonal: int = 0):
         self.ell, self.S = D.shape[0], D.shape[1]
         try:
             self.L0 = _block_cholesky(D)
             self.M0 = batched_lower_inverse(self.L0)  # the blocks' inverses: solves are products
-            self.F = _solve_blocks(self.M0, B.T, transpose=False).T if B.size else B
+            self.F = _solve_block_columns(self.M0, B) if B.size else B
             if C.size:
                 FFt = self.F @ self.F.T if gram is None else gram(self.F)
-                self.Lr = _cholesky(C - FFt)
+                self.Lr = _rest_factor(C - FFt, diagonal)
             else:
                 self.Lr = C
         except (LinAlgError, np.linalg.LinAlgError):
@@ -255,6 +258,31 @@ def _solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.nd
     return x
 
 
+def _rest_factor(A: np.ndarray, diagonal: int) -> np.ndarray:
+    """The lower Cholesky factor of A whose leading ``diagonal`` × ``diagonal`` block is diagonal.
+
+    That block's factor is its square roots, the columns below it are
+    divided by them, and only the trailing block after their elimination is
+    factored densely: ``[P Eᵀ; E G] = [√P 0; E √P⁻¹ R][…]ᵀ`` with
+    ``R Rᵀ = G − E P⁻¹ Eᵀ`` (grouseticks' 118 broods, in which its
+    observation-level first term is nested, before its 63 locations:
+    a 63-wide factorization instead of 181).
+    """
+    if not diagonal:
+        return _cholesky(A)
+    pivots = np.diagonal(A)[:diagonal]
+    if not np.all(pivots > 0):  # NaN included
+        raise LinAlgError("not positive definite")
+    root = np.sqrt(pivots)
+    L = np.zeros_like(A)
+    L.reshape(-1)[: diagonal * (A.shape[0] + 1): A.shape[0] + 1] = root
+    if diagonal < A.shape[0]:
+        E = A[diagonal:, :diagonal] / root
+        L[diagonal:, :diagonal] = E
+        L[diagonal:, diagonal:] = _cholesky(A[diagonal:, diagonal:] - E @ E.T)
+    return L
+
+
 def _block_cholesky(D: np.ndarray) -> np.ndarray:
     """Lower Cholesky factors of a stack of S×S blocks (ℓ, S, S); closed form for S ≤ 2.
 
@@ -263,11 +291,13 @@ def _block_cholesky(D: np.ndarray) -> np.ndarray:
     S = D.shape[1]
     if S > 2:
         return np.linalg.cholesky(D)
-    pivots = D[:, 0, 0] if S == 1 else D[:, 1, 1] - D[:, 1, 0] ** 2 / D[:, 0, 0]
-    if not (np.all(D[:, 0, 0] > 0) and np.all(pivots > 0)):  # NaN included
-        raise LinAlgError("a block is not positive definite")
     if S == 1:
+        if not np.all(D > 0):  # NaN included
+            raise LinAlgError("a block is not positive definite")
         return np.sqrt(D)
+    pivots = D[:, 1, 1] - D[:, 1, 0] ** 2 / D[:, 0, 0]
+    if not (np.all(D[:, 0, 0] > 0) and np.all(pivots > 0)):
+        raise LinAlgError("a block is not positive definite")
     L = np.empty_like(D)
     L[:, 0, 0] = np.sqrt(D[:, 0, 0])
     L[:, 0, 1] = 0.0
@@ -297,6 +327,25 @@ def _solve_blocks(M0: np.ndarray, b: np.ndarray, transpose: bool) -> np.ndarray:
     return (factors @ rhs).reshape(b.shape)
 
 
+def _solve_block_columns(M0: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """B L0⁻ᵀ for B of shape (m, ℓS): per level j, its S columns times M0ⱼᵀ (M0 = the blocks' L0ⱼ⁻¹).
+
+    ``_solve_blocks`` of Bᵀ, transposed back, with the same products, but
+    in B's own memory order: no transposed copies, and F comes out
+    C-contiguous for the products and solves that read it.
+    """
+    ell, S = M0.shape[0], M0.shape[1]
+    if S == 1:
+        return B * M0.reshape(-1)
+    cols = B.reshape(B.shape[0], ell, S)
+    if S == 2:
+        F = np.empty_like(cols)
+        np.multiply(M0[:, 0, 0], cols[:, :, 0], out=F[:, :, 0])
+        F[:, :, 1] = M0[:, 1, 0] * cols[:, :, 0] + M0[:, 1, 1] * cols[:, :, 1]
+        return F.reshape(B.shape)
+    return np.swapaxes(np.swapaxes(cols, 0, 1) @ np.swapaxes(M0, 1, 2), 0, 1).reshape(B.shape)
+
+
 class SparseGram:
     """F Fᵀ for an F (m × ℓS) with few entries per column, by the pairs of entries that share a column.
 
@@ -304,11 +353,12 @@ class SparseGram:
     level j's S columns where it meets level j in some observation.  When
     the terms are nearly nested (grouseticks' observation-level INDEX
     first, BROOD and LOCATION in the rest: two entries per column), the
-    dense product's m²ℓS multiplications are almost all by zero.
+    dense product's m²ℓS multiplications are almost all by zero.  ``keys``:
+    the distinct (level, row) pairs of F's entries as ``level · m + row``
+    (``entries``).
     """
 
-    def __init__(self, rest_rows: np.ndarray, levels: np.ndarray, m: int, S: int):
-        keys = np.unique(levels.astype(np.int64) * m + rest_rows)
+    def __init__(self, keys: np.ndarray, m: int, S: int):
         level, row = keys // m, keys % m
         counts = np.bincount(level)
         starts = np.cumsum(counts) - counts
@@ -327,10 +377,17 @@ class SparseGram:
         self.target = np.tile(self.target, S)
         self.width = width
 
-    @property
-    def size(self) -> int:
-        """The number of products: the pairs of entries in a common column."""
-        return self.target.size
+    @staticmethod
+    def entries(rest_rows: np.ndarray, levels: np.ndarray, m: int) -> np.ndarray:
+        """The distinct (level, row of the rest) pairs of the rows' entries, as ``level · m + row``."""
+        return np.unique(levels.astype(np.int64) * m + rest_rows)
+
+    @staticmethod
+    def products(keys: np.ndarray, m: int, S: int) -> int:
+        """The number of products F Fᵀ takes this way (pairs of entries in a common column), before
+        building their index arrays: as large as the dense product's where the terms are crossed."""
+        counts = np.bincount(keys // m)
+        return int(S * np.sum(counts.astype(np.int64) ** 2))
 
     def __call__(self, F: np.ndarray) -> np.ndarray:
         flat = F.reshape(-1)
@@ -410,6 +467,7 @@ class GlmmModel:
         self._columns = self._z_columns()
         self._pair_index = self._pair_indices()
         self._gram = self._sparse_gram()
+        self._diagonal = self._diagonal_rows()
         self._level_order = self._sorted_rows()
         self._closures()
 
@@ -430,7 +488,7 @@ class GlmmModel:
         self.start = self.layout.start  # lme4's reTrms$theta for glmer
         self.q = int(sum(t.size * t.nlevels for t in design.terms))
         self._tril0 = np.tril_indices(design.terms[0].size)
-        self._gram = None
+        self._gram, self._diagonal = None, 0  # dense products of the rest (see __init__)
         self._lp0 = None  # where PIRLS starts (lme4's lp0): the linear predictor without the offset
         self._modes: tuple[np.ndarray, np.ndarray] | None = None  # the last PIRLS's u and β (see pirls)
         self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
@@ -453,9 +511,10 @@ class GlmmModel:
         self._dev = self.family.dev_resids_at(self.y, self.weights)
 
     def __getstate__(self) -> dict:
-        # The family's closures are rebuilt on unpickling, not pickled.
+        # The family's closures are rebuilt on unpickling, not pickled; nor the caches (ZΛ's two
+        # matrices share their entries, which a pickle would part).
         return {k: v for k, v in self.__dict__.items()
-                if k not in ("_aic", "_dev", "_start_cache")}
+                if k not in ("_aic", "_dev", "_start_cache", "_zl_pair")}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -481,6 +540,23 @@ class GlmmModel:
     def zlambda(self, theta: np.ndarray) -> sp.csr_matrix:
         """ZΛθ as a sparse (n, q) matrix: Z's pattern, each row's entries ``z_i T``."""
         return self._sparse(np.hstack(self._term_values(theta)), self._columns, self.q)
+
+    def _zlambda_pair(self, values: list[np.ndarray]) -> tuple[sp.csr_matrix, sp.csc_matrix]:
+        """ZΛθ and (ZΛθ)ᵀ at the terms' entries ``values``: the same two matrix objects at every θ.
+
+        Their pattern is Z's; only the entries change with θ, and the two
+        share them (scipy's ``.T`` of a CSR matrix is the CSC matrix on the
+        same arrays), so overwriting ``data`` in place moves both.  Building
+        a new sparse matrix and its transpose at every PIRLS cost more than
+        the evaluation's products with them.  Whoever holds them from one
+        PIRLS sees the next θ's entries: ``zlambda`` makes a matrix of its own.
+        """
+        pair = getattr(self, "_zl_pair", None)
+        if pair is None:
+            zl = self._sparse(np.zeros(self._columns.shape), self._columns, self.q)
+            self._zl_pair = pair = (zl, zl.T)
+        np.concatenate(values, axis=1, out=pair[0].data.reshape(self._columns.shape))
+        return pair
 
     def _term_values(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per term, the (n, S) entries of ZΛ in its columns: ``z_i T``."""
@@ -540,8 +616,8 @@ class GlmmModel:
         if not sums.C.size:
             return BlockFactor(D, sums.B, sums.C)
         C = sums.C.copy()  # the sums stay sums (a partition's may be added to again)
-        C[np.diag_indices_from(C)] += 1.0
-        return BlockFactor(D, sums.B, C, self._gram)
+        C.reshape(-1)[:: C.shape[0] + 1] += 1.0  # the diagonal, as a view (diag_indices_from costs more)
+        return BlockFactor(D, sums.B, C, self._gram, self._diagonal)
 
     def _level_sums(self, w: np.ndarray) -> np.ndarray:
         """Per level of the first term, Σ wᵢ zᵢₛ zᵢₜ over its rows for s ≥ t: (ℓ, S(S+1)/2).
@@ -609,9 +685,28 @@ class GlmmModel:
         if not qr:
             return None
         rest = self._columns[:, first.size:] - q0
-        gram = SparseGram(rest.reshape(-1), np.repeat(first.codes, rest.shape[1]), qr, first.size)
+        keys = SparseGram.entries(rest.reshape(-1), np.repeat(first.codes, rest.shape[1]), qr)
         # a bincount's product costs about as much as _GRAM_DENSE_COST multiplications in BLAS
-        return gram if gram.size * _GRAM_DENSE_COST < qr * qr * q0 else None
+        if SparseGram.products(keys, qr, first.size) * _GRAM_DENSE_COST >= qr * qr * q0:
+            return None
+        return SparseGram(keys, qr, first.size)
+
+    def _diagonal_rows(self) -> int:
+        """How many leading rows of the rest ``C − F Fᵀ`` has a diagonal block in (``BlockFactor``):
+        the second term's levels, where that term is scalar and each level of the first term meets
+        one of its levels at most (the first nested in it); else 0.
+
+        Its block of C is then diagonal (one level per row), and F Fᵀ adds
+        to an entry (r, r′) only through a level of the first term meeting
+        both r and r′.
+        """
+        terms = self.design.terms
+        if len(terms) < 2 or terms[1].size != 1:
+            return 0
+        first, second = terms[0].codes, terms[1].codes
+        met = np.full(terms[0].nlevels, -1)
+        met[first] = second
+        return terms[1].nlevels if np.array_equal(met[first], second) else 0
 
     def is_singular(self, theta: np.ndarray) -> bool:
         """lme4's ``isSingular``: a θ with a lower bound within 1e-4 of it."""

@@ -455,7 +455,27 @@ def test_block_factor_is_the_cholesky_factor(dense_products, monkeypatch):
                           mf.load_dataset("Contraception"), family=fam)
     model = GlmmModel(design, fam)
     assert (model._pair_index is not None) == dense_products
-    theta = np.array([0.7, -0.3, 0.5, 0.4])
+    assert model._diagonal == 0  # districts and livch crossed: the rest factored densely
+    assert_factor_is_the_cholesky_factor(model, np.array([0.7, -0.3, 0.5, 0.4]))
+
+
+@pytest.mark.parametrize("formula, diagonal", [
+    ("TICKS ~ YEAR + HEIGHT + (1 | INDEX) + (1 | BROOD) + (1 | LOCATION)", 118),  # then 63 dense
+    ("TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)", 63),  # the whole rest diagonal
+])
+def test_block_factor_eliminates_a_diagonal_block_of_the_rest(formula, diagonal):
+    # grouseticks' observations are nested in broods, its broods in locations: the second term's
+    # block of the rest stays diagonal after the first term's elimination, and is eliminated so
+    fam = family("poisson")
+    model = GlmmModel(build_design(formula, mf.load_dataset("grouseticks"), family=fam), fam)
+    assert model._diagonal == diagonal
+    assert_factor_is_the_cholesky_factor(model, np.linspace(0.4, 1.3, model.ntheta))
+
+
+def assert_factor_is_the_cholesky_factor(model: GlmmModel, theta: np.ndarray) -> None:
+    """The block factor at θ and random weights solves ΛᵀZᵀWZΛ + I, and has its log-determinant and
+    the diagonal blocks of its inverse."""
+    design = model.design
     sqrtw = np.random.default_rng(1).uniform(0.2, 0.6, design.nobs)
     level, B, C = model._block_sums(model._term_values(theta), sqrtw)
     factor = model._factor(PwlsSums(level, B, C, np.zeros(model.q)), model.layout.templates(theta)[0])
