@@ -16,11 +16,13 @@ of levels, the rank and scales of X) are those of the linear fit
 (``mixedfit.distributed``).  Estimates, deviance and standard errors agree
 with the in-memory fit to rounding (the sums are added in another order).
 
-Binomial and Poisson only: the Gamma and inverse Gaussian likelihoods need
-the dispersion, which is another pass (refused with ``ModelSpecError``);
-nagq > 1 (quadrature per level at every node) is refused too.  Fitted
-values and residuals are lazy Dask Series, partition by partition; the
-summary's scaled-residual quantiles are exact (``exact_quantiles``).
+Every family: the Gamma and inverse Gaussian likelihoods read the deviance
+of all the rows (through the dispersion φ = deviance/Σw), and otherwise only
+Σw and Σ w log y, which the checks' pass adds up once
+(``Family.aic_from_totals``): the pass at a point returns the deviance, and
+the driver computes −2 log L.  nagq > 1 is refused.  Fitted values and
+residuals are lazy Dask Series, partition by partition; the summary's
+scaled-residual quantiles are exact (``exact_quantiles``).
 
 Examples
 --------
@@ -81,27 +83,36 @@ def _without_columns(model: GlmmModel | None, keep: list[int]) -> GlmmModel | No
 
 @dataclass
 class _Checks:
-    """What the checks on all the rows read: their number, those left out, X's moments."""
+    """What the checks on all the rows read: their number, those left out, X's moments; and a
+    dispersion family's Σw and Σ w log y (``Family.dispersion_totals``; zeros for the others)."""
 
     n: int
     n_dropped: int
     moments: Moments
+    totals: np.ndarray
 
     def __add__(self, other: "_Checks") -> "_Checks":
-        return _Checks(self.n + other.n, self.n_dropped + other.n_dropped, self.moments + other.moments)
+        return _Checks(self.n + other.n, self.n_dropped + other.n_dropped, self.moments + other.moments,
+                       self.totals + other.totals)
 
 
 def _partition_checks(model: GlmmModel | None) -> _Checks | None:
     if model is None:
         return None
-    return _Checks(model.design.nobs, model.design.n_dropped, Moments.from_design(model.design))
+    fam = model.family
+    totals = fam.dispersion_totals(model.y, model.weights) if fam.has_dispersion else np.zeros(2)
+    return _Checks(model.design.nobs, model.design.n_dropped, Moments.from_design(model.design), totals)
 
 
 @dataclass
 class PointSums:
     """A pass at a point (θ, u, β): the sums of deviance residuals, of −2 log-likelihood terms and
     of squared Pearson residuals there, and the next PIRLS step's sums (always with X's, which
-    lme4's vcov reads at the weights of the last step)."""
+    lme4's vcov reads at the weights of the last step).
+
+    ``aic`` is a sum over rows for binomial and Poisson only (0 for a dispersion family, whose
+    −2 log-likelihood the driver computes from the deviance: ``DaskGlmmModel.laplace``).
+    """
 
     deviance: float
     aic: float
@@ -133,7 +144,8 @@ def _partition_point(model: GlmmModel | None, theta: np.ndarray, point: tuple | 
     pearson = (model.y - mu) * np.sqrt(model.weights / fam.variance(mu))
     base = model.offset if beta is None else model.offset + model.X @ beta
     sums = model.step_sums(zl.T, values, sqrtw, eta - base + wres, joint=True)
-    return PointSums(deviance, model._aic(mu, deviance), float(pearson @ pearson), sums)
+    aic = 0.0 if fam.has_dispersion else model._aic(mu, deviance)
+    return PointSums(deviance, aic, float(pearson @ pearson), sums)
 
 
 # -- the driver ----------------------------------------------------------------------
@@ -187,16 +199,18 @@ class DaskGlmmModel(GlmmModel):
     design : Design
         The model's structure without rows (``mixedfit.distributed.rowless``).
     family : Family
-        Binomial or Poisson.
+        The family and link.
     nagq : int
         0 or 1.
     parts : list
         The partitions' ``GlmmModel`` (persisted Dask values; None for a partition without rows).
+    totals : ndarray
+        A dispersion family's Σw and Σ w log y over all the rows (``Family.dispersion_totals``).
     """
 
-    def __init__(self, design, family: Family, nagq: int, parts: list):
+    def __init__(self, design, family: Family, nagq: int, parts: list, totals: np.ndarray):
         self._structure(design, family, nagq)  # no per-row arrays: the partitions hold the rows
-        self.parts = parts
+        self.parts, self.totals = parts, totals
         self.passes = 0
 
     def __getstate__(self) -> dict:
@@ -233,7 +247,10 @@ class DaskGlmmModel(GlmmModel):
         self._lp0 = (np.array(theta, float), state.u, state.beta)
 
     def laplace(self, state: DaskPirlsState) -> float:
-        return float(state.ldL2 + state.u @ state.u + state.aic)
+        # a dispersion family's −2 log L reads the deviance of all the rows: from the totals
+        aic = (self.family.aic_from_totals(state.deviance, self.totals) if self.family.has_dispersion
+               else state.aic)
+        return float(state.ldL2 + state.u @ state.u + aic)
 
     def pwrss(self, state: DaskPirlsState) -> float:
         return float(state.pearson + state.u @ state.u)
@@ -359,7 +376,7 @@ class _Summarized:
 def mixed_dask_glmm(formula: str, data, *, family, nagq: int = 1, weights: str | None = None,
                     offset: str | None = None, na_action: str = "omit", data_name: str | None = None,
                     maxeval: int = 100_000) -> DaskGlmmResults:
-    """Fit a binomial or Poisson GLMM to a Dask DataFrame, as in memory (``mixedfit.mixed`` calls this).
+    """Fit a GLMM to a Dask DataFrame, as in memory (``mixedfit.mixed`` calls this).
 
     The partitions' designs are persisted, not the data frame: every PIRLS
     step is a pass over them, and each holds what its pass reads, ready (see
@@ -368,13 +385,9 @@ def mixed_dask_glmm(formula: str, data, *, family, nagq: int = 1, weights: str |
     Raises
     ------
     ModelSpecError
-        A family with a dispersion parameter (Gamma, inverse Gaussian), or nagq > 1.
+        nagq > 1.
     """
     fam = make_family(family)
-    if fam.has_dispersion:
-        raise ModelSpecError(f"the {fam.name} family on Dask data is not implemented: its likelihood "
-                             "needs the dispersion, another pass per evaluation; binomial and "
-                             "poisson are, or fit a pandas DataFrame")
     if not isinstance(nagq, bool) and isinstance(nagq, (int, np.integer)) and nagq > 1:
         raise ModelSpecError("nagq > 1 on Dask data is not implemented: adaptive quadrature needs a "
                              "pass per quadrature node; use nagq=1 (Laplace) or nagq=0")
@@ -397,7 +410,7 @@ def mixed_dask_glmm(formula: str, data, *, family, nagq: int = 1, weights: str |
 
     clock = time.perf_counter()
     design = rowless(dataclasses.replace(structure, badly_scaled=badly_scaled), checks.n, checks.n_dropped, keep)
-    model = DaskGlmmModel(design, fam, nagq, models)
+    model = DaskGlmmModel(design, fam, nagq, models, checks.totals)
     fitted = model.optimize(maxeval)
     timings["fit"] = time.perf_counter() - clock
     results = DaskGlmmResults(model, fitted, data, plan, timings, data_name=data_name,

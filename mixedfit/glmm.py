@@ -997,7 +997,7 @@ class GlmmModel:
         """lme4's σ: 1 for binomial and Poisson, else √(pwrss/n)."""
         if not self.family.has_dispersion:
             return 1.0
-        return float(np.sqrt(self.pwrss(state) / self.y.size))
+        return float(np.sqrt(self.pwrss(state) / self.design.nobs))
 
     def vcov_rx(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
         """σ² (R_X R_Xᵀ)⁻¹: lme4's vcov where no Hessian is at hand."""
