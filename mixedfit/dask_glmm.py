@@ -20,9 +20,13 @@ Every family: the Gamma and inverse Gaussian likelihoods read the deviance
 of all the rows (through the dispersion φ = deviance/Σw), and otherwise only
 Σw and Σ w log y, which the checks' pass adds up once
 (``Family.aic_from_totals``): the pass at a point returns the deviance, and
-the driver computes −2 log L.  nagq > 1 is refused.  Fitted values and
-residuals are lazy Dask Series, partition by partition; the summary's
-scaled-residual quantiles are exact (``exact_quantiles``).
+the driver computes −2 log L.  With nagq > 1 (adaptive Gauss–Hermite
+quadrature, a single scalar term, as lme4), each evaluation makes one more
+pass, in which every partition sums its deviance residuals per level at the
+modes and at each node (``GlmmModel.shifted_deviances``); the rule is
+glmm.py's.  Fitted values and residuals are lazy Dask Series, partition by
+partition; the summary's scaled-residual quantiles are exact
+(``exact_quantiles``).
 
 Examples
 --------
@@ -47,7 +51,6 @@ import pandas as pd
 
 from .dask_tasks import compute, delayed, shared, tree_reduce
 from .distributed import Moments, kept_columns, levels_pass, planned, rowless
-from .errors import ModelSpecError
 from .family import Family, family as make_family
 from .glmm import GlmmFit, GlmmModel, PirlsState, PwlsSums
 from .glmm_results import GlmmResults, glmm_residuals, warn_fit
@@ -148,6 +151,16 @@ def _partition_point(model: GlmmModel | None, theta: np.ndarray, point: tuple | 
     return PointSums(deviance, aic, float(pearson @ pearson), sums)
 
 
+def _partition_shifted_deviances(model: GlmmModel | None, theta: np.ndarray, u: np.ndarray, beta: np.ndarray,
+                                 shifts: list[np.ndarray]) -> np.ndarray | None:
+    """One partition's per-level sums of deviance residuals at the modes (θ, u, β) and at the modes moved
+    by each of ``shifts`` (quadrature's nodes): (1 + len(shifts), q)."""
+    if model is None:
+        return None
+    base = model.offset + model.X @ beta
+    return model.shifted_deviances(model.zlambda(theta), base, u, [np.zeros_like(u), *shifts])
+
+
 # -- the driver ----------------------------------------------------------------------
 
 
@@ -201,7 +214,7 @@ class DaskGlmmModel(GlmmModel):
     family : Family
         The family and link.
     nagq : int
-        0 or 1.
+        0, 1 or up to 25 quadrature nodes (a single scalar term).
     parts : list
         The partitions' ``GlmmModel`` (persisted Dask values; None for a partition without rows).
     totals : ndarray
@@ -225,6 +238,13 @@ class DaskGlmmModel(GlmmModel):
         theta_task, point_task, beta_task = shared(theta), shared(point), shared(beta)
         return compute(tree_reduce([delayed(_partition_point)(part, theta_task, point_task, beta_task)
                                     for part in self.parts]))
+
+    def _level_deviances(self, theta: np.ndarray, state: DaskPirlsState, shifts: list[np.ndarray]) -> np.ndarray:
+        """Quadrature's per-level deviances at the modes and the nodes: one more pass (see
+        ``GlmmModel._level_deviances``)."""
+        self.passes += 1
+        tasks = [shared(theta), shared(state.u), shared(state.beta), shared(shifts)]
+        return compute(tree_reduce([delayed(_partition_shifted_deviances)(part, *tasks) for part in self.parts]))
 
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None,
               eta_start: np.ndarray | None = None, u_start: np.ndarray | None = None) -> DaskPirlsState:
@@ -385,12 +405,10 @@ def mixed_dask_glmm(formula: str, data, *, family, nagq: int = 1, weights: str |
     Raises
     ------
     ModelSpecError
-        nagq > 1.
+        nagq > 1 for a model other than a single scalar random-effects term
+        (lme4's restriction, as in memory), after the levels pass.
     """
     fam = make_family(family)
-    if not isinstance(nagq, bool) and isinstance(nagq, (int, np.integer)) and nagq > 1:
-        raise ModelSpecError("nagq > 1 on Dask data is not implemented: adaptive quadrature needs a "
-                             "pass per quadrature node; use nagq=1 (Laplace) or nagq=0")
     data, plan = planned(formula, data, weights, offset, na_action, family=fam)
     parts = data.to_delayed()
     timings = {}
