@@ -13,7 +13,7 @@ predictor ``lp0``, this one keeps the (θ, u, β) that give it.
 The partitions' designs are built once and persisted (each fit makes
 hundreds of passes); the levels and the checks on all the rows (numbers
 of levels, the rank and scales of X) are those of the linear fit
-(``mixedfit.distributed``).  Estimates, deviance and standard errors agree
+(``mixedfit.dask_opening``).  Estimates, deviance and standard errors agree
 with the in-memory fit to rounding (the sums are added in another order).
 
 Every family: the Gamma and inverse Gaussian likelihoods read the deviance
@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 from .dask_tasks import compute, delayed, shared, tree_reduce
-from .distributed import Moments, kept_columns, levels_pass, planned, rowless
+from .dask_opening import Moments, checked, opening
 from .family import Family, family as make_family
 from .glmm import GlmmFit, GlmmModel, PirlsState, PwlsSums
 from .glmm_results import GlmmResults, glmm_residuals, warn_fit
@@ -210,7 +210,7 @@ class DaskGlmmModel(GlmmModel):
     Parameters
     ----------
     design : Design
-        The model's structure without rows (``mixedfit.distributed.rowless``).
+        The model's structure without rows (``mixedfit.dask_opening.rowless``).
     family : Family
         The family and link.
     nagq : int
@@ -409,29 +409,23 @@ def mixed_dask_glmm(formula: str, data, *, family, nagq: int = 1, weights: str |
         (lme4's restriction, as in memory), after the levels pass.
     """
     fam = make_family(family)
-    data, plan = planned(formula, data, weights, offset, na_action, family=fam)
-    parts = data.to_delayed()
-    timings = {}
+    opened = opening(formula, data, weights, offset, na_action, family=fam)
+    plan, timings = opened.plan, opened.timings
 
     clock = time.perf_counter()
-    plan, structure = levels_pass(data, parts, plan)
-    timings["levels"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    models = _persisted([delayed(_partition_model)(p, shared(plan)) for p in parts])
+    models = _persisted([delayed(_partition_model)(p, shared(plan)) for p in opened.parts])
     checks = compute(tree_reduce([delayed(_partition_checks)(m) for m in models]))
-    keep, badly_scaled = kept_columns(structure, checks.n, checks.moments)
+    design, keep = checked(opened.structure, checks.n, checks.n_dropped, checks.moments)
     if len(keep) < len(plan.xnames):  # X's columns dropped for rank deficiency
         plan = dataclasses.replace(plan, xkeep=keep)
         models = _persisted([delayed(_without_columns)(m, keep) for m in models])
     timings["designs"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    design = rowless(dataclasses.replace(structure, badly_scaled=badly_scaled), checks.n, checks.n_dropped, keep)
     model = DaskGlmmModel(design, fam, nagq, models, checks.totals)
     fitted = model.optimize(maxeval)
     timings["fit"] = time.perf_counter() - clock
-    results = DaskGlmmResults(model, fitted, data, plan, timings, data_name=data_name,
+    results = DaskGlmmResults(model, fitted, opened.data, plan, timings, data_name=data_name,
                               weights_name=weights, offset_name=offset)
     warn_fit(fitted)
     return results
