@@ -58,10 +58,12 @@ import pandas as pd
 
 from .blocks import CrossBlocks, engine_plan
 from .column_types import check_parquet_files
+from .dask_glmm import DaskGlmmResults, mixed_dask_glmm
 from .dask_opening import Moments, checked, opening
 from .dask_results import DaskResults
 # Every pass over the data goes through _compute (the tests stop the passes there).
 from .dask_tasks import compute as _compute, delayed, shared, tree_reduce
+from .family import Family, is_linear_model
 from .formula import parse_formula
 from .model import MixedModel
 from .partitions import Plan, model_columns, partition_design, read_names
@@ -169,9 +171,10 @@ def mixed_dask(formula: str, data, *, reml: bool = True, weights: str | None = N
     return DaskResults(fit, opened.data, plan, timings)
 
 
-def mixed_parquet(formula: str, path, *, storage_options: dict | None = None,
-                  **kwargs) -> "DaskResults":
-    """Fit a linear mixed model to parquet files, reading only the model's columns.
+def mixed_parquet(formula: str, path, *, family: str | Family | None = None, storage_options: dict | None = None,
+                  **kwargs) -> "DaskResults | DaskGlmmResults":
+    """Fit a linear mixed model, or with ``family=`` a GLMM, to parquet files, reading only the model's
+    columns.
 
     Parameters
     ----------
@@ -180,14 +183,19 @@ def mixed_parquet(formula: str, path, *, storage_options: dict | None = None,
     path : str or list of str
         What ``dask.dataframe.read_parquet`` reads: a file, a directory, a
         glob (``"data/*.parquet"``) or a list of them, local or remote.
+    family : str or Family, optional
+        A GLMM's family, as in ``mixedfit.mixed`` (``"gaussian"`` with the
+        identity link is the linear model).
     storage_options : dict, optional
         Passed to ``read_parquet`` (credentials of remote storage).
     **kwargs
-        As for ``mixed_dask`` (``reml``, ``weights``, ``offset``, ...).
+        As for ``mixed_dask`` (``reml``, ``weights``, ``offset``, ...) or,
+        with ``family=``, for ``mixedfit.dask_glmm.mixed_dask_glmm`` (``nagq``,
+        ``weights``, ``offset``, ...).
 
     Returns
     -------
-    DaskResults
+    DaskResults, or DaskGlmmResults with ``family=``
 
     Raises
     ------
@@ -205,6 +213,11 @@ def mixed_parquet(formula: str, path, *, storage_options: dict | None = None,
     >>> fit = mixed_parquet("Yield ~ 1 + (1|Batch)", f"{folder}/*.parquet", reml=False)
     >>> round(fit.llf, 4)  # lme4: logLik = -163.6635
     -163.6635
+    >>> mf.load_dataset("cbpp").to_parquet(f"{folder}/cbpp.parquet")
+    >>> fit = mixed_parquet("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                     f"{folder}/cbpp.parquet", family="binomial")
+    >>> round(fit.minus2llf, 4)  # lme4: deviance 184.0531
+    184.0531
     """
     import dask.dataframe as dd
 
@@ -218,4 +231,6 @@ def mixed_parquet(formula: str, path, *, storage_options: dict | None = None,
                              read_names(parsed, kwargs.get("weights"), kwargs.get("offset")))
         raise
     columns = model_columns(parsed, data._meta, kwargs.get("weights"), kwargs.get("offset"))
+    if family is not None and not is_linear_model(family):
+        return mixed_dask_glmm(formula, data[columns], family=family, **kwargs)
     return mixed_dask(formula, data[columns], **kwargs)

@@ -26,7 +26,7 @@ from scipy import special, stats
 
 from .errors import DataError, MixedFitWarning, ModelSpecError, warn
 
-__all__ = ["Family", "Link", "family", "FAMILY_LINKS"]
+__all__ = ["Family", "Link", "family", "is_linear_model", "FAMILY_LINKS"]
 
 _EPS = np.finfo(float).eps
 
@@ -441,6 +441,20 @@ class Family:
 
 def _first(values: Array) -> str:
     return f"{values.reshape(-1)[0]:g}"
+
+
+def is_linear_model(family_: str | Family) -> bool:
+    """Whether ``family=`` names the linear mixed model (R's ``gaussian()``: identity link only).
+
+    Raises ``ModelSpecError`` for the gaussian family with another link.
+    """
+    fam = family(family_)
+    if fam.name != "gaussian":
+        return False
+    if fam.link_name != "identity":
+        raise ModelSpecError(f"the gaussian family with the {fam.link_name} link is not implemented; "
+                             "gaussian() with the identity link is the linear mixed model")
+    return True
 
 
 def family(name: str | Family, link: str | None = None) -> Family:

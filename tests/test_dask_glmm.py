@@ -18,7 +18,9 @@ dd = pytest.importorskip("dask.dataframe")
 import dask  # noqa: E402
 
 import mixedfit as mf  # noqa: E402
-from mixedfit.errors import ModelSpecError  # noqa: E402
+from mixedfit.dask_glmm import DaskGlmmResults  # noqa: E402
+from mixedfit.distributed import mixed_parquet  # noqa: E402
+from mixedfit.errors import DataError, ModelSpecError  # noqa: E402
 from test_glmm import EXACT, fixture_data, load, pirls_case  # noqa: E402
 
 # Dask against in memory.  At the same parameters the objective agrees to rounding (the sums are added
@@ -37,6 +39,12 @@ def quietly(formula, data, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # lme4's warnings: the in-memory tests check them
         return mf.mixed(formula, data, **kw)
+
+
+def quietly_parquet(formula, path, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mixed_parquet(formula, path, **kw)
 
 
 @lru_cache(maxsize=None)
@@ -153,3 +161,28 @@ def test_dask_glmm_needs_the_rows_for_refits():
     with pytest.raises(NotImplementedError, match="rows"):
         fit.bootstrap(nsim=2)
     assert isinstance(fit.confint(method="wald"), pd.DataFrame)
+
+
+def test_parquet_files_with_a_family_are_the_in_memory_fit(tmp_path):
+    # mixed_parquet(..., family=): the GLMM driver on the files' model columns
+    memory, _, fx = both("gamma_log", 4)
+    data = fixture_data(fx).assign(unused=1.0)
+    for k in range(3):
+        data.iloc[k::3].to_parquet(tmp_path / f"part{k}.parquet")
+    with dask.config.set(scheduler="sync"):
+        fit = quietly_parquet(fx["formula"], str(tmp_path / "*.parquet"),
+                              family=mf.family(fx["family"], link=fx["link"]))
+    assert isinstance(fit, DaskGlmmResults)
+    assert fit.minus2llf == pytest.approx(memory.minus2llf, rel=OBJECTIVE)
+    assert np.all(np.abs(fit.fixef - memory.fixef) <= BETA_SE * memory.bse)
+    assert fit.nobs == fx["nobs"]
+
+
+def test_a_broken_parquet_file_is_named_before_a_glmm_reads_a_row(tmp_path):
+    cbpp = mf.load_dataset("cbpp")
+    for k in range(3):
+        cbpp.iloc[k::3].to_parquet(tmp_path / f"part{k}.parquet")
+    (tmp_path / "part1.parquet").write_bytes(b"not a parquet file\n" * 20)
+    with pytest.raises(DataError, match=r"part1\.parquet is not a readable parquet file"):
+        mixed_parquet("cbind(incidence, size - incidence) ~ period + (1 | herd)", str(tmp_path / "*.parquet"),
+                      family="binomial")
