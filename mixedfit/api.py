@@ -14,7 +14,7 @@ import numpy as np
 from .dask_glmm import mixed_dask_glmm
 from .distributed import mixed_dask
 from .errors import ModelSpecError
-from .family import family as make_family
+from .family import is_linear_model
 from .glmm_results import glmer
 from .model import MixedModel
 from .moments import dispatch
@@ -89,7 +89,7 @@ def mixed(
     >>> round(fit.llf, 4)  # lme4: logLik = -163.6635
     -163.6635
     """
-    glmm = family is not None and not _is_gaussian(family)
+    glmm = family is not None and not is_linear_model(family)
     if glmm and method is not None:
         raise ModelSpecError(f"method={method!r} fits linear models only; a GLMM (family={family!r}) "
                              "is fitted by the Laplace approximation or quadrature (nagq=)")
@@ -122,13 +122,3 @@ def mixed(
                                 na_action=na_action, data_name=data_name))
     return fit
 
-
-def _is_gaussian(family) -> bool:
-    """Whether ``family=`` names the linear model (R's ``gaussian()``: identity link only)."""
-    fam = make_family(family)
-    if fam.name != "gaussian":
-        return False
-    if fam.link_name != "identity":
-        raise ModelSpecError(f"the gaussian family with the {fam.link_name} link is not implemented; "
-                             "gaussian() with the identity link is the linear mixed model")
-    return True

@@ -13,14 +13,20 @@ predictor ``lp0``, this one keeps the (θ, u, β) that give it.
 The partitions' designs are built once and persisted (each fit makes
 hundreds of passes); the levels and the checks on all the rows (numbers
 of levels, the rank and scales of X) are those of the linear fit
-(``mixedfit.distributed``).  Estimates, deviance and standard errors agree
+(``mixedfit.dask_opening``).  Estimates, deviance and standard errors agree
 with the in-memory fit to rounding (the sums are added in another order).
 
-Binomial and Poisson only: the Gamma and inverse Gaussian likelihoods need
-the dispersion, which is another pass (refused with ``ModelSpecError``);
-nagq > 1 (quadrature per level at every node) is refused too.  Fitted
-values and residuals are lazy Dask Series, partition by partition; the
-summary's scaled-residual quantiles are exact (``exact_quantiles``).
+Every family: the Gamma and inverse Gaussian likelihoods read the deviance
+of all the rows (through the dispersion φ = deviance/Σw), and otherwise only
+Σw and Σ w log y, which the checks' pass adds up once
+(``Family.aic_from_totals``): the pass at a point returns the deviance, and
+the driver computes −2 log L.  With nagq > 1 (adaptive Gauss–Hermite
+quadrature, a single scalar term, as lme4), each evaluation makes one more
+pass, in which every partition sums its deviance residuals per level at the
+modes and at each node (``GlmmModel.shifted_deviances``); the rule is
+glmm.py's.  Fitted values and residuals are lazy Dask Series, partition by
+partition; the summary's scaled-residual quantiles are exact
+(``exact_quantiles``).
 
 Examples
 --------
@@ -44,8 +50,7 @@ import numpy as np
 import pandas as pd
 
 from .dask_tasks import compute, delayed, shared, tree_reduce
-from .distributed import Moments, kept_columns, levels_pass, planned, rowless
-from .errors import ModelSpecError
+from .dask_opening import Moments, checked, opening
 from .family import Family, family as make_family
 from .glmm import GlmmFit, GlmmModel, PirlsState, PwlsSums
 from .glmm_results import GlmmResults, glmm_residuals, warn_fit
@@ -81,27 +86,36 @@ def _without_columns(model: GlmmModel | None, keep: list[int]) -> GlmmModel | No
 
 @dataclass
 class _Checks:
-    """What the checks on all the rows read: their number, those left out, X's moments."""
+    """What the checks on all the rows read: their number, those left out, X's moments; and a
+    dispersion family's Σw and Σ w log y (``Family.dispersion_totals``; zeros for the others)."""
 
     n: int
     n_dropped: int
     moments: Moments
+    totals: np.ndarray
 
     def __add__(self, other: "_Checks") -> "_Checks":
-        return _Checks(self.n + other.n, self.n_dropped + other.n_dropped, self.moments + other.moments)
+        return _Checks(self.n + other.n, self.n_dropped + other.n_dropped, self.moments + other.moments,
+                       self.totals + other.totals)
 
 
 def _partition_checks(model: GlmmModel | None) -> _Checks | None:
     if model is None:
         return None
-    return _Checks(model.design.nobs, model.design.n_dropped, Moments.from_design(model.design))
+    fam = model.family
+    totals = fam.dispersion_totals(model.y, model.weights) if fam.has_dispersion else np.zeros(2)
+    return _Checks(model.design.nobs, model.design.n_dropped, Moments.from_design(model.design), totals)
 
 
 @dataclass
 class PointSums:
     """A pass at a point (θ, u, β): the sums of deviance residuals, of −2 log-likelihood terms and
     of squared Pearson residuals there, and the next PIRLS step's sums (always with X's, which
-    lme4's vcov reads at the weights of the last step)."""
+    lme4's vcov reads at the weights of the last step).
+
+    ``aic`` is a sum over rows for binomial and Poisson only (0 for a dispersion family, whose
+    −2 log-likelihood the driver computes from the deviance: ``DaskGlmmModel.laplace``).
+    """
 
     deviance: float
     aic: float
@@ -133,7 +147,18 @@ def _partition_point(model: GlmmModel | None, theta: np.ndarray, point: tuple | 
     pearson = (model.y - mu) * np.sqrt(model.weights / fam.variance(mu))
     base = model.offset if beta is None else model.offset + model.X @ beta
     sums = model.step_sums(zl.T, values, sqrtw, eta - base + wres, joint=True)
-    return PointSums(deviance, model._aic(mu, deviance), float(pearson @ pearson), sums)
+    aic = 0.0 if fam.has_dispersion else model._aic(mu, deviance)
+    return PointSums(deviance, aic, float(pearson @ pearson), sums)
+
+
+def _partition_shifted_deviances(model: GlmmModel | None, theta: np.ndarray, u: np.ndarray, beta: np.ndarray,
+                                 shifts: list[np.ndarray]) -> np.ndarray | None:
+    """One partition's per-level sums of deviance residuals at the modes (θ, u, β) and at the modes moved
+    by each of ``shifts`` (quadrature's nodes): (1 + len(shifts), q)."""
+    if model is None:
+        return None
+    base = model.offset + model.X @ beta
+    return model.shifted_deviances(model.zlambda(theta), base, u, [np.zeros_like(u), *shifts])
 
 
 # -- the driver ----------------------------------------------------------------------
@@ -185,18 +210,20 @@ class DaskGlmmModel(GlmmModel):
     Parameters
     ----------
     design : Design
-        The model's structure without rows (``mixedfit.distributed.rowless``).
+        The model's structure without rows (``mixedfit.dask_opening.rowless``).
     family : Family
-        Binomial or Poisson.
+        The family and link.
     nagq : int
-        0 or 1.
+        0, 1 or up to 25 quadrature nodes (a single scalar term).
     parts : list
         The partitions' ``GlmmModel`` (persisted Dask values; None for a partition without rows).
+    totals : ndarray
+        A dispersion family's Σw and Σ w log y over all the rows (``Family.dispersion_totals``).
     """
 
-    def __init__(self, design, family: Family, nagq: int, parts: list):
+    def __init__(self, design, family: Family, nagq: int, parts: list, totals: np.ndarray):
         self._structure(design, family, nagq)  # no per-row arrays: the partitions hold the rows
-        self.parts = parts
+        self.parts, self.totals = parts, totals
         self.passes = 0
 
     def __getstate__(self) -> dict:
@@ -211,6 +238,13 @@ class DaskGlmmModel(GlmmModel):
         theta_task, point_task, beta_task = shared(theta), shared(point), shared(beta)
         return compute(tree_reduce([delayed(_partition_point)(part, theta_task, point_task, beta_task)
                                     for part in self.parts]))
+
+    def _level_deviances(self, theta: np.ndarray, state: DaskPirlsState, shifts: list[np.ndarray]) -> np.ndarray:
+        """Quadrature's per-level deviances at the modes and the nodes: one more pass (see
+        ``GlmmModel._level_deviances``)."""
+        self.passes += 1
+        tasks = [shared(theta), shared(state.u), shared(state.beta), shared(shifts)]
+        return compute(tree_reduce([delayed(_partition_shifted_deviances)(part, *tasks) for part in self.parts]))
 
     def pirls(self, theta: np.ndarray, beta: np.ndarray | None = None,
               eta_start: np.ndarray | None = None, u_start: np.ndarray | None = None) -> DaskPirlsState:
@@ -233,7 +267,10 @@ class DaskGlmmModel(GlmmModel):
         self._lp0 = (np.array(theta, float), state.u, state.beta)
 
     def laplace(self, state: DaskPirlsState) -> float:
-        return float(state.ldL2 + state.u @ state.u + state.aic)
+        # a dispersion family's −2 log L reads the deviance of all the rows: from the totals
+        aic = (self.family.aic_from_totals(state.deviance, self.totals) if self.family.has_dispersion
+               else state.aic)
+        return float(state.ldL2 + state.u @ state.u + aic)
 
     def pwrss(self, state: DaskPirlsState) -> float:
         return float(state.pearson + state.u @ state.u)
@@ -359,7 +396,7 @@ class _Summarized:
 def mixed_dask_glmm(formula: str, data, *, family, nagq: int = 1, weights: str | None = None,
                     offset: str | None = None, na_action: str = "omit", data_name: str | None = None,
                     maxeval: int = 100_000) -> DaskGlmmResults:
-    """Fit a binomial or Poisson GLMM to a Dask DataFrame, as in memory (``mixedfit.mixed`` calls this).
+    """Fit a GLMM to a Dask DataFrame, as in memory (``mixedfit.mixed`` calls this).
 
     The partitions' designs are persisted, not the data frame: every PIRLS
     step is a pass over them, and each holds what its pass reads, ready (see
@@ -368,39 +405,27 @@ def mixed_dask_glmm(formula: str, data, *, family, nagq: int = 1, weights: str |
     Raises
     ------
     ModelSpecError
-        A family with a dispersion parameter (Gamma, inverse Gaussian), or nagq > 1.
+        nagq > 1 for a model other than a single scalar random-effects term
+        (lme4's restriction, as in memory), after the levels pass.
     """
     fam = make_family(family)
-    if fam.has_dispersion:
-        raise ModelSpecError(f"the {fam.name} family on Dask data is not implemented: its likelihood "
-                             "needs the dispersion, another pass per evaluation; binomial and "
-                             "poisson are, or fit a pandas DataFrame")
-    if not isinstance(nagq, bool) and isinstance(nagq, (int, np.integer)) and nagq > 1:
-        raise ModelSpecError("nagq > 1 on Dask data is not implemented: adaptive quadrature needs a "
-                             "pass per quadrature node; use nagq=1 (Laplace) or nagq=0")
-    data, plan = planned(formula, data, weights, offset, na_action, family=fam)
-    parts = data.to_delayed()
-    timings = {}
+    opened = opening(formula, data, weights, offset, na_action, family=fam)
+    plan, timings = opened.plan, opened.timings
 
     clock = time.perf_counter()
-    plan, structure = levels_pass(data, parts, plan)
-    timings["levels"] = time.perf_counter() - clock
-
-    clock = time.perf_counter()
-    models = _persisted([delayed(_partition_model)(p, shared(plan)) for p in parts])
+    models = _persisted([delayed(_partition_model)(p, shared(plan)) for p in opened.parts])
     checks = compute(tree_reduce([delayed(_partition_checks)(m) for m in models]))
-    keep, badly_scaled = kept_columns(structure, checks.n, checks.moments)
+    design, keep = checked(opened.structure, checks.n, checks.n_dropped, checks.moments)
     if len(keep) < len(plan.xnames):  # X's columns dropped for rank deficiency
         plan = dataclasses.replace(plan, xkeep=keep)
         models = _persisted([delayed(_without_columns)(m, keep) for m in models])
     timings["designs"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    design = rowless(dataclasses.replace(structure, badly_scaled=badly_scaled), checks.n, checks.n_dropped, keep)
-    model = DaskGlmmModel(design, fam, nagq, models)
+    model = DaskGlmmModel(design, fam, nagq, models, checks.totals)
     fitted = model.optimize(maxeval)
     timings["fit"] = time.perf_counter() - clock
-    results = DaskGlmmResults(model, fitted, data, plan, timings, data_name=data_name,
+    results = DaskGlmmResults(model, fitted, opened.data, plan, timings, data_name=data_name,
                               weights_name=weights, offset_name=offset)
     warn_fit(fitted)
     return results

@@ -26,7 +26,7 @@ from scipy import special, stats
 
 from .errors import DataError, MixedFitWarning, ModelSpecError, warn
 
-__all__ = ["Family", "Link", "family", "FAMILY_LINKS"]
+__all__ = ["Family", "Link", "family", "is_linear_model", "FAMILY_LINKS"]
 
 _EPS = np.finfo(float).eps
 
@@ -165,18 +165,40 @@ def _gamma_dev(y: Array, mu: Array, wt: Array) -> Array:
     return -2.0 * wt * (logs - (y - mu) / mu)
 
 
+def _gamma_aic_from(dev: float, weight_sum: float, wlogy_sum: float) -> float:
+    """R's Gamma ``aic``, −2 Σ w log dgamma(y, a, scale = μφ) + 2 with φ = dev/Σw and a = 1/φ, from totals.
+
+    Per row log dgamma = a log(y/μ) − a log φ − a y/μ − log Γ(a) − log y, and
+    Σ w (log(y/μ) − y/μ) = −dev/2 − Σw (the deviance's definition): so the
+    deviance, Σw and Σ w log y are all it reads, sums a pass over parts of
+    the rows adds up.
+    """
+    disp = dev / weight_sum
+    a = 1.0 / disp
+    return float(weight_sum * (1.0 + 2.0 * a * (1.0 + np.log(disp)) + 2.0 * special.gammaln(a))
+                 + 2.0 * wlogy_sum + 2.0)
+
+
 def _gamma_aic(y: Array, n: Array, mu: Array, wt: Array, dev: float) -> float:
-    disp = dev / np.sum(wt)
-    return float(-2.0 * np.sum(wt * stats.gamma.logpdf(y, 1.0 / disp, scale=mu * disp)) + 2.0)
+    return _gamma_aic_from(dev, *_dispersion_totals(y, wt))
 
 
 def _invgauss_dev(y: Array, mu: Array, wt: Array) -> Array:
     return wt * (y - mu) ** 2 / (y * mu**2)
 
 
+def _invgauss_aic_from(dev: float, weight_sum: float, wlogy_sum: float) -> float:
+    """R's inverse Gaussian ``aic`` from the deviance, Σw and Σ w log y."""
+    return float(weight_sum * (np.log(dev / weight_sum * 2.0 * np.pi) + 1.0) + 3.0 * wlogy_sum + 2.0)
+
+
 def _invgauss_aic(y: Array, n: Array, mu: Array, wt: Array, dev: float) -> float:
-    total = np.sum(wt)
-    return float(total * (np.log(dev / total * 2.0 * np.pi) + 1.0) + 3.0 * np.sum(np.log(y) * wt) + 2.0)
+    return _invgauss_aic_from(dev, *_dispersion_totals(y, wt))
+
+
+def _dispersion_totals(y: Array, wt: Array) -> tuple[float, float]:
+    """Σw and Σ w log y: what a dispersion family's ``aic`` reads of the data besides the deviance."""
+    return float(np.sum(wt)), float(np.sum(wt * np.log(y)))
 
 
 def _gaussian_dev(y: Array, mu: Array, wt: Array) -> Array:
@@ -198,6 +220,7 @@ _DISTRIBUTIONS = {
 
 
 _AIC_AT = {"binomial": _binomial_aic_at, "poisson": _poisson_aic_at}
+_AIC_FROM_TOTALS = {"Gamma": _gamma_aic_from, "inverse.gaussian": _invgauss_aic_from}
 
 
 @dataclass(frozen=True)
@@ -283,7 +306,33 @@ class Family:
         at = _AIC_AT.get(self.name)
         if at is not None:
             return at(y, n, wt)
+        if self.name in _AIC_FROM_TOTALS:  # Σw and Σ w log y once
+            totals = self.dispersion_totals(y, wt)
+            return lambda mu, dev: self.aic_from_totals(dev, totals)
         return lambda mu, dev: self.aic(y, n, mu, wt, dev)
+
+    def dispersion_totals(self, y: Array, wt: Array) -> np.ndarray:
+        """Σw and Σ w log y: with the deviance, all a Gamma or inverse Gaussian ``aic`` reads
+        (sums over rows: those of parts of the rows add up, ``aic_from_totals``)."""
+        return np.array(_dispersion_totals(np.asarray(y, float), np.asarray(wt, float)))
+
+    def aic_from_totals(self, dev: float, totals: np.ndarray) -> float:
+        """A Gamma or inverse Gaussian ``aic`` from the deviance and ``dispersion_totals``.
+
+        Examples
+        --------
+        >>> f = family("Gamma")
+        >>> y, mu, wt = np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 3.0]), np.ones(3)
+        >>> dev = float(np.sum(f.dev_resids(y, mu, wt)))
+        >>> from scipy import stats
+        >>> phi = dev / 3  # R's aic: −2 Σ log dgamma(y, 1/φ, scale = μφ) + 2
+        >>> r = -2.0 * np.sum(stats.gamma.logpdf(y, 1.0 / phi, scale=mu * phi)) + 2.0
+        >>> bool(np.isclose(f.aic_from_totals(dev, f.dispersion_totals(y, wt)), r, rtol=1e-13))
+        True
+        """
+        if self.name not in _AIC_FROM_TOTALS:
+            raise ModelSpecError(f"the {self.name} family's aic is not a function of totals")
+        return _AIC_FROM_TOTALS[self.name](dev, *totals)
 
     def aic(self, y: Array, n: Array, mu: Array, wt: Array, dev: float) -> float:
         """R's ``family$aic``: −2 log-likelihood (plus 2 for a dispersion family)."""
@@ -392,6 +441,20 @@ class Family:
 
 def _first(values: Array) -> str:
     return f"{values.reshape(-1)[0]:g}"
+
+
+def is_linear_model(family_: str | Family) -> bool:
+    """Whether ``family=`` names the linear mixed model (R's ``gaussian()``: identity link only).
+
+    Raises ``ModelSpecError`` for the gaussian family with another link.
+    """
+    fam = family(family_)
+    if fam.name != "gaussian":
+        return False
+    if fam.link_name != "identity":
+        raise ModelSpecError(f"the gaussian family with the {fam.link_name} link is not implemented; "
+                             "gaussian() with the identity link is the linear mixed model")
+    return True
 
 
 def family(name: str | Family, link: str | None = None) -> Family:

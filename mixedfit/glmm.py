@@ -845,25 +845,33 @@ class GlmmModel:
         The deviance residuals (not ``aic``) enter here, as in lme4, so its
         nAGQ > 1 deviance is on the scale of the deviance residuals.
         """
-        term = self.design.terms[0]
-        codes, q = term.codes, self.q
-        zl = self.zlambda(theta)
-        base = state.eta - zl @ state.u
-
-        def per_level(u: np.ndarray, dev: np.ndarray) -> np.ndarray:
-            return u * u + np.bincount(codes, weights=dev, minlength=q)
-
-        devc0 = per_level(state.u, state.dev_resid)
         sd = 1.0 / state.L.diagonal()
-        mult = np.zeros(q)
+        level = self._level_deviances(theta, state, [z * sd for z, _, _ in self._agq if z != 0])
+        devc0 = state.u * state.u + level[0]
+        nodes = iter(level[1:])
+        mult = np.zeros(self.q)
         for z, w, ldnorm in self._agq:
             if z == 0:
                 mult += w
                 continue
             u = state.u + z * sd
-            dev = self._dev(self.family.linkinv(base + zl @ u))
-            mult += np.exp(-0.5 * (per_level(u, dev) - devc0) - ldnorm) * w / np.sqrt(2.0 * np.pi)
+            mult += np.exp(-0.5 * (u * u + next(nodes) - devc0) - ldnorm) * w / np.sqrt(2.0 * np.pi)
         return float(np.sum(devc0) + state.ldL2 - 2.0 * np.sum(np.log(mult)))
+
+    def _level_deviances(self, theta: np.ndarray, state: PirlsState, shifts: list[np.ndarray]) -> np.ndarray:
+        """Per level of the single scalar term, the sums of deviance residuals at the modes and at the
+        modes moved by each of ``shifts``: (1 + len(shifts), q)."""
+        zl = self.zlambda(theta)
+        at_modes = np.bincount(self.design.terms[0].codes, weights=state.dev_resid, minlength=self.q)
+        return np.vstack([at_modes, self.shifted_deviances(zl, state.eta - zl @ state.u, state.u, shifts)])
+
+    def shifted_deviances(self, zl: sp.csr_matrix, base: np.ndarray, u: np.ndarray,
+                          shifts: list[np.ndarray]) -> np.ndarray:
+        """Per level of the single scalar term, Σ deviance residuals at η = base + ZΛ(u + shift), one row
+        per shift (``base``: the offset and Xβ, per row)."""
+        codes = self.design.terms[0].codes
+        return np.array([np.bincount(codes, weights=self._dev(self.family.linkinv(base + zl @ (u + shift))),
+                                     minlength=self.q) for shift in shifts]).reshape(len(shifts), self.q)
 
     def stage1_objective(self, theta: np.ndarray) -> float:
         """The ``nAGQ = 0`` deviance at θ: β inside PIRLS; ``inf`` where PIRLS fails."""
@@ -1092,7 +1100,7 @@ class GlmmModel:
         """lme4's σ: 1 for binomial and Poisson, else √(pwrss/n)."""
         if not self.family.has_dispersion:
             return 1.0
-        return float(np.sqrt(self.pwrss(state) / self.y.size))
+        return float(np.sqrt(self.pwrss(state) / self.design.nobs))
 
     def vcov_rx(self, theta: np.ndarray, state: PirlsState) -> np.ndarray:
         """σ² (R_X R_Xᵀ)⁻¹: lme4's vcov where no Hessian is at hand."""

@@ -62,7 +62,7 @@ import scipy.sparse as sp
 
 from . import rformat as rf
 from .dask_tasks import compute, delayed, shared, tree_reduce
-from .distributed import levels_pass
+from .dask_opening import levels_pass
 from .errors import ModelSpecError, warn
 from .fitted import plain
 from .formula import parse_formula
@@ -482,7 +482,7 @@ def moments_dask(formula: str, data, *, weights=None, offset=None, na_action: st
                  tol: float = 1e-10, maxiter: int = 2000) -> "MomentsResults":
     """``mixed_moments`` for a Dask DataFrame: the levels pass, one pass of sums, no more.
 
-    The levels pass is ``mixedfit.distributed``'s; each partition then
+    The levels pass is ``mixedfit.dask_opening``'s; each partition then
     becomes a design on the whole data's levels and its ``MomentStats``,
     added up in a tree.  Backfitting runs on the summed statistics.  The
     result equals the in-memory fit to rounding; its fitted values and

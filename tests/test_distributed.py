@@ -244,12 +244,13 @@ SLEEP_FORMULA = "Reaction ~ Days + (1 | Subject)"
 
 def _no_pass_over_the_data(monkeypatch) -> None:
     """Make any pass over the data fail the test: the refusal must come first."""
-    from mixedfit import distributed as module
+    from mixedfit import dask_opening, distributed
 
     def refuse(value):
         raise AssertionError("a pass over the data ran before the refusal")
 
-    monkeypatch.setattr(module, "_compute", refuse)
+    for module in (dask_opening, distributed):  # the levels pass, the sums
+        monkeypatch.setattr(module, "_compute", refuse)
 
 
 def _sleep_files(folder, odd: int, spoil) -> str:

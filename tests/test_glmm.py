@@ -356,9 +356,6 @@ def test_nagq_restrictions():
                  family="binomial", nagq=5)
     with pytest.raises(ModelSpecError, match="from 0 to 25"):
         mf.mixed(formula, cbpp, family="binomial", nagq=26)
-    with pytest.raises(ModelSpecError, match="nagq > 1 on Dask data"):  # quadrature: a pass per node
-        dd = pytest.importorskip("dask.dataframe")
-        mf.mixed(formula, dd.from_pandas(cbpp, npartitions=2), family="binomial", nagq=5)
 
 
 # ---------------------------------------------------------------------------
