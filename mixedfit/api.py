@@ -16,7 +16,7 @@ from .distributed import mixed_dask
 from .errors import ModelSpecError
 from .family import is_linear_model
 from .glmm_results import glmer
-from .model import MixedModel
+from .model import MixedModel, setup_threads
 from .moments import dispatch
 from .results import MixedResults
 from .terms import build_design
@@ -108,8 +108,10 @@ def mixed(
         fit = mixed_dask(formula, data, reml=reml, weights=weights, offset=offset,
                          na_action=na_action, data_name=data_name, start=start, maxeval=maxeval)
     else:
-        design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
-        fit = MixedModel(design, reml=reml).fit(
+        with setup_threads(_rows(data)):
+            design = build_design(formula, data, weights=weights, offset=offset, na_action=na_action)
+            model = MixedModel(design, reml=reml)
+        fit = model.fit(
             result=MixedResults,
             start=None if start is None else np.asarray(start, float),
             maxeval=maxeval,
@@ -122,3 +124,9 @@ def mixed(
                                 na_action=na_action, data_name=data_name))
     return fit
 
+
+def _rows(data) -> int:
+    """The rows of a DataFrame, or of a dict of columns (its first column's length)."""
+    if hasattr(data, "shape"):
+        return int(data.shape[0])
+    return int(np.size(next(iter(data.values()), ()))) if isinstance(data, dict) else 0

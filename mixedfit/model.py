@@ -28,13 +28,14 @@ from .optimize import OptSummary, bobyqa, finite_derivatives
 from .terms import Design
 from .theta import ThetaLayout, template_positions
 
-__all__ = ["Convergence", "MixedModel", "lme4_start", "check_convergence", "blas_controller"]
+__all__ = ["Convergence", "MixedModel", "lme4_start", "check_convergence", "blas_controller", "setup_threads"]
 
 _SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance
 _BOUNDARY_TOL = 1e-5  # lme4's lmerControl(boundary.tol)
 _GRAD_TOL = 2e-3  # lme4's check.conv.grad tolerance
 _HESS_TOL = 1e-6  # lme4's check.conv.hess tolerance
 _SMALL_DENSE = 512  # below this size the dense block is factored single-threaded
+_SMALL_ROWS = 50_000  # below this many rows a model is set up (design, cross products) single-threaded
 # Predicted objective decrease, relative, that warrants a restart.  A tenth of
 # the tests' 1e-9: BOBYQA on the 20 parameters of a maximal crossed model
 # (benchmarks' sim_maximal) stopped 2e-10 above lme4's optimum, with 2.4e-10
@@ -349,7 +350,7 @@ class MixedModel:
         another, gets one thread (see ``_numpy_own_blas``).
         """
         if self.cross.rest_columns.size < _SMALL_DENSE or _cores_busy():
-            return _ONE_THREAD.held(blas_controller().select(user_api="blas"))
+            return _one_thread()
         own = _numpy_own_blas()
         return _ONE_THREAD.held(own) if own is not None else contextlib.nullcontext()
 
@@ -429,6 +430,26 @@ class _SharedLimit:
 
 
 _ONE_THREAD = _SharedLimit()
+
+
+def _one_thread():
+    """A context in which every loaded BLAS runs on one thread (``_SharedLimit``)."""
+    return _ONE_THREAD.held(blas_controller().select(user_api="blas"))
+
+
+def setup_threads(rows: int):
+    """A context limiting BLAS to one thread while a model of ``rows`` rows is set up, where threads cannot help.
+
+    Building the design and the cross products takes QRs and products of
+    tall, narrow matrices, too small to share among threads below
+    ``_SMALL_ROWS`` rows, and OpenBLAS's spinning threads make them many
+    times slower when the cores are busy (Hsb82's 7,185 × 6 QR on a loaded
+    2-core machine: 0.1 ms on one thread, 5 to 18 ms on two).  The fit sets
+    its own limit (``MixedModel.blas_threads``), so only the setup runs in this one.
+    """
+    if rows < _SMALL_ROWS or _cores_busy():
+        return _one_thread()
+    return contextlib.nullcontext()
 
 
 def _set_threads(lib, count: int) -> None:

@@ -138,6 +138,25 @@ def test_first_block_on_planes_equals_batched_factors(name, formula, monkeypatch
         np.testing.assert_allclose(M_p, M_b, rtol=1e-11, atol=1e-13 * np.abs(M_b).max())
 
 
+def test_first_block_3x3_in_closed_form_equals_lapacks_factors():
+    # S = 3 on sleepstudy's 18 levels, eliminated by the adjugate (_first_block_3x3);
+    # the reference is numpy's Cholesky factor and inverse of each level's block.
+    model = MixedModel(build_design("Reaction ~ Days + (Days + I((Days / 9)**2)|Subject)",
+                                    mf.load_dataset("sleepstudy")))
+    first = model.cross.first
+    assert first.size == 3 and first.nlevels >= levels._CLOSED_3X3_MIN_LEVELS
+    rows, cols = np.tril_indices(3)
+    thetas = _random_thetas(model, 12, high=8.0) + [np.array([1e3, 5.0, -3.0, 1e2, 0.0, 1e-3]), np.zeros(6)]
+    for theta in thetas:
+        T0 = model.cross.templates(model.engine_theta(theta))[0]
+        B = T0.T @ first.crossprods @ T0 + np.eye(3)
+        logdet = 2.0 * np.log(np.linalg.cholesky(B).diagonal(axis1=1, axis2=2)).sum()
+        M = (T0 @ np.linalg.inv(B) @ T0.T)[:, rows, cols].T
+        logdet_c, M_c = first.eliminate(T0)
+        assert logdet_c == pytest.approx(logdet, rel=1e-13, abs=1e-13)
+        np.testing.assert_allclose(M_c, M, rtol=1e-11, atol=1e-13 * np.abs(M).max())
+
+
 @pytest.mark.parametrize("fill", [rest._SPARSE_FILL, -1])
 @pytest.mark.parametrize("name, formula", CASES)
 def test_kept_eliminations_give_the_fresh_factor(name, formula, fill, monkeypatch):
