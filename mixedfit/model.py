@@ -23,6 +23,7 @@ import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
 from .blocks import CrossBlocks, CrossProducts, Factor
+from .blocks.gradient import theta_gradient
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, require_bool, warn
 from .optimize import OptSummary, bobyqa, finite_derivatives
 from .terms import Design
@@ -129,6 +130,20 @@ class MixedModel:
         dof = n - p if reml else n
         dev = ldL2 - self.cross.sum_log_w + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
         return float(dev + ldRX2) if reml else float(dev)
+
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        """The exact gradient of ``objective`` in θ (lme4's order): ``mixedfit.blocks.gradient``.
+
+        Raises ``ValueError`` where θ gives no factor (the objective is ``inf`` there).
+        """
+        return self.objective_and_gradient(theta)[1]
+
+    def objective_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The objective and its exact gradient in θ, from one factorization."""
+        f = self.factor(theta)
+        if f is None:
+            raise ValueError(f"the penalized system is not positive definite at θ = {np.asarray(theta).tolist()}")
+        return self.objective_from_factor(f), theta_gradient(self.cross, f, self.reml)
 
     def objective_at_sigma(self, theta: np.ndarray, sigma: float) -> float:
         """The objective with σ free instead of profiled out (lme4's ``devfun2``, lmerTest's ``devfun_vp``).

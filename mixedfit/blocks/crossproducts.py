@@ -149,8 +149,23 @@ class CrossProducts:
             B[sl, :] = ((T.T if transpose else T) @ B[sl, :].reshape(ell, S, -1)).reshape(-1, B.shape[1])
         return B
 
+    def eliminated_rest(self, T0: np.ndarray) -> np.ndarray:
+        """The rest after eliminating the first term at its template T0, before Λr: dense, symmetric (m, m).
+
+        For the gradient (``mixedfit.blocks.gradient``), whatever the rest strategy keeps.
+        """
+        return self.rest.symmetric(self._eliminated(T0)[1])
+
     def solve(self, f: Factor) -> tuple[np.ndarray, list[np.ndarray]]:
         """β̂ and the spherical random effects u (engine term order, each (ℓ, S)).
+
+        β̂ is mapped back from the engine's γ̂ (``solution``).
+        """
+        gamma, us = self.solution(f)
+        return self.frame.coefficients(gamma), us
+
+    def solution(self, f: Factor) -> tuple[np.ndarray, list[np.ndarray]]:
+        """γ̂, the fixed effects of the engine's X̃ (see ``Frame``), and the spherical random effects u.
 
         With v from the rest's factor (``Factor.leading_solution``), the first term's right-hand side is
         ``L_r0ᵀ [−v; 1] = L00⁻¹ Λ0ᵀ A_r0ᵀ Λr [−v; 1]``: sparse products with the
@@ -165,4 +180,4 @@ class CrossProducts:
         rhs0 = np.linalg.solve(f.L00, (z.reshape(self.first.nlevels, self.first.size) @ f.templates[0])[..., None])
         u0 = np.linalg.solve(np.swapaxes(f.L00, 1, 2), rhs0)[..., 0]
         us = [u0] + [v[sl].reshape(ell, S) for sl, S, ell in self.rest_columns.terms]
-        return self.frame.coefficients(v[random:]), us
+        return v[random:], us

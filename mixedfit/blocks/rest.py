@@ -201,6 +201,12 @@ def _diagonal_block_mirror(offset: int, S: int, ell: int, m: int) -> tuple[np.nd
     return rows * m + cols, cols * m + rows
 
 
+def _symmetric_from_lower(G: np.ndarray) -> np.ndarray:
+    """The symmetric array whose lower triangle is G's."""
+    lower = np.tril(G)
+    return lower + np.tril(lower, -1).T
+
+
 class DenseRest:
     """The rest as a dense (m, m) array: copied, updated, scaled by Λr and factored whole.
 
@@ -225,6 +231,10 @@ class DenseRest:
         G = self.Arr.copy()
         self.update.subtract(G, packed)
         return G
+
+    def symmetric(self, g: np.ndarray) -> np.ndarray:
+        """The eliminated rest ``g`` (its lower triangle current) as a new symmetric (m, m) array."""
+        return _symmetric_from_lower(g)
 
     def factor(self, logdet0: float, g: np.ndarray, templates: list[np.ndarray], first, kept: bool) -> Factor | None:
         """The factor of ``ΛᵀGΛ + I`` from the eliminated rest ``g`` (``kept``: it must stay as it is)."""
@@ -279,6 +289,10 @@ class KeptRest:
         g = self.sparse.arr.copy()
         self.update.subtract(g, packed)
         return g
+
+    def symmetric(self, g: np.ndarray) -> np.ndarray:
+        """The eliminated rest's kept entries ``g`` as a dense symmetric (m, m) array."""
+        return _symmetric_from_lower(self.sparse.dense(g, self.columns.size))
 
     def factor(self, logdet0: float, g: np.ndarray, templates: list[np.ndarray], first, kept: bool) -> Factor | None:
         """The factor of ``ΛᵀGΛ + I`` from the eliminated rest's kept entries ``g`` (left as they are)."""
