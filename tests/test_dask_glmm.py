@@ -25,12 +25,14 @@ from test_glmm import EXACT, fixture_data, load, pirls_case  # noqa: E402
 
 # Dask against in memory.  At the same parameters the objective agrees to rounding (the sums are added
 # in another order); so do the optima's deviances.  The estimates agree to where BOBYQA stops on a
-# deviance that flat (ftol_abs 1e-10): its path differs with the objective's last bits (measured:
-# 4e-7 of grouseticks' θ, 5e-8 of its β).  Standard errors come from finite-difference Hessians (steps
-# of 1e-4) of a deviance PIRLS converges to 1e-7 relative: measured within 3.2e-6 of each other.
+# deviance that flat (ftol_abs 1e-10): its path differs with the objective's last bits, and those with
+# the BLAS's kernels (measured on grouseticks' θ: 4e-7 with OpenBLAS's Haswell kernels, 1.0e-6 with its
+# SkylakeX ones; 5e-8 of its β).  So the estimates are compared in the deviance's own metric
+# (``assert_same_optimum``).  Standard errors come from finite-difference Hessians (steps of 1e-4) of a
+# deviance PIRLS converges to 1e-7 relative: measured within 3.2e-6 of each other.
 OBJECTIVE = 1e-11
 SE_REL = 1e-4
-THETA_ABS = 1e-6
+THETA_ABS = 1e-6  # nAGQ = 0, whose fit has no Hessian: θ alone (VerbAgg measured 1.7e-8 apart)
 BETA_SE = 1e-5
 OBJ_REL = 1e-10  # never above glmer's deviance by more than this, relative (as tests/test_glmm.py)
 
@@ -57,6 +59,18 @@ def both(case: str, npartitions: int):
                 quietly(fx["formula"], dd.from_pandas(data, npartitions=npartitions), **kw), fx)
 
 
+def assert_same_optimum(fit, memory) -> None:
+    """The two estimates are no further apart than the objectives agree, as the deviance's quadratic model
+    (the in-memory fit's finite-difference Hessian in θ and β) measures it: ½ΔᵀHΔ ≤ their agreement."""
+    hessian = memory.optsummary.hessian
+    if hessian.size == 0:
+        np.testing.assert_allclose(fit.theta, memory.theta, rtol=0, atol=THETA_ABS)
+        return
+    delta = np.concatenate([np.asarray(fit.theta) - np.asarray(memory.theta),
+                            np.asarray(fit.fixef) - np.asarray(memory.fixef)])
+    assert 0.5 * delta @ hessian @ delta <= OBJECTIVE * abs(memory.minus2llf)
+
+
 @pytest.mark.parametrize("case, npartitions", [("cbpp", 3), ("grouseticks", 4), ("verbagg_nagq0", 5),
                                                ("poisson_offset", 3), ("contraception", 4),
                                                ("gamma_log", 4), ("invgauss_log", 3), ("cbpp_agq25", 3)])
@@ -65,7 +79,7 @@ def test_dask_fit_is_the_in_memory_fit(case, npartitions):
     assert fit.minus2llf == pytest.approx(memory.minus2llf, rel=OBJECTIVE)
     assert fit.deviance == pytest.approx(memory.deviance, rel=1e-7)
     assert np.all(np.abs(fit.fixef - memory.fixef) <= BETA_SE * memory.bse)
-    np.testing.assert_allclose(fit.theta, memory.theta, rtol=0, atol=THETA_ABS)
+    assert_same_optimum(fit, memory)
     np.testing.assert_allclose(fit.bse, memory.bse, rtol=SE_REL)
     assert fit.nobs == memory.nobs == fx["nobs"]
     assert fit.minus2llf <= fx["minus2logLik"] * (1 + OBJ_REL)
@@ -85,7 +99,7 @@ def test_dask_step_halving_fit_is_the_in_memory_fit():
         text = str(fit.summary())
     assert fit.minus2llf == pytest.approx(memory.minus2llf, rel=OBJECTIVE)
     assert fit.minus2llf <= fx["minus2logLik"] * (1 + OBJ_REL)
-    np.testing.assert_allclose(fit.theta, memory.theta, rtol=0, atol=THETA_ABS)
+    assert_same_optimum(fit, memory)
     assert np.all(np.abs(fit.fixef - memory.fixef) <= BETA_SE * memory.bse)
     assert fit.sigma == pytest.approx(memory.sigma, rel=1e-7)
     assert text == str(memory.summary())
