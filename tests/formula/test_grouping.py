@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 import mixedfit as mf
-from mixedfit.formula.rvalues import as_factor
+from mixedfit.formula.grouping import interaction
+from mixedfit.formula.rvalues import RFactor, as_factor
 
 FIXTURE = Path(__file__).parents[1] / "lme4" / "fixtures" / "input_cases.json"
 CASES = json.loads(FIXTURE.read_text(encoding="utf-8"))
@@ -123,3 +124,15 @@ def test_nullable_integer_ids_with_missing_values_keep_their_exact_values():
         reference = mf.mixed("Reaction ~ Days + (1 | Subject)", data.drop(index=[3]))
     np.testing.assert_allclose(ours.theta.to_numpy(), reference.theta.to_numpy(), rtol=1e-10)
     assert ours.nobs == reference.nobs == 179
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_interaction_counts_as_the_sort_does(seed):
+    """``a:b`` from counting the combinations (``distinct``) is the one from sorting them."""
+    rng = np.random.default_rng(seed)
+    a = RFactor(rng.integers(0, 40, 500), [f"a{i}" for i in range(40)])
+    b = RFactor(rng.integers(0, 30, 500), [f"b{i}" for i in range(30)])  # 1,200 combinations: not all present
+    present, codes = np.unique(a.codes * 30 + b.codes, return_inverse=True)
+    ab = interaction(a, b)
+    assert ab.levels == [f"a{c // 30}:b{c % 30}" for c in present]
+    np.testing.assert_array_equal(ab.codes, codes)
