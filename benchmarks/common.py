@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -559,3 +560,29 @@ def reset_peak_rss() -> bool:
         return True
     except OSError:
         return False
+
+
+# --------------------------------------------------------------------------- timing
+def median_seconds(call, repeat: int) -> float:
+    """The median wall time of ``repeat`` calls of ``call()``."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def nearby(theta: np.ndarray, count: int) -> list[np.ndarray]:
+    """``count`` distinct θ a few 1e-7 from ``theta``, moved up so that none leaves its bound.
+
+    A model keeps its last few first-term eliminations (``CrossProducts``), so
+    an objective timed again and again at one θ skips them; an optimizer
+    seldom returns to a θ, so evaluations are timed at θ of their own.
+    """
+    return [theta + 1e-7 * (k + 1) * (1.0 + np.abs(theta)) for k in range(count)]
+
+
+def at_each(call, points: list[np.ndarray]) -> None:
+    """``call`` at the next of ``points``, taken from the list: timed again and again, each call at a θ of its own."""
+    call(points.pop())

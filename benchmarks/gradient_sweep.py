@@ -4,18 +4,19 @@ Run from the repository root::
 
     PYTHONPATH=$PWD python benchmarks/gradient_sweep.py [--repeat 20]
 
-For each model, at lme4's θ: the median time of ``MixedModel.objective`` and of
-``MixedModel.objective_and_gradient``, their ratio, and the evaluations a
-central-difference gradient would take instead (2 per θ), so that the ratio
-reads against ``2 × ntheta``.  Times are noisy on a shared machine: compare
+For each model, near lme4's θ: the median time of ``MixedModel.objective`` and
+of ``MixedModel.objective_and_gradient``, each call at a θ of its own
+(``common.nearby``), their ratio, and the evaluations a central-difference
+gradient would take instead (2 per θ), so that the ratio reads against
+``2 × ntheta``.  Times are noisy on a shared machine: compare
 only the ratios of one run.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import time
 import warnings
 from pathlib import Path
 
@@ -24,6 +25,8 @@ import numpy as np
 import mixedfit as mf
 from mixedfit.model import MixedModel
 from mixedfit.terms import build_design
+
+from common import at_each, median_seconds, nearby
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "lme4" / "fixtures"
 
@@ -49,15 +52,6 @@ def model_of(case: dict) -> MixedModel:
     return MixedModel(design, reml=case["reml"])
 
 
-def median_seconds(call, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
@@ -67,9 +61,11 @@ def main() -> None:
         model = model_of(case)
         theta = np.asarray(case["theta"], float)
         with model.blas_threads():
-            model.objective_and_gradient(theta)  # warm: caches, first-use allocations
-            objective = median_seconds(lambda: model.objective(theta), args.repeat)
-            both = median_seconds(lambda: model.objective_and_gradient(theta), args.repeat)
+            model.objective_and_gradient(theta)  # warm: first-use allocations
+            objective = median_seconds(functools.partial(at_each, model.objective, nearby(theta, args.repeat)),
+                                       args.repeat)
+            both = median_seconds(functools.partial(at_each, model.objective_and_gradient,
+                                                    nearby(1.0001 * theta, args.repeat)), args.repeat)
         print(f"{case['id']:32s} {model.ntheta:3d} {type(model.cross.rest).__name__:>12s} "
               f"{objective * 1e3:9.3f}ms {both * 1e3:9.3f}ms {both / objective:6.1f} {2 * model.ntheta:8d}")
 

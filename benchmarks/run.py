@@ -888,6 +888,11 @@ def render_markdown(report: dict) -> str:
         " [RESULTS_without_cholmod.md](RESULTS_without_cholmod.md) (`--without-cholmod --cases egsingle,insteval`).",
         "- The same cases with R linked to OpenBLAS (Debian's `libopenblas0-pthread`) instead of the reference"
         " BLAS: [RESULTS_lme4_openblas.md](RESULTS_lme4_openblas.md).",
+        "- Where one evaluation's time goes (the blocked factorization against the glue) and a whole fit's (design,"
+        " setup, evaluations, the rest): [RESULTS_evaluation.md](RESULTS_evaluation.md)"
+        " (`benchmarks/evaluation_cost.py`).",
+        "- The exact gradient's cost per case, and L-BFGS-B on it against BOBYQA:"
+        " [RESULTS_gradient.md](RESULTS_gradient.md) (`benchmarks/gradient_sweep.py`, `benchmarks/lbfgs_vs_bobyqa.py`).",
         "",
     ]
     return "\n".join(lines)
