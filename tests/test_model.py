@@ -96,6 +96,30 @@ def test_lme4s_convergence_check_costs_n_squared_plus_n_evaluations_beyond_bobyq
     assert len(calls) == opt.feval + 2 * n + n * (n - 1)
 
 
+def test_the_convergence_check_shares_first_term_eliminations_and_changes_no_value():
+    # crossed random slopes: the check's points that move the second term's θ, or
+    # the first term's θ alike, share the first term's elimination
+    rng = np.random.default_rng(7)
+    subj, item = np.repeat(np.arange(30), 20), np.tile(np.arange(20), 30)
+    x = rng.normal(size=600)
+    data = {"y": x + rng.normal(size=30)[subj] + rng.normal(size=20)[item] * x + rng.normal(size=600),
+            "x": x, "subj": subj.astype(str), "item": item.astype(str)}
+    model = MixedModel(build_design("y ~ x + (x|subj) + (x|item)", data))
+    theta = np.array([0.9, 0.1, 0.3, 0.5, -0.2, 0.8])
+    fx, eliminate = model.objective(theta), model.cross.first.eliminate
+
+    def derivatives(group):
+        calls = []
+        model.cross.first.eliminate = lambda T: calls.append(T) or eliminate(T)
+        model.cross._eliminations.clear()
+        return finite_derivatives(model.objective, theta, fx, paired=True, group=group), len(calls)
+
+    ((g0, h0), plain), ((g1, h1), grouped) = derivatives(None), derivatives(model._kept_work)
+    np.testing.assert_array_equal(g0, g1)
+    np.testing.assert_array_equal(h0, h1)
+    assert grouped < plain
+
+
 def test_polishing_stops_after_a_round_that_gains_no_more_than_its_tolerance(monkeypatch):
     # Where the Hessian is not positive definite (a ridge), the derivatives call for
     # another round after each; one that gained next to nothing ends them.

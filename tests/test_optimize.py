@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mixedfit.optimize import bobyqa, finite_derivatives
 
@@ -59,6 +60,23 @@ def test_a_nearby_hessian_whose_diagonal_moved_is_evaluated_again():
     g, H = finite_derivatives(f, x, f(x), cross=np.full((3, 3), 7.0), drift=1e-2)
     assert len(calls) == 1 + 2 * 3**2
     np.testing.assert_allclose(H, A, rtol=1e-6)
+
+
+@pytest.mark.parametrize("paired", [False, True])
+def test_grouped_points_are_evaluated_together_and_change_no_value(paired):
+    # grouped by the first coordinate, as a model groups θ by its first term's part
+    calls: list = []
+    f, x = _quadratic(calls), np.array([0.3, -0.2, 1.1])
+    plain = finite_derivatives(f, x, f(x), paired=paired)
+    calls.clear()
+    grouped = finite_derivatives(f, x, f(x), paired=paired, group=lambda z: z[0])
+    for a, b in zip(plain, grouped):
+        np.testing.assert_array_equal(a, b)
+    axes, pairs = calls[1:7], calls[7:]  # after f(x): each stage's points, grouped within it
+    for stage in (axes, pairs):
+        runs = [z[0] for k, z in enumerate(stage) if k == 0 or z[0] != stage[k - 1][0]]
+        assert len(runs) == len(set(runs))  # a group, once left, never comes back
+    assert len({z[0] for z in pairs}) < len(pairs)  # and some points did share a group
 
 
 def test_bobyqa_reports_the_objective_at_its_optimum_without_evaluating_it_again():
