@@ -21,7 +21,7 @@ from scipy.linalg import blas
 from ..formula.rvalues import distinct
 from .levels import FirstTerm, lower_triangle, pair_index, planes_times_blocks, to_planes
 
-__all__ = ["shared_blocks", "distinct", "PackedMap", "RankUpdate", "XYProducts", "DenseRowProducts",
+__all__ = ["shared_blocks", "PackedMap", "RankUpdate", "XYProducts", "DenseRowProducts",
            "SparseRowProducts", "BlockUpdate", "schur_update"]
 
 
