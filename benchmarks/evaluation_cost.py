@@ -18,8 +18,8 @@ every evaluation within 2× of its factorization.
 *Per fit*: the median time of ``mixed()`` from the data frame, split into
 building the design, setting up the model (cross products, the Schur update's
 maps), the objective evaluations (optimizer and derivative check together,
-timed in a fit) and the rest (NLopt, the convergence check, the results).  Times are medians of one run on a shared
-machine: compare within a run.
+timed in a fit) and the rest (NLopt, the convergence check, the results).
+Times are medians of one run on a shared machine: compare within a run.
 """
 
 from __future__ import annotations
