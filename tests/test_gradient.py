@@ -141,6 +141,8 @@ ENGINE_CASES = [
 # Each strategy of the engine, forced by the settings that choose it.
 STRATEGIES = {
     "schur pattern": [(schur, "_DENSE_R0_FILL", 2.0)],
+    "schur pattern, levels sharing columns": [(schur, "_DENSE_R0_FILL", 2.0), (schur, "_SHARED_MIN_PRODUCTS", 0),
+                                              (schur, "_SHARED_LEVELS", 1.0)],
     "sparse products": [(schur, "_DENSE_R0_FILL", 2.0), (schur, "_PATTERN_BUDGET", -1)],
     "dense rows": [(schur, "_DENSE_R0_FILL", 0.0)],
     "xy products": [(schur, "_DENSE_R0_FILL", 2.0), (schur, "_MAP_BUDGET", -1)],

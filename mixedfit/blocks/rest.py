@@ -237,6 +237,10 @@ class DenseRest:
         """The eliminated rest ``g`` (its lower triangle current) as a new symmetric (m, m) array."""
         return _symmetric_from_lower(g)
 
+    def in_layout(self, W: np.ndarray) -> np.ndarray:
+        """An (m, m) array as this rest keeps G: whole."""
+        return W
+
     def factor(self, logdet0: float, g: np.ndarray, templates: list[np.ndarray], first, kept: bool) -> Factor | None:
         """The factor of ``ΛᵀGΛ + I`` from the eliminated rest ``g`` (``kept``: it must stay as it is)."""
         G = g.copy() if kept else g
@@ -294,6 +298,10 @@ class KeptRest:
     def symmetric(self, g: np.ndarray) -> np.ndarray:
         """The eliminated rest's kept entries ``g`` as a dense symmetric (m, m) array."""
         return _symmetric_from_lower(self.sparse.dense(g, self.columns.size))
+
+    def in_layout(self, W: np.ndarray) -> np.ndarray:
+        """An (m, m) array as this rest keeps G: its entries at the kept positions."""
+        return W.reshape(-1)[self.sparse.pos]
 
     def factor(self, logdet0: float, g: np.ndarray, templates: list[np.ndarray], first, kept: bool) -> Factor | None:
         """The factor of ``ΛᵀGΛ + I`` from the eliminated rest's kept entries ``g`` (left as they are)."""

@@ -10,6 +10,10 @@ update is built once as the cheapest of:
   X/y block's dense map, the random columns' sparse Schur pattern), and
   products formed at each θ where not: ``XYProducts``, ``DenseRowProducts``
   (rows dense enough for BLAS), ``SparseRowProducts``.
+
+Each also gives its transpose (``adjoint``): for weights W on the rest's lower
+triangle, the packed planes D with ``Σ W ∘ A_r0 M A_r0ᵀ = Σ D ∘ M``, which
+the gradient needs (``mixedfit.blocks.gradient``), at the cost of one more update.
 """
 
 from __future__ import annotations
@@ -188,6 +192,23 @@ def _subtract_lower(G: np.ndarray, left, right, min_rows: int) -> None:
             G[a:b, :b] -= blas.dgemm(1.0, left[a:b].T, right[:b].T, trans_a=1)
 
 
+def _add_level_products(D: np.ndarray, left, right: np.ndarray, S: int) -> None:
+    """``D[pair(s, t), l] += Σ_i left[i, (s, l)] right[i, (t, l)]`` for rows in plane layout (left dense or sparse).
+
+    The adjoint of an update ``left M rightᵀ`` with weights already multiplied into ``right``.
+    """
+    ell = D.shape[1]
+    pairs = pair_index(S)
+    for s in range(S):
+        rows = left[:, s * ell:(s + 1) * ell]
+        for t in range(S):
+            other = right[:, t * ell:(t + 1) * ell]
+            if sp.issparse(rows):
+                D[pairs[s, t]] += np.asarray(rows.multiply(other).sum(axis=0)).reshape(-1)
+            else:
+                D[pairs[s, t]] += np.einsum("il,il->l", rows, other)
+
+
 _SHARED_LEVELS = 0.5  # most distinct first-term blocks, per level, for the Schur pattern to merge levels
 
 
@@ -244,6 +265,18 @@ class PackedMap:
         at_levels = packed if self.levels is None else packed[:, self.levels]
         g[self.at] -= self.matrix @ at_levels.reshape(-1)
 
+    def adjoint(self, w: np.ndarray, D: np.ndarray) -> None:
+        """``D += `` the transpose of the map applied to the weights ``w`` (flat, the layout of ``g``).
+
+        Levels sharing a column share their M, so their weights go to the
+        level that column takes (the gradient is linear in them: ``FirstTerm``).
+        """
+        moved = (self.matrix.T @ w[self.at]).reshape(D.shape[0], -1)
+        if self.levels is None:
+            D += moved
+        else:
+            D[:, self.levels] += moved
+
 
 class RankUpdate:
     """``G −= BBᵀ`` with B = A_r0 M^½, for dense rows and a diagonal M ≥ 0 (S = 1): one dsyrk, X and y included.
@@ -260,6 +293,10 @@ class RankUpdate:
     def subtract(self, G: np.ndarray, packed: np.ndarray) -> None:
         G -= blas.dsyrk(1.0, (self.rows * np.sqrt(packed[0])).T, trans=1, lower=1)  # lower triangle only
 
+    def adjoint(self, W: np.ndarray) -> np.ndarray:
+        """The packed planes D (1, ℓ) with ``Σ W ∘ (B Bᵀ) = Σ D ∘ M``, for weights W on G's lower triangle."""
+        return np.einsum("il,il->l", self.rows, W @ self.rows)[None, :]
+
 
 class XYProducts:
     """The X/y block formed at each θ, ``G[q_r:, q_r:] −= (F M) Fᵀ``, where its map would be too large."""
@@ -269,6 +306,9 @@ class XYProducts:
 
     def subtract(self, G: np.ndarray, blocks: np.ndarray, xy_times_m: np.ndarray) -> None:
         G[self.start:, self.start:] -= xy_times_m @ self.xy_rows.T
+
+    def adjoint(self, W: np.ndarray, D: np.ndarray, xy_rows: np.ndarray, S: int) -> None:
+        _add_level_products(D, self.xy_rows, W[self.start:, self.start:] @ self.xy_rows, S)
 
 
 class DenseRowProducts:
@@ -290,6 +330,11 @@ class DenseRowProducts:
         _subtract_lower(G, rows_times_m, self.rows, _DENSE_BLOCK_ROWS)
         G[count:, :count] -= xy_times_m @ self.rows.T
 
+    def adjoint(self, W: np.ndarray, D: np.ndarray, xy_rows: np.ndarray, S: int) -> None:
+        count = self.rows.shape[0]
+        _add_level_products(D, self.rows, W[:count, :count] @ self.rows, S)
+        _add_level_products(D, xy_rows, W[count:, :count] @ self.rows, S)
+
 
 class SparseRowProducts:
     """The random rest's rows times M by sparse products at each θ, where no Schur pattern is kept.
@@ -310,6 +355,12 @@ class SparseRowProducts:
         # benchmark's 2000×2000 block went from 220 to 120 ms.
         _subtract_lower(G, self.rows @ diagonal, self.rows, _ROW_BLOCK_ROWS)
         G[self.rows.shape[0]:, : self.rows.shape[0]] -= (self.rows @ xy_times_m.T).T
+
+    def adjoint(self, W: np.ndarray, D: np.ndarray, xy_rows: np.ndarray, S: int) -> None:
+        count = self.rows.shape[0]
+        rows_t = self.rows.T.tocsr()
+        _add_level_products(D, self.rows, (rows_t @ W[:count, :count].T).T, S)
+        _add_level_products(D, xy_rows, (rows_t @ W[count:, :count].T).T, S)
 
 
 class BlockUpdate:
@@ -341,6 +392,20 @@ class BlockUpdate:
         xy_times_m = planes_times_blocks(self.xy_rows.reshape(k, self.size, self.nlevels), blocks).reshape(k, -1)
         for piece in self.products:
             piece.subtract(G, blocks, xy_times_m)
+
+    def adjoint(self, W: np.ndarray) -> np.ndarray:
+        """The packed planes D (S(S+1)/2, ℓ) with ``Σ W ∘ (A_r0 M A_r0ᵀ) = Σ D ∘ M``.
+
+        ``W`` holds weights on the rest's lower triangle in G's layout (the
+        kept entries where all is mapped); zero above the diagonal.
+        """
+        D = np.zeros((self.size * (self.size + 1) // 2, self.nlevels))
+        w = W.reshape(-1)
+        for piece in self.maps:
+            piece.adjoint(w, D)
+        for piece in self.products:
+            piece.adjoint(W, D, self.xy_rows, self.size)
+        return D
 
 
 def schur_update(first: FirstTerm, R0: sp.csr_matrix, F0: np.ndarray, m: int) -> RankUpdate | BlockUpdate:
