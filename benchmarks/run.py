@@ -892,7 +892,7 @@ def render_markdown(report: dict) -> str:
         " setup, evaluations, the rest): [RESULTS_evaluation.md](RESULTS_evaluation.md)"
         " (`benchmarks/evaluation_cost.py`).",
         "- The exact gradient's cost per case, and L-BFGS-B on it against BOBYQA:"
-        " [RESULTS_gradient.md](RESULTS_gradient.md) (`benchmarks/gradient_sweep.py`, `benchmarks/lbfgs_vs_bobyqa.py`).",
+        " [RESULTS_gradient.md](RESULTS_gradient.md) (`benchmarks/gradient_sweep.py`, `benchmarks/optimizers.py`).",
         "",
     ]
     return "\n".join(lines)

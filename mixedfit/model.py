@@ -177,7 +177,10 @@ class MixedModel:
         # NLopt reads 0 or less as "no limit", and takes only C ints.
         if isinstance(maxeval, bool) or not isinstance(maxeval, (int, np.integer)) or maxeval < 1:
             raise ModelSpecError(f"maxeval must be a positive whole number of evaluations, not {maxeval!r}")
-        opt = bobyqa(self.objective, theta0, self.lower, maxeval=maxeval)
+        return self._finish(bobyqa(self.objective, theta0, self.lower, maxeval=maxeval), maxeval)
+
+    def _finish(self, opt: OptSummary, maxeval: int) -> OptSummary:
+        """From a first optimizer's optimum: lme4's restarts, its derivative check, and the polish."""
         opt = self._restart_edge(opt, maxeval)
         opt = self._restart_in_units(opt, maxeval)
         opt = self._snap_to_boundary(opt)
