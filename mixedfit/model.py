@@ -22,6 +22,7 @@ import numpy as np
 import threadpoolctl
 from threadpoolctl import ThreadpoolController
 
+from . import cores
 from .blocks import CrossBlocks, CrossProducts, Factor
 from .blocks.gradient import theta_gradient
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, require_bool, warn
@@ -383,7 +384,7 @@ class MixedModel:
         Otherwise numpy's own copy of BLAS, if scipy's factorizations run on
         another, gets one thread (see ``_numpy_own_blas``).
         """
-        if self.cross.rest_columns.size < _SMALL_DENSE or _cores_busy():
+        if self.cross.rest_columns.size < _SMALL_DENSE or cores.busy():
             return _one_thread()
         own = _numpy_own_blas()
         return _ONE_THREAD.held(own) if own is not None else contextlib.nullcontext()
@@ -481,7 +482,7 @@ def setup_threads(rows: int):
     2-core machine: 0.1 ms on one thread, 5 to 18 ms on two).  The fit sets
     its own limit (``MixedModel.blas_threads``), so only the setup runs in this one.
     """
-    if rows < _SMALL_ROWS or _cores_busy():
+    if rows < _SMALL_ROWS or cores.busy():
         return _one_thread()
     return contextlib.nullcontext()
 
@@ -528,18 +529,6 @@ def _numpy_own_blas():
     if not own or len(own) == len(controller.lib_controllers):
         return None
     return controller.select(filepath=own)
-
-
-def _cores_busy() -> bool:
-    """Whether the last minute's load already fills the cores this process may use."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    try:
-        return os.getloadavg()[0] >= cores
-    except OSError:
-        return False
 
 
 def lme4_start(design: Design, cross: CrossProducts) -> np.ndarray:

@@ -27,7 +27,7 @@ FLOORS = [
     ("base", ["mixedfit.errors", "mixedfit.rformat", "mixedfit.formula.", "mixedfit.terms", "mixedfit.family",
               "mixedfit.theta", "mixedfit.blocks.", "mixedfit.supernodal", "mixedfit.optimize", "mixedfit.progress",
               "mixedfit.datasets", "mixedfit.column_types", "mixedfit.partitions", "mixedfit.dask_tasks",
-              "mixedfit.dask_opening", "mixedfit.quantiles"]),
+              "mixedfit.dask_opening", "mixedfit.quantiles", "mixedfit.cores"]),
     ("engines", ["mixedfit.model", "mixedfit.glmm"]),
     ("fitted numbers", ["mixedfit.fitted"]),
     ("inference", ["mixedfit.inference.", "mixedfit.update"]),

@@ -279,6 +279,29 @@ def _pattern(model: MixedModel) -> schur.PackedMap:
     return next(piece for piece in _update(model).maps if not isinstance(piece.matrix, np.ndarray))
 
 
+@pytest.mark.parametrize("kept", [True, False])
+@pytest.mark.parametrize("name, formula", [("Chem97", "score ~ gcsecnt + (1|school) + (1|lea)"), CASES[1]])
+def test_a_schur_map_split_between_two_threads_gives_the_same_bits(name, formula, kept, monkeypatch):
+    from mixedfit import cores
+
+    monkeypatch.setattr(schur, "_DENSE_R0_FILL", 2.0)
+    monkeypatch.setattr(rest, "_SPARSE_FILL", 1.0 if kept else -1)
+    design = build_design(formula, mf.load_dataset(name))
+    whole = MixedModel(design)
+    monkeypatch.setattr(schur, "_SPLIT_PRODUCTS", 0)
+    monkeypatch.setattr(cores, "busy", lambda: False)
+    monkeypatch.setattr(cores, "_usable_cores", lambda: 2)
+    split = MixedModel(design)
+    assert _pattern(split)._halves is not None and _pattern(whole)._halves is None
+    assert isinstance(split.cross.rest, KeptRest) == kept
+    top, bottom = _pattern(split)._halves
+    assert top.nnz + bottom.nnz == _pattern(split).matrix.nnz and min(top.nnz, bottom.nnz) > 0
+    for theta in _random_thetas(whole, 5, count=3):
+        packed = whole.cross.first.eliminate(whole.cross.templates(whole.engine_theta(theta))[0])[1]
+        np.testing.assert_array_equal(split.cross.rest.eliminated(packed), whole.cross.rest.eliminated(packed))
+        assert split.objective(theta) == whole.objective(theta)
+
+
 @pytest.mark.parametrize("S", [1, 2])
 def test_shared_blocks_are_equal_to_the_last_bit(S):
     values = np.array([1.0, 1.0 + 2**-52, 1.0, 3.0, 3.0, 3.0] + [1.0] * 6)

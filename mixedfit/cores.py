@@ -1,0 +1,55 @@
+"""What a fit may use of the machine's cores: whether they are busy, and a second thread for one large product.
+
+numpy's BLAS spreads a dense product over the cores by itself; scipy's sparse
+products and the gathers around them run on one.  The largest of those,
+the Schur pattern's map (``mixedfit.blocks.schur.PackedMap``), is split in two
+row halves, one computed in a second thread while the calling thread computes
+the other: scipy releases the GIL inside the product, and each row's sum is
+the same, so the result is the same to the last bit.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable
+
+__all__ = ["busy", "beside"]
+
+
+def busy() -> bool:
+    """Whether the last minute's load already fills the cores this process may use."""
+    try:
+        return os.getloadavg()[0] >= _usable_cores()
+    except OSError:
+        return False
+
+
+def beside(call: Callable[..., Any], *args: Any) -> Future | None:
+    """``call(*args)`` started in a second thread, or None where there is no idle core for it.
+
+    Examples
+    --------
+    >>> job = beside(sum, [1, 2, 3])
+    >>> 6 if job is None else job.result()
+    6
+    """
+    if _usable_cores() < 2 or busy():
+        return None
+    return _second_thread().submit(call, *args)
+
+
+@functools.lru_cache(maxsize=None)
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity, which does not change during a fit)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@functools.lru_cache(maxsize=None)
+def _second_thread() -> ThreadPoolExecutor:
+    """One worker thread for the process, started on first use (fits in several threads share it)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixedfit")
