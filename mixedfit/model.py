@@ -43,6 +43,10 @@ _SMALL_ROWS = 50_000  # below this many rows a model is set up (design, cross pr
 # (benchmarks' sim_maximal) stopped 2e-10 above lme4's optimum, with 2.4e-10
 # left to gain; a Newton step took it below lme4's.
 _GAP_TOL = 1e-10
+# ... and at most this much, absolute: on a deviance of 1e5, 1e-10 relative left
+# BOBYQA 4e-6 above the optimum on the benchmarks' nested slopes (x|school/class),
+# 8e-7 above lme4's objective; one Newton step took it 3e-6 below lme4's.
+_GAP_ABS = 1e-6
 # Longest polish step over which the Hessian's off-diagonal entries are kept:
 # ten finite-difference steps, or 1e-3 of the θ where that is larger than 1 ...
 _NEAR_STEP = 1e-3
@@ -170,7 +174,7 @@ class MixedModel:
         Where the finite-difference derivatives then say BOBYQA stopped short of
         the minimum, the optimum is polished: a Newton step on them, or BOBYQA
         again (``_polish``), until they no longer say so or a round gains
-        no more than the tolerance that started it (on a ridge, where the Hessian
+        no more than 1e-10 of the objective (on a ridge, where the Hessian
         is not positive definite, each round says so again: MixedModels.jl's InstEval
         model took three rounds, 140 evaluations, to gain 1e-11 of its deviance).
         """
@@ -219,7 +223,7 @@ class MixedModel:
         At a singular optimum the gradient of the θ at their bound need not
         vanish, so only the gap predicted over the others counts there.
         """
-        short = self._predicted_gap(opt) > _GAP_TOL * max(1.0, abs(opt.fmin))
+        short = self._predicted_gap(opt) > _gap_tolerance(opt.fmin)
         return short or (not self.is_singular(opt.final) and _gradient_check(opt)[1])
 
     def _interior(self, theta: np.ndarray) -> np.ndarray:
@@ -563,6 +567,11 @@ def lme4_start(design: Design, cross: CrossProducts) -> np.ndarray:
 def _r_g(x: float) -> str:
     """R's ``%g`` formatting (six significant digits, no trailing zeros)."""
     return f"{x:g}"
+
+
+def _gap_tolerance(fmin: float) -> float:
+    """The least predicted gain that starts a polish (a round that gains no more than ``_GAP_TOL`` ends it)."""
+    return min(_GAP_TOL * max(1.0, abs(fmin)), _GAP_ABS)
 
 
 def _gradient_check(opt: OptSummary) -> tuple[str | None, bool]:

@@ -33,7 +33,7 @@ HARD = json.loads((Path(__file__).parent / "lme4" / "fixtures" / "hard_cases.jso
 LME4_ERRORS = HARD["errors"]
 # Objective never above lme4's by more than this, relative: rounding-level path
 # differences stay near 1e-12, and the optimizer polishes until the derivatives
-# predict less than 1e-9 more to gain (model._GAP_TOL).
+# predict less than 1e-10 (relative) more to gain (model._gap_tolerance).
 OBJ_REL = 1e-9
 FORMULA = "Reaction ~ Days + (1 | Subject)"
 

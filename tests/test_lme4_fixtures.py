@@ -31,7 +31,7 @@ REL = 2e-3  # SE, sigma, VarCorr: 0.2 %
 BETA_SE = 2e-3  # beta: 0.002 SE
 # Objective never above lme4's by more than this, relative: rounding-level path
 # differences stay near 1e-12, and the optimizer polishes until the derivatives
-# predict less than 1e-10 more to gain (model._GAP_TOL).
+# predict less than 1e-10 (relative) more to gain (model._gap_tolerance).
 OBJ_REL = 1e-9
 
 

@@ -36,6 +36,18 @@ def test_singular_optimum_is_polished_over_its_interior():
     assert not model._stopped_short(_optimum(model, final, np.array([0.0, 0.0, 3.0])))
 
 
+@pytest.mark.parametrize("fmin, gradient, short", [
+    (1e5, [0.002, 0.002, 0.0], True),     # 2e-6 to gain: under 1e-10 of the objective, over 1e-6
+    (1e5, [0.001, 0.0, 0.0], False),      # 2.5e-7: under both
+    (1000.0, [0.001, 0.0, 0.0], True),    # 2.5e-7: over 1e-10 of a small objective (1e-7), under 1e-6
+    (1000.0, [4e-4, 0.0, 0.0], False),    # 4e-8: under both
+])
+def test_the_gap_that_starts_a_polish_is_relative_but_at_most_a_millionth(fmin, gradient, short):
+    model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    opt = dataclasses.replace(_optimum(model, np.array([1.0, 0.1, 1.5]), np.array(gradient)), fmin=fmin)
+    assert model._stopped_short(opt) is short
+
+
 def test_a_hessian_not_positive_definite_gives_a_step_with_its_curvatures_floored():
     # On a ridge H has a curvature near zero or below: taken in absolute value and at
     # least 1e-3 of the largest, it still gives a downhill step, not a BOBYQA restart.
