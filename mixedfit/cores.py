@@ -53,3 +53,9 @@ def _usable_cores() -> int:
 def _second_thread() -> ThreadPoolExecutor:
     """One worker thread for the process, started on first use (fits in several threads share it)."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="mixedfit")
+
+
+# A forked child inherits the executor but not its thread: the executor believes its
+# worker idle and would queue the product for no one.  The child starts its own.
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_second_thread.cache_clear)

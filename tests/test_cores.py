@@ -1,0 +1,49 @@
+"""The second thread of ``mixedfit.cores``: used where a core is idle, and still there in a forked child."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from mixedfit import cores
+
+
+@pytest.fixture
+def idle_cores(monkeypatch):
+    monkeypatch.setattr(cores, "busy", lambda: False)
+    monkeypatch.setattr(cores, "_usable_cores", lambda: 2)
+
+
+def test_a_call_beside_runs_in_the_second_thread(idle_cores):
+    import threading
+
+    job = cores.beside(lambda: threading.current_thread().name)
+    assert job.result(timeout=10).startswith("mixedfit")
+
+
+def test_nothing_runs_beside_on_busy_or_single_cores(monkeypatch):
+    monkeypatch.setattr(cores, "_usable_cores", lambda: 2)
+    monkeypatch.setattr(cores, "busy", lambda: True)
+    assert cores.beside(sum, [1, 2]) is None
+    monkeypatch.setattr(cores, "busy", lambda: False)
+    monkeypatch.setattr(cores, "_usable_cores", lambda: 1)
+    assert cores.beside(sum, [1, 2]) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_gets_a_second_thread_of_its_own(idle_cores):
+    # The parent's executor, inherited with its worker marked idle but without the
+    # thread itself, queued the child's product for no one: the child waited forever.
+    assert cores.beside(sum, [1, 2]).result(timeout=10) == 3
+    pid = os.fork()
+    if pid == 0:  # the child: report by exit status only
+        try:
+            ok = cores.beside(sum, [3, 4]).result(timeout=10) == 7
+        except BaseException:
+            ok = False
+        sys.stdout.flush()
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
