@@ -18,7 +18,7 @@ from scipy.linalg import blas, lapack, solve_triangular
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from ..supernodal import SupernodalRest
-from .levels import batched_lower_inverse, level_blocks_product
+from .levels import batched_lower_inverse, level_blocks_product, symmetric_from_lower
 
 __all__ = ["Factor", "last_row_solution", "dense_cholesky", "DenseCholesky", "NestedLeadCholesky", "rest_factorization"]
 
@@ -185,7 +185,7 @@ class NestedLeadCholesky:
         if S == 1 and not np.all(blocks > 0):
             return None
         try:
-            L1 = np.sqrt(blocks) if S == 1 else np.linalg.cholesky(np.tril(blocks) + np.tril(blocks, -1).swapaxes(1, 2))
+            L1 = np.sqrt(blocks) if S == 1 else np.linalg.cholesky(symmetric_from_lower(blocks))
         except np.linalg.LinAlgError:
             return None
         C = level_blocks_product(G[q1:, :q1], np.swapaxes(batched_lower_inverse(L1), 1, 2))

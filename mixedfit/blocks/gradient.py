@@ -33,7 +33,7 @@ from scipy.linalg import lapack
 from ..theta import template_positions
 from .crossproducts import CrossProducts
 from .factor import Factor
-from .levels import batched_inverse, pair_index
+from .levels import batched_inverse, pair_index, symmetric_from_lower
 
 __all__ = ["theta_gradient", "template_gradients"]
 
@@ -90,8 +90,7 @@ def _leading_inverse(L: np.ndarray, k: int) -> np.ndarray:
     inverse, info = lapack.dpotri(L[:k, :k], lower=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"dpotri failed inverting the rest's factor (info = {info})")
-    lower = np.tril(inverse)
-    return lower + np.tril(lower, -1).T
+    return symmetric_from_lower(inverse)
 
 
 def _rest_logdet_gradients(cross: CrossProducts, G: np.ndarray, inverse: np.ndarray,

@@ -25,8 +25,8 @@ try:  # numpy.linalg's batched kernels without its wrappers' checks: the same LA
 except (ImportError, AttributeError):  # a numpy without that private module: its public functions
     batched_cholesky, batched_inverse = np.linalg.cholesky, np.linalg.inv
 
-__all__ = ["batched_cholesky", "batched_inverse", "pair_index", "level_blocks_product", "batched_lower_inverse", "to_planes", "planes_times_blocks",
-           "FirstTerm", "lower_triangle"]
+__all__ = ["batched_cholesky", "batched_inverse", "pair_index", "level_blocks_product", "batched_lower_inverse",
+           "to_planes", "planes_times_blocks", "symmetric_from_lower", "FirstTerm", "lower_triangle"]
 
 
 _PLANES_MIN_LEVELS = 200  # fewest first-term levels for _first_block_planes (S ≥ 4)
@@ -212,6 +212,19 @@ def _unit_planes(size: int) -> np.ndarray:
     out[pair_index(size).diagonal()] = 1.0
     out.flags.writeable = False  # cached: shared by every caller
     return out
+
+
+def symmetric_from_lower(blocks: np.ndarray) -> np.ndarray:
+    """A new array of square blocks (the last two axes), each symmetric from its lower triangle.
+
+    Examples
+    --------
+    >>> symmetric_from_lower(np.array([[1.0, 9.0], [2.0, 3.0]]))
+    array([[1., 2.],
+           [2., 3.]])
+    """
+    lower = np.tril(blocks)
+    return lower + np.swapaxes(np.tril(blocks, -1), -1, -2)
 
 
 @functools.lru_cache(maxsize=None)

@@ -18,6 +18,7 @@ import numpy as np
 from ..formula.rvalues import distinct
 from ..supernodal import SupernodalRest, cholmod_available
 from .factor import Factor
+from .levels import symmetric_from_lower
 from .schur import BlockUpdate
 
 __all__ = ["RestColumns", "SparseRest", "DenseRest", "KeptRest", "CholmodRest", "kept_rest", "rest_strategy"]
@@ -202,12 +203,6 @@ def _diagonal_block_mirror(offset: int, S: int, ell: int, m: int) -> tuple[np.nd
     return rows * m + cols, cols * m + rows
 
 
-def _symmetric_from_lower(G: np.ndarray) -> np.ndarray:
-    """The symmetric array whose lower triangle is G's."""
-    lower = np.tril(G)
-    return lower + np.tril(lower, -1).T
-
-
 class DenseRest:
     """The rest as a dense (m, m) array: copied, updated, scaled by Λr and factored whole.
 
@@ -235,7 +230,7 @@ class DenseRest:
 
     def symmetric(self, g: np.ndarray) -> np.ndarray:
         """The eliminated rest ``g`` (its lower triangle current) as a new symmetric (m, m) array."""
-        return _symmetric_from_lower(g)
+        return symmetric_from_lower(g)
 
     def in_layout(self, W: np.ndarray) -> np.ndarray:
         """An (m, m) array as this rest keeps G: whole."""
@@ -297,7 +292,7 @@ class KeptRest:
 
     def symmetric(self, g: np.ndarray) -> np.ndarray:
         """The eliminated rest's kept entries ``g`` as a dense symmetric (m, m) array."""
-        return _symmetric_from_lower(self.sparse.dense(g, self.columns.size))
+        return symmetric_from_lower(self.sparse.dense(g, self.columns.size))
 
     def in_layout(self, W: np.ndarray) -> np.ndarray:
         """An (m, m) array as this rest keeps G: its entries at the kept positions."""

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from ..terms import Design, RandomEffectsTerm
 from .frame import INTERCEPT, Frame, gains
+from .levels import symmetric_from_lower
 from .memory import check_dense_memory
 
 __all__ = ["engine_plan", "joined_term", "intercepts_only", "ResponseSums", "CrossBlocks"]
@@ -53,12 +54,6 @@ def _sparse_term_by_term(a: RandomEffectsTerm, b: RandomEffectsTerm, sw: np.ndar
     return m.tocsr()
 
 
-def _lower_mirrored(blocks: np.ndarray) -> np.ndarray:
-    """Square blocks (the last two axes) made symmetric from their lower triangles."""
-    lower = np.tril(blocks)
-    return lower + np.swapaxes(np.tril(blocks, -1), -1, -2)
-
-
 def _lower_mirrored_levels(block: np.ndarray, size: int) -> np.ndarray:
     """A term's own block ``Z_tᵀWZ_t``, zero between levels, with each level's S×S block made symmetric
     from its lower triangle (in place)."""
@@ -66,7 +61,7 @@ def _lower_mirrored_levels(block: np.ndarray, size: int) -> np.ndarray:
         ell = block.shape[0] // size
         at = np.arange(ell)
         levels = block.reshape(ell, size, ell, size)
-        levels[at, :, at, :] = _lower_mirrored(levels[at, :, at, :])
+        levels[at, :, at, :] = symmetric_from_lower(levels[at, :, at, :])
     return block
 
 
@@ -301,7 +296,7 @@ class CrossBlocks:
             Arr[rows, rows] = _lower_mirrored_levels(_sparse_term_by_term(ti, ti, sw).toarray(), ti.size)
             Arr[qr:, rows] = _dense_by_term(F, ti, sw)
             Arr[rows, qr:] = Arr[qr:, rows].T
-        Arr[qr:, qr:] = _lower_mirrored(F.T @ F)
+        Arr[qr:, qr:] = symmetric_from_lower(F.T @ F)
         response = ResponseSums.from_design(design, terms) if intercepts_only(terms) else None
         return cls(_level_crossprod(first, sw), R0, _dense_by_term(F, first, sw), Arr, n, float(np.sum(np.log(w))),
                    response, frame)
