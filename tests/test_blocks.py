@@ -386,3 +386,22 @@ def test_batched_kernels_give_numpy_linalgs_bits():
     L = batched_cholesky(spd)
     assert np.array_equal(L, np.linalg.cholesky(spd))
     assert np.array_equal(batched_inverse(L), np.linalg.inv(L))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 5), (40, 40), (7, 3, 3), (2, 3, 4, 4)])
+def test_symmetric_from_lower_copies_each_lower_triangle_over_the_upper(shape):
+    blocks = np.random.default_rng(0).normal(size=shape)
+    out = levels.symmetric_from_lower(blocks)
+    lower = np.tril(blocks)
+    assert np.array_equal(out, lower + np.swapaxes(np.tril(blocks, -1), -1, -2))
+    assert np.array_equal(np.tril(out), lower) and out is not blocks
+
+
+@pytest.mark.parametrize("n", [2, 5, 60])
+def test_last_row_solution_gives_solve_triangulars_bits(n):
+    from scipy.linalg import solve_triangular
+
+    a = np.random.default_rng(n).normal(size=(n, n))
+    L = np.linalg.cholesky(a @ a.T + n * np.eye(n))
+    expected = solve_triangular(L[:-1, :-1], L[-1, :-1], lower=True, trans="T")
+    assert np.array_equal(factor.last_row_solution(L), expected)

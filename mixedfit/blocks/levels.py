@@ -217,14 +217,33 @@ def _unit_planes(size: int) -> np.ndarray:
 def symmetric_from_lower(blocks: np.ndarray) -> np.ndarray:
     """A new array of square blocks (the last two axes), each symmetric from its lower triangle.
 
+    One matrix is taken from a cached mask, entry by entry (``np.tril`` builds
+    its mask on every call: a 3×3 took 10 µs that way, 1.7 µs this; 1128×1128
+    7.9 and 2.2 ms); a stack is copied and its upper triangles overwritten
+    (26 3×3 blocks 11 → 2.9 µs, 3,000 4×4 158 → 38 µs, where the mask's
+    strided selection took 125).
+
     Examples
     --------
     >>> symmetric_from_lower(np.array([[1.0, 9.0], [2.0, 3.0]]))
     array([[1., 2.],
            [2., 3.]])
     """
-    lower = np.tril(blocks)
-    return lower + np.swapaxes(np.tril(blocks, -1), -1, -2)
+    size = blocks.shape[-1]
+    if blocks.ndim == 2:
+        return np.where(_lower_mask(size), blocks, blocks.T)
+    out = blocks.copy()
+    cols, rows = lower_triangle(size)  # each (row, column) above the diagonal takes (column, row)
+    out[..., rows, cols] = out[..., cols, rows]
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _lower_mask(size: int) -> np.ndarray:
+    """True on and below the diagonal of a size×size matrix (read-only: cached)."""
+    mask = np.tri(size, dtype=bool)
+    mask.flags.writeable = False
+    return mask
 
 
 @functools.lru_cache(maxsize=None)
