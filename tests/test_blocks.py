@@ -388,6 +388,17 @@ def test_batched_kernels_give_numpy_linalgs_bits():
     assert np.array_equal(batched_inverse(L), np.linalg.inv(L))
 
 
+@pytest.mark.parametrize("S", [1, 2, 3, 4])
+def test_first_term_inverses_invert_each_levels_block(S):
+    # closed forms for S ≤ 3, batched LAPACK beyond: each B_l⁻¹ against numpy's inverse
+    rng = np.random.default_rng(S)
+    a = rng.normal(size=(9, S, S))
+    first = levels.FirstTerm(a @ a.transpose(0, 2, 1))
+    T = np.tril(rng.normal(size=(S, S))) + 2.0 * np.eye(S)
+    B = T.T @ first.crossprods @ T + np.eye(S)
+    np.testing.assert_allclose(first.inverses(T), np.linalg.inv(B), rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (5, 5), (40, 40), (7, 3, 3), (2, 3, 4, 4)])
 def test_symmetric_from_lower_copies_each_lower_triangle_over_the_upper(shape):
     blocks = np.random.default_rng(0).normal(size=shape)

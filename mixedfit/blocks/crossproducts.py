@@ -164,20 +164,33 @@ class CrossProducts:
         gamma, us = self.solution(f)
         return self.frame.coefficients(gamma), us
 
-    def solution(self, f: Factor) -> tuple[np.ndarray, list[np.ndarray]]:
+    def solution(self, f: Factor, inverses: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
         """γ̂, the fixed effects of the engine's X̃ (see ``Frame``), and the spherical random effects u.
 
-        With v from the rest's factor (``Factor.leading_solution``), the first term's right-hand side is
-        ``L_r0ᵀ [−v; 1] = L00⁻¹ Λ0ᵀ A_r0ᵀ Λr [−v; 1]``: sparse products with the
-        stored cross products, never the dense (m, q0) ``L_r0``.
+        The first term's u solves ``B_l u_l = T0ᵀ z_l`` level by level (``right_hand_side``):
+        by two triangular solves with ``L00``, or, given ``inverses`` (the B_l⁻¹ of
+        ``FirstTerm.inverses``, which the gradient needs anyway), by their products.
+        """
+        v, z = self.right_hand_side(f)
+        y = z @ f.templates[0]  # rows T0ᵀ z_l
+        if inverses is None:
+            u0 = np.linalg.solve(np.swapaxes(f.L00, 1, 2), np.linalg.solve(f.L00, y[..., None]))[..., 0]
+        else:
+            u0 = np.matmul(inverses, y[..., None])[..., 0]
+        us = [u0] + [v[sl].reshape(ell, S) for sl, S, ell in self.rest_columns.terms]
+        return v[self.rest_columns.random:], us
+
+    def right_hand_side(self, f: Factor) -> tuple[np.ndarray, np.ndarray]:
+        """The rest's solution v (``Factor.leading_solution``) and the first term's ``z = A_r0ᵀ Λr [−v; 1]`` (ℓ, S).
+
+        z comes from sparse products with the stored cross products, never
+        the dense (m, q0) ``L_r0``; ``L_r0ᵀ [−v; 1]`` is ``L00⁻¹ T0ᵀ z`` level by level.
         """
         v = f.leading_solution()
-        w = self._scale_rows(np.append(-v, 1.0)[:, None], f.templates, transpose=False)[:, 0]
         random = self.rest_columns.random
-        z = self.F0.T @ w[random:]
+        tail = np.append(-v[random:], 1.0)
+        z = self.F0.T @ tail
         if random:  # an empty R0's sparse product took a fifth of a small model's results
-            z = self.R0.T @ w[:random] + z
-        rhs0 = np.linalg.solve(f.L00, (z.reshape(self.first.nlevels, self.first.size) @ f.templates[0])[..., None])
-        u0 = np.linalg.solve(np.swapaxes(f.L00, 1, 2), rhs0)[..., 0]
-        us = [u0] + [v[sl].reshape(ell, S) for sl, S, ell in self.rest_columns.terms]
-        return v[random:], us
+            w = self._scale_rows(-v[:random, None], f.templates, transpose=False)[:, 0]
+            z = self.R0.T @ w + z
+        return v, z.reshape(self.first.nlevels, self.first.size)

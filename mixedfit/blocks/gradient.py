@@ -33,7 +33,7 @@ from scipy.linalg import lapack
 from ..theta import template_positions
 from .crossproducts import CrossProducts
 from .factor import Factor
-from .levels import batched_inverse, pair_index, symmetric_from_lower
+from .levels import pair_index, symmetric_from_lower
 
 __all__ = ["theta_gradient", "template_gradients"]
 
@@ -53,17 +53,21 @@ def template_gradients(cross: CrossProducts, f: Factor, reml: bool) -> list[np.n
     n, p = cross.n, cross.p
     dof = n - p if reml else n
     r2 = float(f.diagonal[-1]) ** 2
-    gamma, us = cross.solution(f)
+    W = cross.first.inverses(f.templates[0])
+    gamma, us = cross.solution(f, W)
     grads = [g * (dof / r2) for g in _pwrss_gradients(cross, f.templates, gamma, us)]
     k = cross.rest_columns.random + (p if reml else 0)
     Q = None
     if k:
         inverse = _leading_inverse(f.Lrr, k)
-        G = cross.eliminated_rest(f.templates[0])[:k, :k]
-        for e, g in enumerate(_rest_logdet_gradients(cross, G, inverse, f.templates), start=1):
-            grads[e] += g
-        Q = _first_term_weights(cross, _scaled_inverse(cross, inverse, f.templates), k)
-    grads[0] += _first_logdet_gradient(cross.first.crossprods, f.templates[0], Q)
+        if cross.rest_columns.random:
+            G = cross.eliminated_rest(f.templates[0])[:k, :k]
+            for e, g in enumerate(_rest_logdet_gradients(cross, G, inverse, f.templates), start=1):
+                grads[e] += g
+            Q = _first_term_weights(cross, _scaled_inverse(cross, inverse, f.templates), k)
+        else:
+            Q = _fixed_only_weights(cross.F0[:k], inverse, cross.first.size)
+    grads[0] += _first_logdet_gradient(cross.first.crossprods, f.templates[0], W, Q)
     return grads
 
 
@@ -136,10 +140,18 @@ def _first_term_weights(cross: CrossProducts, K: np.ndarray, k: int) -> np.ndarr
     return np.moveaxis(D[pairs] / twice[..., None], -1, 0)
 
 
-def _first_logdet_gradient(A: np.ndarray, T: np.ndarray, Q: np.ndarray | None) -> np.ndarray:
-    """∂ log|N| / ∂T for the first term: ``2 Σ_l A_l T W_l``, less ``2 Σ_l (Q_l T W_l − A_l T W_l Tᵀ Q_l T W_l)``."""
-    S = T.shape[0]
-    W = batched_inverse(T.T @ A @ T + np.eye(S))
+def _fixed_only_weights(X0: np.ndarray, K: np.ndarray, S: int) -> np.ndarray:
+    """``Q_l = X0_lᵀ K X0_l`` (ℓ, S, S) where the rest is X alone: A_r0 is then X's rows of F0, ``X0`` (k, q0)."""
+    k, q0 = X0.shape
+    rows = X0.reshape(k, q0 // S, S)
+    return np.matmul(rows.transpose(1, 2, 0), (K @ X0).reshape(k, q0 // S, S).transpose(1, 0, 2))
+
+
+def _first_logdet_gradient(A: np.ndarray, T: np.ndarray, W: np.ndarray, Q: np.ndarray | None) -> np.ndarray:
+    """∂ log|N| / ∂T for the first term: ``2 Σ_l A_l T W_l``, less ``2 Σ_l (Q_l T W_l − A_l T W_l Tᵀ Q_l T W_l)``.
+
+    W: the levels' ``B_l⁻¹`` (``FirstTerm.inverses``).
+    """
     ATW = A @ T @ W
     if Q is None:
         return 2.0 * ATW.sum(axis=0)

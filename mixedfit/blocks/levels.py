@@ -307,6 +307,35 @@ class FirstTerm:
             B[:, s, s] += 1.0
         return np.linalg.cholesky(B)
 
+    def inverses(self, T: np.ndarray) -> np.ndarray:
+        """B_l⁻¹ = (TᵀA_lT + I)⁻¹ for every level, shape (ℓ, S, S).
+
+        For S ≤ 3 from the adjugate in packed planes (as ``eliminate`` forms
+        them), else by batched LAPACK inverses.  B ≥ I, so each determinant is
+        at least 1.
+
+        Examples
+        --------
+        >>> first = FirstTerm(np.array([[[2.0, 1.0], [1.0, 3.0]]]))
+        >>> T = np.array([[1.0, 0.0], [0.5, 2.0]])
+        >>> B = T.T @ first.crossprods[0] @ T + np.eye(2)
+        >>> bool(np.allclose(first.inverses(T)[0] @ B, np.eye(2)))
+        True
+        """
+        S = self.size
+        if S == 1:
+            return (1.0 / (T[0, 0] ** 2 * self.crossprods + 1.0))
+        if S > 3:
+            return batched_inverse(T.T @ self.crossprods @ T + self._identity)
+        B = _packed_congruence(T) @ self.packed + _unit_planes(S)
+        if S == 2:
+            adjugate = np.stack([B[2], -B[1], B[0]])
+            det = B[0] * B[2] - B[1] * B[1]
+        else:
+            adjugate = B[_ADJ3[0]] * B[_ADJ3[1]] - B[_ADJ3[2]] * B[_ADJ3[3]]
+            det = np.add.reduce(B[_DET3] * adjugate[_DET3], axis=0)
+        return np.moveaxis((adjugate / det)[pair_index(S)], -1, 0)
+
     def eliminate(self, T: np.ndarray) -> tuple[float, np.ndarray]:
         """log|L00|² and M = T (TᵀA_lT + I)⁻¹ Tᵀ per level, in packed planes (see ``pair_index``)."""
         if self.size == 1:
