@@ -36,24 +36,7 @@ from scipy.optimize import minimize
 from gradient_sweep import cases, model_of
 from mixedfit.model import MixedModel
 from mixedfit.optimize import OptSummary, bobyqa
-
-
-def canonical(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
-    """θ with each template column whose diagonal is negative flipped: the same ΛΛᵀ, within lme4's bounds.
-
-    In lme4's order a column's entries follow its diagonal, the only entries with a finite bound.
-
-    Examples
-    --------
-    >>> canonical(np.array([-1.0, 0.5, 2.0]), np.array([0.0, -np.inf, 0.0])).tolist()
-    [1.0, -0.5, 2.0]
-    """
-    out, sign = theta.copy(), 1.0
-    for i in range(out.size):
-        if np.isfinite(lower[i]):
-            sign = -1.0 if out[i] < 0 else 1.0
-        out[i] *= sign
-    return out
+from mixedfit.theta import canonical
 
 
 class Counted:

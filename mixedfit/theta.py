@@ -20,7 +20,7 @@ import numpy as np
 
 from .terms import RandomEffectsTerm
 
-__all__ = ["template_positions", "lower_template", "ThetaLayout", "JoinedTheta"]
+__all__ = ["template_positions", "lower_template", "canonical", "ThetaLayout", "JoinedTheta"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -49,6 +49,25 @@ def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
     T = np.zeros((size, size))
     T[template_positions(size)] = theta
     return T
+
+
+def canonical(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """θ with each template column whose diagonal is negative flipped: the same ΛΛᵀ, within lme4's bounds.
+
+    In lme4's order a column's entries follow its diagonal, the only entries
+    with a finite bound, so θ taken without bounds comes back into them.
+
+    Examples
+    --------
+    >>> canonical(np.array([-1.0, 0.5, 2.0]), np.array([0.0, -np.inf, 0.0])).tolist()
+    [1.0, -0.5, 2.0]
+    """
+    out, sign = np.array(theta, float), 1.0
+    for i in range(out.size):
+        if np.isfinite(lower[i]):
+            sign = -1.0 if out[i] < 0 else 1.0
+        out[i] *= sign
+    return out
 
 
 def _symmetric(v: np.ndarray, size: int) -> np.ndarray:

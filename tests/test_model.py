@@ -13,7 +13,7 @@ import pytest
 import mixedfit as mf
 from mixedfit.errors import ModelSpecError
 from mixedfit.model import MixedModel
-from mixedfit.optimize import OptSummary, finite_derivatives
+from mixedfit.optimize import OptSummary, bobyqa, finite_derivatives
 from mixedfit.terms import build_design
 
 CRASH_FIXTURE = Path(__file__).parent / "lme4" / "fixtures" / "crash_cases.json"
@@ -270,3 +270,24 @@ def test_a_system_singular_at_the_optimum_raises_lme4s_error():
     with pytest.raises(ModelSpecError, match=rec["message"]) as err:
         mf.mixed(rec["formula"], mf.load_dataset(rec["dataset"]), weights=weights)
     assert "extreme weights" in str(err.value)
+
+
+@pytest.mark.parametrize("formula, gradient_first", [
+    ("score ~ Machine + (0 + Machine|Worker)", True),  # one term, 6 θ
+    ("score ~ Machine + (Machine|Worker)", True),
+    ("score ~ Machine + (1|Worker) + (1|Worker:Machine)", False),  # two terms
+])
+def test_one_term_models_with_six_theta_or_more_are_minimized_on_the_exact_gradient(formula, gradient_first):
+    # and reach BOBYQA's optimum or a lower one, at θ within lme4's bounds
+    model = MixedModel(build_design(formula, mf.load_dataset("Machines")))
+    opt = model.optimize()
+    assert opt.optimizer == ("L-BFGS-B" if gradient_first else "nloptwrap")
+    assert np.all(opt.final >= model.lower)
+    from_bobyqa = model._finish(bobyqa(model.objective, model.start, model.lower), 100_000)
+    assert opt.fmin <= from_bobyqa.fmin + 1e-12 * abs(from_bobyqa.fmin)
+    assert opt.fmin == model.objective(opt.final)
+
+
+def test_sleepstudys_three_theta_stay_on_lme4s_bobyqa_path():
+    model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    assert model.optimize().optimizer == "nloptwrap"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mixedfit.optimize import bobyqa, finite_derivatives
+from mixedfit.optimize import bobyqa, finite_derivatives, lbfgs
 
 A = np.array([[4.0, 1.0, -0.5], [1.0, 3.0, 0.25], [-0.5, 0.25, 2.0]])
 B = np.array([1.0, -2.0, 0.5])
@@ -85,3 +85,29 @@ def test_bobyqa_reports_the_objective_at_its_optimum_without_evaluating_it_again
     assert r.feval == len(calls)
     assert r.fmin == float(0.5 * r.final @ A @ r.final + B @ r.final)
     np.testing.assert_allclose(r.final, np.linalg.solve(A, -B), atol=1e-4)  # xtol_rel = 1e-4
+
+
+def test_lbfgs_minimizes_without_bounds_and_flips_a_negative_diagonal_back():
+    # f depends on θ's first entry through its square (a template's diagonal): from a start
+    # whose gradient sends it below its bound it ends negative, and comes back flipped
+    calls: list = []
+
+    def f(x):
+        calls.append(x.copy())
+        return float((x[0] ** 2 - 0.25) ** 2 + (x[1] - 0.5 * x[0]) ** 2), np.array(
+            [4.0 * x[0] * (x[0] ** 2 - 0.25) - (x[1] - 0.5 * x[0]), 2.0 * (x[1] - 0.5 * x[0])])
+
+    r = lbfgs(f, np.array([-0.3, 0.0]), np.array([0.0, -np.inf]))
+    assert r.optimizer == "L-BFGS-B" and r.code == 0 and r.feval == len(calls)
+    np.testing.assert_allclose(r.final, [0.5, 0.25], atol=1e-6)
+    assert r.fmin < 1e-12
+
+
+def test_lbfgs_steps_back_from_where_the_objective_is_infinite():
+    def f(x):
+        if x[0] > 1.5:
+            return np.inf, np.zeros(1)
+        return float((x[0] - 1.0) ** 2), 2.0 * (x - 1.0)
+
+    r = lbfgs(f, np.array([3.0 - 4.0]), np.array([-np.inf]))
+    assert np.isfinite(r.fmin) and abs(r.final[0] - 1.0) < 1e-6
