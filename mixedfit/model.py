@@ -58,7 +58,7 @@ _HESSIAN_DRIFT = 1e-2
 _CURVATURE_FLOOR = 1e-3  # least curvature, relative to the largest, of a polish step where H is not PD
 _POLISH_ROUNDS = 3  # most restarts while the derivatives say the optimizer stopped short
 _UNIT_LIMIT = 1000.0  # Z column scales beyond this factor from 1 get a restart in their units
-_GRADIENT_FIRST_THETA = 6  # fewest θ of a one-term model that L-BFGS-B minimizes (MixedModel._gradient_first)
+_GRADIENT_FIRST_THETA = 6  # fewest θ that L-BFGS-B minimizes (MixedModel._gradient_first)
 
 _Result = TypeVar("_Result")
 
@@ -196,16 +196,23 @@ class MixedModel:
     def _gradient_first(self) -> bool:
         """Whether θ is minimized by L-BFGS-B on the exact gradient (``optimize.lbfgs``), not by BOBYQA.
 
-        For a model with one grouping term (the rest X alone) and six θ or
-        more.  There the gradient costs about three objectives (Oxboys 115
-        against 35 µs) and BOBYQA's evaluations grow with the θ's square: whole
-        optimizations, the derivative check and polish included, Oxboys 15.7 →
-        5.9 ms, Machines (0 + Machine|Worker) 14.2 → 4.5, a simulated (0 + f|g)
-        on 3,000 groups 112 → 95, each at a lower objective or within 2e-9 of
-        BOBYQA's and below lme4's.  With more terms the gradient costs 7–15
-        objectives and BOBYQA stays faster (``benchmarks/optimizers.py``).
+        For six θ or more, where each evaluation factors the whole rest densely
+        (``CrossProducts.factors_whole_rest``; with one grouping term the rest
+        is X alone).  There the gradient costs 3–4 objectives (Oxboys 115
+        against 35 µs, crossed slopes 21 against 5.9 ms) and BOBYQA's
+        evaluations grow with the θ's square.  Whole optimizations, lme4's
+        derivative check and the polish included: Oxboys 15.7 → 5.9 ms,
+        Machines (0 + Machine|Worker) 14.2 → 4.5, a (0 + f|g) on 3,000 groups
+        112 → 95, (x|subj) + (x|item) on 400 × 200 1.29 → 0.69 s, a maximal
+        crossed model with 20 θ 648 → 244 ms, each at BOBYQA's objective or a
+        lower one, within 1e-8, and below lme4's.  Where the rest is factored
+        sparse (CHOLMOD) or level by level, the gradient's dense inverse costs
+        many objectives and BOBYQA stays faster (egsingle 43 against 55–71 ms,
+        (x|school/class) 55 against 300); with fewer θ too (sleepstudy 1.8
+        against 3.6 ms).  ``benchmarks/optimizers.py`` compares them on every
+        fixture.
         """
-        return len(self.cross.terms) == 1 and self.ntheta >= _GRADIENT_FIRST_THETA
+        return self.cross.factors_whole_rest and self.ntheta >= _GRADIENT_FIRST_THETA
 
     def _objective_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """``objective_and_gradient``, with ``inf`` (and no gradient) where θ gives no factor."""

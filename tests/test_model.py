@@ -272,14 +272,17 @@ def test_a_system_singular_at_the_optimum_raises_lme4s_error():
     assert "extreme weights" in str(err.value)
 
 
-@pytest.mark.parametrize("formula, gradient_first", [
-    ("score ~ Machine + (0 + Machine|Worker)", True),  # one term, 6 θ
-    ("score ~ Machine + (Machine|Worker)", True),
-    ("score ~ Machine + (1|Worker) + (1|Worker:Machine)", False),  # two terms
+@pytest.mark.parametrize("dataset, formula, gradient_first", [
+    ("Machines", "score ~ Machine + (0 + Machine|Worker)", True),  # one term, 6 θ
+    ("Machines", "score ~ Machine + (Machine|Worker)", True),
+    ("Machines", "score ~ Machine + (0 + Machine|Worker) + (1|Worker:Machine)", True),  # 7 θ, a dense rest
+    ("Machines", "score ~ Machine + (1|Worker) + (1|Worker:Machine)", False),  # 2 θ
+    ("egsingle", "math ~ year + (year|childid) + (year|schoolid)", False),  # 6 θ, the rest kept sparse
 ])
-def test_one_term_models_with_six_theta_or_more_are_minimized_on_the_exact_gradient(formula, gradient_first):
+def test_models_with_six_theta_or_more_and_a_dense_rest_are_minimized_on_the_exact_gradient(dataset, formula,
+                                                                                           gradient_first):
     # and reach BOBYQA's optimum or a lower one, at θ within lme4's bounds
-    model = MixedModel(build_design(formula, mf.load_dataset("Machines")))
+    model = MixedModel(build_design(formula, mf.load_dataset(dataset)))
     opt = model.optimize()
     assert opt.optimizer == ("L-BFGS-B" if gradient_first else "nloptwrap")
     assert np.all(opt.final >= model.lower)

@@ -9,9 +9,9 @@ from scipy.linalg import solve_triangular
 
 from ..terms import Design
 from ..theta import JoinedTheta, lower_template
-from .factor import Factor, last_row_solution, rest_factorization
+from .factor import DenseCholesky, Factor, last_row_solution, rest_factorization
 from .levels import FirstTerm, batched_lower_inverse, level_blocks_product
-from .rest import RestColumns, rest_strategy
+from .rest import DenseRest, RestColumns, rest_strategy
 from .schur import schur_update
 from .sums import CrossBlocks, engine_plan, joined_term
 
@@ -70,6 +70,16 @@ class CrossProducts:
                                   self.rest_columns, rest_factorization(self.R0, lead, lead_size))
         self._elimination_slots = min(_ELIMINATIONS_KEPT, _ELIMINATIONS_BYTES // (8 * self.rest.entries))
         self._eliminations: collections.OrderedDict[bytes, tuple] = collections.OrderedDict()
+
+    @property
+    def factors_whole_rest(self) -> bool:
+        """Whether each evaluation factors the whole rest densely (LAPACK on the (m, m) array).
+
+        The gradient inverts the whole rest densely (``mixedfit.blocks.gradient``):
+        about one more factorization there, many more where the rest is factored
+        sparse or level by level.
+        """
+        return isinstance(self.rest, DenseRest) and isinstance(self.rest.factorization, DenseCholesky)
 
     @property
     def blocks(self) -> CrossBlocks:
