@@ -388,11 +388,11 @@ def test_batched_kernels_give_numpy_linalgs_bits():
     assert np.array_equal(batched_inverse(L), np.linalg.inv(L))
 
 
-@pytest.mark.parametrize("S", [1, 2, 3, 4])
-def test_first_term_inverses_invert_each_levels_block(S):
-    # closed forms for S ≤ 3, batched LAPACK beyond: each B_l⁻¹ against numpy's inverse
+@pytest.mark.parametrize("S, nlevels", [(1, 9), (2, 9), (3, 9), (4, 9), (4, levels._PLANES_MIN_LEVELS)])
+def test_first_term_inverses_invert_each_levels_block(S, nlevels):
+    # closed forms for S ≤ 3, then batched LAPACK or, on many levels, packed planes: against numpy's inverse
     rng = np.random.default_rng(S)
-    a = rng.normal(size=(9, S, S))
+    a = rng.normal(size=(nlevels, S, S))
     first = levels.FirstTerm(a @ a.transpose(0, 2, 1))
     T = np.tril(rng.normal(size=(S, S))) + 2.0 * np.eye(S)
     B = T.T @ first.crossprods @ T + np.eye(S)

@@ -179,16 +179,24 @@ def _first_block_planes(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray
     """``log|L00|²`` and M of ``FirstTerm.eliminate`` for any S, on packed planes.
 
     The Cholesky factor of each level's B = TᵀA_lT + I, its inverse and
-    B⁻¹ = L⁻ᵀL⁻¹ are worked out entry by entry, each entry one operation on
-    ℓ-vectors for all levels at once.  Batched LAPACK routines on the stack of
-    S×S blocks cost per block: for S = 3 on 10 000 levels they took 6.8 ms,
-    this 0.4 ms.  The operations' own overhead, growing as S³, makes the batched
-    routines faster below about 150–200 levels, for S from 3 to 16
-    (``_PLANES_MIN_LEVELS``).  B ≥ I, so no pivot can vanish.
+    B⁻¹ = L⁻ᵀL⁻¹ are worked out entry by entry (``_planes_inverse``), each
+    entry one operation on ℓ-vectors for all levels at once.  Batched LAPACK
+    routines on the stack of S×S blocks cost per block: for S = 3 on 10 000
+    levels they took 6.8 ms, this 0.4 ms.  The operations' own overhead,
+    growing as S³, makes the batched routines faster below about 150–200
+    levels, for S from 3 to 16 (``_PLANES_MIN_LEVELS``).
     """
-    S = T.shape[0]
+    logdet, Binv = _planes_inverse(_packed_congruence(T) @ A + _unit_planes(T.shape[0]))
+    return logdet, _packed_congruence(T.T) @ Binv
+
+
+def _planes_inverse(B: np.ndarray) -> tuple[float, np.ndarray]:
+    """``Σ log|B_l|`` and the B_l⁻¹, for symmetric blocks in packed planes (S(S + 1)/2, ℓ), each B_l ≥ I.
+
+    B ≥ I, so no pivot of the Cholesky factor can vanish.
+    """
+    S = int(round((np.sqrt(8 * B.shape[0] + 1) - 1) / 2))
     at = pair_index(S)
-    B = _packed_congruence(T) @ A + _unit_planes(S)
     L = np.empty_like(B)
     for j in range(S):
         L[at[j, j]] = np.sqrt(B[at[j, j]] - sum(L[at[j, k]] ** 2 for k in range(j)))
@@ -202,7 +210,7 @@ def _first_block_planes(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray
     s, t = lower_triangle(S)
     Binv = np.stack([sum(inv[at[i, a]] * inv[at[i, b]] for i in range(a, S)) for a, b in zip(s, t)])
     diagonal = np.prod(L[at[np.arange(S), np.arange(S)]], axis=0)
-    return 2.0 * float(np.add.reduce(np.log(diagonal))), _packed_congruence(T.T) @ Binv
+    return 2.0 * float(np.add.reduce(np.log(diagonal))), Binv
 
 
 @functools.lru_cache(maxsize=None)
@@ -311,8 +319,9 @@ class FirstTerm:
         """B_l⁻¹ = (TᵀA_lT + I)⁻¹ for every level, shape (ℓ, S, S).
 
         For S ≤ 3 from the adjugate in packed planes (as ``eliminate`` forms
-        them), else by batched LAPACK inverses.  B ≥ I, so each determinant is
-        at least 1.
+        them), for larger S on packed planes where there are enough levels
+        (``_planes_inverse``), else by batched LAPACK inverses.  B ≥ I, so each
+        determinant is at least 1.
 
         Examples
         --------
@@ -325,16 +334,17 @@ class FirstTerm:
         S = self.size
         if S == 1:
             return (1.0 / (T[0, 0] ** 2 * self.crossprods + 1.0))
-        if S > 3:
+        if S > 3 and self.nlevels < _PLANES_MIN_LEVELS:
             return batched_inverse(T.T @ self.crossprods @ T + self._identity)
         B = _packed_congruence(T) @ self.packed + _unit_planes(S)
         if S == 2:
-            adjugate = np.stack([B[2], -B[1], B[0]])
-            det = B[0] * B[2] - B[1] * B[1]
-        else:
+            inverse = np.stack([B[2], -B[1], B[0]]) / (B[0] * B[2] - B[1] * B[1])
+        elif S == 3:
             adjugate = B[_ADJ3[0]] * B[_ADJ3[1]] - B[_ADJ3[2]] * B[_ADJ3[3]]
-            det = np.add.reduce(B[_DET3] * adjugate[_DET3], axis=0)
-        return np.moveaxis((adjugate / det)[pair_index(S)], -1, 0)
+            inverse = adjugate / np.add.reduce(B[_DET3] * adjugate[_DET3], axis=0)
+        else:  # 3,000 4×4 blocks: 1.1 ms by batched LAPACK inverses
+            inverse = _planes_inverse(B)[1]
+        return np.moveaxis(inverse[pair_index(S)], -1, 0)
 
     def eliminate(self, T: np.ndarray) -> tuple[float, np.ndarray]:
         """log|L00|² and M = T (TᵀA_lT + I)⁻¹ Tᵀ per level, in packed planes (see ``pair_index``)."""
