@@ -153,7 +153,7 @@ def _first_logdet_gradient(A: np.ndarray, T: np.ndarray, W: np.ndarray, Q: np.nd
     W: the levels' ``B_l⁻¹`` (``FirstTerm.inverses``).  Products with T and
     the sum over levels of products of two stacks are single matrix products
     on the stacked rows; only ``(A_l T) W_l`` and ``(Q_l T) W_l`` are per level
-    (3,000 4×4 levels: 2.0 → 0.5 ms against seven products of stacks).
+    (against seven products of stacks: 3,000 4×4 levels 1.8 → 1.4 ms, 1,721 2×2 0.37 → 0.20 ms).
     """
     S = T.shape[0]
     ATW = (A.reshape(-1, S) @ T).reshape(A.shape) @ W
