@@ -221,12 +221,15 @@ def lbfgs(
 
     result = minimize(f, np.asarray(start, float), jac=True, method="L-BFGS-B",
                       options={"ftol": _LBFGS_FTOL, "gtol": _LBFGS_GTOL, "maxfun": maxeval, "maxiter": maxeval})
+    final, fmin = canonical(result.x, lower), float(result.fun)
+    if np.isfinite(fmin) and not np.array_equal(final, result.x):
+        fmin = f(final)[0]  # the same ΛΛᵀ, but the objective reported is the one evaluated at θ as returned
     return OptSummary(
         optimizer="L-BFGS-B",
         initial=start.copy(),
         lower=lower.copy(),
-        final=canonical(result.x, lower),
-        fmin=float(result.fun),
+        final=final,
+        fmin=fmin,
         feval=count,
         code=5 if count >= maxeval else 0,
         message=str(result.message),
