@@ -12,15 +12,16 @@ and the optimum mapped back by flipping the columns whose diagonal is
 negative (``canonical``).  Two tables, from lme4's start:
 
 * one optimizer run, no restarts, no check: BOBYQA with lme4's settings
-  (what ``MixedModel.optimize`` runs first), NEWUOA on unconstrained θ with the
+  (what ``MixedModel.optimize`` runs first on most models), NEWUOA on unconstrained θ with the
   same tolerances, and scipy's L-BFGS-B on ``MixedModel.objective_and_gradient``
   with θ's bounds and without them;
-* whole optimizations: ``MixedModel.optimize`` (BOBYQA, restarts, lme4's
-  derivative check and the polish) against L-BFGS-B on unconstrained θ followed
+* whole optimizations: ``MixedModel.optimize`` (BOBYQA, or L-BFGS-B where
+  ``MixedModel._gradient_first`` says so, then restarts, lme4's derivative
+  check and the polish) against L-BFGS-B on unconstrained θ followed
   by the same restarts, check and polish (``gradient_first``).
 
 Evaluations count objective calls; L-BFGS-B's count objective+gradient calls
-(each costs 5-20 objectives: ``gradient_sweep.py``).  "Δ": objective minus
+(each costs 3-9 objectives: ``gradient_sweep.py``).  "Δ": objective minus
 lme4's.  Times are one run on a shared machine: read them within a row.
 """
 
