@@ -188,6 +188,10 @@ _LBFGS_FTOL = 1e-12
 _LBFGS_GTOL = 1e-6
 
 
+class _OutOfEvaluations(Exception):
+    """Raised inside ``lbfgs``'s objective once ``maxeval`` calls are spent."""
+
+
 def lbfgs(
     objective_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
     start: np.ndarray,
@@ -211,19 +215,30 @@ def lbfgs(
     >>> round(float(r.final[0]), 6), r.fmin
     (2.0, 1.0)
     """
-    count = 0
+    count, best = 0, (np.inf, np.asarray(start, float))
 
     def f(x: np.ndarray) -> tuple[float, np.ndarray]:
-        nonlocal count
+        nonlocal count, best
+        if count >= maxeval:  # scipy checks its budget only between iterations
+            raise _OutOfEvaluations
         count += 1
         value, gradient = objective_and_gradient(x)
-        return (value, gradient) if np.isfinite(value) else (np.inf, np.zeros_like(x))
+        if not np.isfinite(value):
+            return np.inf, np.zeros_like(x)
+        if value < best[0]:
+            best = value, x.copy()
+        return value, gradient
 
-    result = minimize(f, np.asarray(start, float), jac=True, method="L-BFGS-B",
-                      options={"ftol": _LBFGS_FTOL, "gtol": _LBFGS_GTOL, "maxfun": maxeval, "maxiter": maxeval})
-    final, fmin = canonical(result.x, lower), float(result.fun)
-    if np.isfinite(fmin) and not np.array_equal(final, result.x):
-        fmin = f(final)[0]  # the same ΛΛᵀ, but the objective reported is the one evaluated at θ as returned
+    try:
+        result = minimize(f, np.asarray(start, float), jac=True, method="L-BFGS-B",
+                          options={"ftol": _LBFGS_FTOL, "gtol": _LBFGS_GTOL, "maxfun": maxeval, "maxiter": maxeval})
+        x, fmin, message, stopped = result.x, float(result.fun), str(result.message), result.status == 1
+    except _OutOfEvaluations:
+        (fmin, x), message, stopped = best, _NLOPT_MESSAGES[nlopt.MAXEVAL_REACHED], True
+    final = canonical(x, lower)
+    if np.isfinite(fmin) and not np.array_equal(final, x):
+        count += 1  # the objective reported is the one at θ as returned (the same ΛΛᵀ, not always the same bits)
+        fmin = float(objective_and_gradient(final)[0])
     return OptSummary(
         optimizer="L-BFGS-B",
         initial=start.copy(),
@@ -231,8 +246,8 @@ def lbfgs(
         final=final,
         fmin=fmin,
         feval=count,
-        code=5 if count >= maxeval else 0,
-        message=str(result.message),
+        code=5 if stopped else 0,
+        message=message,
         xtol_abs=0.0,
         ftol_abs=0.0,
         xtol_rel=0.0,

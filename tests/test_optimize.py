@@ -111,3 +111,17 @@ def test_lbfgs_steps_back_from_where_the_objective_is_infinite():
 
     r = lbfgs(f, np.array([3.0 - 4.0]), np.array([-np.inf]))
     assert np.isfinite(r.fmin) and abs(r.final[0] - 1.0) < 1e-6
+
+
+def test_lbfgs_spends_no_more_calls_than_maxeval_and_returns_the_best_point_seen():
+    calls: list = []
+
+    def f(x):
+        calls.append(x.copy())
+        return float(0.5 * x @ A @ x + B @ x), A @ x + B
+
+    r = lbfgs(f, np.zeros(3), np.full(3, -np.inf), maxeval=3)
+    assert r.feval == len(calls) == 3 and r.code == 5 and r.message == "maxeval reached"
+    assert r.fmin == min(float(0.5 * x @ A @ x + B @ x) for x in calls)
+    done = lbfgs(f, np.zeros(3), np.full(3, -np.inf))
+    assert done.code == 0 and done.fmin < r.fmin
