@@ -388,7 +388,8 @@ def test_batched_kernels_give_numpy_linalgs_bits():
     assert np.array_equal(batched_inverse(L), np.linalg.inv(L))
 
 
-@pytest.mark.parametrize("S, nlevels", [(1, 9), (2, 9), (3, 9), (4, 9), (4, levels._PLANES_MIN_LEVELS)])
+@pytest.mark.parametrize("S, nlevels", [(1, 9), (2, 9), (3, 9), (4, 9), (2, levels._CLOSED_INVERSE_MIN_LEVELS),
+                                        (3, levels._CLOSED_INVERSE_MIN_LEVELS), (4, levels._PLANES_MIN_LEVELS)])
 def test_first_term_inverses_invert_each_levels_block(S, nlevels):
     # closed forms for S ≤ 3, then batched LAPACK or, on many levels, packed planes: against numpy's inverse
     rng = np.random.default_rng(S)

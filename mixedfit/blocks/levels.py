@@ -31,6 +31,9 @@ __all__ = ["batched_cholesky", "batched_inverse", "pair_index", "level_blocks_pr
 
 _PLANES_MIN_LEVELS = 200  # fewest first-term levels for _first_block_planes (S ≥ 4)
 _CLOSED_3X3_MIN_LEVELS = 12  # fewest first-term levels for _first_block_3x3 (S = 3)
+# Fewest levels for FirstTerm.inverses' closed forms (S = 2, 3): they cost 16-20 µs whatever
+# the levels, batched LAPACK inverses 6 µs on 10 levels, as much on 40 (S = 3) to 60 (S = 2).
+_CLOSED_INVERSE_MIN_LEVELS = 48
 
 
 def _right_multiply(A: np.ndarray, B: np.ndarray) -> np.ndarray:
@@ -319,8 +322,9 @@ class FirstTerm:
         """B_l⁻¹ = (TᵀA_lT + I)⁻¹ for every level, shape (ℓ, S, S).
 
         For S ≤ 3 from the adjugate in packed planes (as ``eliminate`` forms
-        them), for larger S on packed planes where there are enough levels
-        (``_planes_inverse``), else by batched LAPACK inverses.  B ≥ I, so each
+        them), for larger S on packed planes (``_planes_inverse``), where there
+        are enough levels for these to be the faster; else by batched LAPACK
+        inverses.  B ≥ I, so each
         determinant is at least 1.
 
         Examples
@@ -334,7 +338,7 @@ class FirstTerm:
         S = self.size
         if S == 1:
             return (1.0 / (T[0, 0] ** 2 * self.crossprods + 1.0))
-        if S > 3 and self.nlevels < _PLANES_MIN_LEVELS:
+        if self.nlevels < (_CLOSED_INVERSE_MIN_LEVELS if S <= 3 else _PLANES_MIN_LEVELS):
             return batched_inverse(T.T @ self.crossprods @ T + self._identity)
         B = _packed_congruence(T) @ self.packed + _unit_planes(S)
         if S == 2:
