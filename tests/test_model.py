@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import mixedfit as mf
@@ -294,3 +295,29 @@ def test_models_with_six_theta_or_more_and_a_dense_rest_are_minimized_on_the_exa
 def test_sleepstudys_three_theta_stay_on_lme4s_bobyqa_path():
     model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
     assert model.optimize().optimizer == "nloptwrap"
+
+
+def _slopes_data(seed: int) -> tuple[str, pd.DataFrame]:
+    """A simulated one-term model with 6 or 10 θ, its covariance often singular."""
+    rng = np.random.default_rng(seed)
+    groups, per = int(rng.integers(8, 60)), int(rng.integers(4, 12))
+    g = np.repeat(np.arange(groups), per)
+    x1, x2, x3 = rng.normal(size=(3, g.size))
+    f = rng.integers(0, 4, g.size)
+    sd = rng.uniform(0, 1.5, 4) * (rng.random(4) > 0.3)
+    b = rng.normal(size=(groups, 4)) @ (np.tril(rng.normal(size=(4, 4)) * 0.5) + np.diag(sd)).T
+    y = 1 + x1 + b[g, 0] + b[g, 1] * x1 + b[g, 2] * x2 + b[g, 3] * (f == 1) + rng.normal(size=g.size)
+    data = pd.DataFrame({"y": y, "x1": x1, "x2": x2, "x3": x3, "f": f.astype(str), "g": g.astype(str)})
+    formula = ["y ~ x1 + x2 + (x1 + x2|g)", "y ~ x1 + (0 + f|g)", "y ~ x1 + x2 + x3 + (x1 + x2 + x3|g)"][seed % 3]
+    return formula, data
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_lbfgs_first_ends_at_bobyqa_firsts_objective_or_below(seed):
+    # simulated, often singular fits: L-BFGS-B and then the check and polish, against BOBYQA and the same
+    formula, data = _slopes_data(seed)
+    model = MixedModel(build_design(formula, data), reml=bool(seed % 2))
+    assert model._gradient_first
+    opt = model.optimize()
+    from_bobyqa = model._finish(bobyqa(model.objective, model.start, model.lower), 100_000)
+    assert opt.fmin <= from_bobyqa.fmin + 1e-10 * abs(from_bobyqa.fmin)
