@@ -26,7 +26,7 @@ from . import cores
 from .blocks import CrossBlocks, CrossProducts, Factor
 from .blocks.gradient import theta_gradient
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, require_bool, warn
-from .optimize import OptSummary, bobyqa, finite_derivatives, lbfgs
+from .optimize import OptSummary, bobyqa, finite_derivatives, gradient_derivatives, lbfgs
 from .terms import Design
 from .theta import ThetaLayout, template_positions
 
@@ -210,7 +210,8 @@ class MixedModel:
         many objectives and BOBYQA stays faster (egsingle 43 against 55–71 ms,
         (x|school/class) 55 against 300); with fewer θ too (sleepstudy 1.8
         against 3.6 ms).  ``benchmarks/optimizers.py`` compares them on every
-        fixture.
+        fixture.  The derivatives of lme4's checks then come from the exact
+        gradient too (``_derivatives``).
         """
         return self.cross.factors_whole_rest and self.ntheta >= _GRADIENT_FIRST_THETA
 
@@ -226,8 +227,7 @@ class MixedModel:
         opt = self._restart_edge(opt, maxeval)
         opt = self._restart_in_units(opt, maxeval)
         opt = self._snap_to_boundary(opt)
-        opt.gradient, opt.hessian = finite_derivatives(self.objective, opt.final, opt.fmin, paired=True,
-                                                       group=self._kept_work)
+        opt.gradient, opt.hessian = self._derivatives(opt.final, opt.fmin)
         for _ in range(_POLISH_ROUNDS):
             if not self._stopped_short(opt):
                 break
@@ -350,11 +350,24 @@ class MixedModel:
         # 1e-4 relative on a 36-θ factor-slope model), and re-evaluating it
         # would cost n(n - 1) evaluations, most of such a fit.
         near = np.all(np.abs(better.final - opt.final) <= _NEAR_STEP * np.maximum(1.0, np.abs(opt.final)))
-        better.gradient, better.hessian = finite_derivatives(
-            self.objective, better.final, better.fmin, cross=opt.hessian if near else None, drift=_HESSIAN_DRIFT,
-            paired=True, group=self._kept_work,
-        )
+        better.gradient, better.hessian = self._derivatives(better.final, better.fmin, opt.hessian if near else None)
         return better
+
+    def _derivatives(self, theta: np.ndarray, fmin: float,
+                     cross: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The gradient and Hessian at θ that lme4's checks and the polish read.
+
+        Where the gradient is cheap (``_gradient_first``), the exact gradient
+        and forward differences of it (``gradient_derivatives``: n + 1
+        gradients, against n² + n + 1 objectives); elsewhere lme4's central
+        differences (``finite_derivatives``), with the off-diagonal of
+        ``cross``, a Hessian from a point close by, where its diagonal has not
+        moved.
+        """
+        if self._gradient_first:
+            return gradient_derivatives(self._objective_and_gradient, theta)
+        return finite_derivatives(self.objective, theta, fmin, cross=cross, drift=_HESSIAN_DRIFT, paired=True,
+                                  group=self._kept_work)
 
     def _newton_step(self, opt: OptSummary) -> np.ndarray | None:
         """θ − H⁻¹g over the θ away from their bound, kept within the bounds.

