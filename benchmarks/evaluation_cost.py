@@ -19,8 +19,8 @@ every evaluation within 2× of its factorization.
 building the design, setting up the model (cross products, the Schur update's
 maps), the objective evaluations (optimizer and derivative check together,
 timed in a fit) and the rest (NLopt, the convergence check, the results, and
-where L-BFGS-B runs first its objective-and-gradient calls, which are not
-objective calls).  Times are medians of one run on a shared machine: compare within a run.
+where L-BFGS-B runs first its and the derivative check's objective-and-gradient
+calls, which are not objective calls).  Times are medians of one run on a shared machine: compare within a run.
 """
 
 from __future__ import annotations
@@ -184,8 +184,8 @@ def tables(results: dict[str, dict]) -> str:
               "objective calls took, timed in one more fit (where the first term's θ stays, they reuse its "
               "kept elimination, so they can cost less than the evaluation above); *other*: that fit's time "
               "less its evaluations and the median design and setup (NLopt, the convergence check, the "
-              "results; where L-BFGS-B runs first, `MixedModel._gradient_first`, also its objective-and-gradient "
-              "calls, which *calls* does not count).", "",
+              "results; where L-BFGS-B runs first, `MixedModel._gradient_first`, also its and the derivative "
+              "check's objective-and-gradient calls, which *calls* does not count).", "",
               "| case | fit | design | setup | calls | evaluations | other |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for key, r in results.items():
