@@ -173,9 +173,10 @@ class MixedModel:
         """Minimize the objective over θ the way lme4's ``optimizeLmer`` does (by L-BFGS-B where
         ``_gradient_first`` says so).
 
-        Where the finite-difference derivatives then say BOBYQA stopped short of
-        the minimum, the optimum is polished: a Newton step on them, or BOBYQA
-        again (``_polish``), until they no longer say so or a round gains
+        Where the derivatives of lme4's check (``_derivatives``) then say the
+        optimizer stopped short of the minimum, the optimum is polished: a
+        Newton step on them, or BOBYQA again (``_polish``), until they no
+        longer say so or a round gains
         no more than 1e-10 of the objective (on a ridge, where the Hessian
         is not positive definite, each round says so again: MixedModels.jl's InstEval
         model took three rounds, 140 evaluations, to gain 1e-11 of its deviance).
@@ -326,7 +327,7 @@ class MixedModel:
         return float(0.5 * opt.gradient[free] @ delta)
 
     def _polish(self, opt: OptSummary, maxeval: int) -> OptSummary:
-        """A Newton step on the finite-difference derivatives (``_newton_step``), or else BOBYQA again from its optimum.
+        """A Newton step on the check's derivatives (``_newton_step``), or else BOBYQA again from its optimum.
 
         BOBYQA can stop on ``ftol_abs`` while the gradient still points downhill
         (lme4 does too, and then warns).  The derivatives lme4's check needs are
