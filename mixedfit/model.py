@@ -176,10 +176,10 @@ class MixedModel:
         Where the derivatives of lme4's check (``_derivatives``) then say the
         optimizer stopped short of the minimum, the optimum is polished: a
         Newton step on them, or BOBYQA again (``_polish``), until they no
-        longer say so or a round gains
-        no more than 1e-10 of the objective (on a ridge, where the Hessian
-        is not positive definite, each round says so again: MixedModels.jl's InstEval
-        model took three rounds, 140 evaluations, to gain 1e-11 of its deviance).
+        longer say so or a round gains no more than 1e-10 of the objective
+        (on a ridge, where the Hessian is not positive definite, each round
+        says so again: MixedModels.jl's InstEval model took three rounds, 140
+        evaluations, to gain 1e-11 of its deviance).
         """
         theta0 = self.start if start is None else self._checked_start(start)
         # NLopt reads 0 or less as "no limit", and takes only C ints.
