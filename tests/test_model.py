@@ -280,8 +280,8 @@ def test_a_system_singular_at_the_optimum_raises_lme4s_error():
     ("Machines", "score ~ Machine + (1|Worker) + (1|Worker:Machine)", False),  # 2 θ
     ("egsingle", "math ~ year + (year|childid) + (year|schoolid)", False),  # 6 θ, the rest kept sparse
 ])
-def test_models_with_six_theta_or_more_and_a_dense_rest_are_minimized_on_the_exact_gradient(dataset, formula,
-                                                                                           gradient_first):
+def test_models_with_five_theta_or_more_and_a_dense_rest_are_minimized_on_the_exact_gradient(dataset, formula,
+                                                                                            gradient_first):
     # and reach BOBYQA's optimum or a lower one, at θ within lme4's bounds
     model = MixedModel(build_design(formula, mf.load_dataset(dataset)))
     opt = model.optimize()
@@ -321,6 +321,41 @@ def test_where_the_gradient_is_exact_the_check_reads_it_and_differences_of_it(mo
     monkeypatch.setattr(model, "_objective_and_gradient", lambda theta: gradients.append(theta) or both(theta))
     model._finish(dataclasses.replace(opt), 100_000)
     assert not objectives and len(gradients) == model.ntheta + 1
+
+
+def _crossed_or_joined_data(seed: int, five: bool) -> tuple[str, pd.DataFrame]:
+    """A simulated model with four or five θ and a dense rest: crossed terms (even seeds) or one grouping factor."""
+    rng = np.random.default_rng(seed)
+    subj, item = np.repeat(np.arange(40), 15), np.tile(np.arange(15), 40)
+    x, z, w = rng.normal(size=(3, subj.size))
+    sd = rng.uniform(0, 1.2, 4)
+    y = (1 + x + rng.normal(size=40)[subj] * sd[0] + rng.normal(size=40)[subj] * x * sd[1]
+         + rng.normal(size=15)[item] * sd[2] + rng.normal(size=40)[subj] * z * sd[3] + rng.normal(size=subj.size))
+    data = pd.DataFrame({"y": y, "x": x, "z": z, "w": w, "subj": subj.astype(str), "item": item.astype(str)})
+    if seed % 2 == 0:
+        formula = "y ~ x + z + (x|subj) + (z||item)" if five else "y ~ x + (x|subj) + (1|item)"
+    else:
+        formula = "y ~ x + z + w + (x|subj) + (0 + z|subj) + (0 + w|subj)" if five else "y ~ x + z + (x|subj) + (0 + z|subj)"
+    return formula, data
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_five_theta_with_a_dense_rest_are_minimized_on_the_exact_gradient_to_bobyqa_firsts_objective_or_below(seed):
+    formula, data = _crossed_or_joined_data(seed, five=True)
+    model = MixedModel(build_design(formula, data), reml=bool(seed % 3))
+    assert model.ntheta == 5 and model._gradient_first
+    opt = model.optimize()
+    assert opt.optimizer == "L-BFGS-B" and np.all(opt.final >= model.lower)
+    from_bobyqa = model._finish(bobyqa(model.objective, model.start, model.lower), 100_000)
+    assert opt.fmin <= from_bobyqa.fmin + 1e-10 * abs(from_bobyqa.fmin)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_four_theta_stay_on_lme4s_bobyqa_path(seed):
+    formula, data = _crossed_or_joined_data(seed, five=False)
+    model = MixedModel(build_design(formula, data))
+    assert model.ntheta == 4 and model.cross.factors_whole_rest
+    assert model.optimize().optimizer == "nloptwrap"
 
 
 def test_sleepstudys_three_theta_stay_on_lme4s_bobyqa_path():
