@@ -49,9 +49,12 @@ class OptSummary:
     xtol_abs, ftol_abs, xtol_rel : float
         BOBYQA's tolerances; 0 after L-BFGS-B, which stops on its own (``lbfgs``).
     gradient, hessian : ndarray
-        Finite-difference derivatives of the objective at ``final``.  After a
-        polish step of at most 1e-3 (see ``optimize``),
-        the Hessian's off-diagonal entries are those at the point before the step.
+        The derivatives of the objective at ``final`` that lme4's checks read:
+        central differences of the objective (``finite_derivatives``), or, after
+        L-BFGS-B, the exact gradient and forward differences of it
+        (``gradient_derivatives``).  After a polish step of at most 1e-3 (see
+        ``MixedModel._polish``), the central-difference Hessian's off-diagonal
+        entries are those at the point before the step.
     """
 
     optimizer: str
@@ -366,7 +369,7 @@ def gradient_derivatives(
 
     n + 1 gradients for n parameters, where ``finite_derivatives`` takes
     n² + n + 1 objectives: where a gradient costs a few objectives, the
-    cheaper for six θ or more (a (0 + f|g) with 10 θ on 3,000 groups: its
+    cheaper for five θ or more (a (0 + f|g) with 10 θ on 3,000 groups: its
     optimization, the check included, 72–83 → 45–58 ms), and more accurate
     (see ``_GRADIENT_STEP``).  Steps go up from ``x``, so none crosses a
     lower bound of θ from it.  Where a step's objective is not finite, its
