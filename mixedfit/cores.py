@@ -15,7 +15,20 @@ import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
 
-__all__ = ["busy", "beside"]
+__all__ = ["busy", "beside", "threaded"]
+
+
+_THREADED_COLUMNS = 512  # fewest columns of a dense factorization that threads speed up
+
+
+def threaded(columns: int) -> bool:
+    """Whether a dense factorization of this many columns runs on several cores: large enough to gain, and cores free.
+
+    Below ``_THREADED_COLUMNS`` the threads' hand-offs cost more than they
+    save, and OpenBLAS's spinning threads make a factorization many times
+    slower when the cores are already busy (see ``MixedModel.blas_threads``).
+    """
+    return columns >= _THREADED_COLUMNS and _usable_cores() >= 2 and not busy()
 
 
 def busy() -> bool:

@@ -36,7 +36,6 @@ _SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance
 _BOUNDARY_TOL = 1e-5  # lme4's lmerControl(boundary.tol)
 _GRAD_TOL = 2e-3  # lme4's check.conv.grad tolerance
 _HESS_TOL = 1e-6  # lme4's check.conv.hess tolerance
-_SMALL_DENSE = 512  # below this size the dense block is factored single-threaded
 _SMALL_ROWS = 50_000  # below this many rows a model is set up (design, cross products) single-threaded
 # Predicted objective decrease, relative, that warrants a restart.  A tenth of
 # the tests' 1e-9: BOBYQA on the 20 parameters of a maximal crossed model
@@ -444,7 +443,7 @@ class MixedModel:
         Otherwise numpy's own copy of BLAS, if scipy's factorizations run on
         another, gets one thread (see ``_numpy_own_blas``).
         """
-        if self.cross.rest_columns.size < _SMALL_DENSE or cores.busy():
+        if not cores.threaded(self.cross.rest_columns.size):
             return _one_thread()
         own = _numpy_own_blas()
         return _ONE_THREAD.held(own) if own is not None else contextlib.nullcontext()

@@ -1,4 +1,5 @@
-"""The second thread of ``mixedfit.cores``: used where a core is idle, and still there in a forked child."""
+"""``mixedfit.cores``: the second thread, used where a core is idle and still there in a forked child; which
+factorizations run on several cores."""
 
 from __future__ import annotations
 
@@ -30,6 +31,15 @@ def test_nothing_runs_beside_on_busy_or_single_cores(monkeypatch):
     monkeypatch.setattr(cores, "busy", lambda: False)
     monkeypatch.setattr(cores, "_usable_cores", lambda: 1)
     assert cores.beside(sum, [1, 2]) is None
+
+
+def test_large_factorizations_are_threaded_on_idle_cores(idle_cores, monkeypatch):
+    assert cores.threaded(cores._THREADED_COLUMNS) and not cores.threaded(cores._THREADED_COLUMNS - 1)
+    monkeypatch.setattr(cores, "busy", lambda: True)
+    assert not cores.threaded(10_000)
+    monkeypatch.setattr(cores, "busy", lambda: False)
+    monkeypatch.setattr(cores, "_usable_cores", lambda: 1)
+    assert not cores.threaded(10_000)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")

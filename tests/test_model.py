@@ -155,14 +155,12 @@ def test_numpys_own_blas_gets_one_thread_beside_scipys(monkeypatch):
     from threadpoolctl import ThreadpoolController
 
     from mixedfit import cores
-    from mixedfit import model as model_module
 
     before = {c["filepath"]: c["num_threads"] for c in ThreadpoolController().info() if c["user_api"] == "blas"}
     numpys = [path for path in before if path.startswith(os.path.dirname(np.__file__))]
     if not numpys or len(numpys) == len(before):
         pytest.skip("numpy and scipy share one BLAS library here: nothing to limit")
-    monkeypatch.setattr(model_module, "_SMALL_DENSE", 0)
-    monkeypatch.setattr(cores, "busy", lambda: False)
+    monkeypatch.setattr(cores, "threaded", lambda columns: True)
     model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
     with model.blas_threads():
         inside = {c["filepath"]: c["num_threads"] for c in ThreadpoolController().info() if c["user_api"] == "blas"}
