@@ -60,6 +60,12 @@ def _supernodal_options() -> Iterator[None]:
         options.update(saved)
 
 
+def _symbolic(A, order):
+    """CHOLMOD's supernodal symbolic factor of the pattern A (upper triangle) in this order."""
+    with _supernodal_options():
+        return _cvxopt()[1].symbolic(A, p=order, uplo="U")
+
+
 class SupernodalRest:
     """The rest's nonzero pattern, ordered and analysed once, and its numeric factorization at each θ.
 
@@ -96,7 +102,7 @@ class SupernodalRest:
         return {"pos": self.pos, "m": self.m, "qr": self.qr, "generation": 0, "_state": None}
 
     def _analysed(self) -> tuple:
-        """The pattern as cvxopt's (upper triangle) sparse matrix and CHOLMOD's symbolic factor."""
+        """The pattern as cvxopt's (upper triangle) sparse matrix, its order and CHOLMOD's symbolic factor."""
         if self._state is None:
             amd, cholmod, matrix, spmatrix = _cvxopt()
             # Row-major order of the lower triangle is column-major order of
@@ -105,17 +111,31 @@ class SupernodalRest:
             A = spmatrix(1.0, matrix(rows), matrix(cols), (self.m, self.m))
             order = np.concatenate([np.asarray(amd.order(A[: self.qr, : self.qr], "U")).ravel(),
                                     np.arange(self.qr, self.m)])
-            with _supernodal_options():
-                F = cholmod.symbolic(A, p=matrix(order.astype(np.int64)), uplo="U")
-            self._state = A, F
+            order = matrix(order.astype(np.int64))
+            self._state = A, order, _symbolic(A, order)
         return self._state
+
+    def dense_share(self) -> float:
+        """The flops of CHOLMOD's factorization as a share of a dense one's, read off the last numeric factor.
+
+        Column j of the factor with c_j entries costs about c_j² flops, a dense
+        column (m − j)².  Reading the factor's pattern (cvxopt's ``getfactor``)
+        leaves CHOLMOD's factor unusable, so the pattern is analysed again
+        and no solve reaches the factorizations made so far.
+        """
+        A, order, F = self._analysed()
+        counts = np.diff(np.asarray(_cvxopt()[1].getfactor(F).CCS[0]).ravel()).astype(float)
+        self._state = A, order, _symbolic(A, order)
+        self.generation += 1
+        dense = np.arange(self.m, 0, -1, dtype=float)
+        return float(counts @ counts / (dense @ dense))
 
     def diagonal(self, values: np.ndarray) -> np.ndarray | None:
         """The diagonal of the Cholesky factor of the matrix with these values at ``pos``; None if not positive definite.
 
         The random rest's entries come in the factorization's order, then X's and y's.
         """
-        A, F = self._analysed()
+        A, _, F = self._analysed()
         _, cholmod, matrix, _ = _cvxopt()
         A.V = matrix(values)
         self.generation += 1
@@ -135,7 +155,7 @@ class SupernodalRest:
         E = np.zeros((self.m, k))
         E[-k:] = np.eye(k)
         Y = matrix(E)
-        cholmod.solve(self._state[1], Y, sys=system)
+        cholmod.solve(self._state[2], Y, sys=system)
         return np.array(Y)
 
     def trailing(self, generation: int, k: int) -> np.ndarray | None:

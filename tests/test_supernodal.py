@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from cvxopt import cholmod
 
@@ -20,7 +21,10 @@ EGSINGLE = "math ~ year + size + female + (year|childid) + (year|schoolid)"
 
 @pytest.fixture(scope="module")
 def model() -> MixedModel:
-    return MixedModel(build_design(EGSINGLE, mf.load_dataset("egsingle")))
+    model = MixedModel(build_design(EGSINGLE, mf.load_dataset("egsingle")))
+    model.objective(model.start)  # the first factorization may read the fill, which ends its own solves
+    assert model.cross.rest.dense is False
+    return model
 
 
 def _thetas(model: MixedModel, count: int = 4) -> list[np.ndarray]:
@@ -99,3 +103,57 @@ def test_leading_solution_from_cholmod_while_current_then_from_the_dense_factor(
     g = model.factor(first)
     model.factor(second)  # CHOLMOD's factor now holds another θ: g's solution comes from LAPACK's factor
     np.testing.assert_allclose(g.leading_solution(), dense, rtol=1e-12, atol=1e-14 * np.abs(dense).max())
+
+
+def test_dense_share_reads_the_fill_and_leaves_a_factor_that_works():
+    m = 60
+    B = np.random.default_rng(2).normal(size=(m, m))
+    full = B @ B.T + m * np.eye(m)
+    banded = np.diag(np.full(m, 4.0)) + np.diag(np.ones(m - 1), -1) + np.diag(np.ones(m - 1), 1)
+    banded[-1, :] = banded[:, -1] = 1.0  # the last column (y's) meets every other, as in a rest
+    banded[-1, -1] = m + 4.0
+    shares = []
+    for G in (full, banded):
+        pos = np.flatnonzero(np.tril(G))
+        supernodal = SupernodalRest(pos, m, m - 1)
+        values = G.reshape(-1)[pos]
+        supernodal.diagonal(values)
+        shares.append(supernodal.dense_share())
+        np.testing.assert_allclose(supernodal.diagonal(values)[-1], np.linalg.cholesky(G)[-1, -1], rtol=1e-12)
+    assert shares[0] == pytest.approx(1.0) and shares[1] < 0.2, shares  # CHOLMOD merges narrow columns
+
+
+def _crossed(rows: int) -> pd.DataFrame:
+    """(1|a) + (1|b) on 600 × 100 levels drawn at random: the more rows, the more levels of b share one of a."""
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(600, size=rows), rng.integers(100, size=rows)
+    y = rng.normal(size=600)[a] + rng.normal(size=100)[b] + rng.normal(size=rows)
+    return pd.DataFrame({"y": y, "x": rng.normal(size=rows), "a": a.astype(str), "b": b.astype(str)})
+
+
+@pytest.mark.parametrize("rows, dense", [(1200, True), (700, False)])  # CHOLMOD's flops: 0.60 and 0.24 of dense
+def test_lapack_factors_the_rest_where_cholmods_factor_is_nearly_dense(rows, dense, monkeypatch):
+    monkeypatch.setattr(rest.cores, "threaded", lambda columns: True)
+    design = build_design("y ~ x + (1|a) + (1|b)", _crossed(rows))
+    model = MixedModel(design)
+    assert type(model.cross.rest) is CholmodRest and model.cross.rest.dense is None
+    values = [model.objective(theta) for theta in _CROSSED_THETAS]
+    assert model.cross.rest.dense is dense
+    # One numeric factorization and the fill's reading, or one of each per θ.
+    assert model.cross.rest.cholmod.generation == (2 if dense else len(_CROSSED_THETAS) + 1)
+    monkeypatch.setattr(rest, "cholmod_available", lambda: False)
+    lapack = MixedModel(design)
+    assert type(lapack.cross.rest) is KeptRest
+    np.testing.assert_allclose(values, [lapack.objective(theta) for theta in _CROSSED_THETAS], rtol=1e-12)
+
+
+_CROSSED_THETAS = [np.array([0.4, 0.7]), np.array([1.1, 0.2]), np.array([0.05, 2.0])]
+
+
+def test_cholmod_keeps_the_rest_where_lapack_would_run_on_one_core(monkeypatch):
+    monkeypatch.setattr(rest.cores, "threaded", lambda columns: False)
+    model = MixedModel(build_design("y ~ x + (1|a) + (1|b)", _crossed(1200)))
+    for theta in _CROSSED_THETAS:
+        model.objective(theta)
+    assert model.cross.rest.dense is False
+    assert model.cross.rest.cholmod.generation == len(_CROSSED_THETAS)  # the fill not read: no factor ended

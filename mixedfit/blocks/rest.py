@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import cores
 from ..formula.rvalues import distinct
 from ..supernodal import SupernodalRest, cholmod_available
 from .factor import Factor
@@ -310,25 +311,60 @@ class KeptRest:
         return self.factorization.factor(self.sparse.dense(values, self.columns.size), upper_zero=True)
 
 
+# Least share of a dense factorization's flops (SupernodalRest.dense_share) from which LAPACK
+# on several cores factors the rest: on crossed (1|a) + (1|b) with 1,000 to 5,000 levels of b
+# (benchmarks/cholmod_fill.py, RESULTS_cholmod_fill.md), LAPACK on two cores took 1.06-2.5
+# times CHOLMOD's time up to a share of 0.44, 0.91-0.97 at 0.51, 0.76-0.83 at 0.56-0.65 and
+# 0.48 at 0.81; on one core it took 0.86 times CHOLMOD's at 0.81 and more below.
+_DENSE_SHARE = 0.5
+
+
 class CholmodRest(KeptRest):
     """The kept entries factored by CHOLMOD (``mixedfit.supernodal``), which gives the diagonal the objective
-    needs; LAPACK's whole factor is formed only where the results read it."""
+    needs; LAPACK's whole factor is formed only where the results read it.
+
+    Where the fill-reducing order still leaves the factor nearly dense (crossed
+    factors that share many rows), LAPACK's dense factorization of the same
+    entries, on all the cores, is the faster: the first factorization measures
+    the fill (``SupernodalRest.dense_share``), and from a share of
+    ``_DENSE_SHARE`` on every later one is LAPACK's.
+
+    Attributes
+    ----------
+    dense : bool or None
+        Whether the rest is factored by LAPACK; None until the first factorization.
+    """
 
     def __init__(self, sparse: SparseRest, update: BlockUpdate, columns: RestColumns, factorization):
         super().__init__(sparse, update, columns, factorization)
         self.cholmod = SupernodalRest(sparse.pos, columns.size, columns.random)
+        self.dense: bool | None = None
 
     def __reduce__(self):
         # A model pickled where cvxopt is installed factors its rest by LAPACK where it is not.
         return kept_rest, (self.sparse, self.update, self.columns, self.factorization)
 
+    def _fills_in(self) -> bool:
+        """Whether LAPACK, on several cores, should factor the rest from now on (by CHOLMOD's last factor's fill).
+
+        On one core LAPACK would need nearly the dense flops' worth of fill to
+        gain; reading the fill ends CHOLMOD's last factor's solves, so the
+        results of that θ read LAPACK's factor.
+        """
+        return cores.threaded(self.columns.size) and self.cholmod.dense_share() >= _DENSE_SHARE
+
     def factor(self, logdet0: float, g: np.ndarray, templates: list[np.ndarray], first, kept: bool) -> Factor | None:
+        if self.dense:
+            return super().factor(logdet0, g, templates, first, kept)
         values = self.sparse.penalized(g, templates[1:])
         diagonal = self.cholmod.diagonal(values)
         if diagonal is None:
             return None
+        generation = self.cholmod.generation
+        if self.dense is None:
+            self.dense = self._fills_in()
         return Factor(logdet0, diagonal, templates, first.factor, functools.partial(self._checked_factor, values),
-                      (self.cholmod, self.cholmod.generation))
+                      (self.cholmod, generation))
 
     def _checked_factor(self, values: np.ndarray) -> np.ndarray:
         """LAPACK's factor of a rest that CHOLMOD factored, from its kept entries (for the results, which read it whole)."""
