@@ -104,7 +104,7 @@ class SupernodalRest:
     def _analysed(self) -> tuple:
         """The pattern as cvxopt's (upper triangle) sparse matrix, its order and CHOLMOD's symbolic factor."""
         if self._state is None:
-            amd, cholmod, matrix, spmatrix = _cvxopt()
+            amd, _, matrix, spmatrix = _cvxopt()
             # Row-major order of the lower triangle is column-major order of
             # the upper: the positions are the order of the matrix's values.
             rows, cols = np.divmod(self.pos.astype(np.int64), self.m)[::-1]

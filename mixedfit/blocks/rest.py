@@ -5,7 +5,8 @@
 * ``KeptRest``: only the entries that can be nonzero (``SparseRest``), where
   the Schur update is all fixed maps and most of the rest stays empty; they
   are written into a zeroed array for LAPACK, or, where cvxopt is installed,
-  factored by CHOLMOD (``CholmodRest``, ``mixedfit.supernodal``).
+  factored by CHOLMOD (``CholmodRest``, ``mixedfit.supernodal``), unless its
+  factor comes out nearly dense: LAPACK on all the cores is the faster there.
 """
 
 from __future__ import annotations
@@ -327,7 +328,8 @@ class CholmodRest(KeptRest):
     factors that share many rows), LAPACK's dense factorization of the same
     entries, on all the cores, is the faster: the first factorization measures
     the fill (``SupernodalRest.dense_share``), and from a share of
-    ``_DENSE_SHARE`` on every later one is LAPACK's.
+    ``_DENSE_SHARE`` on, where LAPACK runs on several cores (``cores.threaded``),
+    every later one is LAPACK's.
 
     Attributes
     ----------
