@@ -131,6 +131,9 @@ def _crossed(rows: int) -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x": rng.normal(size=rows), "a": a.astype(str), "b": b.astype(str)})
 
 
+_CROSSED_THETAS = [np.array([0.4, 0.7]), np.array([1.1, 0.2]), np.array([0.05, 2.0])]
+
+
 @pytest.mark.parametrize("rows, dense", [(1200, True), (700, False)])  # CHOLMOD's flops: 0.60 and 0.24 of dense
 def test_lapack_factors_the_rest_where_cholmods_factor_is_nearly_dense(rows, dense, monkeypatch):
     monkeypatch.setattr(rest.cores, "threaded", lambda columns: True)
@@ -145,9 +148,6 @@ def test_lapack_factors_the_rest_where_cholmods_factor_is_nearly_dense(rows, den
     lapack = MixedModel(design)
     assert type(lapack.cross.rest) is KeptRest
     np.testing.assert_allclose(values, [lapack.objective(theta) for theta in _CROSSED_THETAS], rtol=1e-12)
-
-
-_CROSSED_THETAS = [np.array([0.4, 0.7]), np.array([1.1, 0.2]), np.array([0.05, 2.0])]
 
 
 def test_cholmod_keeps_the_rest_where_lapack_would_run_on_one_core(monkeypatch):
