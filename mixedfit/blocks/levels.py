@@ -160,6 +160,12 @@ _ADJ3 = (np.array([2, 3, 0, 1, 1, 0]), np.array([5, 4, 5, 4, 3, 2]),
 _DET3 = np.array([0, 1, 3])
 
 
+def _inverse_3x3(B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The adjugates and determinants of symmetric 3×3 blocks in packed planes (6, ℓ): B_l⁻¹ = adjugate / det."""
+    adjugate = B[_ADJ3[0]] * B[_ADJ3[1]] - B[_ADJ3[2]] * B[_ADJ3[3]]
+    return adjugate, np.add.reduce(B[_DET3] * adjugate[_DET3], axis=0)
+
+
 def _first_block_3x3(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
     """``log|L00|²`` and M of ``FirstTerm.eliminate`` for S = 3, in closed form.
 
@@ -173,8 +179,7 @@ def _first_block_3x3(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
     B ≥ I, so its determinant is at least 1, as with ``_first_block_2x2``.
     """
     B = _packed_congruence(T) @ A + _unit_planes(3)
-    adjugate = B[_ADJ3[0]] * B[_ADJ3[1]] - B[_ADJ3[2]] * B[_ADJ3[3]]
-    det = np.add.reduce(B[_DET3] * adjugate[_DET3], axis=0)
+    adjugate, det = _inverse_3x3(B)
     return float(np.add.reduce(np.log(det))), _packed_congruence(T.T) @ (adjugate / det)
 
 
@@ -347,8 +352,8 @@ class FirstTerm:
         if S == 2:
             inverse = np.stack([B[2], -B[1], B[0]]) / (B[0] * B[2] - B[1] * B[1])
         elif S == 3:
-            adjugate = B[_ADJ3[0]] * B[_ADJ3[1]] - B[_ADJ3[2]] * B[_ADJ3[3]]
-            inverse = adjugate / np.add.reduce(B[_DET3] * adjugate[_DET3], axis=0)
+            adjugate, det = _inverse_3x3(B)
+            inverse = adjugate / det
         else:  # batched LAPACK inverses took 1.1 ms on 3,000 4×4 blocks
             inverse = _planes_inverse(B, S)[1]
         return np.moveaxis(inverse[pair_index(S)], -1, 0)
