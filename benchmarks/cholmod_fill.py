@@ -20,30 +20,21 @@ One run on a shared machine: read the ratios within a row.
 from __future__ import annotations
 
 import dataclasses
-import time
 import warnings
 
-from common import CASES_BY_KEY, simulate
+from common import CASES_BY_KEY, best_seconds, simulate
 from threadpoolctl import threadpool_limits
 
 from mixedfit.blocks.rest import CholmodRest
 from mixedfit.model import MixedModel
 from mixedfit.terms import build_design
 
+REPEATS = 3  # factorizations timed per rest: the best counts
 # rows, levels of a, levels of b
 SIZES = ((20_000, 10_000, 1_000), (30_000, 10_000, 1_000), (38_000, 10_000, 1_000), (50_000, 10_000, 1_000),
          (30_000, 10_000, 2_000), (40_000, 10_000, 2_000), (47_000, 10_000, 2_000), (60_000, 10_000, 2_000),
          (50_000, 20_000, 3_000), (75_000, 20_000, 3_000), (100_000, 20_000, 3_000), (200_000, 20_000, 3_000),
          (120_000, 30_000, 5_000))
-
-
-def best_seconds(call, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def row(rows: int, n_a: int, n_b: int) -> str:
@@ -58,10 +49,10 @@ def row(rows: int, n_a: int, n_b: int) -> str:
     values = rest.sparse.penalized(model.cross._eliminated(templates[0])[1], templates[1:])
     rest.cholmod.diagonal(values)
     share = rest.cholmod.dense_share()
-    cholmod = best_seconds(lambda: rest.cholmod.diagonal(values))
+    cholmod = best_seconds(lambda: rest.cholmod.diagonal(values), REPEATS)
     with threadpool_limits(1):
-        one = best_seconds(lambda: rest._lapack_factor(values))
-    every = best_seconds(lambda: rest._lapack_factor(values))
+        one = best_seconds(lambda: rest._lapack_factor(values), REPEATS)
+    every = best_seconds(lambda: rest._lapack_factor(values), REPEATS)
     return (f"| {rows:,} | {n_a:,} × {n_b:,} | {m:,} | {rest.sparse.pos.size / (m * (m + 1) / 2):.2f} | {share:.3f} "
             f"| {cholmod * 1e3:.1f} | {one * 1e3:.1f} ({one / cholmod:.2f}) | {every * 1e3:.1f} ({every / cholmod:.2f}) |")
 

@@ -563,14 +563,24 @@ def reset_peak_rss() -> bool:
 
 
 # --------------------------------------------------------------------------- timing
-def median_seconds(call, repeat: int) -> float:
-    """The median wall time of ``repeat`` calls of ``call()``."""
+def _seconds(call, repeat: int) -> list[float]:
+    """The wall times of ``repeat`` calls of ``call()``."""
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return times
+
+
+def median_seconds(call, repeat: int) -> float:
+    """The median wall time of ``repeat`` calls of ``call()``."""
+    return float(np.median(_seconds(call, repeat)))
+
+
+def best_seconds(call, repeat: int) -> float:
+    """The least wall time of ``repeat`` calls of ``call()``."""
+    return min(_seconds(call, repeat))
 
 
 def nearby(theta: np.ndarray, count: int) -> list[np.ndarray]:
