@@ -15,7 +15,6 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, warn
 from .family import Family, family as make_family
@@ -100,6 +99,8 @@ class GlmmResults(MixedResults):
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided Wald p-values, ``Pr(>|z|)`` of glmer's summary."""
+        from scipy import stats
+
         return pd.Series(2.0 * stats.norm.sf(np.abs(self.zvalues.to_numpy())), index=self.xnames)
 
     # -- likelihood -------------------------------------------------------------
@@ -189,6 +190,8 @@ class GlmmResults(MixedResults):
         (default 500), ``seed``, ``progress``, ``boot_type``).  ``parm``
         selects rows as ``mixedfit.inference.parameters.select_parm``.
         """
+        from scipy import stats
+
         key = str(method).lower()
         if key not in ("profile", "wald", "boot"):
             raise ModelSpecError(f"unknown confidence interval method {method!r}; use one of profile, wald, boot")

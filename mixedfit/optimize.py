@@ -19,7 +19,6 @@ from typing import Callable, Hashable
 
 import nlopt
 import numpy as np
-from scipy.optimize import minimize
 
 from .theta import canonical
 
@@ -220,6 +219,8 @@ def lbfgs(
     >>> round(float(r.final[0]), 6), r.fmin
     (2.0, 1.0)
     """
+    from scipy.optimize import minimize
+
     count, best = 0, (np.inf, np.asarray(start, float))
 
     def f(x: np.ndarray) -> tuple[float, np.ndarray]:

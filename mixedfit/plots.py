@@ -31,7 +31,6 @@ import functools
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 from .errors import FormulaError, caret_message
 from .formula.deparse import deparse
 from .formula.evaluate import Evaluator, Numeric
@@ -117,6 +116,8 @@ def ppoints(n: int) -> np.ndarray:
 
 def _qq(ax, values: np.ndarray, title: str) -> None:
     """Normal QQ plot with R's ``qqline`` (through the quartiles)."""
+    from scipy.stats import norm
+
     y = np.sort(np.asarray(values, float))
     x = norm.ppf(ppoints(y.size))
     ax.plot(x, y, "o", markersize=3, alpha=0.7)
@@ -156,6 +157,8 @@ def plot_ranef(fit: Any, level: float = 0.95, ncols: int = 3):
     >>> len(plot_ranef(fit).axes)
     2
     """
+    from scipy.stats import norm
+
     plt = _pyplot()
     modes = fit.ranef(condvar=True)
     panels = [(g, term) for g, frame in modes.items() for term in frame.columns]
@@ -225,6 +228,8 @@ def plot_profile(
     >>> [ax.get_xlabel() for ax in plot_profile(fit).axes]
     ['sd_(Intercept)|Batch', 'sigma', '(Intercept)']
     """
+    from scipy.stats import norm
+
     plt = _pyplot()
     if profile is None:
         if fit is None:

@@ -28,7 +28,6 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm, t as t_dist
 
 from .errors import MixedFitError, MixedFitWarning, warn
 from .inference.parameters import varpar_names
@@ -84,6 +83,8 @@ class _Intervals:
 
     def fixed(self, coef: pd.DataFrame) -> np.ndarray:
         """β limits; Wald ones use t quantiles with lmerTest's df when there are df."""
+        from scipy.stats import t as t_dist
+
         if self.method == "wald" and "df" in coef:
             q = t_dist.ppf((1 + self.level) / 2, coef["df"].to_numpy(float))
             half = q * coef["std.error"].to_numpy(float)
@@ -93,6 +94,8 @@ class _Intervals:
 
     def wald(self, frame: pd.DataFrame) -> np.ndarray:
         """estimate ± z·std.error, the only limits conditional modes have."""
+        from scipy.stats import norm
+
         if self.method != "wald":
             raise MixedFitError("conditional modes (ran_vals) have Wald intervals only")
         half = norm.ppf((1 + self.level) / 2) * frame["std.error"].to_numpy(float)

@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy.interpolate import BSpline
 from scipy.linalg import qr
 
 from ._compat import stateful
@@ -37,6 +36,8 @@ def _design(knots: np.ndarray, x: np.ndarray, order: int, deriv: int = 0) -> np.
 
     Outside the knots the end polynomial pieces continue (``bs``'s extrapolation).
     """
+    from scipy.interpolate import BSpline
+
     count = len(knots) - order
     spline = BSpline(knots, np.eye(count), order - 1, extrapolate=True)
     return spline(x, nu=deriv).reshape(len(x), count)

@@ -26,7 +26,6 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from ..errors import MixedFitError, warn
 from ..model import MixedModel
@@ -93,6 +92,8 @@ class BootResult:
         >>> list(b.confint().columns), list(b.confint(level=0.9).index)
         (['2.5 %', '97.5 %'], ['sd_(Intercept)|Batch', 'sigma', '(Intercept)'])
         """
+        from scipy.stats import norm
+
         if kind not in _KINDS:
             raise MixedFitError(f"unknown bootstrap interval type {kind!r}; use one of {', '.join(_KINDS)}")
         probs, labels = level_labels(level)
@@ -169,6 +170,8 @@ def norm_inter(t: np.ndarray, alpha: Iterable[float]) -> np.ndarray:
     >>> norm_inter(np.arange(1.0, 41.0), [0.05]).round(4).tolist()
     [2.0585]
     """
+    from scipy.stats import norm
+
     t = np.sort(np.asarray(t, float)[np.isfinite(t)])
     R = t.size
     alpha = np.asarray(list(alpha), float)

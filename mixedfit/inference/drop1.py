@@ -38,7 +38,6 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import MixedFitError
 from ..formula import parse_formula
@@ -104,6 +103,8 @@ def drop1(fit, test: str = "F", ddf: str = "satterthwaite") -> AnovaTable:
 
 
 def _drop1_chisq(fit, scope: list[str]) -> AnovaTable:
+    from scipy import stats
+
     fits = [fit] + [update(fit, f"~ . - {term}") for term in scope]
     ml = [refit_ml(f) for f in fits]
     npar = np.array([f.npar for f in ml], float)

@@ -50,7 +50,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import MixedFitWarning, ModelSpecError, warn
 from ..formula.deparse import deparse
@@ -269,6 +268,8 @@ def _tests(fit, L: np.ndarray, estimable: np.ndarray, mode: str) -> pd.DataFrame
 
 
 def _quantile(level: float, df: np.ndarray) -> np.ndarray:
+    from scipy import stats
+
     with np.errstate(invalid="ignore"):
         return stats.t.ppf(0.5 + level / 2.0, df)
 
@@ -541,6 +542,8 @@ def _by_groups(cells: pd.DataFrame, by: list[str]) -> list[list[int]]:
 def _adjusted_p(t: np.ndarray, df: np.ndarray, method: str, fam_size: int,
                 n_contr: int) -> tuple[np.ndarray, str | None]:
     """emmeans' ``.adj.p.value`` for two-sided tests, and its footnote line."""
+    from scipy import stats
+
     if n_contr == 1:
         method = "none"
     df = np.where(np.isnan(df), np.inf, df)

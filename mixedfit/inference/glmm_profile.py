@@ -18,7 +18,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
 
 from ..errors import ModelSpecError, warn
 from ..model import blas_controller
@@ -105,6 +104,8 @@ def glmm_profile(fit, which=None, alphamax: float = 0.01, maxpts: int = 100, del
 
 
 def _profile(fit, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmult, progress) -> pd.DataFrame:
+    from scipy.stats import chi2
+
     model = fit.model
     dev = _Deviance(model)
     names = glmm_parameter_names(fit)

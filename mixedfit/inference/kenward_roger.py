@@ -18,7 +18,6 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ..errors import ModelSpecError
 from .satterthwaite import f_test_row
@@ -170,6 +169,8 @@ def _kr_ddf(A1: float, A2: float, q: int) -> tuple[float, float]:
 
 def contest1d_kr(fit, L: np.ndarray) -> dict[str, float]:
     """lmerTest's ``contest1D`` with ``ddf = "Kenward-Roger"`` (pbkrtest's ``Lb_ddf``)."""
+    from scipy import stats
+
     kr = kenward_roger(fit)
     L = np.asarray(L, float).ravel()
     estimate = float(L @ np.asarray(fit.fixef, float))
@@ -182,6 +183,8 @@ def contest1d_kr(fit, L: np.ndarray) -> dict[str, float]:
 
 def contest_md_kr(fit, L: np.ndarray) -> dict[str, float] | None:
     """lmerTest's ``contestMD`` with ``ddf = "Kenward-Roger"`` (pbkrtest's ``KRmodcomp``)."""
+    from scipy import stats
+
     L = np.atleast_2d(np.asarray(L, float))
     if L.shape[0] == 0:
         return None

@@ -40,7 +40,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..errors import MixedFitWarning, ModelSpecError, require_bool, warn
 from ..fitted import LinearFit
@@ -191,6 +190,8 @@ def anova(*fits, refit: bool = True, names: Sequence[str] | None = None) -> Anov
 
 
 def _table(fits: list, names: list[str]) -> AnovaTable:
+    from scipy import stats
+
     llk = np.array([f.llf for f in fits])
     npar = np.array([f.npar for f in fits], dtype=float)
     chisq = np.r_[np.nan, 2.0 * np.maximum(0.0, np.diff(llk))]

@@ -45,8 +45,6 @@ from typing import Callable, Sequence
 import nlopt
 import numpy as np
 import pandas as pd
-from scipy.interpolate import CubicSpline
-from scipy.stats import chi2, norm
 
 from ..errors import MixedFitError, MixedFitWarning, warn
 from ..model import MixedModel
@@ -285,6 +283,8 @@ def _refit_from(ml, new: _NewMinimum):
 
 def _profile_ml(ml, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmult, progress) -> pd.DataFrame:
     """``profile`` of an ML fit; raises ``_NewMinimum`` where it finds a lower deviance."""
+    from scipy.stats import chi2
+
     model = ml.model
     dev = _VarparDeviance(model)
     base = ml.optsummary.fmin
@@ -407,6 +407,8 @@ class _BackSpline:
     """``splines::backSpline`` of an interpolating natural cubic spline: p as a function of ζ."""
 
     def __init__(self, x: np.ndarray, z: np.ndarray):
+        from scipy.interpolate import CubicSpline
+
         if x.size < 4:
             raise ValueError("must have at least 'ord'=4 points")
         if np.any(np.diff(x) <= 0):
@@ -499,6 +501,8 @@ def profile_confint(prof: pd.DataFrame, level: float = 0.95, non_mono_tol: float
     sigma                 2.893   4.816
     (Intercept)           4.312   7.019
     """
+    from scipy.stats import norm
+
     probs, labels = level_labels(level)
     zeta = norm.ppf(probs)
     lower, upper = prof.attrs.get("lower", {}), prof.attrs.get("upper", {})

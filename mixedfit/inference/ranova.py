@@ -38,7 +38,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import stats
 
 from ..errors import ModelSpecError
 from ..formula import parse_formula
@@ -95,6 +94,8 @@ def lm_loglik(fit, reml: bool) -> tuple[float, int]:
 
 def likelihood_ratio_table(rows: list[str], loglik: list[float], npar: list[int]) -> AnovaTable:
     """lmerTest's ``mk_LRtab``: each row tested against the first."""
+    from scipy import stats
+
     ll, k = np.asarray(loglik, float), np.asarray(npar, float)
     lrt = np.r_[np.nan, 2.0 * (ll[0] - ll[1:])]
     df = np.r_[np.nan, k[0] - k[1:]]

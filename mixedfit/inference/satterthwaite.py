@@ -26,7 +26,6 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from ..errors import ConvergenceWarning, ModelSpecError, warn
 from ..formula.deparse import deparse
@@ -194,6 +193,8 @@ def contest1d(fit, L: np.ndarray, rhs: float = 0.0) -> dict[str, float]:
     >>> round(contest1d(fit, np.array([0.0, 1.0]))["df"], 3)
     17.0
     """
+    from scipy import stats
+
     info = varpar_info(fit)
     L = np.asarray(L, float).ravel()
     estimate = float(L @ np.asarray(fit.fixef, float))
@@ -219,6 +220,8 @@ def _fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:
 
 def f_test_row(F: float, ndf: float, ddf: float, sigma: float) -> dict[str, float]:
     """A row of lmerTest's ANOVA table for the F statistic *F* on (ndf, ddf) degrees of freedom."""
+    from scipy import stats
+
     ms = F * sigma**2
     return {"Sum Sq": ms * ndf, "Mean Sq": ms, "NumDF": ndf, "DenDF": ddf,
             "F value": F, "Pr(>F)": float(stats.f.sf(F, ndf, ddf))}

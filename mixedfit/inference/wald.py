@@ -26,7 +26,6 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from ..errors import MixedFitError
 from .numderiv import richardson_hessian
@@ -49,6 +48,8 @@ def wald_confint(fit, level: float = 0.95) -> pd.DataFrame:
     (Intercept)  238.029  264.781
     Days           7.438   13.497
     """
+    from scipy.stats import norm
+
     probs, labels = level_labels(level)
     z = norm.ppf(probs)
     nvp = len(varpar_names(fit))
@@ -147,6 +148,8 @@ def varpar_wald_confint(fit, level: float = 0.95, scale: str = "sd") -> pd.DataF
     sd_(Intercept)|Batch   8.57   75.43
     sigma                 35.50   63.52
     """
+    from scipy.stats import norm
+
     probs, labels = level_labels(level)
     cov = vcov_varpar(fit, scale=scale)
     f, x0, names = _on_scale(fit, scale)
