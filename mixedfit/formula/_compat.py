@@ -6,6 +6,8 @@ intercept is rank deficient in R; formulaic reduces it).  formulaic is used
 to *evaluate* the variables: its stateful evaluator runs each variable's
 (translated) expression, and its transforms supply R-compatible functions
 that R users write in formulas (``poly``, ``center``, mgcv's ``cr`` ...).
+It is imported on first use, not with mixedfit: a formula of plain column
+names never needs it, and it is an eighth of ``import mixedfit``.
 
 Examples
 --------
@@ -16,12 +18,9 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
-
-from formulaic.materializers.types import FactorValues
-from formulaic.transforms import TRANSFORMS
-from formulaic.utils.stateful_transforms import stateful_eval, stateful_transform
 
 __all__ = ["evaluate", "formulaic_function", "stateful", "unwrap"]
 
@@ -31,7 +30,11 @@ _R_COMPATIBLE = ("poly", "cr", "cs", "cc", "center", "lag")
 
 def formulaic_function(name: str) -> Callable | None:
     """formulaic's implementation of the R function *name*, if it has one."""
-    return TRANSFORMS[name] if name in _R_COMPATIBLE else None
+    if name not in _R_COMPATIBLE:
+        return None
+    from formulaic.transforms import TRANSFORMS
+
+    return TRANSFORMS[name]
 
 
 def evaluate(expression: str, namespace: Mapping[str, Any],
@@ -41,16 +44,44 @@ def evaluate(expression: str, namespace: Mapping[str, Any],
     *state* collects the state of stateful transforms (e.g. the knots of
     ``bs``), as formulaic keeps it for later prediction.
     """
+    from formulaic.utils.stateful_transforms import stateful_eval
+
     return stateful_eval(expression, namespace, None, state, None)
+
+
+class _Stateful:
+    """A stateful transform whose formulaic wrapper is made at its first call, when ``evaluate`` calls it.
+
+    formulaic's evaluator knows a stateful transform by the mark below.
+    """
+
+    __is_stateful_transform__ = True
+
+    def __init__(self, function: Callable):
+        functools.update_wrapper(self, function)
+        self._function = function
+        self._transform: Callable | None = None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._transform is None:
+            from formulaic.utils.stateful_transforms import stateful_transform
+
+            self._transform = stateful_transform(self._function)
+        return self._transform(*args, **kwargs)
+
+    def __reduce__(self) -> str:
+        return self.__qualname__  # by reference, as the module-level function it replaces
 
 
 def stateful(function: Callable) -> Callable:
     """*function* as a stateful transform: ``evaluate`` passes it ``_state``, its
     own dict in the shared state, where it keeps what it found on the data
     (``poly``'s coefficients, spline knots) for new rows."""
-    return stateful_transform(function)
+    return _Stateful(function)
 
 
 def unwrap(value: Any) -> Any:
-    """The plain value inside formulaic's ``FactorValues`` wrapper."""
+    """The plain value inside formulaic's ``FactorValues`` wrapper (values ``evaluate`` returned)."""
+    from formulaic.materializers.types import FactorValues
+
     return value.__wrapped__ if isinstance(value, FactorValues) else value

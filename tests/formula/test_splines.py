@@ -8,6 +8,7 @@ Reference bases: the ``bases`` section of
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +53,10 @@ def test_new_values_reuse_the_knots_found():
     again = ns(OUTSIDE, df=4, _state=state)  # the knots of X, not of OUTSIDE
     np.testing.assert_allclose(again, ns(OUTSIDE, knots=state["knots"],
                                          Boundary_knots=state["boundary"], _state={}), rtol=EXACT)
+
+
+@pytest.mark.parametrize("spline", [bs, ns])
+def test_a_transform_pickles_by_name(spline):
+    # formulaic wraps it at its first call (mixedfit.formula._compat); until then,
+    # and after, processes that send it (multiprocessing, Dask) send its name
+    assert pickle.loads(pickle.dumps(spline)) is spline
