@@ -1,0 +1,123 @@
+"""The first fit of a fresh process, as a script or a notebook's first cell meets it: import, read, fit.
+
+Run from the repository root (R with lme4 on PATH as Rscript; the peers and
+statsmodels from ``requirements.txt``; a library that is not installed is left out)::
+
+    PYTHONPATH=$PWD python benchmarks/first_fit.py [--runs 9]
+
+``run.py`` times warm fits, every library's imports and first-call costs paid
+by an untimed warm-up.  A user's script pays them on every run.  Here each run
+is a new process that reads sleepstudy from one CSV file and fits
+``Reaction ~ Days + (Days|Subject)`` by REML: *in process* is the time from its
+first line (before any import, pandas' or R's packages' included) to the fitted
+model, *process* the wall time of the whole process from outside (the
+interpreter's start and exit too).  The libraries take turns run by run; the
+medians go to ``RESULTS_first_fit.md``, each with the library's REML criterion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FORMULA = "Reaction ~ Days + (Days|Subject)"
+
+# Each child prints one JSON line: seconds from its first line to the fit, and the REML criterion.
+_PYTHON_START = ("import time\nt0 = time.perf_counter()\nimport json\nimport pandas as pd\n"
+                 "data = pd.read_csv({csv!r}, dtype={{'Subject': str}})\n")
+_PYTHON_END = "print(json.dumps({'seconds': time.perf_counter() - t0, 'criterion': float(criterion)}))\n"
+_PEER = (f"import sys\nsys.path.insert(0, {str(HERE)!r})\nimport peers\n"
+         f"criterion = peers.RUNNERS[{{lib!r}}](data, {{{{'formula': {FORMULA!r}, 'reml': True}}}})['objective']\n")
+PYTHON_FITS = {  # library: (module, the fit's lines)
+    "mixedfit": ("mixedfit", f"import mixedfit as mf\ncriterion = mf.mixed({FORMULA!r}, data).optsummary.fmin\n"),
+    "statsmodels": ("statsmodels", "import statsmodels.formula.api as smf\n"
+                                   "fit = smf.mixedlm('Reaction ~ Days', data, groups='Subject',"
+                                   " re_formula='~Days').fit(reml=True)\ncriterion = -2.0 * fit.llf\n"),
+    # the peers through peers.py's runners, which import the peer when called
+    **{lib: (lib, _PEER.format(lib=lib))
+       for lib in ("lme_python", "mixedlm", "interlace")},
+}
+R_FIT = ("t0 <- proc.time()[['elapsed']]; suppressMessages(library(lme4)); "
+         "data <- read.csv('{csv}'); data$Subject <- factor(data$Subject); "
+         "fit <- lmer({formula}, data); "
+         "cat(sprintf('{{\"seconds\": %.4f, \"criterion\": %.8f}}\\n', "
+         "proc.time()[['elapsed']] - t0, REMLcrit(fit)))")
+
+
+def commands(csv: Path, rscript: str | None) -> dict[str, list[str]]:
+    """Each library's child process, for those installed."""
+    out = {}
+    for lib, (module, body) in PYTHON_FITS.items():
+        if importlib.util.find_spec(module) is not None:
+            code = _PYTHON_START.format(csv=str(csv)) + body + _PYTHON_END
+            out[lib] = [sys.executable, "-c", code]
+    if rscript:
+        out["lme4"] = [rscript, "-e", R_FIT.format(csv=csv, formula=FORMULA)]
+    return out
+
+
+def one_run(command: list[str]) -> dict:
+    start = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{command[0]} failed: {done.stderr[-1000:]}")
+    reply = json.loads(done.stdout.strip().splitlines()[-1])
+    return {**reply, "process": wall}
+
+
+def write_csv(directory: Path) -> Path:
+    import mixedfit as mf
+
+    path = directory / "sleepstudy.csv"
+    mf.load_dataset("sleepstudy").to_csv(path, index=False)
+    return path
+
+
+def table(results: dict[str, list[dict]]) -> str:
+    lines = ["| library | in process (median) | process (median) | REML criterion |", "|---|---:|---:|---:|"]
+    by_time = sorted(results, key=lambda lib: statistics.median(r["seconds"] for r in results[lib]))
+    for lib in by_time:
+        rows = results[lib]
+        lines.append(f"| {lib} | {statistics.median(r['seconds'] for r in rows) * 1e3:.0f} ms "
+                     f"| {statistics.median(r['process'] for r in rows) * 1e3:.0f} ms "
+                     f"| {rows[-1]['criterion']:.6f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=9, help="fresh processes per library (default 9)")
+    ap.add_argument("--rscript", default=shutil.which("Rscript"), help="Rscript with lme4 (default: on PATH)")
+    ap.add_argument("--output", default=str(HERE / "RESULTS_first_fit.md"))
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        cmds = commands(write_csv(Path(tmp)), args.rscript)
+        results: dict[str, list[dict]] = {lib: [] for lib in cmds}
+        for _ in range(args.runs):
+            for lib, command in cmds.items():
+                results[lib].append(one_run(command))
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    text = (f"# The first fit of a fresh process\n\nGenerated {stamp} by `python benchmarks/first_fit.py "
+            f"--runs {args.runs}` on {platform.machine()} ({os.cpu_count()} logical CPUs), Python "
+            f"{platform.python_version()}. How to read it: the docstring of `benchmarks/first_fit.py`.\n\n"
+            f"sleepstudy, `{FORMULA}` by REML, read from one CSV file; {args.runs} fresh processes per "
+            f"library, taking turns.\n\n{table(results)}\n")
+    Path(args.output).write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
