@@ -22,7 +22,6 @@ import datetime
 import importlib.util
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -56,21 +55,29 @@ R_FIT = ("t0 <- proc.time()[['elapsed']]; suppressMessages(library(lme4)); "
          "proc.time()[['elapsed']] - t0, REMLcrit(fit)))")
 
 
-def commands(csv: Path, rscript: str | None) -> dict[str, list[str]]:
-    """Each library's child process, for those installed."""
-    out = {}
+def commands(csv: Path, rscript: str | None, baseline: str | None) -> dict[str, tuple[list[str], dict | None]]:
+    """Each library's child process and its environment (None: this one's), for those installed.
+
+    ``baseline``: another checkout of mixedfit, run as one more library (before and after a change, in one run).
+    """
+    out: dict[str, tuple[list[str], dict | None]] = {}
     for lib, (module, body) in PYTHON_FITS.items():
         if importlib.util.find_spec(module) is not None:
             code = _PYTHON_START.format(csv=str(csv)) + body + _PYTHON_END
-            out[lib] = [sys.executable, "-c", code]
+            out[lib] = ([sys.executable, "-c", code], None)
+    if baseline:
+        commit = subprocess.run(["git", "-C", baseline, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+        out[f"mixedfit at {commit or baseline}"] = (out["mixedfit"][0], {**os.environ, "PYTHONPATH": baseline})
     if rscript:
-        out["lme4"] = [rscript, "-e", R_FIT.format(csv=csv, formula=FORMULA)]
+        out["lme4"] = ([rscript, "-e", R_FIT.format(csv=csv, formula=FORMULA)], None)
     return out
 
 
-def one_run(command: list[str]) -> dict:
+def one_run(command: list[str], env: dict | None, directory: str) -> dict:
+    """One child, started in ``directory``: ``python -c`` looks for modules there first, before PYTHONPATH."""
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=directory)
     wall = time.perf_counter() - start
     if done.returncode != 0:
         raise RuntimeError(f"{command[0]} failed: {done.stderr[-1000:]}")
@@ -84,6 +91,21 @@ def write_csv(directory: Path) -> Path:
     path = directory / "sleepstudy.csv"
     mf.load_dataset("sleepstudy").to_csv(path, index=False)
     return path
+
+
+def versions_line(rscript: str | None) -> str:
+    """The CPU and every library's version, as RESULTS.md gives them."""
+    from run import machine_info, python_versions
+
+    machine, py = machine_info(), python_versions()
+    blas = f"numpy's BLAS {py.pop('numpy_blas')} ({py.pop('blas_kernels')} kernels)"
+    libs = ", ".join(f"{k} {v}" for k, v in py.items() if v is not None and k not in ("python", "cvxopt"))
+    line = f"{machine['cpu_model']}, {machine['logical_cpus']} logical CPUs; Python {py['python']}: {libs}; {blas}"
+    if rscript:
+        r = subprocess.run([rscript, "-e", "cat(R.version.string, '; lme4', as.character(packageVersion('lme4')))"],
+                           capture_output=True, text=True, timeout=120)
+        line += f"; {r.stdout.strip()}"
+    return line
 
 
 def table(results: dict[str, list[dict]]) -> str:
@@ -101,18 +123,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=9, help="fresh processes per library (default 9)")
     ap.add_argument("--rscript", default=shutil.which("Rscript"), help="Rscript with lme4 (default: on PATH)")
+    ap.add_argument("--baseline", help="another checkout of mixedfit to time as one more library")
     ap.add_argument("--output", default=str(HERE / "RESULTS_first_fit.md"))
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        cmds = commands(write_csv(Path(tmp)), args.rscript)
+        cmds = commands(write_csv(Path(tmp)), args.rscript, args.baseline)
         results: dict[str, list[dict]] = {lib: [] for lib in cmds}
         for _ in range(args.runs):
-            for lib, command in cmds.items():
-                results[lib].append(one_run(command))
+            for lib, (command, env) in cmds.items():
+                results[lib].append(one_run(command, env, tmp))
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    text = (f"# The first fit of a fresh process\n\nGenerated {stamp} by `python benchmarks/first_fit.py "
-            f"--runs {args.runs}` on {platform.machine()} ({os.cpu_count()} logical CPUs), Python "
-            f"{platform.python_version()}. How to read it: the docstring of `benchmarks/first_fit.py`.\n\n"
+    command = " ".join(["python benchmarks/first_fit.py", *sys.argv[1:]])
+    text = (f"# The first fit of a fresh process\n\nGenerated {stamp} by `{command}`. How to read it: the docstring of `benchmarks/first_fit.py`.\n\n"
+            f"{versions_line(args.rscript)}\n\n"
             f"sleepstudy, `{FORMULA}` by REML, read from one CSV file; {args.runs} fresh processes per "
             f"library, taking turns.\n\n{table(results)}\n")
     Path(args.output).write_text(text, encoding="utf-8")
