@@ -102,6 +102,7 @@ class MixedModel:
         self.layout = ThetaLayout(design.terms)
         self.lower = self.layout.lower
         self.start = lme4_start(design, self.cross)
+        self._last_gradient: tuple[bytes, float, np.ndarray] | None = None  # θ, objective, gradient
         n, p = self.cross.n, self.cross.p
         if self.reml and n <= p:
             raise ModelSpecError(f"REML needs more observations ({n}) than fixed effects ({p})")
@@ -221,11 +222,21 @@ class MixedModel:
         return self.cross.factors_whole_rest and self.ntheta >= _GRADIENT_FIRST_THETA
 
     def _objective_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
-        """``objective_and_gradient``, with ``inf`` (and no gradient) where θ gives no factor."""
+        """``objective_and_gradient``, with ``inf`` (and no gradient) where θ gives no factor.
+
+        The last θ's pair is kept: L-BFGS-B ends at the θ it evaluated last, and
+        lme4's derivative check (``gradient_derivatives``) starts there (one of its
+        n + 1 gradients: a (0 + f|g) on 3,000 groups, 10 θ, 38 → 34 ms of its 65 ms fit).
+        """
+        key = np.asarray(theta, float).tobytes()
+        if self._last_gradient is not None and self._last_gradient[0] == key:
+            return self._last_gradient[1], self._last_gradient[2].copy()
         f = self.factor(theta)
         if f is None:
             return np.inf, np.zeros_like(theta)
-        return self.objective_from_factor(f), theta_gradient(self.cross, f, self.reml)
+        value, gradient = self.objective_from_factor(f), theta_gradient(self.cross, f, self.reml)
+        self._last_gradient = key, value, gradient.copy()
+        return value, gradient
 
     def _finish(self, opt: OptSummary, maxeval: int) -> OptSummary:
         """From a first optimizer's optimum: lme4's restarts, its derivative check, and the polish."""

@@ -321,6 +321,23 @@ def test_where_the_gradient_is_exact_the_check_reads_it_and_differences_of_it(mo
     assert not objectives and len(gradients) == model.ntheta + 1
 
 
+def test_the_check_starts_from_the_gradient_evaluated_last():
+    # L-BFGS-B's last evaluation is at its optimum: the check's n + 1 gradients then factor n times
+    model = MixedModel(build_design("score ~ Machine + (0 + Machine|Worker)", mf.load_dataset("Machines")))
+    opt = model.optimize()
+    value, gradient = model._objective_and_gradient(opt.final)
+    factors, factor = [], model.factor
+    model.factor = lambda theta: factors.append(theta) or factor(theta)
+    kept = model._finish(dataclasses.replace(opt), 100_000)
+    assert len(factors) == model.ntheta
+    model._last_gradient = None
+    model._finish(dataclasses.replace(opt), 100_000)
+    assert len(factors) == 2 * model.ntheta + 1
+    np.testing.assert_array_equal(kept.gradient, gradient)
+    np.testing.assert_array_equal(kept.hessian, opt.hessian)
+    assert model._objective_and_gradient(opt.final)[0] == value
+
+
 def _crossed_or_joined_data(seed: int, five: bool) -> tuple[str, pd.DataFrame]:
     """A simulated model with four or five θ and a dense rest: crossed terms (even seeds) or one grouping factor."""
     rng = np.random.default_rng(seed)
