@@ -467,8 +467,15 @@ def zapsmall_array(x: np.ndarray, digits: int = R_DIGITS) -> np.ndarray:
 
 
 def quantile7(x: Sequence[float], probs: Sequence[float] = (0, 0.25, 0.5, 0.75, 1)) -> list[float]:
-    """R's ``quantile(x, probs)`` (type 7) with R's interpolation formula."""
-    xs = sorted(float(v) for v in x if not is_na(v))
+    """R's ``quantile(x, probs)`` (type 7) with R's interpolation formula.
+
+    Examples
+    --------
+    >>> quantile7([3.0, None, 1.0, 2.0, float("nan"), 4.0])  # R: quantile(c(3, NA, 1, 2, NaN, 4), na.rm = TRUE)
+    [1.0, 1.75, 2.5, 3.25, 4.0]
+    """
+    values = np.asarray(x, dtype=float).ravel()  # None (NA) becomes NaN
+    xs = np.sort(values[~np.isnan(values)]).tolist()
     n = len(xs)
     out = []
     for p in probs:
