@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from . import rformat as rf
 from . import summary as lmm
 
@@ -51,12 +53,13 @@ def family_line(fit: Any) -> str:
 
 def fixef_block(fit: Any, digits: int = lmm.PRINT_DIGITS) -> str:
     """``Fixed effects:`` with Wald z tests, via ``printCoefmat``."""
-    names = list(fit.fixef.index)
+    estimates = fit.fixef
+    names = list(estimates.index)
     if not names:
         return ""
     stat = "t value" if fit.family.has_dispersion else "z value"
-    rows = [[float(fit.fixef[n]), float(fit.bse[n]), float(fit.zvalues[n]), float(fit.pvalues[n])]
-            for n in names]
+    # each a new Series (zvalues and pvalues build fixef and bse again): read once, not once per row
+    rows = np.column_stack([estimates, fit.bse, fit.zvalues, fit.pvalues]).tolist()
     return "\nFixed effects:\n" + rf.print_coefmat(rows, names, ["Estimate", "Std. Error", stat, "Pr(>|z|)"],
                                                    digits=digits)
 
