@@ -70,12 +70,6 @@ def canonical(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
     return out
 
 
-def _symmetric(v: np.ndarray, size: int) -> np.ndarray:
-    """The symmetric matrix whose lower triangle (column major) is ``v``."""
-    T = lower_template(v, size)
-    return T + np.tril(T, -1).T
-
-
 def _safe_chol(m: np.ndarray) -> np.ndarray:
     """Lower Cholesky factor of a covariance matrix that may be singular (lme4's ``safe_chol``).
 
@@ -83,11 +77,15 @@ def _safe_chol(m: np.ndarray) -> np.ndarray:
     is factored column by column with zero pivots giving zero columns; any
     lower-triangular L with LLᵀ = m gives the same deviance.
     """
-    if m.shape[0] == 1:
+    k = m.shape[0]
+    if k == 1:
         return np.sqrt(m)
-    if np.all(m == 0) or np.any(np.isnan(m)):
+    # The tests on Python floats: numpy's calls cost more on matrices this small (a profile's
+    # every evaluation comes here).  Off the diagonal a value must be 0; on it, finite.
+    flat = m.ravel().tolist()
+    if not any(flat) or any(math.isnan(x) for x in flat):
         return m.copy()
-    if np.count_nonzero(m - np.diag(np.diag(m))) == 0:
+    if all(x == 0 if i % (k + 1) else math.isfinite(x) for i, x in enumerate(flat)):
         return np.diag(np.sqrt(np.diag(m)))
     try:
         return np.linalg.cholesky(m)
@@ -213,16 +211,17 @@ class ThetaLayout:
         sdcor = np.asarray(sdcor, float)
         sigma = sdcor[-1]
         out = []
-        for sl, S in zip(self.slices, self.sizes):
-            m = _symmetric(sdcor[sl], S)
-            sd = np.diag(m).copy()
-            cov = m.copy()
-            cov[np.diag_indices(S)] = 1.0
-            cov = cov * np.outer(sd, sd) / sigma**2
-            out.append(_safe_chol(cov)[template_positions(S)])
+        for (sl, a, b), S in zip(self._sd_pairs, self.sizes):
+            v = sdcor[sl]
+            rows, cols = template_positions(S)
+            entries = np.where(a == b, 1.0, v) * (v[a] * v[b]) / sigma**2  # cor × sd_i sd_j / σ², 1 for cor on the diagonal
+            cov = np.empty((S, S))
+            cov[rows, cols] = cov[cols, rows] = entries
+            out.append(_safe_chol(cov)[rows, cols])
         return np.concatenate(out)
 
     # -- (sd, cor, σ) <-> (var, cov, σ²) -------------------------------------------
+    @functools.cached_property
     def _sd_pairs(self) -> list[tuple[slice, np.ndarray, np.ndarray]]:
         """Per term: its slice, and per entry the positions in the slice of its row's and its column's sd."""
         out = []
@@ -237,7 +236,7 @@ class ThetaLayout:
     def to_varcov(self, sdcor: np.ndarray) -> np.ndarray:
         """(sd, cor, σ) to (var, cov, σ²)."""
         out = np.empty_like(sdcor)
-        for sl, a, b in self._sd_pairs():
+        for sl, a, b in self._sd_pairs:
             v = sdcor[sl]
             out[sl] = np.where(a == b, v[a] ** 2, v * v[a] * v[b])
         out[-1] = sdcor[-1] ** 2
@@ -247,7 +246,7 @@ class ThetaLayout:
         """(var, cov, σ²) to (sd, cor, σ); NaN where a variance is negative."""
         out = np.empty_like(varcov)
         with np.errstate(invalid="ignore", divide="ignore"):
-            for sl, a, b in self._sd_pairs():
+            for sl, a, b in self._sd_pairs:
                 x = varcov[sl]
                 sd = np.sqrt(x)
                 out[sl] = np.where(a == b, sd[a], x / (sd[a] * sd[b]))

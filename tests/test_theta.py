@@ -37,3 +37,20 @@ def test_joined_theta_puts_each_terms_theta_in_its_block():
     assert T.tolist() == [[1.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.5, 3.0]]
     assert engine[1].tolist() == [7.0]
     assert [T.tolist() for T in joined.by_model_term([T, np.eye(1)], 2)] == [[[1.0]], [[1.0]], [[2.0, 0.0], [0.5, 3.0]]]
+
+
+def test_safe_chol_factors_what_lapack_refuses_and_passes_on_what_it_cannot():
+    # lme4's safe_chol: a correlation of ±1 (singular), a zero sd, a diagonal matrix, NaN
+    from mixedfit.theta import _safe_chol
+
+    singular = np.array([[4.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 9.0]])
+    L = _safe_chol(singular)
+    np.testing.assert_allclose(L @ L.T, singular, atol=1e-14)
+    assert np.array_equal(L, np.tril(L))
+    zero_sd = np.diag([4.0, 0.0])
+    assert _safe_chol(zero_sd).tolist() == [[2.0, 0.0], [0.0, 0.0]]
+    assert _safe_chol(np.zeros((2, 2))).tolist() == [[0.0, 0.0], [0.0, 0.0]]
+    with_nan = np.array([[1.0, np.nan], [np.nan, 1.0]])
+    assert np.array_equal(_safe_chol(with_nan), with_nan, equal_nan=True)
+    positive = np.array([[2.0, 0.5], [0.5, 1.0]])
+    assert np.array_equal(_safe_chol(positive), np.linalg.cholesky(positive))
