@@ -67,7 +67,7 @@ def _logit_mu_eta(eta: Array) -> Array:
 def _cauchy() -> Any:
     """scipy's standard Cauchy distribution, imported where a cauchit link first needs it.
 
-    scipy.stats takes a quarter of a second to import, a third of ``import mixedfit``.
+    scipy.stats takes about a quarter of a second to import, which a fit without this link never pays.
     """
     from scipy.stats import cauchy
 
