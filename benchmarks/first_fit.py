@@ -110,12 +110,11 @@ def versions_line(rscript: str | None) -> str:
 
 def table(results: dict[str, list[dict]]) -> str:
     lines = ["| library | in process (median) | process (median) | REML criterion |", "|---|---:|---:|---:|"]
-    by_time = sorted(results, key=lambda lib: statistics.median(r["seconds"] for r in results[lib]))
-    for lib in by_time:
-        rows = results[lib]
-        lines.append(f"| {lib} | {statistics.median(r['seconds'] for r in rows) * 1e3:.0f} ms "
-                     f"| {statistics.median(r['process'] for r in rows) * 1e3:.0f} ms "
-                     f"| {rows[-1]['criterion']:.6f} |")
+    medians = {lib: [statistics.median(r[key] for r in rows) for key in ("seconds", "process")]
+               for lib, rows in results.items()}
+    for lib in sorted(medians, key=lambda lib: medians[lib][0]):
+        inside, whole = medians[lib]
+        lines.append(f"| {lib} | {inside * 1e3:.0f} ms | {whole * 1e3:.0f} ms | {results[lib][-1]['criterion']:.6f} |")
     return "\n".join(lines)
 
 
@@ -134,7 +133,8 @@ def main() -> None:
                 results[lib].append(one_run(command, env, tmp))
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     command = " ".join(["python benchmarks/first_fit.py", *sys.argv[1:]])
-    text = (f"# The first fit of a fresh process\n\nGenerated {stamp} by `{command}`. How to read it: the docstring of `benchmarks/first_fit.py`.\n\n"
+    text = (f"# The first fit of a fresh process\n\nGenerated {stamp} by `{command}`. "
+            "How to read it: the docstring of `benchmarks/first_fit.py`.\n\n"
             f"{versions_line(args.rscript)}\n\n"
             f"sleepstudy, `{FORMULA}` by REML, read from one CSV file; {args.runs} fresh processes per "
             f"library, taking turns.\n\n{table(results)}\n")

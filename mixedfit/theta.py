@@ -214,7 +214,8 @@ class ThetaLayout:
         for (sl, a, b), S in zip(self._sd_pairs, self.sizes):
             v = sdcor[sl]
             rows, cols = template_positions(S)
-            entries = np.where(a == b, 1.0, v) * (v[a] * v[b]) / sigma**2  # cor × sd_i sd_j / σ², 1 for cor on the diagonal
+            # cor × sd_i sd_j / σ², with 1 for cor on the diagonal
+            entries = np.where(a == b, 1.0, v) * (v[a] * v[b]) / sigma**2
             cov = np.empty((S, S))
             cov[rows, cols] = cov[cols, rows] = entries
             out.append(_safe_chol(cov)[rows, cols])
