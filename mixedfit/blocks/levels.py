@@ -29,8 +29,8 @@ __all__ = ["batched_cholesky", "batched_inverse", "pair_index", "level_blocks_pr
            "to_planes", "planes_times_blocks", "symmetric_from_lower", "FirstTerm", "lower_triangle"]
 
 
-_PLANES_MIN_LEVELS = 200  # fewest first-term levels for _first_block_planes (S ≥ 4)
-_CLOSED_3X3_MIN_LEVELS = 12  # fewest first-term levels for _first_block_3x3 (S = 3)
+_PLANES_MIN_LEVELS = 200  # fewest first-term levels for _packed_inverse's planes (S ≥ 4)
+_CLOSED_3X3_MIN_LEVELS = 12  # fewest first-term levels for _packed_inverse's closed form (S = 3)
 # Fewest levels for FirstTerm.inverses' closed forms (S = 2, 3): they cost 16-20 µs whatever
 # the levels, batched LAPACK inverses 6 µs on 10 levels, as much on 40 (S = 3) to 60 (S = 2).
 _CLOSED_INVERSE_MIN_LEVELS = 48
@@ -166,37 +166,32 @@ def _inverse_3x3(B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return adjugate, np.add.reduce(B[_DET3] * adjugate[_DET3], axis=0)
 
 
-def _first_block_3x3(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
-    """``log|L00|²`` and M of ``FirstTerm.eliminate`` for S = 3, in closed form.
+def _packed_inverse(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
+    """``Σ log|B_l|`` and the B_l⁻¹ in packed planes, B_l = TᵀA_lT + I, for S ≥ 3 (A in packed planes).
 
-    B = TᵀA_lT + I in packed planes (``_packed_congruence``), B⁻¹ as its
-    adjugate over its determinant, and M = T B⁻¹ Tᵀ: a dozen operations on
-    ℓ-vectors.  The batched LAPACK calls (a Cholesky factor, its inverse and
-    two stacked products) cost per block, and ``_first_block_planes`` has S³
-    operations: CPU times per call, 12 levels and up (``_CLOSED_3X3_MIN_LEVELS``)
-    where these become the faster: 26 levels (Oxboys) 48 µs batched and 35 µs
+    B comes in packed planes from ``_packed_congruence``.  For S = 3, B⁻¹ is
+    its adjugate over its determinant: a dozen operations on ℓ-vectors.  The
+    batched LAPACK calls (a Cholesky factor, its inverse and two stacked
+    products) cost per block, and the planes below have S³ operations: CPU
+    times of ``FirstTerm.eliminate``, 12 levels and up (``_CLOSED_3X3_MIN_LEVELS``)
+    where this becomes the faster: 26 levels (Oxboys) 48 µs batched and 35 µs
     this way; 200, 156 µs on planes and 43 µs; 10 000, 3.2 and 2.1 ms.
-    B ≥ I, so its determinant is at least 1, as with ``_first_block_2x2``.
-    """
-    B = _packed_congruence(T) @ A + _unit_planes(3)
-    adjugate, det = _inverse_3x3(B)
-    return float(np.add.reduce(np.log(det))), _packed_congruence(T.T) @ (adjugate / det)
 
-
-def _first_block_planes(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
-    """``log|L00|²`` and M of ``FirstTerm.eliminate`` for any S, on packed planes.
-
-    The Cholesky factor of each level's B = TᵀA_lT + I, its inverse and
+    For larger S, the Cholesky factor of each B_l, its inverse and
     B⁻¹ = L⁻ᵀL⁻¹ are worked out entry by entry (``_planes_inverse``), each
     entry one operation on ℓ-vectors for all levels at once.  Batched LAPACK
     routines on the stack of S×S blocks cost per block: for S = 3 on 10 000
     levels they took 6.8 ms, this 0.4 ms.  The operations' own overhead,
     growing as S³, makes the batched routines faster below about 150–200
-    levels, for S from 3 to 16 (``_PLANES_MIN_LEVELS``).
+    levels, for S from 3 to 16 (``_PLANES_MIN_LEVELS``).  B ≥ I, so no
+    determinant or pivot can vanish, as with ``_first_block_2x2``.
     """
     S = T.shape[0]
-    logdet, Binv = _planes_inverse(_packed_congruence(T) @ A + _unit_planes(S), S)
-    return logdet, _packed_congruence(T.T) @ Binv
+    B = _packed_congruence(T) @ A + _unit_planes(S)
+    if S == 3:
+        adjugate, det = _inverse_3x3(B)
+        return float(np.add.reduce(np.log(det))), adjugate / det
+    return _planes_inverse(B, S)
 
 
 def _planes_inverse(B: np.ndarray, S: int) -> tuple[float, np.ndarray]:
@@ -313,6 +308,7 @@ class FirstTerm:
         s, t = lower_triangle(self.size)
         self.packed = np.ascontiguousarray(crossprods[:, s, t].T)
         self._identity = np.eye(self.size)
+        self._kept: tuple[bytes, tuple[float, np.ndarray]] | None = None
 
     def factor(self, T: np.ndarray) -> np.ndarray:
         """L00: the batched Cholesky factors of TᵀA_lT + I, shape (ℓ, S, S)."""
@@ -330,10 +326,12 @@ class FirstTerm:
     def inverses(self, T: np.ndarray) -> np.ndarray:
         """B_l⁻¹ = (TᵀA_lT + I)⁻¹ for every level, shape (ℓ, S, S).
 
-        For S ≤ 3 from the adjugate in packed planes (as ``eliminate`` forms
-        them), for larger S on packed planes (``_planes_inverse``), where there
-        are enough levels for these to be the faster; else by batched LAPACK
-        inverses.  B ≥ I, so each determinant is at least 1.
+        Those ``eliminate`` formed at this T, where it was the last T
+        eliminated on packed planes (the gradient's, at the θ just factored);
+        else for S = 2 in closed form, for larger S on packed planes
+        (``_packed_inverse``), where there are enough levels for these to be
+        the faster, and by batched LAPACK inverses on fewer.  B ≥ I, so each
+        determinant is at least 1.
 
         Examples
         --------
@@ -346,17 +344,30 @@ class FirstTerm:
         S = self.size
         if S == 1:
             return (1.0 / (T[0, 0] ** 2 * self.crossprods + 1.0))
-        if self.nlevels < (_CLOSED_INVERSE_MIN_LEVELS if S <= 3 else _PLANES_MIN_LEVELS):
+        kept = self._kept
+        if kept is not None and kept[0] == T.tobytes():
+            inverse = kept[1][1]
+        elif self.nlevels < (_CLOSED_INVERSE_MIN_LEVELS if S <= 3 else _PLANES_MIN_LEVELS):
             return batched_inverse(self._blocks(T))
-        B = _packed_congruence(T) @ self.packed + _unit_planes(S)
-        if S == 2:
+        elif S == 2:
+            B = _packed_congruence(T) @ self.packed + _unit_planes(S)
             inverse = np.stack([B[2], -B[1], B[0]]) / (B[0] * B[2] - B[1] * B[1])
-        elif S == 3:
-            adjugate, det = _inverse_3x3(B)
-            inverse = adjugate / det
         else:  # batched LAPACK inverses took 1.1 ms on 3,000 4×4 blocks
-            inverse = _planes_inverse(B, S)[1]
+            inverse = _packed_inverse(self.packed, T)[1]
         return np.moveaxis(inverse[pair_index(S)], -1, 0)
+
+    def _packed_inverse(self, T: np.ndarray) -> tuple[float, np.ndarray]:
+        """``_packed_inverse`` of the blocks at T, kept for ``inverses`` at the same T.
+
+        The gradient at a θ follows its objective, and forming the B_l⁻¹ again
+        took a sixth of the gradient on 3,000 4×4 blocks.  Only the last T's
+        are kept: a new tuple replaces the old whole, so a reader never sees
+        one T's key with another's inverses.
+        """
+        out = _packed_inverse(self.packed, T)
+        out[1].flags.writeable = False  # kept: callers get copies (``inverses``) or products
+        self._kept = T.tobytes(), out
+        return out
 
     def eliminate(self, T: np.ndarray) -> tuple[float, np.ndarray]:
         """log|L00|² and M = T (TᵀA_lT + I)⁻¹ Tᵀ per level, in packed planes (see ``pair_index``)."""
@@ -365,11 +376,10 @@ class FirstTerm:
             return float(np.add.reduce(np.log(B), axis=None)), (T[0, 0] ** 2 / B).reshape(1, -1)
         if self.size == 2:
             return _first_block_2x2(self.packed, T)
-        if self.size == 3 and self.nlevels >= _CLOSED_3X3_MIN_LEVELS:
-            return _first_block_3x3(self.packed, T)
-        if self.nlevels >= _PLANES_MIN_LEVELS:
-            return _first_block_planes(self.packed, T)
-        # S ≥ 4: a few batched calls on the stack of blocks: on few levels their count is
+        if self.nlevels >= (_CLOSED_3X3_MIN_LEVELS if self.size == 3 else _PLANES_MIN_LEVELS):
+            logdet, inverse = self._packed_inverse(T)
+            return logdet, _packed_congruence(T.T) @ inverse
+        # Fewer levels: a few batched calls on the stack of blocks, whose count is
         # the cost (S = 3 on 26 levels: 139 µs with broadcast products and a
         # batched solve for L⁻¹, 56 µs this way).
         # numpy.linalg's own batched kernels, without its wrappers' checks and
