@@ -150,16 +150,21 @@ def _fixed_only_weights(X0: np.ndarray, K: np.ndarray, S: int) -> np.ndarray:
 def _first_logdet_gradient(A: np.ndarray, T: np.ndarray, W: np.ndarray, Q: np.ndarray | None) -> np.ndarray:
     """∂ log|N| / ∂T for the first term: ``2 Σ_l A_l T W_l``, less ``2 Σ_l (Q_l T W_l − A_l T W_l Tᵀ Q_l T W_l)``.
 
-    W: the levels' ``B_l⁻¹`` (``FirstTerm.inverses``).  Products with T and
-    the sum over levels of products of two stacks are single matrix products
-    on the stacked rows; only ``(A_l T) W_l`` and ``(Q_l T) W_l`` are per level
-    (against seven products of stacks: 3,000 4×4 levels 1.8 → 1.4 ms, 1,721 2×2 0.37 → 0.20 ms).
+    W: the levels' ``B_l⁻¹`` (``FirstTerm.inverses``).  Products with T are
+    single matrix products on the stacked rows; only ``X_l = (A_l T) W_l`` and
+    ``Y_l = (Q_l T) W_l`` are per level.  The sums over levels are products
+    with the levels' rows: ``Σ_l X_l − Y_l`` a product with ones, and
+    ``Σ_l (X_l Tᵀ) Y_l`` the trace of the S²×S² matrix ``Σ_l vec(X_l Tᵀ) vec(Y_l)ᵀ``
+    over its inner pair of indices (3,000 4×4 levels: 1.36 → 0.40 ms, where
+    summing a stack over its levels and gathering ``X_l Tᵀ`` level-major took
+    most of it).
     """
-    S = T.shape[0]
-    ATW = (A.reshape(-1, S) @ T).reshape(A.shape) @ W
+    ell, S = A.shape[0], T.shape[0]
+    X = (A.reshape(-1, S) @ T).reshape(A.shape) @ W
+    ones = np.ones(ell)
     if Q is None:
-        return 2.0 * ATW.sum(axis=0)
-    QTW = (Q.reshape(-1, S) @ T).reshape(Q.shape) @ W
-    left = (ATW.reshape(-1, S) @ T.T).reshape(ATW.shape)  # A_l T W_l Tᵀ
-    across = left.transpose(1, 0, 2).reshape(S, -1) @ QTW.reshape(-1, S)  # Σ_l left_l QTW_l
-    return 2.0 * (ATW.sum(axis=0) - QTW.sum(axis=0) + across)
+        return 2.0 * (ones @ X.reshape(ell, -1)).reshape(S, S)
+    Y = (Q.reshape(-1, S) @ T).reshape(Q.shape) @ W
+    XT = (X.reshape(-1, S) @ T.T).reshape(ell, -1)
+    across = (XT.T @ Y.reshape(ell, -1)).reshape(S, S, S, S).trace(axis1=1, axis2=2)
+    return 2.0 * ((ones @ (X - Y).reshape(ell, -1)).reshape(S, S) + across)
