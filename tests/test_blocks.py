@@ -417,3 +417,25 @@ def test_last_row_solution_gives_solve_triangulars_bits(n):
     L = np.linalg.cholesky(a @ a.T + n * np.eye(n))
     expected = solve_triangular(L[:-1, :-1], L[-1, :-1], lower=True, trans="T")
     assert np.array_equal(factor.last_row_solution(L), expected)
+
+
+@pytest.mark.parametrize("S, nlevels", [(3, levels._CLOSED_3X3_MIN_LEVELS), (4, levels._PLANES_MIN_LEVELS)])
+def test_inverses_after_an_elimination_at_the_same_template_are_its_own(S, nlevels, monkeypatch):
+    # The gradient follows the objective at each θ: its B_l⁻¹ are the elimination's,
+    # not formed again; another template's are its own.
+    rng = np.random.default_rng(S)
+    a = rng.normal(size=(nlevels, S, S))
+    first = levels.FirstTerm(a @ a.transpose(0, 2, 1))
+    formed = []
+    packed_inverse = levels._packed_inverse
+    monkeypatch.setattr(levels, "_packed_inverse", lambda A, T: formed.append(T) or packed_inverse(A, T))
+    T, other = (np.tril(rng.normal(size=(S, S))) + 2.0 * np.eye(S) for _ in range(2))
+    first.eliminate(T)
+    kept = first.inverses(T)
+    assert len(formed) == 1
+    np.testing.assert_allclose(kept, np.linalg.inv(T.T @ first.crossprods @ T + np.eye(S)), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(first.inverses(other), np.linalg.inv(other.T @ first.crossprods @ other + np.eye(S)),
+                               rtol=1e-12, atol=1e-14)
+    expected = kept.copy()
+    kept[...] = 0.0  # the caller's copy: the kept inverses stand
+    assert np.array_equal(first.inverses(T), expected)
