@@ -21,14 +21,19 @@ __all__ = ["busy", "beside", "threaded"]
 _THREADED_COLUMNS = 512  # fewest columns of a dense factorization that threads speed up
 
 
-def threaded(columns: int) -> bool:
-    """Whether a dense factorization of this many columns runs on several cores: large enough to gain, and cores free.
+def threaded(columns: int, products: float = 0.0) -> bool:
+    """Whether an evaluation's BLAS runs on several cores: its work large enough to gain, and cores free.
 
-    Below ``_THREADED_COLUMNS`` the threads' hand-offs cost more than they
-    save, and OpenBLAS's spinning threads make a factorization many times
-    slower when the cores are already busy (see ``MixedModel.blas_threads``).
+    The work is a dense factorization of ``columns`` columns, or dense
+    products of ``products`` multiply-adds (the rest's Schur update by dense
+    rows: ``BlockUpdate.multiply_adds``), as many as a factorization of
+    ``_THREADED_COLUMNS`` columns has (n³/6) or more.  Below that the threads'
+    hand-offs cost more than they save, and OpenBLAS's spinning threads make a
+    factorization many times slower when the cores are already busy (see
+    ``MixedModel.blas_threads``).
     """
-    return columns >= _THREADED_COLUMNS and _usable_cores() >= 2 and not busy()
+    large = columns >= _THREADED_COLUMNS or products >= _THREADED_COLUMNS ** 3 / 6
+    return large and _usable_cores() >= 2 and not busy()
 
 
 def busy() -> bool:

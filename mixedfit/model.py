@@ -447,14 +447,18 @@ class MixedModel:
     def blas_threads(self):
         """A context limiting BLAS to one thread when threads cannot help.
 
-        Threads gain nothing on a small factorization, and OpenBLAS's spinning
-        threads make it many times slower when the cores are already busy
-        (measured on a loaded 2-core machine: a 134×134 ``dpotrf`` from 0.04 ms
-        to 112 ms, a 1145×1145 one from 24 ms single-threaded to 93 ms).
+        Threads gain nothing on a small factorization or small products, and
+        OpenBLAS's spinning threads make it many times slower when the cores
+        are already busy (measured on a loaded 2-core machine: a 134×134
+        ``dpotrf`` from 0.04 ms to 112 ms, a 1145×1145 one from 24 ms
+        single-threaded to 93 ms).  A small rest with large dense products
+        (its Schur update by dense rows, ``cores.threaded``) threads too:
+        ``(x|subj) + (x|item)`` on 400 × 200, a 403-column rest updated by
+        products of 64M multiply-adds, 645 → 495 ms a fit.
         Otherwise numpy's own copy of BLAS, if scipy's factorizations run on
         another, gets one thread (see ``_numpy_own_blas``).
         """
-        if not cores.threaded(self.cross.rest_columns.size):
+        if not cores.threaded(self.cross.rest_columns.size, self.cross.rest.update.multiply_adds):
             return _one_thread()
         own = _numpy_own_blas()
         return _ONE_THREAD.held(own) if own is not None else contextlib.nullcontext()

@@ -439,3 +439,23 @@ def test_inverses_after_an_elimination_at_the_same_template_are_its_own(S, nleve
     expected = kept.copy()
     kept[...] = 0.0  # the caller's copy: the kept inverses stand
     assert np.array_equal(first.inverses(T), expected)
+
+
+def test_the_updates_count_the_multiply_adds_of_their_dense_products():
+    # What decides whether an evaluation's BLAS may thread (MixedModel.blas_threads):
+    # Penicillin's 6 samples meet all 24 plates (one dsyrk of the rest's 8 rows);
+    # a crossed (x|subj) + (x|item) with every pair seen: the items' 2 × 10 dense
+    # rows times M over the subjects' 2 × 20 columns; Chem97's sparse rows: none.
+    penicillin = MixedModel(build_design("diameter ~ 1 + (1|plate) + (1|sample)", mf.load_dataset("Penicillin")))
+    assert isinstance(penicillin.cross.rest.update, schur.RankUpdate)
+    assert penicillin.cross.rest.update.multiply_adds == 8 * 8 * 24 / 2
+    rng = np.random.default_rng(0)
+    pairs = pd.MultiIndex.from_product([[f"s{i}" for i in range(20)], [f"i{j}" for j in range(10)]])
+    frame = pd.DataFrame({"subj": pairs.get_level_values(0), "item": pairs.get_level_values(1),
+                          "x": rng.normal(size=len(pairs)), "y": rng.normal(size=len(pairs))})
+    crossed = MixedModel(build_design("y ~ x + (x|subj) + (x|item)", frame))
+    update = crossed.cross.rest.update
+    assert [type(p) for p in update.products] == [DenseRowProducts]
+    assert update.multiply_adds == 20 * 20 * 40 / 2
+    chem97 = MixedModel(build_design("score ~ gcsecnt + (1|school) + (1|lea)", mf.load_dataset("Chem97")))
+    assert chem97.cross.rest.update.multiply_adds == 0

@@ -42,6 +42,14 @@ def test_large_factorizations_are_threaded_on_idle_cores(idle_cores, monkeypatch
     assert not cores.threaded(10_000)
 
 
+def test_large_dense_products_are_threaded_on_idle_cores(idle_cores, monkeypatch):
+    # as many multiply-adds as the smallest threaded factorization (n³/6), with a small rest
+    as_many = cores._THREADED_COLUMNS ** 3 / 6
+    assert cores.threaded(8, as_many) and not cores.threaded(8, as_many - 1)
+    monkeypatch.setattr(cores, "busy", lambda: True)
+    assert not cores.threaded(8, 100 * as_many)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_forked_child_gets_a_second_thread_of_its_own(idle_cores):
     # The parent's executor, inherited with its worker marked idle but without the

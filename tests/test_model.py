@@ -149,6 +149,30 @@ def test_polishing_stops_after_a_round_that_gains_no_more_than_its_tolerance(mon
     assert len(rounds) == 1
 
 
+def test_blas_threads_where_the_dense_products_are_large_though_the_rest_is_small(monkeypatch):
+    # Penicillin's rest has 8 columns and its dsyrk 768 multiply-adds: with the
+    # threshold at 16 columns (682 multiply-adds) the products decide, at 32 (5,461) not.
+    from threadpoolctl import ThreadpoolController
+
+    from mixedfit import cores
+
+    monkeypatch.setattr(cores, "busy", lambda: False)
+    monkeypatch.setattr(cores, "_usable_cores", lambda: 2)
+    model = MixedModel(build_design("diameter ~ 1 + (1|plate) + (1|sample)", mf.load_dataset("Penicillin")))
+    assert model.cross.rest_columns.size == 8 and model.cross.rest.update.multiply_adds == 768
+
+    def most_threads() -> int:
+        with model.blas_threads():
+            return max(c["num_threads"] for c in ThreadpoolController().info() if c["user_api"] == "blas")
+
+    if max(c["num_threads"] for c in ThreadpoolController().info() if c["user_api"] == "blas") < 2:
+        pytest.skip("every BLAS here runs on one thread: nothing to tell apart")
+    monkeypatch.setattr(cores, "_THREADED_COLUMNS", 16)
+    assert most_threads() >= 2
+    monkeypatch.setattr(cores, "_THREADED_COLUMNS", 32)
+    assert most_threads() == 1
+
+
 def test_numpys_own_blas_gets_one_thread_beside_scipys(monkeypatch):
     # Two OpenBLAS copies (numpy's and scipy's wheels) spin their threads on the
     # same cores; numpy's gets one thread while scipy's factors with all of its.
@@ -160,7 +184,7 @@ def test_numpys_own_blas_gets_one_thread_beside_scipys(monkeypatch):
     numpys = [path for path in before if path.startswith(os.path.dirname(np.__file__))]
     if not numpys or len(numpys) == len(before):
         pytest.skip("numpy and scipy share one BLAS library here: nothing to limit")
-    monkeypatch.setattr(cores, "threaded", lambda columns: True)
+    monkeypatch.setattr(cores, "threaded", lambda columns, products=0.0: True)
     model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
     with model.blas_threads():
         inside = {c["filepath"]: c["num_threads"] for c in ThreadpoolController().info() if c["user_api"] == "blas"}
