@@ -409,14 +409,21 @@ def test_symmetric_from_lower_copies_each_lower_triangle_over_the_upper(shape):
     assert np.array_equal(np.tril(out), lower) and out is not blocks
 
 
-@pytest.mark.parametrize("n", [2, 5, 60])
-def test_last_row_solution_gives_solve_triangulars_bits(n):
+@pytest.mark.parametrize("n", [2, 5, 60, 400])
+def test_last_row_solution_solves_the_leading_block(n):
+    # On the whole of Lᵀ where L is C-ordered: solve_triangular's numbers, to
+    # rounding (LAPACK blocks the two solves alike up to some size, not always);
+    # on the leading block itself where L is strided or r = 0: its bits.
     from scipy.linalg import solve_triangular
 
     a = np.random.default_rng(n).normal(size=(n, n))
     L = np.linalg.cholesky(a @ a.T + n * np.eye(n))
     expected = solve_triangular(L[:-1, :-1], L[-1, :-1], lower=True, trans="T")
-    assert np.array_equal(factor.last_row_solution(L), expected)
+    np.testing.assert_allclose(factor.last_row_solution(L), expected, rtol=1e-13, atol=1e-13 * np.abs(expected).max())
+    assert np.array_equal(factor.last_row_solution(np.asfortranarray(L)), expected)
+    no_residual = L.copy()
+    no_residual[-1, -1] = 0.0
+    assert np.array_equal(factor.last_row_solution(no_residual), expected)
 
 
 @pytest.mark.parametrize("S, nlevels", [(3, levels._CLOSED_3X3_MIN_LEVELS), (4, levels._PLANES_MIN_LEVELS)])
