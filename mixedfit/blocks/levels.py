@@ -356,7 +356,7 @@ class FirstTerm:
             inverse = _packed_inverse(self.packed, T)[1]
         return np.moveaxis(inverse[pair_index(S)], -1, 0)
 
-    def _packed_inverse(self, T: np.ndarray) -> tuple[float, np.ndarray]:
+    def _keep_inverse(self, T: np.ndarray) -> tuple[float, np.ndarray]:
         """``_packed_inverse`` of the blocks at T, kept for ``inverses`` at the same T.
 
         The gradient at a θ follows its objective, and forming the B_l⁻¹ again
@@ -377,7 +377,7 @@ class FirstTerm:
         if self.size == 2:
             return _first_block_2x2(self.packed, T)
         if self.nlevels >= (_CLOSED_3X3_MIN_LEVELS if self.size == 3 else _PLANES_MIN_LEVELS):
-            logdet, inverse = self._packed_inverse(T)
+            logdet, inverse = self._keep_inverse(T)
             return logdet, _packed_congruence(T.T) @ inverse
         # Fewer levels: a few batched calls on the stack of blocks, whose count is
         # the cost (S = 3 on 26 levels: 139 µs with broadcast products and a

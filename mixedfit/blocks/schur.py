@@ -341,6 +341,7 @@ class XYProducts:
 
     @property
     def multiply_adds(self) -> float:
+        """The (k, k) product of X's and y's rows over q0, per θ."""
         k, q0 = self.xy_rows.shape
         return k * k * q0
 
