@@ -236,3 +236,42 @@ def test_rank_shortcut_agrees_with_the_dqrdc2_port(name, X):
     port_rank, port_pivot = _dqrdc2(X, RANK_TOLERANCE)
     assert rank == port_rank
     assert pivot.tolist() == port_pivot.tolist()
+
+
+@pytest.mark.parametrize("name, X", list(_rank_test_matrices()), ids=lambda v: v if isinstance(v, str) else "")
+def test_rank_on_the_r_factor_agrees_with_the_rank_on_x(name, X):
+    # build_design decides X's rank on R of [X, y]: orthogonal steps keep every inner product of X's columns
+    from mixedfit.terms import RANK_TOLERANCE, _pivoted_qr_rank, tall_r_factor
+
+    y = np.random.default_rng(3).normal(size=X.shape[0])
+    r = tall_r_factor(np.column_stack([X, y]))
+    rank, pivot = _pivoted_qr_rank(X, RANK_TOLERANCE)
+    on_r, pivot_on_r = _pivoted_qr_rank(r[:, : X.shape[1]], RANK_TOLERANCE)
+    assert (on_r, pivot_on_r.tolist()) == (rank, pivot.tolist())
+
+
+def _scale_test_matrices():
+    rng = np.random.default_rng(5)
+    n = 20_000  # more rows than a block of tall_r_factor: R comes from the blocks' Rs
+    ones = np.ones(n)
+    yield "spread", np.column_stack([ones, rng.normal(size=n), 1e4 * rng.normal(size=n)])
+    yield "epoch seconds", np.column_stack([ones, 1.7e9 + 100.0 * rng.normal(size=n)])
+    yield "binary", np.column_stack([ones, rng.integers(0, 2, n).astype(float), rng.normal(size=n)])
+    yield "constant", np.column_stack([ones, np.full(n, 3.0)])
+    yield "few rows", np.column_stack([np.ones(3), [1.0, 5.0, 2.0]])
+
+
+@pytest.mark.parametrize("name, X", list(_scale_test_matrices()), ids=lambda v: v if isinstance(v, str) else "")
+def test_scales_from_the_r_factor_are_the_columns_sds(name, X):
+    from mixedfit.terms import _check_scale, _column_sds, tall_r_factor
+
+    r = tall_r_factor(np.column_stack([X, np.arange(X.shape[0], dtype=float)]))
+    sd = X.std(axis=0, ddof=1)
+    assert np.allclose(_column_sds(X, r), sd, rtol=1e-9, atol=1e-12 * np.abs(X).max())
+    with warnings.catch_warnings(record=True) as from_x:
+        warnings.simplefilter("always")
+        decided_on_x = _check_scale(X)
+    with warnings.catch_warnings(record=True) as from_r:
+        warnings.simplefilter("always")
+        assert _check_scale(X, r) == decided_on_x
+    assert len(from_r) == len(from_x)

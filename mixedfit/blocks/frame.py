@@ -9,10 +9,7 @@ from scipy.linalg import lapack
 
 from ..terms import RANK_TOLERANCE, tall_r_factor
 
-__all__ = ["Frame", "least_squares", "subtract_columns", "gains", "INTERCEPT"]
-
-
-INTERCEPT = "(Intercept)"  # the name of X's column of ones, along which others are centered
+__all__ = ["Frame", "least_squares", "subtract_columns", "gains"]
 
 
 # Least ratio of a column's squared norm to that of what a change of variables

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from ..formula.model_matrix import INTERCEPT
 from ..terms import Design, RandomEffectsTerm
-from .frame import INTERCEPT, Frame, gains
+from .frame import Frame, gains
 from .levels import symmetric_from_lower
 from .memory import check_dense_memory
 

@@ -39,7 +39,9 @@ from .nodes import Node
 from .rterms import ModelTerms, term_variables
 from .rvalues import RFactor
 
-__all__ = ["ModelMatrix", "model_matrix"]
+__all__ = ["ModelMatrix", "model_matrix", "INTERCEPT"]
+
+INTERCEPT = "(Intercept)"  # the name of X's column of ones
 
 _CONTRASTS, _INDICATORS = 1, 2
 
@@ -137,7 +139,7 @@ def model_matrix(terms: ModelTerms, frame: Mapping[Node, Value], n: int) -> Mode
     if any(term & response for term in terms.terms):
         warn("the response appeared on the right-hand side and was dropped", MixedFitWarning)
     columns = [np.ones(n)] if terms.intercept else []
-    names = ["(Intercept)"] if terms.intercept else []
+    names = [INTERCEPT] if terms.intercept else []
     assign = [0] if terms.intercept else []
     suffixes: list[tuple[str, ...]] = [()] if terms.intercept else []
     for j, term in enumerate(terms.terms):
