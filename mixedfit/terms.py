@@ -33,7 +33,7 @@ from .formula.evaluate import Evaluator, Logical
 from .formula.frame import ModelFrame, model_frame
 from .formula.grouping import grouping_factor, grouping_variables
 from .formula.contrasts import ContrastMatrix, default_contrasts
-from .formula.model_matrix import INTERCEPT, model_matrix
+from .formula.model_matrix import model_matrix
 from .formula.rvalues import RFactor
 from .formula.spec import ParsedFormula
 
@@ -805,7 +805,8 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
         elif np.all(y == y[0]):  # lme4's check.response.not.const
             raise DataError(f"the response '{parsed.response_label}' is constant "
                             f"({preview(y[:1])} in every row used): lme4: Response is constant")
-        badly_scaled = _check_scale(X, r if xnames[:1] == [INTERCEPT] else None)
+        # With an intercept, X's first column is its ones (the R-based SDs need them there).
+        badly_scaled = _check_scale(X, r if parsed.fixed_terms.intercept else None)
     return Design(y=y, X=X, xnames=xnames, terms=terms, response=parsed.response_label,
                   formula=lme4_deparse(formula), formula_written=deparse_formula(formula),
                   rows=rows, weights=glm_weights,
