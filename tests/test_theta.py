@@ -54,3 +54,44 @@ def test_safe_chol_factors_what_lapack_refuses_and_passes_on_what_it_cannot():
     assert np.array_equal(_safe_chol(with_nan), with_nan, equal_nan=True)
     positive = np.array([[2.0, 0.5], [0.5, 1.0]])
     assert np.array_equal(_safe_chol(positive), np.linalg.cholesky(positive))
+
+
+def _from_sdcor_on_arrays(layout: ThetaLayout, sdcor: np.ndarray) -> np.ndarray:
+    """``from_sdcor`` term by term through ``_safe_chol`` on numpy arrays: what its Python-float path must equal."""
+    from mixedfit.theta import _safe_chol
+
+    out = []
+    for sl, S in zip(layout.slices, layout.sizes):
+        rows, cols = template_positions(S)
+        v = sdcor[sl]
+        cov = np.empty((S, S))
+        sd = v[np.arange(S) * (2 * S - np.arange(S) + 1) // 2]  # each diagonal entry's place in the column-major slice
+        cov[rows, cols] = cov[cols, rows] = np.where(rows == cols, 1.0, v) * (sd[rows] * sd[cols]) / sdcor[-1] ** 2
+        out.append(_safe_chol(cov)[rows, cols])
+    return np.concatenate(out)
+
+
+def _sdcor_test_points(layout: ThetaLayout):
+    rng = np.random.default_rng(8)
+    diagonal = layout.diagonal
+    for _ in range(3000):
+        sd = np.abs(rng.standard_normal(diagonal.size)) * 10.0 ** rng.uniform(-4, 4, diagonal.size)
+        yield np.append(np.where(diagonal, sd, rng.uniform(-1, 1, diagonal.size)), 10.0 ** rng.uniform(-3, 3))
+    for special in (0.0, 1.0, -1.0, 1.0 - 1e-15, np.nan, np.inf):
+        for where in range(diagonal.size):
+            v = np.append(np.where(diagonal, 2.0, 0.3), 1.5)
+            v[where] = abs(special) if diagonal[where] and special == special else special
+            yield v
+    yield np.append(np.where(diagonal, 0.0, 0.0), 1.0)
+    yield np.append(np.where(diagonal, 2.0, 0.3), 0.0)
+
+
+def test_from_sdcor_on_python_floats_gives_the_arrays_bits():
+    # (1|g), (x|g) and a 3×3 term: the Python-float paths (S ≤ 2) against _safe_chol on arrays, bit for bit
+    design = build_design("Reaction ~ Days + (Days|Subject) + (1|Days) + (Days + I(Days**2)|Subject)",
+                          mf.load_dataset("sleepstudy"))
+    layout = ThetaLayout(design.terms)
+    assert sorted(set(layout.sizes)) == [1, 2, 3]
+    with np.errstate(all="ignore"):
+        for v in _sdcor_test_points(layout):
+            assert np.array_equal(layout.from_sdcor(v), _from_sdcor_on_arrays(layout, v), equal_nan=True), v
