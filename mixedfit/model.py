@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -158,7 +159,9 @@ class MixedModel:
         under REML; it equals ``objective`` at σ = σ̂(θ).  Returns ``inf`` where
         θ gives no factor or σ is not positive.
         """
-        f = self.factor(theta) if sigma > 0 and np.all(np.isfinite(theta)) else None
+        # math's test on θ's few values: a profile evaluates this at every point
+        finite = sigma > 0 and all(map(math.isfinite, np.asarray(theta, float).ravel().tolist()))
+        f = self.factor(theta) if finite else None
         if f is None:
             return np.inf
         ldL2, ldRX2, r2 = self.cross.logdets(f)

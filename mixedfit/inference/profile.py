@@ -79,7 +79,8 @@ class _VarparDeviance:
         self.model = model
 
     def __call__(self, v: np.ndarray) -> float:
-        if not np.all(np.isfinite(v)):
+        # math's test on the few values: numpy's calls on arrays this small cost more than the values
+        if not all(map(math.isfinite, v.tolist())):
             return math.inf
         return self.model.objective_at_sigma(self.model.layout.from_sdcor(v), v[-1])
 
