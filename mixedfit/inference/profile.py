@@ -46,6 +46,7 @@ import nlopt
 import numpy as np
 import pandas as pd
 
+from ..blocks.sums import shifted_targets
 from ..errors import MixedFitError, MixedFitWarning, warn
 from ..model import MixedModel
 from ..optimize import NLOPT_ERRORS, bobyqa_setup
@@ -383,9 +384,14 @@ def _profile_fixef(ml, base, opt, j, nvp, grid: ProfileGrid) -> np.ndarray:
     xnames = [nm for k, nm in enumerate(design.xnames) if k != j]
     theta_opt = ml.theta.to_numpy()
     n = design.nobs
+    # Each point's model differs only in its target, y − offset − x_j·fw: its cross products
+    # combine two sets' (``shifted_targets``), not another pass over the rows.  They are taken
+    # about the estimate, so that ỹ's square is combined from terms of the residual's size.
+    blocks = shifted_targets(dataclasses.replace(design, X=xdrop, xnames=xnames, offset=offset0 + xj * est), xj)
 
     def zetafun(fw, prev_row=None):
-        sub = MixedModel(dataclasses.replace(design, X=xdrop, xnames=xnames, offset=offset0 + xj * fw), reml=False)
+        sub = MixedModel(dataclasses.replace(design, X=xdrop, xnames=xnames, offset=offset0 + xj * fw), reml=False,
+                         blocks=blocks(fw - est))
         res = nloptwrap(sub.objective, theta_opt, model.lower, np.full(model.ntheta, np.inf))
         if res is None:
             warn("NAs detected in profiling", ProfileWarning)
