@@ -16,6 +16,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .distributions import norm_ppf, norm_sf
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, warn
 from .family import Family, family as make_family
 from .fitted import plain
@@ -99,9 +100,7 @@ class GlmmResults(MixedResults):
     @property
     def pvalues(self) -> pd.Series:
         """Two-sided Wald p-values, ``Pr(>|z|)`` of glmer's summary."""
-        from scipy import stats
-
-        return pd.Series(2.0 * stats.norm.sf(np.abs(self.zvalues.to_numpy())), index=self.xnames)
+        return pd.Series(2.0 * norm_sf(np.abs(self.zvalues.to_numpy())), index=self.xnames)
 
     # -- likelihood -------------------------------------------------------------
     @property
@@ -190,15 +189,13 @@ class GlmmResults(MixedResults):
         (default 500), ``seed``, ``progress``, ``boot_type``).  ``parm``
         selects rows as ``mixedfit.inference.parameters.select_parm``.
         """
-        from scipy import stats
-
         key = str(method).lower()
         if key not in ("profile", "wald", "boot"):
             raise ModelSpecError(f"unknown confidence interval method {method!r}; use one of profile, wald, boot")
         probs, labels = level_labels(level)
         rows = select_parm(parm, glmm_parameter_names(self), self.model.ntheta)
         if key == "wald":
-            z = stats.norm.ppf(probs[1])
+            z = norm_ppf(probs[1])
             beta, se = self.fixef.to_numpy(), self.bse.to_numpy()
             nan = np.full(self.model.ntheta, np.nan)
             table = pd.DataFrame({labels[0]: np.concatenate([nan, beta - z * se]),

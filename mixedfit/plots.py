@@ -24,13 +24,14 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
-import functools
-
 import numpy as np
 import pandas as pd
+
+from .distributions import norm_ppf
 from .errors import FormulaError, caret_message
 from .formula.deparse import deparse
 from .formula.evaluate import Evaluator, Numeric
@@ -116,13 +117,11 @@ def ppoints(n: int) -> np.ndarray:
 
 def _qq(ax, values: np.ndarray, title: str) -> None:
     """Normal QQ plot with R's ``qqline`` (through the quartiles)."""
-    from scipy.stats import norm
-
     y = np.sort(np.asarray(values, float))
-    x = norm.ppf(ppoints(y.size))
+    x = norm_ppf(ppoints(y.size))
     ax.plot(x, y, "o", markersize=3, alpha=0.7)
     q_y = np.quantile(y, [0.25, 0.75])
-    q_x = norm.ppf([0.25, 0.75])
+    q_x = norm_ppf([0.25, 0.75])
     slope = (q_y[1] - q_y[0]) / (q_x[1] - q_x[0])
     ax.axline((q_x[0], q_y[0]), slope=slope if np.isfinite(slope) else 0.0, color="grey", lw=1)
     ax.set(title=title, xlabel="Standard normal quantiles", ylabel="Sample quantiles")
@@ -157,8 +156,6 @@ def plot_ranef(fit: Any, level: float = 0.95, ncols: int = 3):
     >>> len(plot_ranef(fit).axes)
     2
     """
-    from scipy.stats import norm
-
     plt = _pyplot()
     modes = fit.ranef(condvar=True)
     panels = [(g, term) for g, frame in modes.items() for term in frame.columns]
@@ -166,7 +163,7 @@ def plot_ranef(fit: Any, level: float = 0.95, ncols: int = 3):
     height = min(max(2.5, 0.16 * min(tallest, _MAX_LABELLED_LEVELS) + 1.0), 12.0)
     ncols = max(1, min(ncols, len(panels)))
     fig, axes = _grid(plt, len(panels), ncols, (3.6, height))
-    z = norm.ppf((1 + level) / 2)
+    z = norm_ppf((1 + level) / 2)
     for i, (ax, (group, term)) in enumerate(zip(axes, panels)):
         frame = modes[group]
         order = np.argsort(frame.iloc[:, 0].to_numpy(), kind="stable")
@@ -228,8 +225,6 @@ def plot_profile(
     >>> [ax.get_xlabel() for ax in plot_profile(fit).axes]
     ['sd_(Intercept)|Batch', 'sigma', '(Intercept)']
     """
-    from scipy.stats import norm
-
     plt = _pyplot()
     if profile is None:
         if fit is None:
@@ -245,7 +240,7 @@ def plot_profile(
         rows = profile[profile[".par"] == name].sort_values(".focal")
         ax.plot(rows[".focal"], rows[".zeta"], "-", marker=".", markersize=3, lw=1)
         for lev, lim in zip(levels, limits):
-            z = norm.ppf((1 + lev) / 2)
+            z = norm_ppf((1 + lev) / 2)
             for x, end in zip(lim.loc[name], (-z, z)):
                 ax.axhline(end, color="grey", lw=0.6, ls=":")
                 if np.isfinite(x):

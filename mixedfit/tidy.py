@@ -29,6 +29,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from .distributions import norm_ppf, t_ppf
 from .errors import MixedFitError, MixedFitWarning, warn
 from .inference.parameters import varpar_names
 from .inference.profile import profile_confint
@@ -83,10 +84,8 @@ class _Intervals:
 
     def fixed(self, coef: pd.DataFrame) -> np.ndarray:
         """β limits; Wald ones use t quantiles with lmerTest's df when there are df."""
-        from scipy.stats import t as t_dist
-
         if self.method == "wald" and "df" in coef:
-            q = t_dist.ppf((1 + self.level) / 2, coef["df"].to_numpy(float))
+            q = t_ppf((1 + self.level) / 2, coef["df"].to_numpy(float))
             half = q * coef["std.error"].to_numpy(float)
             est = coef["estimate"].to_numpy(float)
             return np.column_stack([est - half, est + half])
@@ -94,11 +93,9 @@ class _Intervals:
 
     def wald(self, frame: pd.DataFrame) -> np.ndarray:
         """estimate ± z·std.error, the only limits conditional modes have."""
-        from scipy.stats import norm
-
         if self.method != "wald":
             raise MixedFitError("conditional modes (ran_vals) have Wald intervals only")
-        half = norm.ppf((1 + self.level) / 2) * frame["std.error"].to_numpy(float)
+        half = norm_ppf((1 + self.level) / 2) * frame["std.error"].to_numpy(float)
         est = frame["estimate"].to_numpy(float)
         return np.column_stack([est - half, est + half])
 

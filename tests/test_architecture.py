@@ -31,7 +31,7 @@ FLOORS = [
     ("base", ["mixedfit.errors", "mixedfit.rformat", "mixedfit.formula.", "mixedfit.terms", "mixedfit.family",
               "mixedfit.theta", "mixedfit.blocks.", "mixedfit.supernodal", "mixedfit.optimize", "mixedfit.progress",
               "mixedfit.datasets", "mixedfit.column_types", "mixedfit.partitions", "mixedfit.dask_tasks",
-              "mixedfit.dask_opening", "mixedfit.quantiles", "mixedfit.cores"]),
+              "mixedfit.dask_opening", "mixedfit.quantiles", "mixedfit.cores", "mixedfit.distributions"]),
     ("engines", ["mixedfit.model", "mixedfit.glmm"]),
     ("fitted numbers", ["mixedfit.fitted"]),
     ("inference", ["mixedfit.inference.", "mixedfit.update"]),
@@ -225,3 +225,20 @@ def test_a_fit_and_its_summary_import_no_deferred_scipy_module():
                          cwd=PACKAGE.parent)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_tests_and_intervals_import_no_scipy_stats():
+    # scipy.stats took 0.4-0.7 s to import: a user's first p-value or interval paid it (mixedfit.distributions)
+    script = ("import sys, mixedfit as mf\n"
+              "sleep = mf.load_dataset('sleepstudy')\n"
+              "fit = mf.mixed('Reaction ~ Days + (Days|Subject)', sleep, reml=False)\n"
+              "fit.coef_table(); fit.anova(); fit.confint(method='wald'); fit.confint()\n"
+              "mf.anova(mf.mixed('Reaction ~ Days + (1|Subject)', sleep, reml=False), fit)\n"
+              "cbpp = mf.load_dataset('cbpp').assign(prop=lambda d: d.incidence / d['size'])\n"
+              "glmm = mf.mixed('prop ~ period + (1|herd)', cbpp, family='binomial', weights='size')\n"
+              "str(glmm.summary()); glmm.confint(method='wald')\n"
+              "print('scipy.stats' in sys.modules)\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         cwd=PACKAGE.parent)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "False"

@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from ..distributions import norm_ppf
 from ..errors import MixedFitError, warn
 from ..model import MixedModel
 from ..progress import progress_bar
@@ -92,8 +93,6 @@ class BootResult:
         >>> list(b.confint().columns), list(b.confint(level=0.9).index)
         (['2.5 %', '97.5 %'], ['sd_(Intercept)|Batch', 'sigma', '(Intercept)'])
         """
-        from scipy.stats import norm
-
         if kind not in _KINDS:
             raise MixedFitError(f"unknown bootstrap interval type {kind!r}; use one of {', '.join(_KINDS)}")
         probs, labels = level_labels(level)
@@ -110,7 +109,7 @@ class BootResult:
                 rows.append(list(2.0 * t0 - norm_inter(t, probs[::-1])))
             else:
                 bias = t.mean() - t0
-                merr = t.std(ddof=1) * norm.ppf((1.0 + level) / 2.0)
+                merr = t.std(ddof=1) * norm_ppf((1.0 + level) / 2.0)
                 rows.append([t0 - bias - merr, t0 - bias + merr])
         return pd.DataFrame(rows, index=list(self.t.columns), columns=labels)
 
@@ -170,8 +169,6 @@ def norm_inter(t: np.ndarray, alpha: Iterable[float]) -> np.ndarray:
     >>> norm_inter(np.arange(1.0, 41.0), [0.05]).round(4).tolist()
     [2.0585]
     """
-    from scipy.stats import norm
-
     t = np.sort(np.asarray(t, float)[np.isfinite(t)])
     R = t.size
     alpha = np.asarray(list(alpha), float)
@@ -188,7 +185,7 @@ def norm_inter(t: np.ndarray, alpha: Iterable[float]) -> np.ndarray:
         elif kk == r:
             out[m] = t[kk - 1]
         else:
-            z, z0, z1 = norm.ppf(a), norm.ppf(kk / (R + 1)), norm.ppf((kk + 1) / (R + 1))
+            z, z0, z1 = norm_ppf(a), norm_ppf(kk / (R + 1)), norm_ppf((kk + 1) / (R + 1))
             out[m] = t[kk - 1] + (z - z0) / (z1 - z0) * (t[kk] - t[kk - 1])
     return out
 

@@ -39,6 +39,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..distributions import chi2_sf
 from ..errors import MixedFitError
 from ..formula import parse_formula
 from ..formula.update import update_formula
@@ -103,8 +104,6 @@ def drop1(fit, test: str = "F", ddf: str = "satterthwaite") -> AnovaTable:
 
 
 def _drop1_chisq(fit, scope: list[str]) -> AnovaTable:
-    from scipy import stats
-
     fits = [fit] + [update(fit, f"~ . - {term}") for term in scope]
     ml = [refit_ml(f) for f in fits]
     npar = np.array([f.npar for f in ml], float)
@@ -113,7 +112,7 @@ def _drop1_chisq(fit, scope: list[str]) -> AnovaTable:
     dfs = np.r_[np.nan, npar[0] - npar[1:]]
     lrt = np.r_[np.nan, deviance[1:] - deviance[0]]
     with np.errstate(invalid="ignore"):
-        p = np.r_[np.nan, stats.chi2.sf(lrt[1:], dfs[1:])]
+        p = np.r_[np.nan, chi2_sf(lrt[1:], dfs[1:])]
     table = AnovaTable({"npar": dfs, "AIC": aic, "LRT": lrt, "Pr(Chi)": p},
                        index=["<none>"] + scope)
     table.heading = ["Single term deletions", "", "Model:", fit.formula]

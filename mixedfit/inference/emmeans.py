@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..distributions import t_ppf, t_sf
 from ..errors import MixedFitWarning, ModelSpecError, warn
 from ..formula.deparse import deparse
 from ..formula.nodes import Call, Name, Node
@@ -268,10 +269,8 @@ def _tests(fit, L: np.ndarray, estimable: np.ndarray, mode: str) -> pd.DataFrame
 
 
 def _quantile(level: float, df: np.ndarray) -> np.ndarray:
-    from scipy import stats
-
     with np.errstate(invalid="ignore"):
-        return stats.t.ppf(0.5 + level / 2.0, df)
+        return t_ppf(0.5 + level / 2.0, df)
 
 
 # -- the result ------------------------------------------------------------------
@@ -542,15 +541,15 @@ def _by_groups(cells: pd.DataFrame, by: list[str]) -> list[list[int]]:
 def _adjusted_p(t: np.ndarray, df: np.ndarray, method: str, fam_size: int,
                 n_contr: int) -> tuple[np.ndarray, str | None]:
     """emmeans' ``.adj.p.value`` for two-sided tests, and its footnote line."""
-    from scipy import stats
-
     if n_contr == 1:
         method = "none"
     df = np.where(np.isnan(df), np.inf, df)
-    raw = 2.0 * stats.t.sf(np.abs(t), df)
+    raw = 2.0 * t_sf(np.abs(t), df)
     if method == "none":
         return raw, None
     if method == "tukey":
+        from scipy import stats  # studentized_range: the one distribution scipy.special lacks
+
         # emmeans rounds all the df together to 7 significant digits (an Inf among them: to integers)
         dfz = zapsmall_array(df)
         with np.errstate(invalid="ignore"):

@@ -19,6 +19,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..distributions import chi2_ppf
 from ..errors import ModelSpecError, warn
 from ..model import blas_controller
 from ..progress import progress_bar
@@ -104,8 +105,6 @@ def glmm_profile(fit, which=None, alphamax: float = 0.01, maxpts: int = 100, del
 
 
 def _profile(fit, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmult, progress) -> pd.DataFrame:
-    from scipy.stats import chi2
-
     model = fit.model
     dev = _Deviance(model)
     names = glmm_parameter_names(fit)
@@ -115,7 +114,7 @@ def _profile(fit, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmult,
     if not math.isclose(dev(opt), base, rel_tol=1e-5):
         raise ProfileError("the deviance on the (sd, cor, β) scale is not numerically consistent with the fit's")
     rows = select_parm(which, names, nvp)
-    cutoff = math.sqrt(chi2.ppf(1.0 - alphamax, len(names)))
+    cutoff = math.sqrt(chi2_ppf(1.0 - alphamax, len(names)))
     grid = ProfileGrid(delta=cutoff * delta_cutoff if delta is None else float(delta), cutoff=cutoff,
                  maxmult=maxmult, maxpts=maxpts)
     lower, upper = _box(model)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..distributions import f_sf, t_sf
 from ..errors import ModelSpecError
 from .satterthwaite import f_test_row
 
@@ -169,8 +170,6 @@ def _kr_ddf(A1: float, A2: float, q: int) -> tuple[float, float]:
 
 def contest1d_kr(fit, L: np.ndarray) -> dict[str, float]:
     """lmerTest's ``contest1D`` with ``ddf = "Kenward-Roger"`` (pbkrtest's ``Lb_ddf``)."""
-    from scipy import stats
-
     kr = kenward_roger(fit)
     L = np.asarray(L, float).ravel()
     estimate = float(L @ np.asarray(fit.fixef, float))
@@ -178,13 +177,11 @@ def contest1d_kr(fit, L: np.ndarray) -> dict[str, float]:
     ddf, _ = _kr_ddf(*_kr_a1_a2(kr, L[None, :]), 1)
     t = estimate / np.sqrt(var_con)
     return {"Estimate": estimate, "Std. Error": float(np.sqrt(var_con)), "df": float(ddf),
-            "t value": float(t), "Pr(>|t|)": float(2.0 * stats.t.sf(abs(t), ddf))}
+            "t value": float(t), "Pr(>|t|)": float(2.0 * t_sf(abs(t), ddf))}
 
 
 def contest_md_kr(fit, L: np.ndarray) -> dict[str, float] | None:
     """lmerTest's ``contestMD`` with ``ddf = "Kenward-Roger"`` (pbkrtest's ``KRmodcomp``)."""
-    from scipy import stats
-
     L = np.atleast_2d(np.asarray(L, float))
     if L.shape[0] == 0:
         return None
@@ -195,5 +192,5 @@ def contest_md_kr(fit, L: np.ndarray) -> dict[str, float] | None:
     wald = float(Lb @ np.linalg.solve(L @ kr.phi_adj @ L.T, Lb))
     row = f_test_row(wald / q, q, ddf, fit.sigma)
     row["F value"] = wald / q * scaling
-    row["Pr(>F)"] = float(stats.f.sf(row["F value"], q, ddf))
+    row["Pr(>F)"] = float(f_sf(row["F value"], q, ddf))
     return row

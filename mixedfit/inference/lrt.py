@@ -41,6 +41,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..distributions import chi2_sf
 from ..errors import MixedFitWarning, ModelSpecError, require_bool, warn
 from ..fitted import LinearFit
 from ..model import MixedModel
@@ -190,14 +191,12 @@ def anova(*fits, refit: bool = True, names: Sequence[str] | None = None) -> Anov
 
 
 def _table(fits: list, names: list[str]) -> AnovaTable:
-    from scipy import stats
-
     llk = np.array([f.llf for f in fits])
     npar = np.array([f.npar for f in fits], dtype=float)
     chisq = np.r_[np.nan, 2.0 * np.maximum(0.0, np.diff(llk))]
     df = np.r_[np.nan, np.diff(npar)]
     with np.errstate(invalid="ignore"):
-        pvalue = np.where(df == 0, np.nan, stats.chi2.sf(chisq, df))
+        pvalue = np.where(df == 0, np.nan, chi2_sf(chisq, df))
     table = AnovaTable({
         "npar": npar,
         "AIC": [f.aic for f in fits],

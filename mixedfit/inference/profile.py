@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ..blocks.sums import shifted_targets
+from ..distributions import chi2_ppf, norm_ppf
 from ..errors import MixedFitError, MixedFitWarning, warn
 from ..model import MixedModel
 from ..optimize import NLOPT_ERRORS, bobyqa_setup
@@ -285,8 +286,6 @@ def _refit_from(ml, new: _NewMinimum):
 
 def _profile_ml(ml, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmult, progress) -> pd.DataFrame:
     """``profile`` of an ML fit; raises ``_NewMinimum`` where it finds a lower deviance."""
-    from scipy.stats import chi2
-
     model = ml.model
     dev = _VarparDeviance(model)
     base = ml.optsummary.fmin
@@ -295,7 +294,7 @@ def _profile_ml(ml, which, alphamax, maxpts, delta, delta_cutoff, devtol, maxmul
     nvp = len(varpar_names(ml))
     p = len(names) - nvp
     rows = select_parm(which, names, nvp)
-    cutoff = math.sqrt(chi2.ppf(1.0 - alphamax, len(names)))
+    cutoff = math.sqrt(chi2_ppf(1.0 - alphamax, len(names)))
     grid = ProfileGrid(delta=cutoff * delta_cutoff if delta is None else float(delta), cutoff=cutoff,
                  maxmult=maxmult, maxpts=maxpts)
     lower, upper = _varpar_box(model)
@@ -508,10 +507,8 @@ def profile_confint(prof: pd.DataFrame, level: float = 0.95, non_mono_tol: float
     sigma                 2.893   4.816
     (Intercept)           4.312   7.019
     """
-    from scipy.stats import norm
-
     probs, labels = level_labels(level)
-    zeta = norm.ppf(probs)
+    zeta = norm_ppf(probs)
     lower, upper = prof.attrs.get("lower", {}), prof.attrs.get("upper", {})
     names = list(dict.fromkeys(prof[".par"]))
     out = np.full((len(names), 2), np.nan)

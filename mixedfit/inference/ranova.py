@@ -39,6 +39,7 @@ import math
 
 import numpy as np
 
+from ..distributions import chi2_sf
 from ..errors import ModelSpecError
 from ..formula import parse_formula
 from ..formula.bars import Bar
@@ -94,13 +95,11 @@ def lm_loglik(fit, reml: bool) -> tuple[float, int]:
 
 def likelihood_ratio_table(rows: list[str], loglik: list[float], npar: list[int]) -> AnovaTable:
     """lmerTest's ``mk_LRtab``: each row tested against the first."""
-    from scipy import stats
-
     ll, k = np.asarray(loglik, float), np.asarray(npar, float)
     lrt = np.r_[np.nan, 2.0 * (ll[0] - ll[1:])]
     df = np.r_[np.nan, k[0] - k[1:]]
     with np.errstate(invalid="ignore"):
-        p = np.where(df > 0, stats.chi2.sf(lrt, np.where(df > 0, df, 1.0)), np.nan)
+        p = np.where(df > 0, chi2_sf(lrt, np.where(df > 0, df, 1.0)), np.nan)
     return AnovaTable({"npar": k.astype(int), "logLik": ll, "AIC": -2.0 * ll + 2.0 * k,
                        "LRT": lrt, "Df": df, "Pr(>Chisq)": p}, index=rows, columns=_COLUMNS)
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..distributions import f_sf, t_sf
 from ..errors import ConvergenceWarning, ModelSpecError, warn
 from ..formula.deparse import deparse
 from ..formula.rterms import term_variables
@@ -193,8 +194,6 @@ def contest1d(fit, L: np.ndarray, rhs: float = 0.0) -> dict[str, float]:
     >>> round(contest1d(fit, np.array([0.0, 1.0]))["df"], 3)
     17.0
     """
-    from scipy import stats
-
     info = varpar_info(fit)
     L = np.asarray(L, float).ravel()
     estimate = float(L @ np.asarray(fit.fixef, float))
@@ -203,7 +202,7 @@ def contest1d(fit, L: np.ndarray, rhs: float = 0.0) -> dict[str, float]:
     ddf = 2.0 * var_con**2 / _qform(grad, info.vcov_varpar)
     t = (estimate - rhs) / np.sqrt(var_con)
     return {"Estimate": estimate, "Std. Error": float(np.sqrt(var_con)), "df": float(ddf),
-            "t value": float(t), "Pr(>|t|)": float(2.0 * stats.t.sf(abs(t), ddf))}
+            "t value": float(t), "Pr(>|t|)": float(2.0 * t_sf(abs(t), ddf))}
 
 
 def _fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:
@@ -220,11 +219,9 @@ def _fstat_ddf(nu: np.ndarray, tol: float = 1e-8) -> float:
 
 def f_test_row(F: float, ndf: float, ddf: float, sigma: float) -> dict[str, float]:
     """A row of lmerTest's ANOVA table for the F statistic *F* on (ndf, ddf) degrees of freedom."""
-    from scipy import stats
-
     ms = F * sigma**2
     return {"Sum Sq": ms * ndf, "Mean Sq": ms, "NumDF": ndf, "DenDF": ddf,
-            "F value": F, "Pr(>F)": float(stats.f.sf(F, ndf, ddf))}
+            "F value": F, "Pr(>F)": float(f_sf(F, ndf, ddf))}
 
 
 _SQRT_EPS = float(np.sqrt(np.finfo(float).eps))

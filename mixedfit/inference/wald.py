@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..distributions import norm_ppf
 from ..errors import MixedFitError
 from .numderiv import richardson_hessian
 from .parameters import level_labels, parameter_names, varpar_names
@@ -48,10 +49,8 @@ def wald_confint(fit, level: float = 0.95) -> pd.DataFrame:
     (Intercept)  238.029  264.781
     Days           7.438   13.497
     """
-    from scipy.stats import norm
-
     probs, labels = level_labels(level)
-    z = norm.ppf(probs)
+    z = norm_ppf(probs)
     nvp = len(varpar_names(fit))
     fixed = fit.fixef.to_numpy()[:, None] + np.outer(fit.bse.to_numpy(), z)
     values = np.vstack([np.full((nvp, 2), np.nan), fixed])
@@ -148,10 +147,8 @@ def varpar_wald_confint(fit, level: float = 0.95, scale: str = "sd") -> pd.DataF
     sd_(Intercept)|Batch   8.57   75.43
     sigma                 35.50   63.52
     """
-    from scipy.stats import norm
-
     probs, labels = level_labels(level)
     cov = vcov_varpar(fit, scale=scale)
     f, x0, names = _on_scale(fit, scale)
     se = np.sqrt(np.diag(cov.to_numpy()))
-    return pd.DataFrame(x0[:, None] + np.outer(se, norm.ppf(probs)), index=names, columns=labels)
+    return pd.DataFrame(x0[:, None] + np.outer(se, norm_ppf(probs)), index=names, columns=labels)
