@@ -33,7 +33,7 @@ import mixedfit as mf
 from mixedfit.inference.confint import confint
 from mixedfit.inference.lrt import refit_ml as ml_refit
 from mixedfit.inference.parameters import format_perc, parameter_names
-from mixedfit.inference.profile import ProfileError, ProfileWarning, profile, profile_confint
+from mixedfit.inference.profile import ProfileError, ProfileWarning, natural_slopes, profile, profile_confint
 from mixedfit.model import Convergence
 from mixedfit.results import MixedResults
 
@@ -235,3 +235,21 @@ def test_percent_labels_as_lme4(k):
     level = rec["levels"][k]
     a = (1 - level) / 2
     assert format_perc([a, 1 - a]) == rec["labels"][k]
+
+
+def test_natural_slopes_are_scipys_natural_cubic_spline():
+    # the back-spline's slopes at the knots, once from scipy.interpolate (its import cost the first profile 0.1 s)
+    from scipy.interpolate import CubicSpline
+
+    rng = np.random.default_rng(7)
+    prof = profiled("sleepstudy_ml")
+    cases = [(prof.loc[prof[".par"] == name, name].to_numpy(float), prof.loc[prof[".par"] == name, ".zeta"].to_numpy(float))
+             for name in dict.fromkeys(prof[".par"])]
+    for n in (4, 5, 12, 40):
+        x = np.cumsum(rng.uniform(1e-3, 2.0, n)) * 10.0 ** rng.integers(-6, 6)
+        cases.append((x, np.cumsum(rng.normal(0.0, 1.0, n))))
+    assert len(cases) == 10
+    for x, z in cases:
+        x, z = x[np.isfinite(x) & np.isfinite(z)], z[np.isfinite(x) & np.isfinite(z)]
+        theirs = CubicSpline(x, z, bc_type="natural")(x, 1)
+        np.testing.assert_allclose(natural_slopes(x, z), theirs, rtol=1e-12, atol=1e-12 * np.abs(theirs).max())
