@@ -7,13 +7,13 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from cvxopt import cholmod
+from cvxopt import cholmod, matrix, spmatrix
 
 import mixedfit as mf
 from mixedfit.blocks import rest
 from mixedfit.blocks.rest import CholmodRest, KeptRest
 from mixedfit.model import MixedModel
-from mixedfit.supernodal import SupernodalRest
+from mixedfit.supernodal import SupernodalRest, upper_pattern
 from mixedfit.terms import build_design
 
 EGSINGLE = "math ~ year + size + female + (year|childid) + (year|schoolid)"
@@ -157,3 +157,21 @@ def test_cholmod_keeps_the_rest_where_lapack_would_run_on_one_core(monkeypatch):
         model.objective(theta)
     assert model.cross.rest.dense is False
     assert model.cross.rest.cholmod.generation == len(_CROSSED_THETAS)  # the fill not read: no factor ended
+
+
+@pytest.mark.parametrize("m", [1, 63, 64, 65, 300])
+def test_the_pattern_built_in_row_blocks_is_cvxopts_own(m):
+    # upper_pattern stacks blocks of 64 rows, because cvxopt's triplet constructor is quadratic in a
+    # column's length; the matrix must be the one that constructor builds, empty row blocks included
+    rng = np.random.default_rng(m)
+    dense = np.triu(rng.random((m, m)) < 0.05)
+    dense[:, -min(m, 5):] = np.triu(np.ones((m, min(m, 5)), bool), -(m - min(m, 5)))  # full last columns
+    if m > 200:
+        dense[64:128, :] = False  # a block of rows with no entries
+    dense[np.arange(m), np.arange(m)] = m <= 200
+    cols, rows = np.nonzero(dense.T)  # column-major order, as the rest's positions come
+    ours = upper_pattern(rows.astype(np.int64), cols.astype(np.int64), m)
+    theirs = spmatrix(1.0, matrix(rows.astype(np.int64)), matrix(cols.astype(np.int64)), (m, m))
+    assert ours.size == theirs.size
+    for a, b in zip(ours.CCS, theirs.CCS):
+        np.testing.assert_array_equal(np.asarray(a).ravel(), np.asarray(b).ravel())
