@@ -466,36 +466,3 @@ def test_the_updates_count_the_multiply_adds_of_their_dense_products():
     assert update.multiply_adds == 20 * 20 * 40 / 2
     chem97 = MixedModel(build_design("score ~ gcsecnt + (1|school) + (1|lea)", mf.load_dataset("Chem97")))
     assert chem97.cross.rest.update.multiply_adds == 0
-
-
-@pytest.mark.parametrize("column", ["(Intercept)", "Days", "big"])
-def test_shifted_targets_give_the_rows_blocks_and_objective(column):
-    # A fixed effect's profile moves its column into the offset: the blocks combined from the two targets'
-    # equal those built from the rows with that offset (in the combined frame), and so do the objective and β̂.
-    # ``big`` (mean 1000, SD 1) is centered, and as a target, or with it the intercept's ones, its frame
-    # subtracts a least squares fit (b ≠ 0), which the combined frame must carry.
-    from mixedfit.blocks.sums import shifted_targets
-
-    rng = np.random.default_rng(4)
-    data = mf.load_dataset("sleepstudy").assign(w=rng.uniform(0.5, 2.0, 180), o=rng.normal(0.0, 3.0, 180),
-                                                g=rng.integers(0, 9, 180).astype(str),
-                                                big=1000.0 + rng.normal(0.0, 1.0, 180))
-    design = build_design("Reaction ~ Days + big + (Days|Subject) + (1|g)", data, weights="w", offset="o")
-    j = design.xnames.index(column)
-    reduced = dataclasses.replace(design, X=np.delete(design.X, j, axis=1),
-                                  xnames=[nm for nm in design.xnames if nm != column])
-    at = shifted_targets(reduced, design.X[:, j])
-    assert column == "Days" or np.any(at(1.0).frame.beta != at(0.0).frame.beta)
-    for f in (0.0, 7.5, -240.0):
-        moved = dataclasses.replace(reduced, offset=design.offset + f * design.X[:, j])
-        combined = at(f)
-        rows = CrossBlocks.from_design(moved).in_frame(combined.frame)
-        scale = np.abs(rows.Arr).max()
-        np.testing.assert_allclose(combined.F0, rows.F0, rtol=0, atol=1e-12 * scale)
-        np.testing.assert_allclose(combined.Arr, rows.Arr, rtol=0, atol=1e-12 * scale)
-        theta = np.array([0.9, 0.1, 0.3, 0.5])
-        from_rows, from_blocks = MixedModel(moved, reml=False), MixedModel(moved, reml=False, blocks=combined)
-        assert from_blocks.objective(theta) == pytest.approx(from_rows.objective(theta), rel=1e-12)
-        # β̂ is read back through the frame (β = T(γ + b)): the combined b must be the target's
-        np.testing.assert_allclose(from_blocks.cross.beta(from_blocks.factor(theta)),
-                                   from_rows.cross.beta(from_rows.factor(theta)), rtol=1e-10)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +14,7 @@ from .frame import Frame, gains
 from .levels import symmetric_from_lower
 from .memory import check_dense_memory
 
-__all__ = ["engine_plan", "joined_term", "intercepts_only", "ResponseSums", "CrossBlocks", "shifted_targets"]
+__all__ = ["engine_plan", "joined_term", "intercepts_only", "ResponseSums", "CrossBlocks"]
 
 
 def _level_crossprod(term: RandomEffectsTerm, sw: np.ndarray) -> np.ndarray:
@@ -266,8 +265,12 @@ class CrossBlocks:
         plan = engine_plan(design.terms) if plan is None else plan
         terms = [joined_term(design.terms, parts) for parts in plan]
         n = design.nobs
-        w = _weights(design)
-        frame, X, yo, sw = _in_frame(design, w)
+        w = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
+        sw = np.sqrt(w)
+        yo = design.y - (0.0 if design.offset is None else design.offset)
+        intercept = design.xnames.index(INTERCEPT) if INTERCEPT in design.xnames else None
+        frame, X, yo = Frame.of_data(np.asarray(design.X, float), np.asarray(yo, float),
+                                     None if design.weights is None else sw, intercept)
         F = np.column_stack([X, yo]) * sw[:, None]
         first, rest = terms[0], terms[1:]
         sizes = [t.size * t.nlevels for t in rest]
@@ -298,64 +301,3 @@ class CrossBlocks:
         response = ResponseSums.from_design(design, terms) if intercepts_only(terms) else None
         return cls(_level_crossprod(first, sw), R0, _dense_by_term(F, first, sw), Arr, n, float(np.sum(np.log(w))),
                    response, frame)
-
-
-def _weights(design: Design) -> np.ndarray:
-    """The rows' prior weights (ones where there are none)."""
-    return np.ones(design.nobs) if design.weights is None else np.asarray(design.weights, float)
-
-
-def _in_frame(design: Design, w: np.ndarray) -> tuple[Frame, np.ndarray, np.ndarray, np.ndarray]:
-    """The ``Frame`` of a design's rows (weights ``w``), with X̃ and ỹ in it (unweighted), and √w."""
-    sw = np.sqrt(w)
-    yo = design.y - (0.0 if design.offset is None else design.offset)
-    intercept = design.xnames.index(INTERCEPT) if INTERCEPT in design.xnames else None
-    frame, X, yo = Frame.of_data(np.asarray(design.X, float), np.asarray(yo, float),
-                                 None if design.weights is None else sw, intercept)
-    return frame, X, yo, sw
-
-
-def shifted_targets(design: Design, column: np.ndarray) -> Callable[[float], CrossBlocks]:
-    """The blocks of ``design`` with its target y − offset − f·``column``, for any f, from two passes over the rows.
-
-    Both targets' frames have X's centers, which depend on X alone, so the
-    target ỹ − f·c̃ is that of the frame whose b is theirs combined alike (any
-    b gives the same model: ``Frame``): the blocks' y row and column combine
-    linearly, and ỹ's square takes the one product neither holds, ỹᵀWc̃.  A
-    fixed effect's profile moves its column into the offset at every point
-    (``mixedfit.inference.profile``): Hsb82's 108 points each built their
-    model's cross products from the rows.  ỹ's square is combined as
-    ỹᵀWỹ − 2f·ỹᵀWc̃ + f²·c̃ᵀWc̃, which cancels where f·c̃ nearly meets ỹ: take
-    ``design``'s offset near the f of interest (the profile takes it at the
-    estimate), so that f stays small.
-
-    Examples
-    --------
-    >>> import mixedfit as mf
-    >>> from mixedfit.terms import build_design
-    >>> d = build_design("Reaction ~ 1 + (1|Subject)", mf.load_dataset("sleepstudy"))
-    >>> days = mf.load_dataset("sleepstudy")["Days"].to_numpy(float)
-    >>> at = shifted_targets(d, days)(10.0)
-    >>> rows = CrossBlocks.from_design(dataclasses.replace(d, offset=10.0 * days))
-    >>> bool(np.allclose(at.Arr, rows.in_frame(at.frame).Arr))
-    True
-    """
-    of_target = CrossBlocks.from_design(design)
-    of_column = CrossBlocks.from_design(dataclasses.replace(design, y=column, offset=None))
-    target, column_frame = of_target.frame, of_column.frame
-    w = _weights(design)
-    _, _, y_t, sw = _in_frame(design, w)
-    _, _, c_t, _ = _in_frame(dataclasses.replace(design, y=column, offset=None), w)
-    inner = float((y_t * sw) @ (c_t * sw))
-
-    def at(f: float) -> CrossBlocks:
-        F0 = of_target.F0.copy()
-        F0[-1] -= f * of_column.F0[-1]
-        Arr = of_target.Arr.copy()
-        Arr[:-1, -1] -= f * of_column.Arr[:-1, -1]
-        Arr[-1, :-1] = Arr[:-1, -1]
-        Arr[-1, -1] = of_target.Arr[-1, -1] - 2.0 * f * inner + f * f * of_column.Arr[-1, -1]
-        frame = Frame(target.centers, target.beta - f * column_frame.beta, target.intercept)
-        return dataclasses.replace(of_target, F0=F0, Arr=Arr, frame=frame)
-
-    return at

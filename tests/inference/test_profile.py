@@ -33,9 +33,11 @@ import mixedfit as mf
 from mixedfit.inference.confint import confint
 from mixedfit.inference.lrt import refit_ml as ml_refit
 from mixedfit.inference.parameters import format_perc, parameter_names
-from mixedfit.inference.profile import ProfileError, ProfileWarning, natural_slopes, profile, profile_confint
-from mixedfit.model import Convergence
+from mixedfit.inference.profile import (ProfileError, ProfileWarning, _HeldFixedEffect, natural_slopes, profile,
+                                       profile_confint)
+from mixedfit.model import Convergence, MixedModel
 from mixedfit.results import MixedResults
+from mixedfit.terms import build_design
 
 from _cases import CASES, fitted, fixture
 
@@ -253,3 +255,30 @@ def test_natural_slopes_are_scipys_natural_cubic_spline():
         x, z = x[np.isfinite(x) & np.isfinite(z)], z[np.isfinite(x) & np.isfinite(z)]
         theirs = CubicSpline(x, z, bc_type="natural")(x, 1)
         np.testing.assert_allclose(natural_slopes(x, z), theirs, rtol=1e-12, atol=1e-12 * np.abs(theirs).max())
+
+
+@pytest.mark.parametrize("column", ["(Intercept)", "Days", "big"])
+def test_a_held_fixed_effect_gives_the_reduced_models_deviance_sigma_and_beta(column):
+    # lme4 profiles β_j by refitting without x_j, moved to the offset; the profile reads the same deviance off
+    # the full model's factor.  ``big`` (mean 1000, SD 1) is centered along the intercept (Frame), so that
+    # the intercept's β is a combination of the engine's coefficients.
+    rng = np.random.default_rng(4)
+    data = mf.load_dataset("sleepstudy").assign(w=rng.uniform(0.5, 2.0, 180), o=rng.normal(0.0, 3.0, 180),
+                                                g=rng.integers(0, 9, 180).astype(str),
+                                                big=1000.0 + rng.normal(0.0, 1.0, 180))
+    design = build_design("Reaction ~ Days + big + (Days|Subject) + (1|g)", data, weights="w", offset="o")
+    model = MixedModel(design, reml=False)
+    assert model.cross.frame.centers.any()
+    j = design.xnames.index(column)
+    held = _HeldFixedEffect(model, j)
+    for f in (0.0, 7.5, -240.0):
+        reduced = MixedModel(dataclasses.replace(design, X=np.delete(design.X, j, axis=1), offset=design.offset
+                                                 + f * design.X[:, j], xnames=[n for n in design.xnames
+                                                                                if n != column]), reml=False)
+        for theta in (np.array([0.9, 0.1, 0.3, 0.5]), np.array([2.0, -0.4, 0.0, 1.5])):
+            assert held.deviance(theta, f) == pytest.approx(reduced.objective(theta), rel=1e-12)
+            fac = reduced.factor(theta)
+            sigma, beta = held.sigma_and_beta(theta, f)
+            assert sigma == pytest.approx(np.sqrt(reduced.cross.logdets(fac)[2] / design.nobs), rel=1e-10)
+            np.testing.assert_allclose(np.delete(beta, j), reduced.cross.beta(fac), rtol=1e-9)
+            assert beta[j] == f
