@@ -10,7 +10,7 @@ from scipy.linalg import solve_triangular
 from ..terms import Design
 from ..theta import JoinedTheta, lower_template
 from .factor import DenseCholesky, Factor, last_row_solution, rest_factorization
-from .levels import FirstTerm, batched_lower_inverse, level_blocks_product
+from .levels import FirstTerm
 from .rest import DenseRest, RestColumns, rest_strategy
 from .schur import schur_update
 from .sums import CrossBlocks, engine_plan, joined_term
@@ -144,19 +144,11 @@ class CrossProducts:
         inverse = solve_triangular(f.trailing(self.p + 1)[: self.p, : self.p], np.eye(self.p), lower=True)
         return self.frame.rx_inverse(inverse)
 
-    def lower_offdiag(self, f: Factor) -> np.ndarray:
-        """L_r0 = Λrᵀ A_r0 Λ0 L00⁻ᵀ as a dense (m, q0) array (used once, after the fit)."""
-        T0 = f.templates[0]
-        D = T0 @ np.swapaxes(batched_lower_inverse(f.L00), 1, 2)  # (ℓ, S, S) blocks of Λ0 L00⁻ᵀ
-        Ar0 = np.vstack([self.R0.toarray(), self.F0]) if self.rest_columns.random else self.F0.copy()
-        out = level_blocks_product(Ar0, D)
-        return self._scale_rows(out, f.templates)
-
-    def _scale_rows(self, B: np.ndarray, templates: list[np.ndarray], transpose: bool = True) -> np.ndarray:
-        """``Λrᵀ B`` (or ``Λr B``) for an (m, k) array: scale the random-rest rows."""
+    def scale_rows(self, B: np.ndarray, templates: list[np.ndarray]) -> np.ndarray:
+        """``Λr B`` for an array of the rest's rows (or of its q_r random rows): scale the random-rest rows."""
         B = B.copy()
         for (sl, S, ell), T in zip(self.rest_columns.terms, templates[1:]):
-            B[sl, :] = ((T.T if transpose else T) @ B[sl, :].reshape(ell, S, -1)).reshape(-1, B.shape[1])
+            B[sl, :] = (T @ B[sl, :].reshape(ell, S, -1)).reshape(-1, B.shape[1])
         return B
 
     def eliminated_rest(self, T0: np.ndarray) -> np.ndarray:
@@ -201,6 +193,6 @@ class CrossProducts:
         tail = np.append(-v[random:], 1.0)
         z = self.F0.T @ tail
         if random:  # an empty R0's sparse product took a fifth of a small model's results
-            w = self._scale_rows(-v[:random, None], f.templates, transpose=False)[:, 0]
+            w = self.scale_rows(-v[:random, None], f.templates)[:, 0]
             z = self.R0.T @ w + z
         return v, z.reshape(self.first.nlevels, self.first.size)
