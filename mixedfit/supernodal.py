@@ -47,7 +47,7 @@ _BLOCK_ROWS = 64
 
 
 def upper_pattern(rows: np.ndarray, cols: np.ndarray, m: int):
-    """cvxopt's (m, m) sparse matrix of ones at (rows, cols), entries in column-major order, built in blocks of rows.
+    """cvxopt's (m, m) sparse matrix of ones at (rows, cols), built in blocks of rows.
 
     cvxopt's triplet constructor checks each entry against those already
     placed in its column, which is quadratic in a column's length: the 3,003

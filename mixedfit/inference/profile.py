@@ -61,8 +61,8 @@ from .parameters import (
     varpar_names,
 )
 
-__all__ = ["profile", "profile_confint", "natural_slopes", "ProfileError", "ProfileWarning", "ProfileGrid", "nloptwrap",
-           "profile_rows"]
+__all__ = ["profile", "profile_confint", "natural_slopes", "ProfileError", "ProfileWarning", "ProfileGrid",
+           "nloptwrap", "profile_rows"]
 
 
 class ProfileError(MixedFitError):
