@@ -169,13 +169,15 @@ class BlockFactor:
     Raises ``PirlsError`` where A is not positive definite.
     """
 
-    def __init__(self, D: np.ndarray, B: np.ndarray, C: np.ndarray, gram: SparseGram | None = None,
+    def __init__(self, D: np.ndarray, B: np.ndarray | EntryMatrix, C: np.ndarray, gram: SparseGram | None = None,
                  diagonal: int = 0):
         self.ell, self.S = D.shape[0], D.shape[1]
+        if isinstance(B, EntryMatrix) and not (gram is not None and B.pattern is gram.pattern):
+            B = B.toarray()  # a partition's sums (the driver factors densely)
         try:
             self.L0 = _block_cholesky(D)
             self.M0 = batched_lower_inverse(self.L0)  # the blocks' inverses: solves are products
-            self.F = _solve_block_columns(self.M0, B) if B.size else B
+            self.F = _solve_block_columns(self.M0, B) if B.shape[0] else B
             if C.size:
                 FFt = self.F @ self.F.T if gram is None else gram(self.F)
                 self.Lr = _rest_factor(C - FFt, diagonal)
@@ -226,7 +228,7 @@ class BlockFactor:
         out = []
         if self.Lr.size:
             Rinv = _solve_lower(self.Lr, np.eye(self.Lr.shape[0]))
-            K = (Rinv @ self.F).reshape(-1, self.ell, S)
+            K = (self.F.T @ Rinv.T).T.reshape(-1, self.ell, S)
             inner = inner + np.einsum("rls,rlt->lst", K, K)
             rest = Rinv.T @ Rinv
             offset = 0
@@ -327,14 +329,17 @@ def _solve_blocks(M0: np.ndarray, b: np.ndarray, transpose: bool) -> np.ndarray:
     return (factors @ rhs).reshape(b.shape)
 
 
-def _solve_block_columns(M0: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """B L0⁻ᵀ for B of shape (m, ℓS): per level j, its S columns times M0ⱼᵀ (M0 = the blocks' L0ⱼ⁻¹).
+def _solve_block_columns(M0: np.ndarray, B: np.ndarray | EntryMatrix) -> np.ndarray | EntryMatrix:
+    """B L0⁻ᵀ for B of shape (m, ℓS): per level j, its S columns times M0ⱼᵀ (M0 = the blocks' L0ⱼ⁻¹);
+    on B's pattern where B is held as its entries (``_solve_entries``).
 
     ``_solve_blocks`` of Bᵀ, transposed back, with the same products, but
     in B's own memory order: no transposed copies, and F comes out
     C-contiguous for the products and solves that read it.
     """
     ell, S = M0.shape[0], M0.shape[1]
+    if isinstance(B, EntryMatrix):
+        return EntryMatrix(_solve_entries(M0, B), B.pattern)
     if S == 1:
         return B * M0.reshape(-1)
     cols = B.reshape(B.shape[0], ell, S)
@@ -346,6 +351,80 @@ def _solve_block_columns(M0: np.ndarray, B: np.ndarray) -> np.ndarray:
     return np.swapaxes(np.swapaxes(cols, 0, 1) @ np.swapaxes(M0, 1, 2), 0, 1).reshape(B.shape)
 
 
+def _solve_entries(M0: np.ndarray, B: EntryMatrix) -> np.ndarray:
+    """The entries of B L0⁻ᵀ on B's pattern, whose rows have all S columns of each level they meet
+    (``EntryPattern``): per such group of S entries b, M0ⱼ b."""
+    S = M0.shape[1]
+    if S == 1:
+        return B.data * M0.reshape(-1)[B.pattern.cols]
+    groups = B.data.reshape(-1, S)
+    return np.einsum("gst,gt->gs", M0[B.pattern.cols[::S] // S], groups).reshape(-1)
+
+
+class EntryPattern:
+    """Where a matrix of shape ``shape`` may be nonzero: its entries' flat positions ``positions``,
+    sorted (row by row), and their rows and columns.
+
+    The rest's products with the first term's columns B, and F = B L0⁻ᵀ,
+    where the rest is nearly nested in the first term (``SparseGram``):
+    grouseticks' F is 181 × 403 with 806 entries, and held dense its
+    products and copies cost more than the rest's factorization.
+    """
+
+    def __init__(self, positions: np.ndarray, shape: tuple[int, int]):
+        self.positions, self.shape = positions, shape
+        self.rows, self.cols = np.divmod(positions, shape[1])
+
+
+class EntryMatrix:
+    """A matrix held as its entries ``data`` on an ``EntryPattern``: ``@`` a vector or matrix, ``.T``,
+    ``+`` (entry by entry on the same pattern, else dense: partitions' patterns differ)."""
+
+    __array_ufunc__ = None  # ndarray + EntryMatrix defers to __radd__
+
+    def __init__(self, data: np.ndarray, pattern: EntryPattern, transposed: bool = False):
+        self.data, self.pattern, self._transposed = data, pattern, transposed
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.pattern.shape[::-1] if self._transposed else self.pattern.shape
+
+    @property
+    def T(self) -> EntryMatrix:
+        return EntryMatrix(self.data, self.pattern, not self._transposed)
+
+    def toarray(self) -> np.ndarray:
+        out = np.zeros(self.pattern.shape[0] * self.pattern.shape[1])
+        out[self.pattern.positions] = self.data
+        out = out.reshape(self.pattern.shape)
+        return out.T if self._transposed else out
+
+    def __matmul__(self, x: np.ndarray) -> np.ndarray:
+        rows, cols = self.pattern.rows, self.pattern.cols
+        if self._transposed:
+            rows, cols = cols, rows
+        if x.ndim == 1:
+            return np.bincount(rows, weights=self.data * x[cols], minlength=self.shape[0])
+        out = np.zeros((self.shape[0], x.shape[1]))
+        np.add.at(out, rows, self.data[:, None] * x[cols])
+        return out
+
+    def __add__(self, other: EntryMatrix | np.ndarray) -> EntryMatrix | np.ndarray:
+        if isinstance(other, EntryMatrix) and other.pattern is self.pattern and other._transposed == self._transposed:
+            return EntryMatrix(self.data + other.data, self.pattern, self._transposed)
+        return self.toarray() + (other.toarray() if isinstance(other, EntryMatrix) else other)
+
+    __radd__ = __add__
+
+
+def _entry_sums(slots: list[tuple[int, int, np.ndarray]], left: np.ndarray, right: np.ndarray, size: int) -> np.ndarray:
+    """Σᵢ leftᵢₐ rightᵢᵦ at each row's place (``index``) among ``size`` entries, over the pairs of slots (a, b)."""
+    sums = np.zeros(size)
+    for a, b, index in slots:
+        sums += np.bincount(index, weights=left[:, a] * right[:, b], minlength=size)
+    return sums
+
+
 class SparseGram:
     """F Fᵀ for an F (m × ℓS) with few entries per column, by the pairs of entries that share a column.
 
@@ -355,10 +434,12 @@ class SparseGram:
     first, BROOD and LOCATION in the rest: two entries per column), the
     dense product's m²ℓS multiplications are almost all by zero.  ``keys``:
     the distinct (level, row) pairs of F's entries as ``level · m + row``
-    (``entries``).
+    (``entries``).  ``pattern``: where F is held as its entries
+    (``EntryMatrix``) on that pattern of F's, whose entries the product then
+    reads; None: F is dense.
     """
 
-    def __init__(self, keys: np.ndarray, m: int, S: int):
+    def __init__(self, keys: np.ndarray, m: int, S: int, pattern: EntryPattern | None = None):
         level, row = keys // m, keys % m
         counts = np.bincount(level)
         starts = np.cumsum(counts) - counts
@@ -374,8 +455,11 @@ class SparseGram:
             self.first.append(row[left] * width + column)
             self.second.append(row[right] * width + column)
         self.first, self.second = np.concatenate(self.first), np.concatenate(self.second)
+        if pattern is not None:
+            self.first, self.second = (np.searchsorted(pattern.positions, self.first),
+                                       np.searchsorted(pattern.positions, self.second))
         self.target = np.tile(self.target, S)
-        self.width = width
+        self.width, self.pattern = width, pattern
 
     @staticmethod
     def entries(rest_rows: np.ndarray, levels: np.ndarray, m: int) -> np.ndarray:
@@ -389,8 +473,8 @@ class SparseGram:
         counts = np.bincount(keys // m)
         return int(S * np.sum(counts.astype(np.int64) ** 2))
 
-    def __call__(self, F: np.ndarray) -> np.ndarray:
-        flat = F.reshape(-1)
+    def __call__(self, F: np.ndarray | EntryMatrix) -> np.ndarray:
+        flat = F.reshape(-1) if self.pattern is None else F.data
         return np.bincount(self.target, weights=flat[self.first] * flat[self.second],
                            minlength=self.m * self.m).reshape(self.m, self.m)
 
@@ -584,9 +668,8 @@ class GlmmModel:
         v0 = values[0] * sqrtw[:, None]
         vr = np.hstack(values[1:]) * sqrtw[:, None]
         if self._pair_index is not None:
-            B, C = (self._dense_products(pairs, vr, other, size)
-                    for pairs, other, size in ((self._pair_index[0], v0, (self.q - q0, q0)),
-                                               (self._pair_index[1], vr, (self.q - q0, self.q - q0))))
+            B = self._rest_by_first(vr, v0, (self.q - q0, q0))
+            C = self._dense_products(self._pair_index[1], vr, vr, (self.q - q0, self.q - q0))
         else:
             rest = self._sparse(vr, self._columns[:, S0:] - q0, self.q - q0)
             C = (rest.T @ rest).toarray()
@@ -646,15 +729,20 @@ class GlmmModel:
         accumulate into their nonzeros only.
         """
         slots, positions = pairs
-        size = shape[0] * shape[1] if positions is None else positions.size
-        sums = np.zeros(size)
-        for a, b, index in slots:
-            sums += np.bincount(index, weights=left[:, a] * right[:, b], minlength=size)
+        sums = _entry_sums(slots, left, right, shape[0] * shape[1] if positions is None else positions.size)
         if positions is None:
             return sums.reshape(shape)
         out = np.zeros(shape[0] * shape[1])
         out[positions] = sums
         return out.reshape(shape)
+
+    def _rest_by_first(self, rest: np.ndarray, first: np.ndarray, shape: tuple[int, int]) -> np.ndarray | EntryMatrix:
+        """B, the rest's products with the first term's columns (``_dense_products``), as its entries
+        where F Fᵀ reads F's (``SparseGram.pattern``)."""
+        pattern = None if self._gram is None else self._gram.pattern
+        if pattern is None:
+            return self._dense_products(self._pair_index[0], rest, first, shape)
+        return EntryMatrix(_entry_sums(self._pair_index[0][0], rest, first, pattern.positions.size), pattern)
 
     def _pair_indices(self) -> tuple[tuple, tuple] | None:
         """Per pair of entry slots of a row, where each row's product lands in the dense rest-by-first and
@@ -689,7 +777,9 @@ class GlmmModel:
         # a bincount's product costs about as much as _GRAM_DENSE_COST multiplications in BLAS
         if SparseGram.products(keys, qr, first.size) * _GRAM_DENSE_COST >= qr * qr * q0:
             return None
-        return SparseGram(keys, qr, first.size)
+        # F held as its entries on B's structural nonzeros, where B is summed into them
+        positions = None if self._pair_index is None else self._pair_index[0][1]
+        return SparseGram(keys, qr, first.size, None if positions is None else EntryPattern(positions, (qr, q0)))
 
     def _diagonal_rows(self) -> int:
         """How many leading rows of the rest ``C − F Fᵀ`` has a diagonal block in (``BlockFactor``):

@@ -459,13 +459,16 @@ def test_block_factor_is_the_cholesky_factor(dense_products, monkeypatch):
 @pytest.mark.parametrize("formula, diagonal", [
     ("TICKS ~ YEAR + HEIGHT + (1 | INDEX) + (1 | BROOD) + (1 | LOCATION)", 118),  # then 63 dense
     ("TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)", 63),  # the whole rest diagonal
+    ("TICKS ~ YEAR + (1 + cHEIGHT | BROOD) + (1 | LOCATION)", 63),  # F's entries in pairs per level
 ])
 def test_block_factor_eliminates_a_diagonal_block_of_the_rest(formula, diagonal):
     # grouseticks' observations are nested in broods, its broods in locations: the second term's
-    # block of the rest stays diagonal after the first term's elimination, and is eliminated so
+    # block of the rest stays diagonal after the first term's elimination, and is eliminated so;
+    # B and F are held as their entries (EntryMatrix), which F Fᵀ reads
     fam = family("poisson")
     model = GlmmModel(build_design(formula, mf.load_dataset("grouseticks"), family=fam), fam)
     assert model._diagonal == diagonal
+    assert model._gram.pattern is not None
     assert_factor_is_the_cholesky_factor(model, np.linspace(0.4, 1.3, model.ntheta))
 
 
