@@ -165,7 +165,7 @@ class BlockFactor:
     eliminating it, densely: ``A = [D Bᵀ; B C]``, ``L = [L0 0; F Lr]`` with
     ``F = B L0⁻ᵀ`` and ``Lr Lrᵀ = C − F Fᵀ``.  Where the first ``diagonal``
     rows of the rest have a diagonal block in ``C − F Fᵀ`` (see
-    ``_rest_factor``), they are eliminated first, by their square roots.
+    ``RestFactor``), they are eliminated first, by their square roots.
     Raises ``PirlsError`` where A is not positive definite.
     """
 
@@ -180,9 +180,9 @@ class BlockFactor:
             self.F = _solve_block_columns(self.M0, B) if B.shape[0] else B
             if C.size:
                 FFt = self.F @ self.F.T if gram is None else gram(self.F)
-                self.Lr = _rest_factor(C - FFt, diagonal)
+                self.Lr = RestFactor(C - FFt, diagonal)
             else:
-                self.Lr = C
+                self.Lr = None
         except (LinAlgError, np.linalg.LinAlgError):
             raise PirlsError("the penalized weighted cross products are not positive definite") from None
         self.q0 = self.ell * self.S
@@ -191,27 +191,28 @@ class BlockFactor:
     def logdet(self) -> float:
         """log|L|² = log|A|."""
         d0 = self.L0.reshape(-1) if self.S == 1 else np.diagonal(self.L0, axis1=1, axis2=2)
-        return float(2.0 * (np.sum(np.log(d0)) + np.sum(np.log(np.diagonal(self.Lr)))))
+        rest = 0.0 if self.Lr is None else np.sum(np.log(self.Lr.diagonal()))
+        return float(2.0 * (np.sum(np.log(d0)) + rest))
 
     def diagonal(self) -> np.ndarray:
         d0 = self.L0.reshape(-1) if self.S == 1 else np.diagonal(self.L0, axis1=1, axis2=2).reshape(-1)
-        return np.concatenate([d0, np.diagonal(self.Lr)])
+        return d0 if self.Lr is None else np.concatenate([d0, self.Lr.diagonal()])
 
     def solve_lower(self, b: np.ndarray) -> np.ndarray:
         """L⁻¹ b, for b of shape (q,) or (q, k)."""
         b = np.asarray(b, float)
         x0 = _solve_blocks(self.M0, b[: self.q0], transpose=False)
-        if not self.Lr.size:
+        if self.Lr is None:
             return x0
-        xr = _solve_lower(self.Lr, b[self.q0:] - self.F @ x0)
+        xr = self.Lr.solve(b[self.q0:] - self.F @ x0)
         return np.concatenate([x0, xr])
 
     def solve_upper(self, x: np.ndarray) -> np.ndarray:
         """L⁻ᵀ x."""
         x = np.asarray(x, float)
-        if not self.Lr.size:
+        if self.Lr is None:
             return _solve_blocks(self.M0, x, transpose=True)
-        yr = _solve_lower(self.Lr, x[self.q0:], transpose=True)
+        yr = self.Lr.solve(x[self.q0:], transpose=True)
         return np.concatenate([_solve_blocks(self.M0, x[: self.q0] - self.F.T @ yr, transpose=True), yr])
 
     def inverse_blocks(self, sizes: list[tuple[int, int]]) -> list[np.ndarray]:
@@ -226,8 +227,8 @@ class BlockFactor:
         M = self.M0  # (ℓ, S, S)
         inner = np.array(eye)
         out = []
-        if self.Lr.size:
-            Rinv = _solve_lower(self.Lr, np.eye(self.Lr.shape[0]))
+        if self.Lr is not None:
+            Rinv = self.Lr.solve(np.eye(len(self.Lr)))
             K = (self.F.T @ Rinv.T).T.reshape(-1, self.ell, S)
             inner = inner + np.einsum("rls,rlt->lst", K, K)
             rest = Rinv.T @ Rinv
@@ -260,29 +261,46 @@ def _solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.nd
     return x
 
 
-def _rest_factor(A: np.ndarray, diagonal: int) -> np.ndarray:
-    """The lower Cholesky factor of A whose leading ``diagonal`` × ``diagonal`` block is diagonal.
+class RestFactor:
+    """The lower Cholesky factor of the rest's A = C − F Fᵀ, whose leading ``diagonal`` × ``diagonal``
+    block is diagonal, held as its parts.
 
-    That block's factor is its square roots, the columns below it are
+    That block's factor is its square roots √P, the columns below it are
     divided by them, and only the trailing block after their elimination is
     factored densely: ``[P Eᵀ; E G] = [√P 0; E √P⁻¹ R][…]ᵀ`` with
     ``R Rᵀ = G − E P⁻¹ Eᵀ`` (grouseticks' 118 broods, in which its
     observation-level first term is nested, before its 63 locations:
-    a 63-wide factorization instead of 181).
+    a 63-wide factorization instead of 181, and solves of that width).
+    Raises ``LinAlgError`` where A is not positive definite.
     """
-    if not diagonal:
-        return _cholesky(A)
-    pivots = np.diagonal(A)[:diagonal]
-    if not np.all(pivots > 0):  # NaN included
-        raise LinAlgError("not positive definite")
-    root = np.sqrt(pivots)
-    L = np.zeros_like(A)
-    L.reshape(-1)[: diagonal * (A.shape[0] + 1): A.shape[0] + 1] = root
-    if diagonal < A.shape[0]:
-        E = A[diagonal:, :diagonal] / root
-        L[diagonal:, :diagonal] = E
-        L[diagonal:, diagonal:] = _cholesky(A[diagonal:, diagonal:] - E @ E.T)
-    return L
+
+    def __init__(self, A: np.ndarray, diagonal: int):
+        d = diagonal
+        pivots = np.diagonal(A)[:d]
+        if not np.all(pivots > 0):  # NaN included
+            raise LinAlgError("not positive definite")
+        self.root = np.sqrt(pivots)
+        self.E = A[d:, :d] / self.root
+        G = A[d:, d:] - self.E @ self.E.T if d else A
+        self.R = _cholesky(G) if G.size else G
+
+    def __len__(self) -> int:
+        return self.root.size + self.R.shape[0]
+
+    def diagonal(self) -> np.ndarray:
+        return np.concatenate([self.root, np.diagonal(self.R)])
+
+    def solve(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """L⁻¹ b (or L⁻ᵀ b), for b of shape (m,) or (m, k)."""
+        d = self.root.size
+        if not d:
+            return _solve_lower(self.R, b, transpose)
+        root = self.root if b.ndim == 1 else self.root[:, None]
+        if transpose:
+            y = _solve_lower(self.R, b[d:], transpose=True) if self.R.size else b[d:]
+            return np.concatenate([(b[:d] - self.E.T @ y) / root, y])
+        x = b[:d] / root
+        return np.concatenate([x, _solve_lower(self.R, b[d:] - self.E @ x) if self.R.size else b[d:]])
 
 
 def _block_cholesky(D: np.ndarray) -> np.ndarray:
