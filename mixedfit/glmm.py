@@ -392,6 +392,7 @@ class EntryPattern:
     def __init__(self, positions: np.ndarray, shape: tuple[int, int]):
         self.positions, self.shape = positions, shape
         self.rows, self.cols = np.divmod(positions, shape[1])
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(self.rows, minlength=shape[0]))])
 
 
 class EntryMatrix:
@@ -423,9 +424,9 @@ class EntryMatrix:
             rows, cols = cols, rows
         if x.ndim == 1:
             return np.bincount(rows, weights=self.data * x[cols], minlength=self.shape[0])
-        out = np.zeros((self.shape[0], x.shape[1]))
-        np.add.at(out, rows, self.data[:, None] * x[cols])
-        return out
+        # columns by scipy's product: np.add.at took 50 µs for four, a bincount a column 0.9 ms for 181
+        stored = sp.csr_matrix((self.data, self.pattern.cols, self.pattern.indptr), shape=self.pattern.shape)
+        return (stored.T if self._transposed else stored) @ x
 
     def __add__(self, other: EntryMatrix | np.ndarray) -> EntryMatrix | np.ndarray:
         if isinstance(other, EntryMatrix) and other.pattern is self.pattern and other._transposed == self._transposed:
