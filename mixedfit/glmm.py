@@ -170,7 +170,7 @@ class BlockFactor:
     """
 
     def __init__(self, D: np.ndarray, B: np.ndarray | EntryMatrix, C: np.ndarray, gram: SparseGram | None = None,
-                 diagonal: int = 0):
+                 diagonal: int = 0, below: tuple[SparseGram, np.ndarray] | None = None):
         self.ell, self.S = D.shape[0], D.shape[1]
         if isinstance(B, EntryMatrix) and not (gram is not None and B.pattern is gram.pattern):
             B = B.toarray()  # a partition's sums (the driver factors densely)
@@ -180,7 +180,7 @@ class BlockFactor:
             self.F = _solve_block_columns(self.M0, B) if B.shape[0] else B
             if C.size:
                 FFt = self.F @ self.F.T if gram is None else gram(self.F)
-                self.Lr = RestFactor(C - FFt, diagonal)
+                self.Lr = RestFactor(C - FFt, diagonal, below)
             else:
                 self.Lr = None
         except (LinAlgError, np.linalg.LinAlgError):
@@ -271,17 +271,25 @@ class RestFactor:
     ``R Rᵀ = G − E P⁻¹ Eᵀ`` (grouseticks' 118 broods, in which its
     observation-level first term is nested, before its 63 locations:
     a 63-wide factorization instead of 181, and solves of that width).
-    Raises ``LinAlgError`` where A is not positive definite.
+    ``below``: where E = A[d:, :d] √P⁻¹ has few entries, a ``SparseGram`` of
+    E Eᵀ on their pattern and their flat positions in A (``GlmmModel._sparse_below``):
+    E is then held as its entries (grouseticks: 118 of 63 × 118, a brood in
+    one location).  Raises ``LinAlgError`` where A is not positive definite.
     """
 
-    def __init__(self, A: np.ndarray, diagonal: int):
+    def __init__(self, A: np.ndarray, diagonal: int, below: tuple[SparseGram, np.ndarray] | None = None):
         d = diagonal
         pivots = np.diagonal(A)[:d]
         if not np.all(pivots > 0):  # NaN included
             raise LinAlgError("not positive definite")
         self.root = np.sqrt(pivots)
-        self.E = A[d:, :d] / self.root
-        G = A[d:, d:] - self.E @ self.E.T if d else A
+        if below is None:
+            self.E = A[d:, :d] / self.root
+            G = A[d:, d:] - self.E @ self.E.T if d else A
+        else:
+            gram, at = below
+            self.E = EntryMatrix(A.reshape(-1)[at] / self.root[gram.pattern.cols], gram.pattern)
+            G = A[d:, d:] - gram(self.E)
         self.R = _cholesky(G) if G.size else G
 
     def __len__(self) -> int:
@@ -466,7 +474,7 @@ class SparseGram:
         left = np.repeat(np.arange(keys.size), sizes)
         offsets = np.arange(left.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
         right = starts[level[left]] + offsets
-        width = counts.size * S if counts.size else 0
+        width = pattern.shape[1] if pattern is not None else counts.size * S  # every level has entries
         self.m, self.target = m, row[left] * m + row[right]
         self.first, self.second = [], []
         for s in range(S):
@@ -571,6 +579,7 @@ class GlmmModel:
         self._pair_index = self._pair_indices()
         self._gram = self._sparse_gram()
         self._diagonal = self._diagonal_rows()
+        self._below = self._sparse_below()
         self._level_order = self._sorted_rows()
         self._closures()
 
@@ -591,7 +600,7 @@ class GlmmModel:
         self.start = self.layout.start  # lme4's reTrms$theta for glmer
         self.q = int(sum(t.size * t.nlevels for t in design.terms))
         self._tril0 = np.tril_indices(design.terms[0].size)
-        self._gram, self._diagonal = None, 0  # dense products of the rest (see __init__)
+        self._gram, self._diagonal, self._below = None, 0, None  # dense products of the rest (see __init__)
         self._lp0 = None  # where PIRLS starts (lme4's lp0): the linear predictor without the offset
         self._modes: tuple[np.ndarray, np.ndarray] | None = None  # the last PIRLS's u and β (see pirls)
         self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
@@ -719,7 +728,7 @@ class GlmmModel:
             return BlockFactor(D, sums.B, sums.C)
         C = sums.C.copy()  # the sums stay sums (a partition's may be added to again)
         C.reshape(-1)[:: C.shape[0] + 1] += 1.0  # the diagonal, as a view (diag_indices_from costs more)
-        return BlockFactor(D, sums.B, C, self._gram, self._diagonal)
+        return BlockFactor(D, sums.B, C, self._gram, self._diagonal, self._below)
 
     def _level_sums(self, w: np.ndarray) -> np.ndarray:
         """Per level of the first term, Σ wᵢ zᵢₛ zᵢₜ over its rows for s ≥ t: (ℓ, S(S+1)/2).
@@ -816,6 +825,26 @@ class GlmmModel:
         met = np.full(terms[0].nlevels, -1)
         met[first] = second
         return terms[1].nlevels if np.array_equal(met[first], second) else 0
+
+    def _sparse_below(self) -> tuple[SparseGram, np.ndarray] | None:
+        """E Eᵀ by its nonzero products, for E = A[d:, :d] √P⁻¹ of the rest's factor below its
+        diagonal block (``RestFactor``), and E's entries' flat positions in A; None where E is dense.
+
+        E's entries can sit only where F Fᵀ has some (C's entries are among
+        them: a row's rest entries meet its level of the first term): the pairs
+        ``SparseGram`` of F sums into, below the diagonal block.
+        """
+        m, d = self.q - self.design.terms[0].nlevels * self.design.terms[0].size, self._diagonal
+        if self._gram is None or not 0 < d < m:
+            return None
+        r, c = np.divmod(np.unique(self._gram.target), m)
+        below = (r >= d) & (c < d)
+        keys = np.sort(c[below] * (m - d) + (r[below] - d))  # SparseGram's keys: by column (level)
+        if SparseGram.products(keys, m - d, 1) * _GRAM_DENSE_COST >= (m - d) * (m - d) * d:
+            return None
+        rows, cols = keys % (m - d), keys // (m - d)
+        gram = SparseGram(keys, m - d, 1, EntryPattern(np.sort(rows * d + cols), (m - d, d)))
+        return gram, (gram.pattern.rows + d) * m + gram.pattern.cols
 
     def is_singular(self, theta: np.ndarray) -> bool:
         """lme4's ``isSingular``: a θ with a lower bound within 1e-4 of it."""

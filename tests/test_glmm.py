@@ -456,19 +456,21 @@ def test_block_factor_is_the_cholesky_factor(dense_products, monkeypatch):
     assert_factor_is_the_cholesky_factor(model, np.array([0.7, -0.3, 0.5, 0.4]))
 
 
-@pytest.mark.parametrize("formula, diagonal", [
-    ("TICKS ~ YEAR + HEIGHT + (1 | INDEX) + (1 | BROOD) + (1 | LOCATION)", 118),  # then 63 dense
-    ("TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)", 63),  # the whole rest diagonal
-    ("TICKS ~ YEAR + (1 + cHEIGHT | BROOD) + (1 | LOCATION)", 63),  # F's entries in pairs per level
+@pytest.mark.parametrize("formula, diagonal, below", [
+    ("TICKS ~ YEAR + HEIGHT + (1 | INDEX) + (1 | BROOD) + (1 | LOCATION)", 118, 118),  # then 63 dense
+    ("TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)", 63, None),  # the whole rest diagonal
+    ("TICKS ~ YEAR + (1 + cHEIGHT | BROOD) + (1 | LOCATION)", 63, None),  # F's entries in pairs per level
 ])
-def test_block_factor_eliminates_a_diagonal_block_of_the_rest(formula, diagonal):
+def test_block_factor_eliminates_a_diagonal_block_of_the_rest(formula, diagonal, below):
     # grouseticks' observations are nested in broods, its broods in locations: the second term's
     # block of the rest stays diagonal after the first term's elimination, and is eliminated so;
-    # B and F are held as their entries (EntryMatrix), which F Fᵀ reads
+    # B and F are held as their entries (EntryMatrix), which F Fᵀ reads, and so is the block below
+    # the diagonal one, one entry per brood (its location)
     fam = family("poisson")
     model = GlmmModel(build_design(formula, mf.load_dataset("grouseticks"), family=fam), fam)
     assert model._diagonal == diagonal
     assert model._gram.pattern is not None
+    assert (None if model._below is None else model._below[0].pattern.positions.size) == below
     assert_factor_is_the_cholesky_factor(model, np.linspace(0.4, 1.3, model.ntheta))
 
 
