@@ -786,7 +786,8 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
     factors = _factors(parsed, frame)
     column_terms, column_suffixes = dict(zip(xnames, assign)), dict(zip(xnames, suffixes))
     offset_values = _offset(parsed, frame, offset_key)
-    rows = frame_data.index[frame.keep]
+    # the index itself where every row is kept: selecting it is 0.1-0.2 ms of a small fit's first pandas work
+    rows = frame_data.index if frame.n_dropped == 0 else frame_data.index[frame.keep]
     _check_values(parsed.response_label, y, X, xnames, offset_values, terms, rows)
     dropped: list[str] = []
     badly_scaled = False

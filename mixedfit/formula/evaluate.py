@@ -88,6 +88,8 @@ def column_value(series: pd.Series, name: str) -> np.ndarray | RFactor:
     ['a', 'b']
     """
     dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":  # the common case, before pandas' dtype tests
+        return series.to_numpy(dtype=float, na_value=np.nan)
     if isinstance(dtype, pd.CategoricalDtype):
         return as_factor(series)
     if pd.api.types.is_bool_dtype(dtype) and not series.isna().any():
@@ -134,6 +136,8 @@ def is_logical_with_na(series: pd.Series) -> bool:
     """
     # The dtype first: looking for missing values costs more, and only logical
     # or object columns can be logical.
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "iufcmM":
+        return False
     logical = pd.api.types.is_bool_dtype(series.dtype)
     if not (logical or series.dtype == object) or not series.isna().any():
         return False

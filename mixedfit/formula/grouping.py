@@ -55,10 +55,11 @@ def _make_factor(node: Node, frame: ModelFrame, evaluator: Evaluator) -> RFactor
         # The raw column keeps integers integers: level 100000, not 1e+05.
         column = evaluator.column(node.name)
         raw = column.take(frame.keep) if isinstance(column, RFactor) else column[frame.keep]
-        series = evaluator.data[evaluator.names[node.name]]
-        if pd.api.types.is_integer_dtype(series.dtype) and column.dtype.kind == "f":
+        if isinstance(column, np.ndarray) and column.dtype.kind == "f":
             # nullable integers with NA are floats in the frame; their ids stay exact
-            raw = series.to_numpy(dtype=object)[frame.keep]
+            series = evaluator.data[evaluator.names[node.name]]
+            if pd.api.types.is_integer_dtype(series.dtype):
+                raw = series.to_numpy(dtype=object)[frame.keep]
         return as_factor(raw)
     value = frame[node]
     if isinstance(value, Logical):

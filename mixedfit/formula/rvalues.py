@@ -230,7 +230,7 @@ def as_factor(values: object) -> RFactor:
         return values
     if isinstance(values, pd.Categorical | pd.Series) and isinstance(
             getattr(values, "dtype", None), pd.CategoricalDtype):
-        categorical = pd.Categorical(values)
+        categorical = values.array if isinstance(values, pd.Series) else values  # no new Categorical
         return _by_label(categorical.codes, categorical.categories.tolist(),
                          bool(categorical.ordered))
     values = np.asarray(values)
