@@ -169,8 +169,8 @@ class BlockFactor:
     Raises ``PirlsError`` where A is not positive definite.
     """
 
-    def __init__(self, D: np.ndarray, B: np.ndarray | EntryMatrix, C: np.ndarray, gram: SparseGram | None = None,
-                 diagonal: int = 0, below: tuple[SparseGram, np.ndarray] | None = None):
+    def __init__(self, D: np.ndarray, B: np.ndarray | EntryMatrix, C: np.ndarray | EntryMatrix,
+                 gram: SparseGram | None = None, diagonal: int = 0, entries: RestEntries | None = None):
         self.ell, self.S = D.shape[0], D.shape[1]
         if isinstance(B, EntryMatrix) and not (gram is not None and B.pattern is gram.pattern):
             B = B.toarray()  # a partition's sums (the driver factors densely)
@@ -178,9 +178,11 @@ class BlockFactor:
             self.L0 = _block_cholesky(D)
             self.M0 = batched_lower_inverse(self.L0)  # the blocks' inverses: solves are products
             self.F = _solve_block_columns(self.M0, B) if B.shape[0] else B
-            if C.size:
+            if isinstance(C, EntryMatrix):  # on the rest's entries (RestEntries)
+                self.Lr = RestFactor(C.data - entries.products(self.F), diagonal, entries)
+            elif C.size:
                 FFt = self.F @ self.F.T if gram is None else gram(self.F)
-                self.Lr = RestFactor(C - FFt, diagonal, below)
+                self.Lr = RestFactor(C - FFt, diagonal)
             else:
                 self.Lr = None
         except (LinAlgError, np.linalg.LinAlgError):
@@ -271,25 +273,25 @@ class RestFactor:
     ``R Rᵀ = G − E P⁻¹ Eᵀ`` (grouseticks' 118 broods, in which its
     observation-level first term is nested, before its 63 locations:
     a 63-wide factorization instead of 181, and solves of that width).
-    ``below``: where E = A[d:, :d] √P⁻¹ has few entries, a ``SparseGram`` of
-    E Eᵀ on their pattern and their flat positions in A (``GlmmModel._sparse_below``):
-    E is then held as its entries (grouseticks: 118 of 63 × 118, a brood in
-    one location).  Raises ``LinAlgError`` where A is not positive definite.
+    ``entries``: where A is held as its entries on ``RestEntries``' pattern
+    (``A`` is then their values), and E = A[d:, :d] √P⁻¹ as its entries too
+    (grouseticks: 118 of 63 × 118, a brood in one location).  Raises
+    ``LinAlgError`` where A is not positive definite.
     """
 
-    def __init__(self, A: np.ndarray, diagonal: int, below: tuple[SparseGram, np.ndarray] | None = None):
+    def __init__(self, A: np.ndarray, diagonal: int, entries: RestEntries | None = None):
         d = diagonal
-        pivots = np.diagonal(A)[:d]
+        pivots = np.diagonal(A)[:d] if entries is None else A[entries.diagonal]
         if not np.all(pivots > 0):  # NaN included
             raise LinAlgError("not positive definite")
         self.root = np.sqrt(pivots)
-        if below is None:
+        if entries is None:
             self.E = A[d:, :d] / self.root
             G = A[d:, d:] - self.E @ self.E.T if d else A
         else:
-            gram, at = below
-            self.E = EntryMatrix(A.reshape(-1)[at] / self.root[gram.pattern.cols], gram.pattern)
-            G = A[d:, d:] - gram(self.E)
+            below = entries.below
+            self.E = EntryMatrix(A[entries.below_at] / self.root[below.pattern.cols], below.pattern)
+            G = A[entries.trailing].reshape(entries.width, entries.width) - below(self.E)
         self.R = _cholesky(G) if G.size else G
 
     def __len__(self) -> int:
@@ -444,6 +446,58 @@ class EntryMatrix:
     __radd__ = __add__
 
 
+class RestEntries:
+    """The rest's A = C + I − F Fᵀ held as its entries where its leading ``d`` × ``d`` block is
+    diagonal (``GlmmModel._diagonal_rows``) and the block E below it has few entries: that
+    diagonal, E's entries (``below``, a ``SparseGram`` of E Eᵀ on them) and the dense trailing
+    block, of width ``m − d`` (``RestFactor``).  The block right of the diagonal one is Eᵀ, and
+    the diagonal block's off-diagonal entries are zeros: neither is held.
+
+    On a rest nested in the first term, with a diagonal block of thousands
+    of levels, the dense m × m arrays of C and F Fᵀ and their sums, copies
+    and differences cost most of a PIRLS step.  ``products`` gives F Fᵀ at
+    these entries (``gram`` of F, restricted to them), ``rest_sums`` C there
+    from the rows (``pairs``: ``GlmmModel._pair_indices``' rest-by-rest).
+    """
+
+    def __init__(self, gram: SparseGram, pairs: tuple, below: SparseGram, m: int, d: int):
+        w = m - d
+        trailing = (np.arange(w)[:, None] + d) * m + (np.arange(w)[None, :] + d)
+        at = np.concatenate([np.arange(d) * (m + 1), (below.pattern.rows + d) * m + below.pattern.cols,
+                             trailing.reshape(-1)])
+        order = np.argsort(at)
+        self.pattern = EntryPattern(at[order], (m, m))
+        place = np.empty_like(order)
+        place[order] = np.arange(order.size)
+        self.diagonal, self.below_at = place[:d], place[d: d + below.pattern.positions.size]
+        self.trailing = place[d + below.pattern.positions.size:]
+        self.identity = np.zeros(at.size)
+        self.identity[np.concatenate([self.diagonal, self.trailing[:: w + 1]])] = 1.0
+        self.below, self.width = below, w
+        target = self._places(gram.target)
+        kept = target < at.size  # products outside the entries (right of the diagonal block)
+        self._first, self._second, self._target = gram.first[kept], gram.second[kept], target[kept]
+        slots, positions = pairs
+        where = self._places(np.arange(m * m) if positions is None else positions)
+        self._slots = [(a, b, where[index]) for a, b, index in slots]
+
+    def _places(self, positions: np.ndarray) -> np.ndarray:
+        """Each flat position's place among the entries; their number where it is not one."""
+        found = np.searchsorted(self.pattern.positions, positions)
+        clipped = np.minimum(found, self.pattern.positions.size - 1)
+        return np.where(self.pattern.positions[clipped] == positions, found, self.pattern.positions.size)
+
+    def products(self, F: EntryMatrix) -> np.ndarray:
+        """F Fᵀ at the entries."""
+        return np.bincount(self._target, weights=F.data[self._first] * F.data[self._second],
+                           minlength=self.pattern.positions.size)
+
+    def rest_sums(self, rest: np.ndarray) -> EntryMatrix:
+        """C, the rest's weighted products with itself (``rest``: the rows' weighted entries), at the entries."""
+        n = self.pattern.positions.size
+        return EntryMatrix(_entry_sums(self._slots, rest, rest, n + 1)[:n], self.pattern)
+
+
 def _entry_sums(slots: list[tuple[int, int, np.ndarray]], left: np.ndarray, right: np.ndarray, size: int) -> np.ndarray:
     """Σᵢ leftᵢₐ rightᵢᵦ at each row's place (``index``) among ``size`` entries, over the pairs of slots (a, b)."""
     sums = np.zeros(size)
@@ -579,7 +633,7 @@ class GlmmModel:
         self._pair_index = self._pair_indices()
         self._gram = self._sparse_gram()
         self._diagonal = self._diagonal_rows()
-        self._below = self._sparse_below()
+        self._entries = self._rest_entries()
         self._level_order = self._sorted_rows()
         self._closures()
 
@@ -600,7 +654,7 @@ class GlmmModel:
         self.start = self.layout.start  # lme4's reTrms$theta for glmer
         self.q = int(sum(t.size * t.nlevels for t in design.terms))
         self._tril0 = np.tril_indices(design.terms[0].size)
-        self._gram, self._diagonal, self._below = None, 0, None  # dense products of the rest (see __init__)
+        self._gram, self._diagonal, self._entries = None, 0, None  # dense products of the rest (see __init__)
         self._lp0 = None  # where PIRLS starts (lme4's lp0): the linear predictor without the offset
         self._modes: tuple[np.ndarray, np.ndarray] | None = None  # the last PIRLS's u and β (see pirls)
         self._agq = _gauss_hermite(self.nagq) if self.nagq > 1 else None
@@ -697,7 +751,8 @@ class GlmmModel:
         vr = np.hstack(values[1:]) * sqrtw[:, None]
         if self._pair_index is not None:
             B = self._rest_by_first(vr, v0, (self.q - q0, q0))
-            C = self._dense_products(self._pair_index[1], vr, vr, (self.q - q0, self.q - q0))
+            C = self._dense_products(self._pair_index[1], vr, vr, (self.q - q0, self.q - q0)) \
+                if self._entries is None else self._entries.rest_sums(vr)
         else:
             rest = self._sparse(vr, self._columns[:, S0:] - q0, self.q - q0)
             C = (rest.T @ rest).toarray()
@@ -724,11 +779,19 @@ class GlmmModel:
             G[:, rows, cols] = G[:, cols, rows] = level
             D = template0.T @ G @ template0
             D[:, np.arange(S0), np.arange(S0)] += 1.0
-        if not sums.C.size:
-            return BlockFactor(D, sums.B, sums.C)
-        C = sums.C.copy()  # the sums stay sums (a partition's may be added to again)
+        C = sums.C
+        if isinstance(C, EntryMatrix) and C.pattern is not getattr(self._entries, "pattern", None):
+            # a partition's sums: the driver factors densely, and reads the lower triangle (which
+            # the entries hold; the block right of the diagonal one, Eᵀ, is left 0)
+            C = C.toarray()
+        if isinstance(C, EntryMatrix):
+            return BlockFactor(D, sums.B, EntryMatrix(C.data + self._entries.identity, C.pattern), self._gram,
+                               self._diagonal, self._entries)
+        if not C.size:
+            return BlockFactor(D, sums.B, C)
+        C = C.copy()  # the sums stay sums (a partition's may be added to again)
         C.reshape(-1)[:: C.shape[0] + 1] += 1.0  # the diagonal, as a view (diag_indices_from costs more)
-        return BlockFactor(D, sums.B, C, self._gram, self._diagonal, self._below)
+        return BlockFactor(D, sums.B, C, self._gram, self._diagonal)
 
     def _level_sums(self, w: np.ndarray) -> np.ndarray:
         """Per level of the first term, Σ wᵢ zᵢₛ zᵢₜ over its rows for s ≥ t: (ℓ, S(S+1)/2).
@@ -826,16 +889,17 @@ class GlmmModel:
         met[first] = second
         return terms[1].nlevels if np.array_equal(met[first], second) else 0
 
-    def _sparse_below(self) -> tuple[SparseGram, np.ndarray] | None:
-        """E Eᵀ by its nonzero products, for E = A[d:, :d] √P⁻¹ of the rest's factor below its
-        diagonal block (``RestFactor``), and E's entries' flat positions in A; None where E is dense.
+    def _rest_entries(self) -> RestEntries | None:
+        """The rest's C and C − F Fᵀ as their entries (``RestEntries``) where they are few: the rest
+        has a diagonal block (``_diagonal_rows``), F Fᵀ is taken by its nonzero products, and the
+        block below the diagonal one has few entries; None: dense.
 
         E's entries can sit only where F Fᵀ has some (C's entries are among
         them: a row's rest entries meet its level of the first term): the pairs
         ``SparseGram`` of F sums into, below the diagonal block.
         """
         m, d = self.q - self.design.terms[0].nlevels * self.design.terms[0].size, self._diagonal
-        if self._gram is None or not 0 < d < m:
+        if self._gram is None or self._gram.pattern is None or not 0 < d < m:
             return None
         r, c = np.divmod(np.unique(self._gram.target), m)
         below = (r >= d) & (c < d)
@@ -843,8 +907,8 @@ class GlmmModel:
         if SparseGram.products(keys, m - d, 1) * _GRAM_DENSE_COST >= (m - d) * (m - d) * d:
             return None
         rows, cols = keys % (m - d), keys // (m - d)
-        gram = SparseGram(keys, m - d, 1, EntryPattern(np.sort(rows * d + cols), (m - d, d)))
-        return gram, (gram.pattern.rows + d) * m + gram.pattern.cols
+        return RestEntries(self._gram, self._pair_index[1], SparseGram(
+            keys, m - d, 1, EntryPattern(np.sort(rows * d + cols), (m - d, d))), m, d)
 
     def is_singular(self, theta: np.ndarray) -> bool:
         """lme4's ``isSingular``: a θ with a lower bound within 1e-4 of it."""

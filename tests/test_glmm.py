@@ -470,7 +470,7 @@ def test_block_factor_eliminates_a_diagonal_block_of_the_rest(formula, diagonal,
     model = GlmmModel(build_design(formula, mf.load_dataset("grouseticks"), family=fam), fam)
     assert model._diagonal == diagonal
     assert model._gram.pattern is not None
-    assert (None if model._below is None else model._below[0].pattern.positions.size) == below
+    assert (None if model._entries is None else model._entries.below.pattern.positions.size) == below
     assert_factor_is_the_cholesky_factor(model, np.linspace(0.4, 1.3, model.ntheta))
 
 
@@ -496,14 +496,17 @@ def assert_factor_is_the_cholesky_factor(model: GlmmModel, theta: np.ndarray) ->
         offset += term.nlevels * term.size
 
 
-def test_step_sums_of_parts_of_the_rows_add_up_to_the_step():
+@pytest.mark.parametrize("formula, theta", [
+    ("TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)", [1.2, 0.6]),
+    ("TICKS ~ YEAR + HEIGHT + (1 | INDEX) + (1 | BROOD) + (1 | LOCATION)", [0.5, 1.2, 0.6]),  # sums as entries
+])
+def test_step_sums_of_parts_of_the_rows_add_up_to_the_step(formula, theta):
     # PIRLS's split: the row sums of a step over two parts of the rows add up to those of all the
     # rows, and the solve from the added sums is the step (what a pass over partitions relies on)
     fam = family("poisson")
-    design = build_design("TICKS ~ YEAR + HEIGHT + (1 | BROOD) + (1 | LOCATION)",
-                          mf.load_dataset("grouseticks"), family=fam)
+    design = build_design(formula, mf.load_dataset("grouseticks"), family=fam)
     model = GlmmModel(design, fam)
-    theta = np.array([1.2, 0.6])
+    theta = np.array(theta)
     values, template0 = model._term_values(theta), model.layout.templates(theta)[0]
     zlt = model.zlambda(theta).T
     rng = np.random.default_rng(3)
