@@ -630,8 +630,9 @@ class GlmmModel:
         self.trials = np.ones(n) if design.trials is None else np.asarray(design.trials, float)
         self.offset = np.zeros(n) if design.offset is None else np.asarray(design.offset, float)
         self._columns = self._z_columns()
-        self._pair_index = self._pair_indices()
-        self._gram = self._sparse_gram()
+        keys = self._gram_keys()
+        self._pair_index = self._pair_indices(nested=keys is not None)
+        self._gram = self._sparse_gram(keys)
         self._diagonal = self._diagonal_rows()
         self._entries = self._rest_entries()
         self._level_order = self._sorted_rows()
@@ -835,14 +836,16 @@ class GlmmModel:
             return self._dense_products(self._pair_index[0], rest, first, shape)
         return EntryMatrix(_entry_sums(self._pair_index[0][0], rest, first, pattern.positions.size), pattern)
 
-    def _pair_indices(self) -> tuple[tuple, tuple] | None:
+    def _pair_indices(self, nested: bool) -> tuple[tuple, tuple] | None:
         """Per pair of entry slots of a row, where each row's product lands in the dense rest-by-first and
-        rest-by-rest products (``_dense_products``); None where those would be too large to hold
-        densely (sparse products instead)."""
+        rest-by-rest products (``_dense_products``), or among their entries; None where those would be
+        too large to hold densely (sparse products instead), unless the rest is ``nested`` in the
+        first term (F Fᵀ by ``SparseGram``): B is then held as its entries, and C too where it has a
+        diagonal block (``RestEntries``)."""
         S0 = self.design.terms[0].size
         q0 = self.design.terms[0].nlevels * S0
         qr = self.q - q0
-        if not qr or qr * (q0 + qr) > _DENSE_PRODUCTS:
+        if not qr or (qr * (q0 + qr) > _DENSE_PRODUCTS and not nested):
             return None
         rest, first = self._columns[:, S0:] - q0, self._columns[:, :S0]
 
@@ -856,8 +859,9 @@ class GlmmModel:
 
         return pairs(rest, first, q0), pairs(rest, rest, qr)
 
-    def _sparse_gram(self) -> SparseGram | None:
-        """F Fᵀ by its nonzero products where they are few (see ``SparseGram``); None: a dense product."""
+    def _gram_keys(self) -> np.ndarray | None:
+        """F's entries (``SparseGram.entries``) where F Fᵀ is taken by its nonzero products, they being
+        few (the rest nearly nested in the first term); None: a dense product."""
         first = self.design.terms[0]
         q0 = first.nlevels * first.size
         qr = self.q - q0
@@ -868,6 +872,15 @@ class GlmmModel:
         # a bincount's product costs about as much as _GRAM_DENSE_COST multiplications in BLAS
         if SparseGram.products(keys, qr, first.size) * _GRAM_DENSE_COST >= qr * qr * q0:
             return None
+        return keys
+
+    def _sparse_gram(self, keys: np.ndarray | None) -> SparseGram | None:
+        """F Fᵀ by its nonzero products on F's entries ``keys`` (see ``SparseGram``); None: a dense product."""
+        if keys is None:
+            return None
+        first = self.design.terms[0]
+        q0 = first.nlevels * first.size
+        qr = self.q - q0
         # F held as its entries on B's structural nonzeros, where B is summed into them
         positions = None if self._pair_index is None else self._pair_index[0][1]
         return SparseGram(keys, qr, first.size, None if positions is None else EntryPattern(positions, (qr, q0)))

@@ -474,6 +474,17 @@ def test_block_factor_eliminates_a_diagonal_block_of_the_rest(formula, diagonal,
     assert_factor_is_the_cholesky_factor(model, np.linspace(0.4, 1.3, model.ntheta))
 
 
+def test_nested_rest_is_held_as_entries_beyond_the_dense_limit(monkeypatch):
+    # the limit on the dense products is for crossed rests: one nested in the first term is held as
+    # its entries however large (a simulated 5,000-row grouseticks took 1 s a PIRLS step densely)
+    monkeypatch.setattr("mixedfit.glmm._DENSE_PRODUCTS", 0)
+    fam = family("poisson")
+    model = GlmmModel(build_design("TICKS ~ YEAR + HEIGHT + (1 | INDEX) + (1 | BROOD) + (1 | LOCATION)",
+                                   mf.load_dataset("grouseticks"), family=fam), fam)
+    assert model._pair_index is not None and model._entries is not None
+    assert_factor_is_the_cholesky_factor(model, np.linspace(0.4, 1.3, model.ntheta))
+
+
 def assert_factor_is_the_cholesky_factor(model: GlmmModel, theta: np.ndarray) -> None:
     """The block factor at θ and random weights solves ΛᵀZᵀWZΛ + I, and has its log-determinant and
     the diagonal blocks of its inverse."""
