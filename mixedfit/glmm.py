@@ -912,16 +912,17 @@ class GlmmModel:
         ``SparseGram`` of F sums into, below the diagonal block.
         """
         m, d = self.q - self.design.terms[0].nlevels * self.design.terms[0].size, self._diagonal
-        if self._gram is None or self._gram.pattern is None or not 0 < d < m:
+        if self._gram is None or self._gram.pattern is None or not d:
             return None
+        w = m - d  # the trailing block's width: 0 where the whole rest is diagonal
         r, c = np.divmod(np.unique(self._gram.target), m)
         below = (r >= d) & (c < d)
-        keys = np.sort(c[below] * (m - d) + (r[below] - d))  # SparseGram's keys: by column (level)
-        if SparseGram.products(keys, m - d, 1) * _GRAM_DENSE_COST >= (m - d) * (m - d) * d:
+        keys = np.sort(c[below] * w + (r[below] - d))  # SparseGram's keys: by column (level)
+        if w and SparseGram.products(keys, w, 1) * _GRAM_DENSE_COST >= w * w * d:
             return None
-        rows, cols = keys % (m - d), keys // (m - d)
+        rows, cols = (keys % w, keys // w) if w else (keys, keys)
         return RestEntries(self._gram, self._pair_index[1], SparseGram(
-            keys, m - d, 1, EntryPattern(np.sort(rows * d + cols), (m - d, d))), m, d)
+            keys, w, 1, EntryPattern(np.sort(rows * d + cols), (w, d))), m, d)
 
     def is_singular(self, theta: np.ndarray) -> bool:
         """lme4's ``isSingular``: a θ with a lower bound within 1e-4 of it."""
