@@ -254,6 +254,14 @@ CASES: list[Case] = [
         size="small", repeats=3, family="poisson", statsmodels_na=GLMM_NA,
         note="lme4's ?grouseticks model; cHEIGHT is HEIGHT centred",
     ),
+    Case(
+        key="glmm_sim_nested", title="sim binomial (1|subj)+(1|clinic), 10,000 in 2,000",
+        source="sim_glmm_nested", formula="y ~ x + (1|subj) + (1|clinic)", reml=False,
+        size="medium", repeats=3, family="binomial", statsmodels_na=GLMM_NA,
+        note="four 0/1 outcomes for each of 10,000 subjects, five subjects in each of 2,000 clinics "
+             "(subject labels unique): a large two-level nested GLMM",
+        sim=dict(n_clinic=2000, n_subj=5, n_obs=4, seed=20261207, beta=(-0.5, 0.4), sd=(0.5, 0.8)),
+    ),
 ]
 
 CASES_BY_KEY = {c.key: c for c in CASES}
@@ -410,12 +418,25 @@ def _sim_nested3(p: dict, rng: np.random.Generator) -> pd.DataFrame:
                          "school": _factor(school, "s", ks), "class": _factor(klass, "c", kc)})
 
 
+def _sim_glmm_nested(p: dict, rng: np.random.Generator) -> pd.DataFrame:
+    kc, ks, m = p["n_clinic"], p["n_subj"], p["n_obs"]
+    clinic = np.repeat(np.arange(kc), ks * m)
+    subj = np.repeat(np.arange(kc * ks), m)
+    x = rng.normal(0.0, 1.0, size=clinic.size)
+    sd = p["sd"]
+    eta = (p["beta"][0] + p["beta"][1] * x + rng.normal(0.0, sd[0], size=kc)[clinic]
+           + rng.normal(0.0, sd[1], size=kc * ks)[subj])
+    y = rng.binomial(1, 1.0 / (1.0 + np.exp(-eta))).astype(float)
+    return pd.DataFrame({"y": y, "x": x, "subj": _factor(subj, "s", kc * ks), "clinic": _factor(clinic, "c", kc)})
+
+
 _SIMULATIONS = {
     "sim_crossed_slopes": _sim_crossed_slopes,
     "sim_nested_slopes": _sim_nested_slopes,
     "sim_factor_slopes": _sim_factor_slopes,
     "sim_crossed_big": _sim_crossed_big,
     "sim_nested3": _sim_nested3,
+    "sim_glmm_nested": _sim_glmm_nested,
 }
 
 
