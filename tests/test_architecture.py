@@ -29,7 +29,8 @@ LAYOUT_PAGE = PACKAGE.parent / "docs" / "architecture.md"
 #: Each floor's modules, bottom first (a name ending in "." stands for a subpackage).
 FLOORS = [
     ("base", ["mixedfit.errors", "mixedfit.rformat", "mixedfit.formula.", "mixedfit.terms", "mixedfit.family",
-              "mixedfit.theta", "mixedfit.blocks.", "mixedfit.supernodal", "mixedfit.optimize", "mixedfit.progress",
+              "mixedfit.theta", "mixedfit.blocks.", "mixedfit.glmm_factor", "mixedfit.supernodal", "mixedfit.optimize",
+              "mixedfit.progress",
               "mixedfit.datasets", "mixedfit.column_types", "mixedfit.partitions", "mixedfit.dask_tasks",
               "mixedfit.dask_opening", "mixedfit.quantiles", "mixedfit.cores", "mixedfit.distributions"]),
     ("engines", ["mixedfit.model", "mixedfit.glmm"]),
