@@ -506,7 +506,7 @@ class GlmmModel:
         return terms[1].nlevels if np.array_equal(met[first], second) else 0
 
     def _rest_entries(self) -> RestEntries | None:
-        """The rest's C and C − F Fᵀ as their entries (``RestEntries``) where they are few: the rest
+        """The rest's C and C + I − F Fᵀ as their entries (``RestEntries``) where they are few: the rest
         has a diagonal block (``_diagonal_rows``), F Fᵀ is taken by its nonzero products, and the
         block below the diagonal one has few entries; None: dense.
 

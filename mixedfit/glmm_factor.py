@@ -32,8 +32,10 @@ class BlockFactor:
     eliminating it, densely: ``A = [D Bᵀ; B C]``, ``L = [L0 0; F Lr]`` with
     ``F = B L0⁻ᵀ`` and ``Lr Lrᵀ = C − F Fᵀ``.  Where the first ``diagonal``
     rows of the rest have a diagonal block in ``C − F Fᵀ`` (see
-    ``RestFactor``), they are eliminated first, by their square roots.
-    Raises ``LinAlgError`` where A is not positive definite.
+    ``RestFactor``), they are eliminated first, by their square roots.  B
+    and F, and C with ``entries``, may be held as their entries
+    (``EntryMatrix``; ``gram``: F Fᵀ by ``SparseGram``).  Raises
+    ``LinAlgError`` where A is not positive definite.
     """
 
     def __init__(self, D: np.ndarray, B: np.ndarray | EntryMatrix, C: np.ndarray | EntryMatrix,
