@@ -409,7 +409,7 @@ class SparseGram:
             self.first, self.second = (np.searchsorted(pattern.positions, self.first),
                                        np.searchsorted(pattern.positions, self.second))
         self.target = np.tile(self.target, S)
-        self.width, self.pattern = width, pattern
+        self.pattern = pattern
 
     @staticmethod
     def entries(rest_rows: np.ndarray, levels: np.ndarray, m: int) -> np.ndarray:
