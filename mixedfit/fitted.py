@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.linalg import lapack
 
-from .blocks import batched_lower_inverse
+from .blocks import Factor, batched_lower_inverse
 from .model import Convergence, MixedModel
 from .optimize import OptSummary
 from .terms import SCALE_MESSAGE
@@ -35,6 +35,8 @@ class LinearFit:
         The optimizer's record; ``opt.final`` is θ̂.
     conv : Convergence
         lme4's convergence checks at θ̂.
+    factor : Factor, optional
+        The model's factor at θ̂, where the caller has it (default: made here).
     data_name, weights_name, offset_name : str, optional
         Names kept for printing.
 
@@ -58,6 +60,7 @@ class LinearFit:
         opt: OptSummary,
         conv: Convergence,
         *,
+        factor: Factor | None = None,
         data_name: str | None = None,
         weights_name: str | None = None,
         offset_name: str | None = None,
@@ -72,7 +75,7 @@ class LinearFit:
         self.reml = model.reml
         self.formula = design.formula
         self.nobs = design.nobs
-        self._factor = model.factor(opt.final)
+        self._factor = model.factor(opt.final) if factor is None else factor
         beta, u = model.cross.solve(self._factor)
         self._beta = beta
         self._u = u  # engine order
