@@ -205,6 +205,31 @@ def test_cross_blocks_add_over_row_partitions(name, formula):
     assert MixedModel(design, blocks=summed).objective(theta) == pytest.approx(MixedModel(design).objective(theta), rel=1e-12)
 
 
+def _dense_z(term) -> np.ndarray:
+    """A term's Z as a dense (n, ℓS) array: row i holds z_i in its level's S columns."""
+    n, S = term.z.shape
+    Z = np.zeros((n, term.nlevels * S))
+    Z[np.arange(n)[:, None], term.codes[:, None] * S + np.arange(S)] = term.z
+    return Z
+
+
+@pytest.mark.parametrize("name, formula", CASES + [("Pastes", "strength ~ 1 + (1|batch/cask)"), ("sleepstudy", "Reaction ~ Days + (Days|Subject) + (1|Days)")])
+def test_cross_blocks_random_parts_are_the_dense_cross_products(name, formula):
+    data = mf.load_dataset(name)
+    weights = np.random.default_rng(3).uniform(0.5, 2.0, len(data))
+    design = build_design(formula, data, weights=weights)
+    cross = MixedModel(design).cross
+    first, *rest = [_dense_z(t) for t in cross.terms]
+    Zr = np.hstack(rest)
+    w = design.weights[:, None]
+    blocks = CrossBlocks.from_design(design)
+    qr = Zr.shape[1]
+    np.testing.assert_allclose(blocks.R0.toarray(), Zr.T @ (w * first), rtol=1e-13, atol=1e-10)
+    np.testing.assert_allclose(blocks.Arr[:qr, :qr], Zr.T @ (w * Zr), rtol=1e-13, atol=1e-10)
+    assert blocks.R0.has_sorted_indices
+    np.testing.assert_array_equal(blocks.Arr, blocks.Arr.T)
+
+
 @pytest.mark.parametrize("name, formula", [
     ("sleepstudy", "Reaction ~ Days + (1|Days) + (Days||Subject)"),
     ("Machines", "score ~ Machine + (1|Worker) + (0 + Machine|Worker) + (1|Worker:Machine)"),

@@ -29,11 +29,6 @@ def _level_crossprod(term: RandomEffectsTerm, sw: np.ndarray) -> np.ndarray:
     return out
 
 
-def _term_columns(term: RandomEffectsTerm) -> np.ndarray:
-    """Column index (level-major) in the term's block of each (row, s), shape (n, S)."""
-    return term.codes[:, None] * term.size + np.arange(term.size)[None, :]
-
-
 def _dense_by_term(F: np.ndarray, term: RandomEffectsTerm, sw: np.ndarray) -> np.ndarray:
     """``Fᵀ W Z_t`` for a dense (n, k) matrix ``F`` already scaled by √w: shape (k, q_t)."""
     z = term.z * sw[:, None]
@@ -44,26 +39,33 @@ def _dense_by_term(F: np.ndarray, term: RandomEffectsTerm, sw: np.ndarray) -> np
     return out.reshape(F.shape[1], -1)
 
 
-def _sparse_term_by_term(a: RandomEffectsTerm, b: RandomEffectsTerm, sw: np.ndarray) -> sp.csr_matrix:
-    """``Z_aᵀ W Z_b`` as a sparse (q_a, q_b) matrix."""
-    za = a.z * sw[:, None]
-    zb = b.z * sw[:, None]
-    rows = np.repeat(_term_columns(a)[:, :, None], b.size, axis=2).ravel()
-    cols = np.repeat(_term_columns(b)[:, None, :], a.size, axis=1).ravel()
-    vals = (za[:, :, None] * zb[:, None, :]).ravel()
-    m = sp.coo_matrix((vals, (rows, cols)), shape=(a.nlevels * a.size, b.nlevels * b.size))
-    return m.tocsr()
+def _weighted_rows(term: RandomEffectsTerm, sw: np.ndarray) -> sp.csr_matrix:
+    """``W^½ Z_t`` as a sparse (n, q_t) matrix: each row's S entries in its level's columns."""
+    n, S = term.z.shape
+    columns = term.codes[:, None] * S + np.arange(S)[None, :]
+    return sp.csr_matrix(((term.z * sw[:, None]).ravel(), columns.ravel(), np.arange(0, n * S + 1, S)),
+                         shape=(n, term.nlevels * S))
 
 
-def _lower_mirrored_levels(block: np.ndarray, size: int) -> np.ndarray:
-    """A term's own block ``Z_tᵀWZ_t``, zero between levels, with each level's S×S block made symmetric
-    from its lower triangle (in place)."""
-    if size > 1:
-        ell = block.shape[0] // size
-        at = np.arange(ell)
-        levels = block.reshape(ell, size, ell, size)
-        levels[at, :, at, :] = symmetric_from_lower(levels[at, :, at, :])
-    return block
+def _term_by_term(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
+    """``Z_aᵀ W Z_b`` from ``(W^½ Z_a)ᵀ`` (q_a, n) and ``W^½ Z_b`` (n, q_b), each entry summed over
+    the rows in their order.
+
+    A sparse product touches each row's S_a × S_b products once and sums them
+    in place; a list of all n S_a S_b of them, sorted and summed as duplicates,
+    cost more than the rest of the sums (``CrossBlocks.from_design`` on
+    (x|school/class), 36,000 rows: 21 → 11 ms; MixedModels.jl's InstEval model 52 → 21 ms).
+    """
+    product = left @ right
+    product.sort_indices()
+    return product
+
+
+def _level_blocks_into(target: np.ndarray, blocks: np.ndarray) -> None:
+    """Write a term's per-level (ℓ, S, S) blocks on the diagonal of ``target`` (ℓS × ℓS, zero between levels)."""
+    ell, S, _ = blocks.shape
+    at = np.arange(ell)
+    target.reshape(ell, S, ell, S)[at, :, at, :] = blocks
 
 
 def engine_plan(terms: list[RandomEffectsTerm]) -> list[list[int]]:
@@ -277,24 +279,25 @@ class CrossBlocks:
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
         qr = int(offsets[-1])
         m = qr + F.shape[1]
+        weighted = [_weighted_rows(t, sw) for t in terms] if rest else []
+        by_level = [z.T.tocsr() for z in weighted[1:]]  # the rest terms' levels' rows, in their order
         R0 = (
-            sp.vstack([_sparse_term_by_term(t, first, sw) for t in rest]).tocsr()
+            sp.vstack([_term_by_term(levels, weighted[0]) for levels in by_level]).tocsr()
             if rest
             else sp.csr_matrix((0, first.size * first.nlevels))
         )
         check_dense_memory(first, rest, m)
         # Each block below the diagonal is written with its mirror image above, and
-        # the diagonal blocks' upper triangles from their lower ones level by level,
-        # not by passes over the whole array (two np.tril copies: 5 ms of a
-        # 1,043-column rest); the sums' upper triangles can differ in rounding.
+        # the diagonal blocks level by level, not by passes over the whole array
+        # (two np.tril copies: 5 ms of a 1,043-column rest).
         Arr = np.zeros((m, m))
         for i, ti in enumerate(rest):
             rows = slice(offsets[i], offsets[i] + sizes[i])
             for j in range(i):
-                block = _sparse_term_by_term(ti, rest[j], sw).toarray()
+                block = _term_by_term(by_level[i], weighted[1 + j]).toarray()
                 Arr[rows, offsets[j] : offsets[j] + sizes[j]] = block
                 Arr[offsets[j] : offsets[j] + sizes[j], rows] = block.T
-            Arr[rows, rows] = _lower_mirrored_levels(_sparse_term_by_term(ti, ti, sw).toarray(), ti.size)
+            _level_blocks_into(Arr[rows, rows], _level_crossprod(ti, sw))
             Arr[qr:, rows] = _dense_by_term(F, ti, sw)
             Arr[rows, qr:] = Arr[qr:, rows].T
         Arr[qr:, qr:] = symmetric_from_lower(F.T @ F)
