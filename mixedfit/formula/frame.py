@@ -120,8 +120,8 @@ def model_frame(evaluator: Evaluator, variables: list[Node],
     keep = ~incomplete if exclude is None else ~(incomplete | exclude)
     if not keep.any() and not fixed_levels:
         raise DataError(_no_rows_left(missing, exclude, exclude_reason))
-    kept = {v: value.take(keep) if fixed_levels else _drop_unused(value.take(keep))
-            for v, value in values.items()}
+    every = bool(keep.all())  # then the values are the rows already, without a copy of each
+    kept = {v: _kept(value, keep, every, fixed_levels) for v, value in values.items()}
     return ModelFrame(kept, keep, {name: column[keep] for name, column in extras.items()})
 
 
@@ -135,6 +135,9 @@ def _no_rows_left(missing: Mapping[str, np.ndarray], exclude: np.ndarray | None,
     return f"0 (non-NA) cases: every row has {' or '.join(reasons)}"
 
 
-def _drop_unused(value: Value) -> Value:
+def _kept(value: Value, keep: np.ndarray, every: bool, fixed_levels: bool) -> Value:
+    """A variable's rows ``keep`` (``every``: all of them), without unused factor levels unless ``fixed_levels``."""
+    if not every:
+        value = value.take(keep)
     # lme4 builds its model frame with drop.unused.levels = TRUE.
-    return value.drop_unused() if isinstance(value, RFactor) else value
+    return value.drop_unused() if isinstance(value, RFactor) and not fixed_levels else value

@@ -178,9 +178,9 @@ class RFactor:
 
     def drop_unused(self) -> RFactor:
         """Drop levels that no element uses (R's ``droplevels``)."""
-        used = np.zeros(len(self.levels), dtype=bool)
-        used[self.codes[self.codes >= 0]] = True
-        if used.all():
+        used = np.zeros(len(self.levels) + 1, dtype=bool)
+        used[self.codes] = True  # a missing value's code, -1, marks the extra last entry
+        if used[:-1].all():
             return self
         return self.with_levels([label for label, u in zip(self.levels, used) if u])
 
