@@ -474,7 +474,7 @@ class MixedModel:
         (the numbers) or a face on them (``mixedfit.results.MixedResults``), so
         that a refit returns what it refits (``type(fit)``).  Keyword ``names``
         (data_name, ...) are kept for printing.  The factor at θ̂ is made once,
-        for the check and the results (InstEval: one factorization, 8 ms).
+        for the check and the results (InstEval: one factorization, 6 ms).
         """
         # The results' first products run under the same thread limit: a BLAS
         # call right after the limit is lifted can wait ~60 ms for OpenBLAS to
