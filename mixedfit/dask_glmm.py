@@ -57,6 +57,7 @@ from .glmm_results import GlmmResults, glmm_residuals, warn_fit
 from .glmm_summary import GlmmSummary
 from .partitions import Plan, partition_design
 from .quantiles import exact_quantiles
+from .terms import sparse_rows
 
 __all__ = ["mixed_dask_glmm", "DaskGlmmModel", "DaskRows", "DaskGlmmResults"]
 
@@ -135,7 +136,7 @@ def _partition_point(model: GlmmModel | None, theta: np.ndarray, point: tuple | 
         return None
     fam = model.family
     values = model._term_values(theta)
-    zl = model._sparse(np.hstack(values), model._columns, model.q)
+    zl = sparse_rows(np.hstack(values), model._columns, model.q)
     if point is None:  # lme4's first PIRLS starts from family$initialize's μ
         eta = fam.linkfun(fam.mustart(model.y, model.weights))
     else:

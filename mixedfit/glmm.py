@@ -30,7 +30,7 @@ from .glmm_factor import (BlockFactor, EntryMatrix, EntryPattern, RestEntries, S
                           lower_cholesky, solve_lower)
 from .model import Convergence, blas_controller, check_convergence
 from .optimize import OptSummary, bobyqa
-from .terms import Design
+from .terms import Design, sparse_rows
 from .theta import ThetaLayout
 
 __all__ = ["GlmmModel", "GlmmFit", "MemoryRows", "PirlsState", "PirlsError", "PwlsSums", "paired_derivatives"]
@@ -296,13 +296,13 @@ class GlmmModel:
         """Per row, the columns of Z (lme4's order: term by term, level-major) it has entries in, (n, ΣS)."""
         cols, offset = [], 0
         for term in self.design.terms:
-            cols.append(offset + term.codes[:, None] * term.size + np.arange(term.size)[None, :])
+            cols.append(offset + term.columns)
             offset += term.size * term.nlevels
         return np.hstack(cols)
 
     def zlambda(self, theta: np.ndarray) -> sp.csr_matrix:
         """ZΛθ as a sparse (n, q) matrix: Z's pattern, each row's entries ``z_i T``."""
-        return self._sparse(np.hstack(self._term_values(theta)), self._columns, self.q)
+        return sparse_rows(np.hstack(self._term_values(theta)), self._columns, self.q)
 
     def _zlambda_pair(self, values: list[np.ndarray]) -> tuple[sp.csr_matrix, sp.csc_matrix]:
         """ZΛθ and (ZΛθ)ᵀ at the terms' entries ``values``: the same two matrix objects at every θ.
@@ -316,7 +316,7 @@ class GlmmModel:
         """
         pair = getattr(self, "_zl_pair", None)
         if pair is None:
-            zl = self._sparse(np.zeros(self._columns.shape), self._columns, self.q)
+            zl = sparse_rows(np.zeros(self._columns.shape), self._columns, self.q)
             self._zl_pair = pair = (zl, zl.T)
         np.concatenate(values, axis=1, out=pair[0].data.reshape(self._columns.shape))
         return pair
@@ -324,11 +324,6 @@ class GlmmModel:
     def _term_values(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per term, the (n, S) entries of ZΛ in its columns: ``z_i T``."""
         return [t.z @ T for t, T in zip(self.design.terms, self.layout.templates(theta))]
-
-    @staticmethod
-    def _sparse(values: np.ndarray, columns: np.ndarray, width: int) -> sp.csr_matrix:
-        n, k = values.shape
-        return sp.csr_matrix((values.ravel(), columns.ravel(), np.arange(0, n * k + 1, k)), shape=(n, width))
 
     def _block_sums(self, values: list[np.ndarray], sqrtw: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The row sums ΛᵀZᵀWZΛ is made of, at weights sqrtw² (``values``: the terms' ZΛ entries).
@@ -351,9 +346,9 @@ class GlmmModel:
             C = self._dense_products(self._pair_index[1], vr, vr, (self.q - q0, self.q - q0)) \
                 if self._entries is None else self._entries.rest_sums(vr)
         else:
-            rest = self._sparse(vr, self._columns[:, S0:] - q0, self.q - q0)
+            rest = sparse_rows(vr, self._columns[:, S0:] - q0, self.q - q0)
             C = (rest.T @ rest).toarray()
-            B = (rest.T @ self._sparse(v0, self._columns[:, :S0], q0)).toarray()
+            B = (rest.T @ sparse_rows(v0, self._columns[:, :S0], q0)).toarray()
         return level, B, C
 
     def _factor(self, sums: PwlsSums, template0: np.ndarray) -> BlockFactor:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy.linalg import lapack
 
 from .errors import (DataError, FormulaError, MixedFitWarning, ModelSpecError, RankDeficiencyWarning,
@@ -40,7 +41,7 @@ from .formula.spec import ParsedFormula
 __all__ = ["RandomEffectsTerm", "Design", "build_design", "by_row_label", "frame_of_columns",
            "build_model_frame", "check_levels", "drop_rank_deficient", "from_table", "model_variables",
            "plural", "warn_on_scales", "RANK_TOLERANCE", "as_dataframe", "check_response_varies", "preview",
-           "tall_r_factor"]
+           "sparse_rows", "tall_r_factor"]
 
 #: Tolerance of the rank checks on X (lme4's ``chkRank.drop.cols``)
 RANK_TOLERANCE = 1e-7
@@ -100,6 +101,18 @@ class RandomEffectsTerm:
     @property
     def ntheta(self) -> int:
         return self.size * (self.size + 1) // 2
+
+    @property
+    def columns(self) -> np.ndarray:
+        """Per row, the columns of the term's block (level-major) its S entries fall in, shape (n, S)."""
+        return self.codes[:, None] * self.size + np.arange(self.size)[None, :]
+
+
+def sparse_rows(values: np.ndarray, columns: np.ndarray, width: int) -> sp.csr_matrix:
+    """The (n, width) sparse matrix whose row i holds ``values[i]`` at ``columns[i]`` (both (n, k),
+    each row's columns ascending): a Z, or ZΛ, from its entries."""
+    n, k = values.shape
+    return sp.csr_matrix((values.ravel(), columns.ravel(), np.arange(0, n * k + 1, k)), shape=(n, width))
 
 
 @dataclass

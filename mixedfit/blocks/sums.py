@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..formula.model_matrix import INTERCEPT
-from ..terms import Design, RandomEffectsTerm
+from ..terms import Design, RandomEffectsTerm, sparse_rows
 from .frame import Frame, gains
 from .levels import symmetric_from_lower
 from .memory import check_dense_memory
@@ -41,10 +41,7 @@ def _dense_by_term(F: np.ndarray, term: RandomEffectsTerm, sw: np.ndarray) -> np
 
 def _weighted_rows(term: RandomEffectsTerm, sw: np.ndarray) -> sp.csr_matrix:
     """``W^½ Z_t`` as a sparse (n, q_t) matrix: each row's S entries in its level's columns."""
-    n, S = term.z.shape
-    columns = term.codes[:, None] * S + np.arange(S)[None, :]
-    return sp.csr_matrix(((term.z * sw[:, None]).ravel(), columns.ravel(), np.arange(0, n * S + 1, S)),
-                         shape=(n, term.nlevels * S))
+    return sparse_rows(term.z * sw[:, None], term.columns, term.nlevels * term.size)
 
 
 def _term_by_term(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
