@@ -15,11 +15,13 @@ import pytest
 
 import mixedfit as mf
 from mixedfit import blocks
-from mixedfit.blocks import crossproducts, factor, levels, memory, rest, schur
+from mixedfit.blocks import crossproducts, factor, levels, memory, rest, schur, whole
 from mixedfit.blocks import CrossBlocks
 from mixedfit.blocks.factor import DenseCholesky, NestedLeadCholesky
+from mixedfit.blocks.gradient import theta_gradient
 from mixedfit.blocks.rest import CholmodRest, DenseRest, KeptRest
 from mixedfit.blocks.schur import DenseRowProducts, RankUpdate, SparseRowProducts, XYProducts
+from mixedfit.blocks.whole import WholeSystem
 from mixedfit.model import MixedModel
 from mixedfit.terms import build_design
 
@@ -491,3 +493,46 @@ def test_the_updates_count_the_multiply_adds_of_their_dense_products():
     assert update.multiply_adds == 20 * 20 * 40 / 2
     chem97 = MixedModel(build_design("score ~ gcsecnt + (1|school) + (1|lea)", mf.load_dataset("Chem97")))
     assert chem97.cross.rest.update.multiply_adds == 0
+
+
+WHOLE_CASES = [CASES[0], CASES[2], ("sleepstudy", "Reaction ~ Days + (Days|Subject)"),
+               ("Machines", "score ~ Machine + (0 + Machine|Worker)"), ("Pastes", "strength ~ 1 + (1|batch/cask)"),
+               ("Machines", "score ~ Machine + (1|Worker) + (0 + Machine|Worker)")]
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("name, formula", WHOLE_CASES)
+def test_the_whole_system_gives_the_blocked_factors_objective_and_gradient(name, formula, reml, monkeypatch):
+    design = build_design(formula, mf.load_dataset(name))
+    with monkeypatch.context() as patch:
+        patch.setattr(whole, "_MOST_COLUMNS", 0)
+        blocked = MixedModel(design, reml=reml)
+    monkeypatch.setattr(MixedModel, "_whole_system", lambda self: WholeSystem(self.cross))
+    whole_model = MixedModel(design, reml=reml)
+    assert blocked._whole is None and whole_model._whole is not None
+    for theta in _random_thetas(blocked, 7):
+        value, gradient = whole_model.objective_and_gradient(theta)
+        assert value == whole_model.objective(theta)
+        assert value == pytest.approx(blocked.objective(theta), rel=1e-12)
+        expected = theta_gradient(blocked.cross, blocked.factor(theta), reml)
+        assert np.abs(gradient - expected).max() <= 1e-8 * max(1.0, np.abs(expected).max())
+
+
+def test_the_whole_system_serves_small_models_that_lbfgs_minimizes():
+    machines = MixedModel(build_design("score ~ Machine + (0 + Machine|Worker)", mf.load_dataset("Machines")))
+    assert machines._gradient_first and machines._whole.columns.size == 18 + 3 + 1
+    sleepstudy = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    assert not sleepstudy._gradient_first and sleepstudy._whole is None
+    cubic = MixedModel(build_design("Reaction ~ Days + (Days + I(Days^2) + I(Days^3)|Subject)",
+                                    mf.load_dataset("sleepstudy")))
+    assert cubic._gradient_first and cubic._whole is None  # 18 × 4 + 2 + 1 columns
+    assert whole.whole_system(cubic.cross) is None and whole._MOST_COLUMNS < 18 * 4 + 2 + 1
+
+
+def test_the_whole_system_finds_no_factor_where_it_is_not_positive_definite():
+    model = MixedModel(build_design("score ~ Machine + (0 + Machine|Worker)", mf.load_dataset("Machines")))
+    theta = np.full(model.ntheta, 1e100)
+    assert model._whole is not None and model._whole.factor(model.engine_theta(theta)) is None
+    assert model.objective(theta) == np.inf
+    with pytest.raises(ValueError, match="not positive definite"):
+        model.gradient(theta)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import mixedfit as mf
+from mixedfit.blocks import whole
 from mixedfit.errors import ModelSpecError
 from mixedfit.model import MixedModel
 from mixedfit.optimize import OptSummary, bobyqa, finite_derivatives
@@ -345,13 +346,18 @@ def test_where_the_gradient_is_exact_the_check_reads_it_and_differences_of_it(mo
     assert not objectives and len(gradients) == model.ntheta + 1
 
 
-def test_the_check_starts_from_the_gradient_evaluated_last():
-    # L-BFGS-B's last evaluation is at its optimum: the check's n + 1 gradients then factor n times
+@pytest.mark.parametrize("whole_columns", [whole._MOST_COLUMNS, 0])
+def test_the_check_starts_from_the_gradient_evaluated_last(whole_columns, monkeypatch):
+    # L-BFGS-B's last evaluation is at its optimum: the check's n + 1 gradients then factor n times,
+    # the whole system (mixedfit.blocks.whole) or the blocked factor
+    monkeypatch.setattr(whole, "_MOST_COLUMNS", whole_columns)
     model = MixedModel(build_design("score ~ Machine + (0 + Machine|Worker)", mf.load_dataset("Machines")))
+    assert (model._whole is None) == (whole_columns == 0)
     opt = model.optimize()
     value, gradient = model._objective_and_gradient(opt.final)
-    factors, factor = [], model.factor
-    model.factor = lambda theta: factors.append(theta) or factor(theta)
+    system = model if model._whole is None else model._whole
+    factors, factor = [], system.factor
+    system.factor = lambda theta: factors.append(theta) or factor(theta)
     kept = model._finish(dataclasses.replace(opt), 100_000)
     assert len(factors) == model.ntheta
     model._last_gradient = None

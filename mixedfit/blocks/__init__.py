@@ -19,6 +19,9 @@ split in two, MixedModels.jl style:
 
 For each θ only the scaling by Λθ and the two factorizations are redone
 (``crossproducts``: ``CrossProducts``).
+A model small enough that these steps cost more in calls than in flops is
+scaled and factored whole instead (``whole``: ``WholeSystem``), where L-BFGS-B
+minimizes it on the exact gradient.
 """
 
 from .crossproducts import CrossProducts

@@ -35,12 +35,17 @@ from .crossproducts import CrossProducts
 from .factor import Factor
 from .levels import pair_index, symmetric_from_lower
 
-__all__ = ["theta_gradient", "template_gradients"]
+__all__ = ["theta_gradient", "in_theta_order", "template_gradients"]
 
 
 def theta_gradient(cross: CrossProducts, f: Factor, reml: bool) -> np.ndarray:
     """The gradient of the objective in θ (lme4's order) at the factor ``f``'s θ."""
-    per_term = cross.joined.by_model_term(template_gradients(cross, f, reml), axes=2)
+    return in_theta_order(cross, template_gradients(cross, f, reml))
+
+
+def in_theta_order(cross: CrossProducts, grads: list[np.ndarray]) -> np.ndarray:
+    """The derivatives in each engine term's template entries as the gradient in θ (lme4's order)."""
+    per_term = cross.joined.by_model_term(grads, axes=2)
     return np.concatenate([g[template_positions(g.shape[0])] for g in per_term])
 
 

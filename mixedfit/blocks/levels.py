@@ -26,7 +26,7 @@ except (ImportError, AttributeError):  # a numpy without that private module: it
     batched_cholesky, batched_inverse = np.linalg.cholesky, np.linalg.inv
 
 __all__ = ["batched_cholesky", "batched_inverse", "pair_index", "level_blocks_product", "batched_lower_inverse",
-           "to_planes", "planes_times_blocks", "symmetric_from_lower", "FirstTerm", "lower_triangle"]
+           "to_planes", "planes_times_blocks", "symmetric_from_lower", "level_blocks_into", "FirstTerm", "lower_triangle"]
 
 
 _PLANES_MIN_LEVELS = 200  # fewest first-term levels for _packed_inverse's planes (S ≥ 4)
@@ -247,6 +247,13 @@ def symmetric_from_lower(blocks: np.ndarray) -> np.ndarray:
     cols, rows = lower_triangle(size)  # each (row, column) above the diagonal takes (column, row)
     out[..., rows, cols] = out[..., cols, rows]
     return out
+
+
+def level_blocks_into(target: np.ndarray, blocks: np.ndarray) -> None:
+    """Write a term's per-level (ℓ, S, S) blocks on the diagonal of ``target`` (ℓS × ℓS, zero between levels)."""
+    ell, S, _ = blocks.shape
+    at = np.arange(ell)
+    target.reshape(ell, S, ell, S)[at, :, at, :] = blocks
 
 
 @functools.lru_cache(maxsize=None)

@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from ..formula.model_matrix import INTERCEPT
 from ..terms import Design, RandomEffectsTerm, sparse_rows
 from .frame import Frame, gains
-from .levels import symmetric_from_lower
+from .levels import level_blocks_into, symmetric_from_lower
 from .memory import check_dense_memory
 
 __all__ = ["engine_plan", "joined_term", "intercepts_only", "ResponseSums", "CrossBlocks"]
@@ -56,13 +56,6 @@ def _term_by_term(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
     product = left @ right
     product.sort_indices()
     return product
-
-
-def _level_blocks_into(target: np.ndarray, blocks: np.ndarray) -> None:
-    """Write a term's per-level (ℓ, S, S) blocks on the diagonal of ``target`` (ℓS × ℓS, zero between levels)."""
-    ell, S, _ = blocks.shape
-    at = np.arange(ell)
-    target.reshape(ell, S, ell, S)[at, :, at, :] = blocks
 
 
 def engine_plan(terms: list[RandomEffectsTerm]) -> list[list[int]]:
@@ -294,7 +287,7 @@ class CrossBlocks:
                 block = _term_by_term(by_level[i], weighted[1 + j]).toarray()
                 Arr[rows, offsets[j] : offsets[j] + sizes[j]] = block
                 Arr[offsets[j] : offsets[j] + sizes[j], rows] = block.T
-            _level_blocks_into(Arr[rows, rows], _level_crossprod(ti, sw))
+            level_blocks_into(Arr[rows, rows], _level_crossprod(ti, sw))
             Arr[qr:, rows] = _dense_by_term(F, ti, sw)
             Arr[rows, qr:] = Arr[qr:, rows].T
         Arr[qr:, qr:] = symmetric_from_lower(F.T @ F)
