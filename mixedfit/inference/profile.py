@@ -98,8 +98,10 @@ def nloptwrap(fn: Callable[[np.ndarray], float], start, lower, upper) -> tuple[n
 
     Returns (x, f), the best point seen if NLopt stops on round-off (as
     nloptr returns its last solution), or None where lme4's call errors.
+
+    A start within a rounding error of a bound is put on it (``_on_bounds``).
     """
-    start = np.asarray(start, float)
+    start = _on_bounds(np.asarray(start, float), np.asarray(lower, float), np.asarray(upper, float))
     best = [np.inf, start.copy()]
 
     def f(x: np.ndarray, grad: np.ndarray) -> float:
@@ -116,6 +118,25 @@ def nloptwrap(fn: Callable[[np.ndarray], float], start, lower, upper) -> tuple[n
         return (best[1], float(best[0])) if np.isfinite(best[0]) else None
     except NLOPT_ERRORS:
         return None
+
+
+def _on_bounds(start: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """``start`` with each entry within a rounding error (1e-12 of its scale) of a bound set on that bound.
+
+    NLopt's first step along a parameter is 0.75 of its distance to a bound
+    it starts near: a correlation of a singular fit, −1 + 1e-16 as its
+    standard deviations give it, then never moves (a profile of a flat ridge
+    kept it and its deviance rose too fast: a 95% bound 0.11 where lme4's is
+    0.18), where from the bound itself the first step is a quarter of the box.
+
+    Examples
+    --------
+    >>> _on_bounds(np.array([-1.0 + 2**-52, 0.5]), np.array([-1.0, 0.0]), np.array([1.0, np.inf])).tolist()
+    [-1.0, 0.5]
+    """
+    near = 1e-12 * np.maximum(1.0, np.abs(start))
+    start = np.where(np.abs(start - lower) <= near, lower, start)
+    return np.where(np.abs(upper - start) <= near, upper, start)
 
 
 # -- the grid -------------------------------------------------------------------
