@@ -188,9 +188,11 @@ def test_refit_estimates():
 def test_refit_with_own_response_reproduces_fit():
     fit = fitted("sleepstudy")
     again = refit(fit, pd.Series(fit.model.design.y))
-    # restarted at the optimum, BOBYQA may move within its tolerances only
+    # restarted at the optimum, BOBYQA may move only where the objective is flat: θ agree as far as
+    # the objective tells them apart (a first BOBYQA step, 1e-4 of θ, may go where it is 4e-12 lower)
     assert again.optsummary.fmin <= fit.optsummary.fmin + 1e-8
-    np.testing.assert_allclose(again.theta, fit.theta, rtol=1e-4)
+    delta = again.optsummary.final - fit.optsummary.final
+    assert 0.5 * delta @ fit.optsummary.hessian @ delta <= 1e-8
     assert again.reml == fit.reml
 
 
