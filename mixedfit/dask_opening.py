@@ -218,7 +218,7 @@ def rowless(design: Design, n: int, n_dropped: int, keep: list[int]) -> _Structu
 
     It holds no row, so that nothing can mistake a row of it for the data.
     """
-    fields = {f.name: getattr(design, f.name) for f in dataclasses.fields(Design)}
+    fields = {f.name: getattr(design, f.name) for f in dataclasses.fields(Design) if f.init}  # not xy_r: no rows
     fields.update(
         y=design.y[:0], X=design.X[:0, keep], rows=design.rows[:0],
         terms=[dataclasses.replace(t, z=t.z[:0], codes=t.codes[:0]) for t in design.terms],

@@ -194,6 +194,11 @@ class Design:
         (``poly``'s coefficients, ``scale``'s centre and scale, spline
         knots), by expression: R's ``predvars``, with which new rows are
         transformed as these were (``Evaluator(newdata, ..., state)``).
+    xy_r : ndarray or None
+        R of the QR of ``[X, y − offset]`` that ``build_design`` took for X's
+        rank, which the engine's ``Frame`` reads instead of taking it again;
+        None where X lost columns, and in any copy (``dataclasses.replace``
+        leaves it out: a new y would not match it).
     """
 
     y: np.ndarray
@@ -218,6 +223,7 @@ class Design:
     assign: dict[str, int] = field(default_factory=dict)
     suffixes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     transforms: dict[str, Any] = field(default_factory=dict)
+    xy_r: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def nobs(self) -> int:
@@ -821,14 +827,16 @@ def build_design(formula: str, data: Any, *, weights: Any = None, offset: Any = 
                             f"({preview(y[:1])} in every row used): lme4: Response is constant")
         # With an intercept, X's first column is its ones (the R-based SDs need them there).
         badly_scaled = _check_scale(X, r if parsed.fixed_terms.intercept else None)
-    return Design(y=y, X=X, xnames=xnames, terms=terms, response=parsed.response_label,
-                  formula=lme4_deparse(formula), formula_written=deparse_formula(formula),
-                  rows=rows, weights=glm_weights,
-                  offset=offset_values, dropped_xnames=dropped, n_dropped=frame.n_dropped,
-                  xlevels=_xlevels(factors), contrasts=_contrasts(factors), badly_scaled=badly_scaled, dropped_coef=dropped_coef,
-                  covariate_means=_covariate_means(parsed, evaluator, frame.keep), trials=trials,
-                  parsed=parsed, assign=column_terms, suffixes=column_suffixes,
-                  transforms=evaluator.state)
+    design = Design(y=y, X=X, xnames=xnames, terms=terms, response=parsed.response_label,
+                    formula=lme4_deparse(formula), formula_written=deparse_formula(formula),
+                    rows=rows, weights=glm_weights,
+                    offset=offset_values, dropped_xnames=dropped, n_dropped=frame.n_dropped,
+                    xlevels=_xlevels(factors), contrasts=_contrasts(factors), badly_scaled=badly_scaled, dropped_coef=dropped_coef,
+                    covariate_means=_covariate_means(parsed, evaluator, frame.keep), trials=trials,
+                    parsed=parsed, assign=column_terms, suffixes=column_suffixes,
+                    transforms=evaluator.state)
+    design.xy_r = r if levels is None else None  # r is None where columns were dropped
+    return design
 
 
 def build_model_frame(parsed: ParsedFormula, evaluator: Evaluator, weights: Any, offset: Any,

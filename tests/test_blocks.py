@@ -22,6 +22,7 @@ from mixedfit.blocks.gradient import theta_gradient
 from mixedfit.blocks.rest import CholmodRest, DenseRest, KeptRest
 from mixedfit.blocks.schur import DenseRowProducts, RankUpdate, SparseRowProducts, XYProducts
 from mixedfit.blocks.whole import WholeSystem
+from mixedfit.errors import RankDeficiencyWarning
 from mixedfit.model import MixedModel
 from mixedfit.terms import build_design
 
@@ -536,3 +537,25 @@ def test_the_whole_system_finds_no_factor_where_it_is_not_positive_definite():
     assert model.objective(theta) == np.inf
     with pytest.raises(ValueError, match="not positive definite"):
         model.gradient(theta)
+
+
+@pytest.mark.parametrize("offset, shift", [(None, 0.0), ("Days", 0.0), (None, 1e6)])
+def test_the_designs_qr_serves_the_frame_as_its_own_would(offset, shift):
+    data = mf.load_dataset("sleepstudy")
+    data["Reaction"] = data["Reaction"] + 1e4  # a mean 200 times the spread: the frame takes y's fit out (b ≠ 0)
+    data["Days"] = data["Days"] + shift  # a mean 1e6 times the spread: the frame centers Days, so takes its own QR
+    design = build_design("Reaction ~ Days + (Days|Subject)", data, offset=offset)
+    assert design.xy_r is not None and dataclasses.replace(design, y=2.0 * design.y).xy_r is None
+    read, own = CrossBlocks.from_design(design), CrossBlocks.from_design(dataclasses.replace(design))
+    for a, b in ((read.frame.centers, own.frame.centers), (read.frame.beta, own.frame.beta),
+                 (read.Arr, own.Arr), (read.F0, own.F0)):
+        np.testing.assert_array_equal(a, b)
+    assert np.any(read.frame.beta) and np.any(read.frame.centers) == (shift > 0)
+
+
+def test_a_design_that_lost_columns_keeps_no_qr():
+    data = mf.load_dataset("sleepstudy")
+    data["twice"] = 2.0 * data["Days"]
+    with pytest.warns(RankDeficiencyWarning):
+        design = build_design("Reaction ~ Days + twice + (1|Subject)", data)
+    assert design.dropped_xnames == ["twice"] and design.xy_r is None

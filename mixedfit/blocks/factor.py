@@ -8,7 +8,6 @@ first term stays block diagonal through the first term's elimination
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from typing import Callable
 
@@ -108,11 +107,18 @@ def dense_cholesky(G: np.ndarray, upper_zero: bool = False) -> np.ndarray | None
     A large G is factored on one thread where the BLAS is one known to crash
     there (``_unsafe_threaded_potrf``).
     """
+    if _unsafe_threaded_potrf(G.shape[0]):
+        with _single_threaded():
+            return _potrf(G, upper_zero)
+    return _potrf(G, upper_zero)  # no context entered: this runs at every evaluation of the smallest models
+
+
+def _potrf(G: np.ndarray, upper_zero: bool) -> np.ndarray | None:
+    """``dense_cholesky``'s LAPACK call."""
     # G's lower triangle is the upper triangle of the Fortran-ordered Gᵀ:
     # factoring that view spares LAPACK's wrapper a transposing copy (a
     # third of the time of a 1145×1145 factorization).
-    with _single_threaded() if _unsafe_threaded_potrf(G.shape[0]) else contextlib.nullcontext():
-        U, info = lapack.dpotrf(G.T, lower=0, clean=0 if upper_zero else 1, overwrite_a=1)
+    U, info = lapack.dpotrf(G.T, lower=0, clean=0 if upper_zero else 1, overwrite_a=1)
     return U.T if info == 0 else None
 
 

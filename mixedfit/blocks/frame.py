@@ -74,8 +74,12 @@ class Frame:
 
     @classmethod
     def of_data(cls, X: np.ndarray, target: np.ndarray, sw: np.ndarray | None,
-                intercept: int | None) -> tuple["Frame", np.ndarray, np.ndarray]:
-        """The frame of these rows (``target`` = y − offset, ``sw`` = √w or None), with X̃ and ỹ."""
+                intercept: int | None, r: np.ndarray | None = None) -> tuple["Frame", np.ndarray, np.ndarray]:
+        """The frame of these rows (``target`` = y − offset, ``sw`` = √w or None), with X̃ and ỹ.
+
+        ``r``: R of the QR of ``[X, target]`` where the caller has it (``Design.xy_r``),
+        read where neither weights nor centering change those columns.
+        """
         n, p = X.shape
         centers = np.zeros(p)
         if intercept is not None and n:
@@ -89,7 +93,7 @@ class Frame:
         if np.any(centers):
             Xt = X.copy()
             Xt[:, centers != 0] -= np.outer(X[:, intercept], centers[centers != 0])
-        beta, before, after = least_squares(Xt, target, sw)
+        beta, before, after = least_squares(Xt, target, sw, r if Xt is X and sw is None else None)
         if not gains(before, after):
             return cls(centers, np.zeros(p), intercept), Xt, target
         return cls(centers, beta, intercept), Xt, subtract_columns(target, Xt, beta)
@@ -136,9 +140,10 @@ class Frame:
                      None if self.intercept is None else list(keep).index(self.intercept))
 
 
-def least_squares(X: np.ndarray, target: np.ndarray,
-                  sw: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
-    """b minimizing ‖√w (target − Xb)‖, by a QR of [X target]; over X's columns scaled to unit
+def least_squares(X: np.ndarray, target: np.ndarray, sw: np.ndarray | None = None,
+                  R: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
+    """b minimizing ‖√w (target − Xb)‖, by a QR of [X target] (``R``, its R where the caller
+    has it); over X's columns scaled to unit
     norm, directions of singular value below lme4's rank tolerance (1e-7) are left out.
     With b, the squared norms of √w target and of its least squares residual, off R.
 
@@ -157,10 +162,11 @@ def least_squares(X: np.ndarray, target: np.ndarray,
     if n == 0 or p == 0:
         t = target if sw is None else target * sw
         return np.zeros(p), float(t @ t), float(t @ t)
-    A = np.column_stack([X, target])
-    if sw is not None:
-        A *= sw[:, None]
-    R = tall_r_factor(A)
+    if R is None:
+        A = np.column_stack([X, target])
+        if sw is not None:
+            A *= sw[:, None]
+        R = tall_r_factor(A)
     norms = np.sqrt(np.einsum("ij,ij->j", R[:, :p], R[:, :p]))
     norms[norms == 0] = 1.0
     scaled = R[:p, :p] / norms

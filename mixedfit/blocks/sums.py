@@ -262,7 +262,7 @@ class CrossBlocks:
         yo = design.y - (0.0 if design.offset is None else design.offset)
         intercept = design.xnames.index(INTERCEPT) if INTERCEPT in design.xnames else None
         frame, X, yo = Frame.of_data(np.asarray(design.X, float), np.asarray(yo, float),
-                                     None if design.weights is None else sw, intercept)
+                                     None if design.weights is None else sw, intercept, design.xy_r)
         F = np.column_stack([X, yo]) * sw[:, None]
         first, rest = terms[0], terms[1:]
         sizes = [t.size * t.nlevels for t in rest]
