@@ -333,7 +333,7 @@ class MixedModel:
         """Per θ element (lme4 order), 1 / the RMS of the Z column its template row scales."""
         units = []
         for term in self.design.terms:
-            rms = np.sqrt(np.mean(term.z**2, axis=0)) if len(term.z) else np.ones(term.size)
+            rms = np.sqrt(np.einsum("ij,ij->j", term.z, term.z) / len(term.z)) if len(term.z) else np.ones(term.size)
             rms[~(np.isfinite(rms) & (rms > 0))] = 1.0
             units.append(1.0 / rms[template_positions(term.size)[0]])
         return np.concatenate(units)

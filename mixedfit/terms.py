@@ -496,7 +496,7 @@ def _r_factor(X: np.ndarray) -> np.ndarray:
     return np.triu(qr[: min(X.shape)])
 
 
-def _pivoted_qr_rank(X: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
+def _pivoted_qr_rank(X: np.ndarray, tol: float, triangular: bool = False) -> tuple[int, np.ndarray]:
     """Rank and column pivot of R's ``qr(X, LAPACK = FALSE)`` (LINPACK dqrdc2).
 
     A column whose norm, after removing the earlier columns, falls below
@@ -504,7 +504,8 @@ def _pivoted_qr_rank(X: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
     their order.  Without pivoting, that remaining norm is |R_jj| of an
     unpivoted QR: where every |R_jj| clears the threshold by a wide margin,
     dqrdc2 moves nothing, and LAPACK's blocked QR says so faster than the
-    column-by-column port (``_dqrdc2``).
+    column-by-column port (``_dqrdc2``).  ``triangular``: X is already upper
+    triangular (an R, as ``drop_rank_deficient``'s ``inner``), its own R.
 
     Examples
     --------
@@ -514,7 +515,7 @@ def _pivoted_qr_rank(X: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
     """
     n, p = X.shape
     if n >= p:
-        r = np.abs(np.diagonal(tall_r_factor(X)))
+        r = np.abs(np.diagonal(X if triangular else tall_r_factor(X)))
         norms = np.linalg.norm(X, axis=0)
         if np.all(r >= _RANK_MARGIN * tol * np.where(norms == 0, 1.0, norms)):
             return p, np.arange(p)
@@ -566,13 +567,13 @@ def drop_rank_deficient(X: np.ndarray, xnames: list[str], inner: np.ndarray | No
 
     Returns X's columns kept, their names and the names dropped.  ``X`` may
     be any matrix with X's inner products, such as the R factor of its QR;
-    ``inner``, such a matrix to decide on in X's place (R's leading columns
-    where the caller has R).
+    ``inner``, R's leading columns where the caller has R (upper triangular,
+    so that no QR of it is taken again), to decide on in X's place.
     """
     p = X.shape[1]
     if p == 0:
         return X, xnames, []
-    rank, pivot = _pivoted_qr_rank(X if inner is None else inner, RANK_TOLERANCE)
+    rank, pivot = _pivoted_qr_rank(X if inner is None else inner, RANK_TOLERANCE, triangular=inner is not None)
     if rank == p:
         return X, xnames, []
     dropped = p - rank
@@ -618,12 +619,21 @@ def _column_sds(X: np.ndarray, r: np.ndarray | None = None) -> np.ndarray:
 
 
 def warn_on_scales(sd: np.ndarray) -> bool:
-    """checkScaleX's test on the standard deviations of X's continuous columns; whether it warned."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_sd = np.log(sd)
-        spread = np.abs(log_sd[:, None] - log_sd[None, :])
-    if np.any(np.abs(log_sd) > math.log(_SCALE_TOLERANCE)) or \
-            np.any(spread[np.tril_indices(len(log_sd), -1)] > math.log(_SCALE_TOLERANCE)):
+    """checkScaleX's test on the standard deviations of X's continuous columns; whether it warned.
+
+    It warns where a log SD, or the difference of two, exceeds log 1000 in
+    size; the largest difference is the largest log SD less the smallest.
+    On Python floats: X has a few columns, and numpy's calls on them took a
+    tenth of a small model's design.
+
+    Examples
+    --------
+    >>> warn_on_scales(np.array([0.5, 40.0]))
+    False
+    """
+    logs = [math.log(s) if s > 0 else -math.inf for s in np.asarray(sd, float).tolist() if s == s]  # NaN: no test
+    limit = math.log(_SCALE_TOLERANCE)
+    if logs and (max(map(abs, logs)) > limit or max(logs) - min(logs) > limit):
         warn(SCALE_MESSAGE, ScaleWarning)
         return True
     return False
