@@ -17,9 +17,14 @@ from .memory import check_dense_memory
 __all__ = ["engine_plan", "joined_term", "intercepts_only", "ResponseSums", "CrossBlocks"]
 
 
-def _level_crossprod(term: RandomEffectsTerm, sw: np.ndarray) -> np.ndarray:
+def _weighted(z: np.ndarray, sw: np.ndarray | None) -> np.ndarray:
+    """``W^½ z``, each row times its √w; z itself where there are no weights (``sw`` None)."""
+    return z if sw is None else z * sw[:, None]
+
+
+def _level_crossprod(term: RandomEffectsTerm, sw: np.ndarray | None) -> np.ndarray:
     """Per-level ``zᵀWz`` blocks of one term, shape (ℓ, S, S)."""
-    z = term.z * sw[:, None]
+    z = _weighted(term.z, sw)
     S = term.size
     out = np.empty((term.nlevels, S, S))
     for s in range(S):
@@ -29,9 +34,9 @@ def _level_crossprod(term: RandomEffectsTerm, sw: np.ndarray) -> np.ndarray:
     return out
 
 
-def _dense_by_term(F: np.ndarray, term: RandomEffectsTerm, sw: np.ndarray) -> np.ndarray:
+def _dense_by_term(F: np.ndarray, term: RandomEffectsTerm, sw: np.ndarray | None) -> np.ndarray:
     """``Fᵀ W Z_t`` for a dense (n, k) matrix ``F`` already scaled by √w: shape (k, q_t)."""
-    z = term.z * sw[:, None]
+    z = _weighted(term.z, sw)
     out = np.empty((F.shape[1], term.nlevels, term.size))
     for s in range(term.size):
         for j in range(F.shape[1]):
@@ -39,9 +44,9 @@ def _dense_by_term(F: np.ndarray, term: RandomEffectsTerm, sw: np.ndarray) -> np
     return out.reshape(F.shape[1], -1)
 
 
-def _weighted_rows(term: RandomEffectsTerm, sw: np.ndarray) -> sp.csr_matrix:
+def _weighted_rows(term: RandomEffectsTerm, sw: np.ndarray | None) -> sp.csr_matrix:
     """``W^½ Z_t`` as a sparse (n, q_t) matrix: each row's S entries in its level's columns."""
-    return sparse_rows(term.z * sw[:, None], term.columns, term.nlevels * term.size)
+    return sparse_rows(_weighted(term.z, sw), term.columns, term.nlevels * term.size)
 
 
 def _term_by_term(left: sp.csr_matrix, right: sp.csr_matrix) -> sp.csr_matrix:
@@ -257,13 +262,13 @@ class CrossBlocks:
         plan = engine_plan(design.terms) if plan is None else plan
         terms = [joined_term(design.terms, parts) for parts in plan]
         n = design.nobs
-        w = np.ones(n) if design.weights is None else np.asarray(design.weights, float)
-        sw = np.sqrt(w)
+        # Without weights nothing is multiplied by their ones (√w = 1, Σ log w = 0).
+        w = None if design.weights is None else np.asarray(design.weights, float)
+        sw = None if w is None else np.sqrt(w)
         yo = design.y - (0.0 if design.offset is None else design.offset)
         intercept = design.xnames.index(INTERCEPT) if INTERCEPT in design.xnames else None
-        frame, X, yo = Frame.of_data(np.asarray(design.X, float), np.asarray(yo, float),
-                                     None if design.weights is None else sw, intercept, design.xy_r)
-        F = np.column_stack([X, yo]) * sw[:, None]
+        frame, X, yo = Frame.of_data(np.asarray(design.X, float), np.asarray(yo, float), sw, intercept, design.xy_r)
+        F = _weighted(np.column_stack([X, yo]), sw)
         first, rest = terms[0], terms[1:]
         sizes = [t.size * t.nlevels for t in rest]
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
@@ -292,5 +297,5 @@ class CrossBlocks:
             Arr[rows, qr:] = Arr[qr:, rows].T
         Arr[qr:, qr:] = symmetric_from_lower(F.T @ F)
         response = ResponseSums.from_design(design, terms) if intercepts_only(terms) else None
-        return cls(_level_crossprod(first, sw), R0, _dense_by_term(F, first, sw), Arr, n, float(np.sum(np.log(w))),
-                   response, frame)
+        sum_log_w = 0.0 if w is None else float(np.sum(np.log(w)))
+        return cls(_level_crossprod(first, sw), R0, _dense_by_term(F, first, sw), Arr, n, sum_log_w, response, frame)
