@@ -559,3 +559,14 @@ def test_a_design_that_lost_columns_keeps_no_qr():
     with pytest.warns(RankDeficiencyWarning):
         design = build_design("Reaction ~ Days + twice + (1|Subject)", data)
     assert design.dropped_xnames == ["twice"] and design.xy_r is None
+
+
+def test_a_model_of_one_term_keeps_no_elimination():
+    # every θ of a one-term model is the first term's: no kept elimination could come back
+    one = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    two = MixedModel(build_design(*CASES[0][1:], mf.load_dataset(CASES[0][0])))
+    for theta in _random_thetas(one, 2, count=3):
+        one.objective(theta)
+    for theta in _random_thetas(two, 2, count=3):
+        two.objective(theta)
+    assert not one.cross._eliminations and len(two.cross._eliminations) == crossproducts._ELIMINATIONS_KEPT

@@ -68,7 +68,9 @@ class CrossProducts:
         lead, lead_size = (int(self.rest_columns.offsets[1]), rest[0].size) if rest else (0, 0)
         self.rest = rest_strategy(self.Arr, schur_update(self.first, self.R0, self.F0, self.rest_columns.size),
                                   self.rest_columns, rest_factorization(self.R0, lead, lead_size))
-        self._elimination_slots = min(_ELIMINATIONS_KEPT, _ELIMINATIONS_BYTES // (8 * self.rest.entries))
+        # With one term every θ is the first term's: no elimination comes back, and keeping them cost an
+        # evaluation of sleepstudy a tenth (a key, the dict's upkeep and a copy of the rest to factor).
+        self._elimination_slots = min(_ELIMINATIONS_KEPT, _ELIMINATIONS_BYTES // (8 * self.rest.entries)) if rest else 0
         self._eliminations: collections.OrderedDict[bytes, tuple] = collections.OrderedDict()
 
     @property
@@ -101,18 +103,23 @@ class CrossProducts:
         of 93 evaluations, the crossed 5e5 benchmark 9 of 46), so the last few
         are kept.
         """
+        if not self._elimination_slots:
+            return self._eliminate(T0)
         key = T0.tobytes()
         kept = self._eliminations.get(key)
         if kept is not None:
             self._eliminations.move_to_end(key)
             return kept
-        logdet0, packed = self.first.eliminate(T0)
-        kept = logdet0, self.rest.eliminated(packed)
-        if self._elimination_slots:
-            self._eliminations[key] = kept
-            if len(self._eliminations) > self._elimination_slots:
-                self._eliminations.popitem(last=False)
+        kept = self._eliminate(T0)
+        self._eliminations[key] = kept
+        if len(self._eliminations) > self._elimination_slots:
+            self._eliminations.popitem(last=False)
         return kept
+
+    def _eliminate(self, T0: np.ndarray) -> tuple[float, np.ndarray]:
+        """``_eliminated``'s work, kept or not."""
+        logdet0, packed = self.first.eliminate(T0)
+        return logdet0, self.rest.eliminated(packed)
 
     def factor(self, theta_engine: list[np.ndarray]) -> Factor | None:
         """Factor at θ (one array per term, engine order); None if not positive definite."""
