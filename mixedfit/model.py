@@ -26,7 +26,7 @@ from threadpoolctl import ThreadpoolController
 from . import cores
 from .blocks import CrossBlocks, CrossProducts, Factor
 from .blocks.gradient import in_theta_order, theta_gradient
-from .blocks.whole import WholeSystem, whole_system
+from .blocks.whole import WholeFactor, WholeSystem, whole_system
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, require_bool, warn
 from .optimize import OptSummary, bobyqa, finite_derivatives, gradient_derivatives, lbfgs
 from .terms import Design
@@ -127,8 +127,7 @@ class MixedModel:
         Returns ``inf`` where the system is not positive definite.
         """
         if self._whole is not None:
-            w = self._whole.factor(self.engine_theta(np.asarray(theta, float)))
-            return np.inf if w is None else self._criterion(*self._whole.logdets(w), self.reml)
+            return self._whole_at(theta)[1]
         f = self.factor(theta)
         if f is None:
             return np.inf
@@ -241,6 +240,11 @@ class MixedModel:
         """
         return whole_system(self.cross) if self._gradient_first else None
 
+    def _whole_at(self, theta: np.ndarray) -> tuple[WholeFactor | None, float]:
+        """The whole system's factor at θ, and the objective read off it (``inf`` where there is none)."""
+        w = self._whole.factor(self.engine_theta(np.asarray(theta, float)))
+        return w, (np.inf if w is None else self._criterion(*self._whole.logdets(w), self.reml))
+
     def _objective_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """``objective_and_gradient``, with ``inf`` (and no gradient) where θ gives no factor.
 
@@ -252,10 +256,9 @@ class MixedModel:
         if self._last_gradient is not None and self._last_gradient[0] == key:
             return self._last_gradient[1], self._last_gradient[2].copy()
         if self._whole is not None:
-            w = self._whole.factor(self.engine_theta(np.asarray(theta, float)))
+            w, value = self._whole_at(theta)
             if w is None:
                 return np.inf, np.zeros_like(theta)
-            value = self._criterion(*self._whole.logdets(w), self.reml)
             gradient = in_theta_order(self.cross, self._whole.template_gradients(w, self.reml))
         else:
             f = self.factor(theta)

@@ -142,10 +142,10 @@ class Frame:
 
 def least_squares(X: np.ndarray, target: np.ndarray, sw: np.ndarray | None = None,
                   R: np.ndarray | None = None) -> tuple[np.ndarray, float, float]:
-    """b minimizing ‖√w (target − Xb)‖, by a QR of [X target] (``R``, its R where the caller
-    has it); over X's columns scaled to unit
-    norm, directions of singular value below lme4's rank tolerance (1e-7) are left out.
-    With b, the squared norms of √w target and of its least squares residual, off R.
+    """b minimizing ‖√w (target − Xb)‖, by a QR of [X target] (``R``: its R, where the caller
+    has it); over X's columns scaled to unit norm, directions of singular value below lme4's
+    rank tolerance (1e-7) are left out.  With b, the squared norms of √w target and of its
+    least squares residual, off R.
 
     The rows of one partition may hold X rank deficient (a factor's level
     missing, a predictor constant), or nearly so: a fit along those directions
