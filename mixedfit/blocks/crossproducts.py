@@ -15,13 +15,21 @@ from .rest import DenseRest, RestColumns, rest_strategy
 from .schur import schur_update
 from .sums import CrossBlocks, engine_plan, joined_term
 
-__all__ = ["CrossProducts"]
+__all__ = ["CrossProducts", "diagonal_logdets"]
 
 
 _ELIMINATIONS_KEPT = 3  # first-term θs whose eliminated rest is kept (see CrossProducts._eliminated)
 
 
 _ELIMINATIONS_BYTES = 128 * 2**20  # most memory those may hold
+
+
+def diagonal_logdets(dr: np.ndarray, random: int, logdet0: float = 0.0) -> tuple[float, float, float]:
+    """(log|L_Z|², log|L_X|², r²) from a factor's diagonal ``dr`` (its ``random`` random effects, then X's,
+    then y's), with ``logdet0`` the log-determinant of random effects eliminated before it."""
+    logs = np.log(dr[:-1])
+    logdet_z = logdet0 + 2.0 * np.add.reduce(logs[:random]) if random else logdet0
+    return float(logdet_z), float(2.0 * np.add.reduce(logs[random:])), float(dr[-1]) ** 2
 
 
 class CrossProducts:
@@ -130,11 +138,7 @@ class CrossProducts:
     # -- quantities read off the factor ---------------------------------------
     def logdets(self, f: Factor) -> tuple[float, float, float]:
         """(log|L_Z|², log|L_X|², r²) from the factor's diagonal."""
-        dr = f.diagonal
-        logs = np.log(dr[:-1])
-        random = self.rest_columns.random
-        logdet_z = f.logdet0 + 2.0 * np.add.reduce(logs[:random]) if random else f.logdet0
-        return float(logdet_z), float(2.0 * np.add.reduce(logs[random:])), float(dr[-1]) ** 2
+        return diagonal_logdets(f.diagonal, self.rest_columns.random, f.logdet0)
 
     def beta(self, f: Factor) -> np.ndarray:
         """β̂ alone: the factor's trailing block is ``[R_X 0; c_Xᵀ r]`` and ``R_Xᵀ β̂ = c_X``.

@@ -26,7 +26,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from ..theta import lower_template
-from .crossproducts import CrossProducts
+from .crossproducts import CrossProducts, diagonal_logdets
 from .factor import dense_cholesky, last_row_solution
 from .levels import level_blocks_into, symmetric_from_lower
 from .rest import RestColumns
@@ -110,9 +110,7 @@ class WholeSystem:
 
     def logdets(self, f: WholeFactor) -> tuple[float, float, float]:
         """(log|L_Z|², log|L_X|², r²) from the factor's diagonal (``CrossProducts.logdets``)."""
-        logs = np.log(f.L.diagonal()[:-1])
-        q = self.columns.random
-        return 2.0 * float(np.add.reduce(logs[:q])), 2.0 * float(np.add.reduce(logs[q:])), float(f.L[-1, -1]) ** 2
+        return diagonal_logdets(f.L.diagonal(), self.columns.random)
 
     def template_gradients(self, f: WholeFactor, reml: bool) -> list[np.ndarray]:
         """The objective's derivatives in each engine term's template entries (``gradient.template_gradients``)."""
