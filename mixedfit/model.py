@@ -103,7 +103,7 @@ class MixedModel:
         self.cross = CrossProducts(design, blocks)
         self.layout = ThetaLayout(design.terms)
         self.lower = self.layout.lower
-        self.start = lme4_start(design, self.cross)
+        self.start = lme4_start(design, self.cross, self.layout)
         self._last_gradient: tuple[bytes, float, np.ndarray] | None = None  # θ, objective, gradient
         self._whole = self._whole_system()
         n, p = self.cross.n, self.cross.p
@@ -354,11 +354,12 @@ class MixedModel:
     def _newton_delta(self, opt: OptSummary) -> tuple[np.ndarray, np.ndarray] | None:
         """H⁻¹g over the θ away from their bound, and which θ those are; None where that H is not PD."""
         free = self._interior(opt.final)
+        hessian, gradient = _free_part(opt.hessian, opt.gradient, free)
         try:
-            chol = np.linalg.cholesky(opt.hessian[np.ix_(free, free)])
+            chol = np.linalg.cholesky(hessian)
         except np.linalg.LinAlgError:
             return None
-        return free, np.linalg.solve(chol.T, np.linalg.solve(chol, opt.gradient[free]))
+        return free, np.linalg.solve(chol.T, np.linalg.solve(chol, gradient))
 
     def _predicted_gap(self, opt: OptSummary) -> float:
         """Newton's estimate ½gᵀH⁻¹g, over the θ away from their bound, of how far the objective is above the optimum.
@@ -428,7 +429,7 @@ class MixedModel:
         newton = self._newton_delta(opt)
         if newton is None:
             free = self._interior(opt.final)
-            curvature, axes = np.linalg.eigh(opt.hessian[np.ix_(free, free)])
+            curvature, axes = np.linalg.eigh(_free_part(opt.hessian, opt.gradient, free)[0])
             if not (np.all(np.isfinite(curvature)) and curvature.max() > 0):
                 return None
             curvature = np.maximum(np.abs(curvature), _CURVATURE_FLOOR * curvature.max())
@@ -637,7 +638,7 @@ def _numpy_own_blas():
     return controller.select(filepath=own)
 
 
-def lme4_start(design: Design, cross: CrossProducts) -> np.ndarray:
+def lme4_start(design: Design, cross: CrossProducts, layout: ThetaLayout | None = None) -> np.ndarray:
     """lme4's starting θ: 1 on the template diagonals and 0 elsewhere, except for random intercepts.
 
     When every term is ``(1 | g)`` with its own grouping factor, lme4's
@@ -645,6 +646,7 @@ def lme4_start(design: Design, cross: CrossProducts) -> np.ndarray:
     variance of the group means and vₑ = var(y) − Σ vₖ, provided vₑ > 0; y is
     the response before offsets and weights.  On InstEval this start saves a
     quarter of BOBYQA's evaluations, and it is what makes the paths the same.
+    ``layout`` is the model's ``ThetaLayout`` where it has one already.
 
     Examples
     --------
@@ -654,7 +656,7 @@ def lme4_start(design: Design, cross: CrossProducts) -> np.ndarray:
     >>> lme4_start(d, CrossProducts(d)).round(6)  # lme4: environment(devfun)$pp$theta = 0.97876050342587
     array([0.978761])
     """
-    start = ThetaLayout(design.terms).start
+    start = (ThetaLayout(design.terms) if layout is None else layout).start
     sums = cross.response  # kept by the cross blocks exactly when every term is (1 | g)
     if sums is None:
         return start
@@ -664,6 +666,14 @@ def lme4_start(design: Design, cross: CrossProducts) -> np.ndarray:
     shares = np.array([engine[e] for e, _ in cross.joined.pieces]) / (n - 1)
     residual = (sums.squares - mean_square) / (n - 1) - np.sum(shares)
     return np.sqrt(shares / residual) if residual > 0 else start
+
+
+def _free_part(hessian: np.ndarray, gradient: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The Hessian's and the gradient's entries of the ``free`` θ; themselves where every θ is free
+    (``np.ix_``'s selection cost a tenth of a small fit's checks)."""
+    if free.all():
+        return hessian, gradient
+    return hessian[np.ix_(free, free)], gradient[free]
 
 
 def _r_g(x: float) -> str:

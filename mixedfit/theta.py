@@ -14,6 +14,7 @@ terms on one grouping factor in one block-diagonal template.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 
 import numpy as np
@@ -175,8 +176,8 @@ class ThetaLayout:
         self.sizes = [t.size for t in terms]
         self._groups = [t.group for t in terms]
         self._cnames = [list(t.cnames) for t in terms]
-        bounds = np.cumsum([0] + [s * (s + 1) // 2 for s in self.sizes])
-        self.slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        bounds = list(itertools.accumulate((s * (s + 1) // 2 for s in self.sizes), initial=0))
+        self.slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         self.diagonal = np.concatenate([np.equal(*template_positions(s)) for s in self.sizes])
         self.lower = np.where(self.diagonal, 0.0, -np.inf)
 
@@ -343,9 +344,9 @@ class JoinedTheta:
         self._at: list[tuple[np.ndarray, int] | None] = []  # per engine term: where its parts' θ go (None: one part)
         for e, parts in enumerate(plan):
             part_sizes = [sizes[i] for i in parts]
-            starts = np.cumsum([0] + part_sizes)
+            starts = list(itertools.accumulate(part_sizes, initial=0))
             for i, a, b in zip(parts, starts[:-1], starts[1:]):
-                self.pieces[i] = (e, slice(int(a), int(b)))
+                self.pieces[i] = (e, slice(a, b))
             self._at.append(None if len(parts) == 1 else _joined_positions(part_sizes))
 
     def engine(self, theta_terms: list[np.ndarray]) -> list[np.ndarray]:

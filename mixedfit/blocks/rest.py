@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,7 +56,7 @@ class RestColumns:
 
     def __post_init__(self) -> None:
         widths = [S * ell for S, ell in zip(self.sizes, self.levels)]
-        self.offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
+        self.offsets = np.array(list(itertools.accumulate(widths, initial=0)), dtype=int)
         self.random = int(self.offsets[-1])
         self.size = self.random + self.p + 1
         self.terms = [(slice(int(o), int(o) + w), S, ell)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -271,7 +272,7 @@ class CrossBlocks:
         F = _weighted(np.column_stack([X, yo]), sw)
         first, rest = terms[0], terms[1:]
         sizes = [t.size * t.nlevels for t in rest]
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        offsets = np.array(list(itertools.accumulate(sizes, initial=0)), dtype=int)
         qr = int(offsets[-1])
         m = qr + F.shape[1]
         weighted = [_weighted_rows(t, sw) for t in terms] if rest else []

@@ -15,6 +15,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from mixedfit.errors import FormulaError, caret_message
@@ -232,6 +233,7 @@ def expand_double_verts(node: Node, text: str = "") -> Node:
     return node
 
 
+@functools.lru_cache(maxsize=256)
 def lme4_deparse(text: str) -> str:
     """The formula as lme4's ``Formula:`` line prints it: deparsed, ``||`` expanded.
 

@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -61,6 +62,7 @@ def format_number(value: float, digits: int = 15) -> str:
     return f"{value:.{significant - 1}e}"
 
 
+@functools.lru_cache(maxsize=4096)  # a design deparses its variables' names a few dozen times
 def is_syntactic(name: str) -> bool:
     """Whether R can write *name* without backquotes.
 
@@ -118,6 +120,7 @@ def deparse(node: Node) -> str:
     raise TypeError(f"not a formula node: {node!r}")
 
 
+@functools.lru_cache(maxsize=256)
 def deparse_formula(text: str) -> str:
     """Return the formula *text* as R's ``deparse(formula)`` prints it.
 

@@ -165,7 +165,8 @@ class Evaluator:
         self.text = text
         columns = data.columns.tolist()  # once: iterating an Index of Arrow strings is slow
         self.names = {str(c): c for c in columns}
-        self.duplicated = {name for name, k in Counter(map(str, columns)).items() if k > 1}
+        self.duplicated = {name for name, k in Counter(map(str, columns)).items() if k > 1} \
+            if len(self.names) < len(columns) else set()
         self.state: dict[str, Any] = {} if state is None else state
         self._columns: dict[str, np.ndarray | RFactor] = {}
         self.logical: set[str] = set()  # logical columns with NA, held as 1/0/NaN

@@ -63,9 +63,11 @@ class ModelFrame:
         return int((~self.keep).sum())
 
 
-def _describe(missing: Mapping[str, np.ndarray]) -> str:
+def _describe(missing: Mapping[Node | str, np.ndarray]) -> str:
+    """The variables (nodes, deparsed here) and extra columns (by name) with missing values, and how many."""
+    labelled = {name if isinstance(name, str) else deparse(name): m for name, m in missing.items()}
     return ", ".join(f"'{name}' ({int(m.sum())} row{'s' if m.sum() != 1 else ''})"
-                     for name, m in missing.items() if m.any())
+                     for name, m in labelled.items() if m.any())
 
 
 def model_frame(evaluator: Evaluator, variables: list[Node],
@@ -109,7 +111,8 @@ def model_frame(evaluator: Evaluator, variables: list[Node],
         raise ModelSpecError(f"na_action must be 'omit' or 'raise', not {na_action!r}")
     extras = dict(extras or {})
     values = {v: evaluator.evaluate(v) for v in dict.fromkeys(variables)}
-    missing = {deparse(v): value.missing() for v, value in values.items()}
+    # keyed by node: names are deparsed only for a message
+    missing: dict[Node | str, np.ndarray] = {v: value.missing() for v, value in values.items()}
     missing.update({name: np.isnan(column) for name, column in extras.items()})
     incomplete = np.zeros(len(evaluator.data), dtype=bool)
     for mask in missing.values():
@@ -125,7 +128,7 @@ def model_frame(evaluator: Evaluator, variables: list[Node],
     return ModelFrame(kept, keep, {name: column[keep] for name, column in extras.items()})
 
 
-def _no_rows_left(missing: Mapping[str, np.ndarray], exclude: np.ndarray | None,
+def _no_rows_left(missing: Mapping[Node | str, np.ndarray], exclude: np.ndarray | None,
                   exclude_reason: str) -> str:
     """lme4's "0 (non-NA) cases", saying why each row went."""
     reasons = [f"a missing value (in {_describe(missing)})"] if any(

@@ -45,7 +45,7 @@ class ParsedFormula:
     fixed: Node
     bars: tuple[Bar, ...]
 
-    @property
+    @functools.cached_property
     def response_label(self) -> str:
         return deparse(self.response)
 
