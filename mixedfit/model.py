@@ -128,10 +128,8 @@ class MixedModel:
         """
         if self._whole is not None:
             return self._whole_at(theta)[1]
-        f = self.factor(theta)
-        if f is None:
-            return np.inf
-        return self.objective_from_factor(f)
+        parts = self.cross.logdets_at(self.engine_theta(np.asarray(theta, float)))
+        return np.inf if parts is None else self._criterion(*parts, self.reml)
 
     def objective_from_factor(self, f: Factor, reml: bool | None = None) -> float:
         """The objective read off a factor; ``reml`` overrides the model's criterion."""
