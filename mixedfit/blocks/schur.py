@@ -288,7 +288,7 @@ class PackedMap:
         at_levels = (packed if self.levels is None else packed[:, self.levels]).reshape(-1)
         job = None if self._halves is None else cores.beside(self._halves[0].__matmul__, at_levels)
         if job is None:
-            g[self.at] -= self.matrix @ at_levels
+            g[self.at] -= self.matrix.dot(at_levels)  # dense or sparse; a dense map's dot skips @'s ufunc overhead
             return
         top = self._halves[0].shape[0]
         g[self.at[top:]] -= self._halves[1] @ at_levels
