@@ -102,6 +102,7 @@ class MixedModel:
         self.reml = require_bool(reml, "reml")
         self.cross = CrossProducts(design, blocks)
         self.layout = ThetaLayout(design.terms)
+        self._one_term = len(design.terms) == 1
         self.lower = self.layout.lower
         self.start = lme4_start(design, self.cross, self.layout)
         self._last_gradient: tuple[bytes, float, np.ndarray] | None = None  # θ, objective, gradient
@@ -115,7 +116,9 @@ class MixedModel:
         return self.lower.size
 
     def engine_theta(self, theta: np.ndarray) -> list[np.ndarray]:
-        """θ (lme4 order) as the engine's terms take it (``JoinedTheta.engine``)."""
+        """θ (lme4 order) as the engine's terms take it (``JoinedTheta.engine``): θ itself for a model of one term."""
+        if self._one_term:
+            return [theta]
         return self.cross.joined.engine(self.layout.split(theta))
 
     def factor(self, theta: np.ndarray) -> Factor | None:

@@ -145,8 +145,8 @@ class CrossProducts:
         if self.rest_columns.random:
             f = self.factor(theta_engine)
             return None if f is None else self.logdets(f)
-        logdet0, g = self._eliminate(lower_template(theta_engine[0], self.first.size))
-        L = self.rest.factorization.factor(g)
+        logdet0, packed = self.first.eliminate_at(theta_engine[0])
+        L = self.rest.factorization.factor(self.rest.eliminated(packed))
         return None if L is None else diagonal_logdets(L.diagonal(), 0, logdet0)
 
     # -- quantities read off the factor ---------------------------------------

@@ -12,6 +12,8 @@ import functools
 
 import numpy as np
 
+from ..theta import lower_template
+
 try:  # numpy.linalg's batched kernels without its wrappers' checks: the same LAPACK calls
     from numpy.linalg import _umath_linalg
 
@@ -133,7 +135,7 @@ def _congruence_indices(size: int) -> tuple[np.ndarray, ...]:
     return k * size + i, l * size + j, l * size + i, k * size + j, (k != l).astype(float)
 
 
-def _first_block_2x2(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
+def _first_block_2x2(A: np.ndarray, t00: float, t10: float, t11: float) -> tuple[float, np.ndarray]:
     """``log|L00|²`` and M of ``FirstTerm.eliminate`` for S = 2 (random slopes), in closed form.
 
     ``A`` holds the per-level ``zᵀWz`` in packed planes, then each level's
@@ -145,9 +147,9 @@ def _first_block_2x2(A: np.ndarray, T: np.ndarray) -> tuple[float, np.ndarray]:
     entries times det B (this runs on every evaluation of models with few
     levels: 9 → 5 µs on sleepstudy's 18).  B ≥ I, so det B ≥ 1; det A_l,
     formed once from the data, spares ``b00 b11 − b10²`` its cancellation
-    where T is large.
+    where T is large.  T's entries come as Python floats: the same products,
+    without numpy's scalar overhead.
     """
-    (t00, _), (t10, t11) = T.tolist()  # Python floats: the same products, without numpy's scalar overhead
     P, d0, d1, d2 = (t00 * t11) ** 2, t00 * t00, t00 * t10, t10 * t10 + t11 * t11  # det(T)², TTᵀ packed
     # np.dot: the same BLAS product as @, without the ufunc machinery (1.4 against 2.8 µs here)
     R = np.dot(np.array([d0, 2.0 * d1, d2, P, 1.0,
@@ -388,13 +390,21 @@ class FirstTerm:
         self._kept = T.tobytes(), out
         return out
 
+    def eliminate_at(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """``eliminate`` at the template of this term's θ (its entries column by column, as
+        ``mixedfit.theta.lower_template`` places them), without forming it for S = 2."""
+        if self.size == 2:
+            return _first_block_2x2(self._extended, *theta.tolist())
+        return self.eliminate(lower_template(theta, self.size))
+
     def eliminate(self, T: np.ndarray) -> tuple[float, np.ndarray]:
         """log|L00|² and M = T (TᵀA_lT + I)⁻¹ Tᵀ per level, in packed planes (see ``pair_index``)."""
         if self.size == 1:
             B = T[0, 0] ** 2 * self.crossprods + 1.0
             return float(np.add.reduce(np.log(B), axis=None)), (T[0, 0] ** 2 / B).reshape(1, -1)
         if self.size == 2:
-            return _first_block_2x2(self._extended, T)
+            (t00, _), (t10, t11) = T.tolist()
+            return _first_block_2x2(self._extended, t00, t10, t11)
         if self.nlevels >= (_CLOSED_3X3_MIN_LEVELS if self.size == 3 else _PLANES_MIN_LEVELS):
             logdet, inverse = self._keep_inverse(T)
             return logdet, _packed_congruence(T.T) @ inverse
