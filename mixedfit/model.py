@@ -106,6 +106,7 @@ class MixedModel:
         self.lower = self.layout.lower
         self.start = lme4_start(design, self.cross, self.layout)
         self._last_gradient: tuple[bytes, float, np.ndarray] | None = None  # θ, objective, gradient
+        self._checked: tuple[np.ndarray, np.ndarray, tuple[str | None, bool]] | None = None  # see _gradient_check
         self._whole = self._whole_system()
         n, p = self.cross.n, self.cross.p
         if self.reml and n <= p:
@@ -308,7 +309,15 @@ class MixedModel:
         vanish, so only the gap predicted over the others counts there.
         """
         short = self._predicted_gap(opt) > _gap_tolerance(opt.fmin)
-        return short or (not self.is_singular(opt.final) and _gradient_check(opt)[1])
+        return short or (not self.is_singular(opt.final) and self._gradient_check(opt)[1])
+
+    def _gradient_check(self, opt: OptSummary) -> tuple[str | None, bool]:
+        """lme4's gradient check of ``opt``'s derivatives (``_gradient_check``), kept while they are the same
+        arrays: the polish's last ``_stopped_short`` and then ``convergence`` read the same one."""
+        kept = self._checked
+        if kept is None or kept[0] is not opt.gradient or kept[1] is not opt.hessian:
+            kept = self._checked = opt.gradient, opt.hessian, _gradient_check(opt)
+        return kept[2]
 
     def _interior(self, theta: np.ndarray) -> np.ndarray:
         """Which θ are away from their bound, by lme4's isSingular() tolerance."""
@@ -471,7 +480,8 @@ class MixedModel:
 
     def convergence(self, opt: OptSummary) -> Convergence:
         """lme4's ``checkConv``: singular fit, then gradient and Hessian checks."""
-        return check_convergence(opt, self.is_singular(opt.final))
+        singular = self.is_singular(opt.final)
+        return check_convergence(opt, singular, gradient_check=None if singular else self._gradient_check(opt))
 
     def is_singular(self, theta: np.ndarray) -> bool:
         return not self._interior(theta).all()
@@ -707,11 +717,13 @@ def _gradient_check(opt: OptSummary) -> tuple[str | None, bool]:
     )
 
 
-def check_convergence(opt: OptSummary, singular: bool, derivatives: bool = True) -> Convergence:
+def check_convergence(opt: OptSummary, singular: bool, derivatives: bool = True,
+                      gradient_check: tuple[str | None, bool] | None = None) -> Convergence:
     """lme4's ``checkConv`` on an optimum: singular fit, then gradient and Hessian checks.
 
     ``derivatives=False`` where lme4 computes none (glmer's ``nAGQ = 0``):
     only the optimizer's code and the singular-fit message.
+    ``gradient_check``: ``_gradient_check(opt)``, where the caller has it.
     """
     messages: list[str] = []
     if opt.code != 0:
@@ -720,7 +732,7 @@ def check_convergence(opt: OptSummary, singular: bool, derivatives: bool = True)
         return Convergence(messages + ["boundary (singular) fit: see help('isSingular')"], 0)
     if not derivatives:
         return Convergence(messages, 0)
-    grad_message, grad_failed = _gradient_check(opt)
+    grad_message, grad_failed = _gradient_check(opt) if gradient_check is None else gradient_check
     if grad_message:
         messages.append(grad_message)
     hess_messages, hess_code = _check_hessian(opt.hessian)
