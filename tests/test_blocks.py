@@ -570,3 +570,39 @@ def test_a_model_of_one_term_keeps_no_elimination():
     for theta in _random_thetas(two, 2, count=3):
         two.objective(theta)
     assert not one.cross._eliminations and len(two.cross._eliminations) == crossproducts._ELIMINATIONS_KEPT
+
+
+ONE_TERM_CASES = [("sleepstudy", "Reaction ~ Days + (Days|Subject)"), ("Dyestuff", "Yield ~ 1 + (1|Batch)"),
+                  ("sleepstudy", "Reaction ~ Days + (Days||Subject)"),  # two model terms joined in one engine term
+                  ("sleepstudy", "Reaction ~ Days + (Days + I(Days^2)|Subject)")]
+
+
+@pytest.mark.parametrize("name, formula", ONE_TERM_CASES + CASES[:1])
+def test_the_objectives_log_determinants_are_the_factors_to_the_bit(name, formula):
+    # logdets_at skips the Factor of a one-term model; the numbers must be the factor's own
+    model = MixedModel(build_design(formula, mf.load_dataset(name)))
+    for theta in _random_thetas(model, 3) + [model.start]:
+        engine = model.engine_theta(theta)
+        assert model.cross.logdets_at(engine) == model.cross.logdets(model.cross.factor(engine))
+        if model._whole is None:  # the S = 3 model's six θ are L-BFGS-B's: its objective is the whole system's
+            assert model.objective(theta) == model.objective_from_factor(model.factor(theta))
+
+
+@pytest.mark.parametrize("S", [1, 2, 3])
+def test_eliminating_at_theta_is_eliminating_at_its_template(S):
+    rng = np.random.default_rng(S)
+    Z = rng.normal(size=(40, 9, S))
+    first = levels.FirstTerm(np.einsum("nls,nlt->lst", Z, Z))
+    for _ in range(5):
+        theta = rng.normal(size=S * (S + 1) // 2)
+        logdet, packed = first.eliminate_at(theta)
+        expected = first.eliminate(crossproducts.lower_template(theta, S))
+        assert logdet == expected[0] and np.array_equal(packed, expected[1])
+
+
+def test_a_one_term_models_engine_theta_is_theta_itself():
+    one = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    joined = MixedModel(build_design("Reaction ~ Days + (Days||Subject)", mf.load_dataset("sleepstudy")))
+    theta = np.array([0.9, 0.1, 0.3])
+    assert one.engine_theta(theta)[0] is theta
+    np.testing.assert_array_equal(joined.engine_theta(theta[[0, 2]])[0], [0.9, 0.0, 0.3])  # the joined template's zero

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 import mixedfit as mf
+from mixedfit import model as model_module
 from mixedfit.blocks import whole
 from mixedfit.errors import ModelSpecError
 from mixedfit.model import MixedModel
@@ -438,3 +439,14 @@ def test_lbfgs_first_ends_at_bobyqa_firsts_objective_or_below(seed):
     opt = model.optimize()
     from_bobyqa = model._finish(bobyqa(model.objective, model.start, model.lower), 100_000)
     assert opt.fmin <= from_bobyqa.fmin + 1e-10 * abs(from_bobyqa.fmin)
+
+
+def test_lme4s_gradient_check_is_made_once_for_the_same_derivatives(monkeypatch):
+    model = MixedModel(build_design("Reaction ~ Days + (Days|Subject)", mf.load_dataset("sleepstudy")))
+    opt = model.optimize()  # its polish loop ran _stopped_short on these derivatives
+    checked = []
+    monkeypatch.setattr(model_module, "_gradient_check", lambda o: checked.append(o) or (None, False))
+    assert model.convergence(opt).messages == [] and checked == []
+    moved = dataclasses.replace(opt, gradient=opt.gradient.copy())  # new arrays: checked again
+    model.convergence(moved)
+    assert checked == [moved]
