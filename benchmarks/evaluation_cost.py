@@ -8,7 +8,7 @@ Run from the repository root (the cases exported from R, such as Oxboys, need ``
 so that no kept elimination is reused: the median time of
 ``MixedModel.objective``, and the parts of it that are the blocked Cholesky
 factorization — eliminating the first term level by level
-(``FirstTerm.eliminate``), the Schur update of the rest by that elimination
+(``FirstTerm.eliminate``, or ``eliminate_at`` in a model of one term), the Schur update of the rest by that elimination
 (``A_rr − A_r0 M A_r0ᵀ``: on crossed designs with dense rest rows, the bulk of
 the factorization's flops) and factoring the rest (LAPACK's ``dpotrf``, or
 CHOLMOD's numeric factorization).  What is left is glue: templates, Λ scaling,
@@ -71,7 +71,9 @@ def timed_parts(model: MixedModel):
     # A CholmodRest whose factor fills in goes to LAPACK after its first factorization (CholmodRest.dense).
     factorizer = (rest.cholmod, "diagonal") if isinstance(rest, CholmodRest) and not rest.dense \
         else (rest.factorization, "factor")
-    targets = {"elimination": (model.cross.first, "eliminate"), "update": (rest.update, "subtract"),
+    # A model of one term eliminates at its θ (FirstTerm.eliminate_at, CrossProducts.logdets_at), others at templates.
+    eliminate = "eliminate" if model.cross.rest_columns.random else "eliminate_at"
+    targets = {"elimination": (model.cross.first, eliminate), "update": (rest.update, "subtract"),
                "factor": factorizer}
     if model._whole is not None:  # the whole system, scaled and factored in one: no elimination, no update
         targets = {"factor": (model._whole, "factor")}
