@@ -28,7 +28,8 @@ except (ImportError, AttributeError):  # a numpy without that private module: it
     batched_cholesky, batched_inverse = np.linalg.cholesky, np.linalg.inv
 
 __all__ = ["batched_cholesky", "batched_inverse", "pair_index", "level_blocks_product", "batched_lower_inverse",
-           "to_planes", "planes_times_blocks", "symmetric_from_lower", "level_blocks_into", "FirstTerm", "lower_triangle"]
+           "to_planes", "planes_times_blocks", "symmetric_from_lower", "level_blocks_into", "level_diagonal", "FirstTerm",
+           "lower_triangle"]
 
 
 _PLANES_MIN_LEVELS = 200  # fewest first-term levels for _packed_inverse's planes (S ≥ 4)
@@ -265,8 +266,21 @@ def symmetric_from_lower(blocks: np.ndarray) -> np.ndarray:
 def level_blocks_into(target: np.ndarray, blocks: np.ndarray) -> None:
     """Write a term's per-level (ℓ, S, S) blocks on the diagonal of ``target`` (ℓS × ℓS, zero between levels)."""
     ell, S, _ = blocks.shape
-    at = np.arange(ell)
-    target.reshape(ell, S, ell, S)[at, :, at, :] = blocks
+    level_diagonal(target, 0, S, ell)[...] = blocks
+
+
+def level_diagonal(M: np.ndarray, start: int, S: int, ell: int) -> np.ndarray:
+    """The ℓ diagonal S×S blocks of ``M`` from ``(start, start)`` on, as an (ℓ, S, S) view: writing it writes M.
+
+    Examples
+    --------
+    >>> M = np.arange(16.0).reshape(4, 4)
+    >>> level_diagonal(M, 0, 2, 2)[1].tolist()
+    [[10.0, 11.0], [14.0, 15.0]]
+    """
+    rows, cols = M.strides
+    return np.lib.stride_tricks.as_strided(M[start:, start:], shape=(ell, S, S),
+                                           strides=(S * (rows + cols), rows, cols))
 
 
 @functools.lru_cache(maxsize=None)

@@ -28,7 +28,7 @@ from scipy.linalg import lapack
 from ..theta import lower_template
 from .crossproducts import CrossProducts, diagonal_logdets
 from .factor import dense_cholesky, last_row_solution
-from .levels import level_blocks_into, symmetric_from_lower
+from .levels import level_blocks_into, level_diagonal, symmetric_from_lower
 from .rest import RestColumns
 
 __all__ = ["WholeFactor", "WholeSystem", "whole_system"]
@@ -56,7 +56,7 @@ class WholeFactor:
     L : ndarray (K, K)
         Lower Cholesky factor of ``Λ̄ᵀAΛ̄ + I``.
     scaled : ndarray (K, q)
-        ``Λ̄ᵀA``'s random-effects columns, which the gradient reads.
+        ``Λ̄ᵀA``'s random-effects columns (a view), which the gradient reads.
     templates : list of ndarray
         Each engine term's template.
     """
@@ -92,21 +92,24 @@ class WholeSystem:
         self.A[q0:, :q0] = below
         self.A[:q0, q0:] = below.T
         self.A[q0:, q0:] = symmetric_from_lower(cross.Arr)
-        self._random_diagonal = np.arange(self.columns.random) * (K + 1)
+        # Λ̄ at the θ factored last: I, each term's template written on its levels' diagonal blocks
+        self._lam = np.eye(K)
+        self._lam_blocks = [level_diagonal(self._lam, sl.start, S, ell) for sl, S, ell in self.columns.terms]
 
     def factor(self, theta_engine: list[np.ndarray]) -> WholeFactor | None:
         """The factor at θ (one array per term, engine order); None if not positive definite."""
         templates = [lower_template(th, S) for th, (_, S, _) in zip(theta_engine, self.columns.terms)]
+        for blocks, T in zip(self._lam_blocks, templates):
+            blocks[...] = T
         K, q = self.columns.size, self.columns.random
-        G = self.A.copy()
-        for (sl, S, ell), T in zip(self.columns.terms, templates):
-            G[sl] = (T.T @ G[sl].reshape(ell, S, K)).reshape(-1, K)
-        scaled = G[:, :q].copy()
-        for (sl, S, ell), T in zip(self.columns.terms, templates):
-            G[:, sl] = (G[:, sl].reshape(K, ell, S) @ T).reshape(K, -1)
-        G.reshape(-1)[self._random_diagonal] += 1.0
-        L = dense_cholesky(G)
-        return None if L is None else WholeFactor(L, scaled, templates)
+        # Two products with the whole Λ̄ instead of a batched one per term and side: Λ̄'s zeros
+        # add nothing, and Λ̄ᵀ on the left sums the rest in the batched products' order (the
+        # same bits; G = scaled Λ̄ as written did not on systems of an odd size): G is Gtᵀ
+        scaled = np.dot(self._lam.T, self.A)
+        Gt = np.dot(self._lam.T, scaled.T)
+        Gt.reshape(-1)[: q * (K + 1): K + 1] += 1.0
+        L = dense_cholesky(Gt.T)
+        return None if L is None else WholeFactor(L, scaled[:, :q], templates)
 
     def logdets(self, f: WholeFactor) -> tuple[float, float, float]:
         """(log|L_Z|², log|L_X|², r²) from the factor's diagonal (``CrossProducts.logdets``)."""
@@ -119,7 +122,7 @@ class WholeSystem:
         dof = self.n - self.p if reml else self.n
         v = last_row_solution(f.L)  # [u; γ]
         u = v[:q]
-        b = np.append(v, -1.0)  # [Λu; γ; −1] once its random part is scaled
+        b = np.concatenate((v, (-1.0,)))  # [Λu; γ; −1] once its random part is scaled
         for (sl, S, ell), T in zip(self.columns.terms, f.templates):
             b[sl] = (u[sl].reshape(ell, S) @ T.T).reshape(-1)
         a = self.A[:q] @ b
@@ -127,9 +130,9 @@ class WholeSystem:
         if info != 0:
             raise np.linalg.LinAlgError(f"dpotrs failed on the whole system's factor (info = {info})")
         weight = dof / float(f.L[-1, -1]) ** 2
+        Ct = C.T  # C-ordered (dpotrs gives Fortran order): its levels' blocks are views
         grads = []
         for sl, S, ell in self.columns.terms:
-            at = np.arange(ell)
-            own = C[sl, sl].reshape(ell, S, ell, S)[at, :, at, :]  # each level's S×S block of C
-            grads.append(2.0 * own.sum(axis=0).T + (2.0 * weight) * (a[sl].reshape(ell, S).T @ u[sl].reshape(ell, S)))
+            own = np.diagonal(Ct[sl, sl].reshape(ell, S, ell, S), axis1=0, axis2=2).sum(axis=-1)  # Σ_l C_llᵀ
+            grads.append(2.0 * (own + weight * (a[sl].reshape(ell, S).T @ u[sl].reshape(ell, S))))
         return grads
