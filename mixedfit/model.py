@@ -25,7 +25,7 @@ from threadpoolctl import ThreadpoolController
 
 from . import cores
 from .blocks import CrossBlocks, CrossProducts, Factor
-from .blocks.gradient import in_theta_order, theta_gradient
+from .blocks.gradient import theta_gradient
 from .blocks.whole import WholeFactor, WholeSystem, whole_system
 from .errors import ConvergenceWarning, ModelSpecError, SingularFitWarning, require_bool, warn
 from .optimize import OptSummary, bobyqa, finite_derivatives, gradient_derivatives, lbfgs
@@ -261,7 +261,7 @@ class MixedModel:
             w, value = self._whole_at(theta)
             if w is None:
                 return np.inf, np.zeros_like(theta)
-            gradient = in_theta_order(self.cross, self._whole.template_gradients(w, self.reml))
+            gradient = self.cross.joined.theta_gradient(self._whole.template_gradients(w, self.reml))
         else:
             f = self.factor(theta)
             if f is None:

@@ -348,6 +348,12 @@ class JoinedTheta:
             for i, a, b in zip(parts, starts[:-1], starts[1:]):
                 self.pieces[i] = (e, slice(a, b))
             self._at.append(None if len(parts) == 1 else _joined_positions(part_sizes))
+        # per model term: its engine term, and where its θ's entries lie in that term's flattened template
+        self._flat_at = []
+        for i, (e, cols) in enumerate(self.pieces):
+            rows, columns = template_positions(sizes[i])
+            width = sum(sizes[j] for j in plan[e])
+            self._flat_at.append((e, (cols.start + rows) * width + cols.start + columns))
 
     def engine(self, theta_terms: list[np.ndarray]) -> list[np.ndarray]:
         """θ per engine term (engine order) from θ per model term (lme4 order)."""
@@ -360,6 +366,20 @@ class JoinedTheta:
                 th[at[0]] = np.concatenate([theta_terms[i] for i in parts])
                 out.append(th)
         return out
+
+    def theta_gradient(self, template_gradients: list[np.ndarray]) -> np.ndarray:
+        """The gradient in θ (lme4's order) from the derivatives in each engine term's template entries.
+
+        Examples
+        --------
+        >>> joined = JoinedTheta([[1, 0]], [2, 1])
+        >>> joined.theta_gradient([np.arange(9.0).reshape(3, 3)])  # (0 + x + z|g)'s entries, then (1|g)'s
+        array([4., 7., 8., 0.])
+        """
+        if len(self._flat_at) == 1:
+            e, at = self._flat_at[0]
+            return template_gradients[e].reshape(-1)[at]
+        return np.concatenate([template_gradients[e].reshape(-1)[at] for e, at in self._flat_at])
 
     def by_model_term(self, arrays: list[np.ndarray], axes: int) -> list[np.ndarray]:
         """Per model term (lme4 order), its part of per-engine-term arrays whose last ``axes`` axes run over the columns."""

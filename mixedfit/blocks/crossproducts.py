@@ -215,7 +215,7 @@ class CrossProducts:
         """
         v = f.leading_solution()
         random = self.rest_columns.random
-        tail = np.append(-v[random:], 1.0)
+        tail = np.concatenate((-v[random:], (1.0,)))
         z = self.F0.T @ tail
         if random:  # an empty R0's sparse product took a fifth of a small model's results
             w = self.scale_rows(-v[:random, None], f.templates)[:, 0]

@@ -30,23 +30,16 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-from ..theta import template_positions
 from .crossproducts import CrossProducts
 from .factor import Factor
 from .levels import pair_index, symmetric_from_lower
 
-__all__ = ["theta_gradient", "in_theta_order", "template_gradients"]
+__all__ = ["theta_gradient", "template_gradients"]
 
 
 def theta_gradient(cross: CrossProducts, f: Factor, reml: bool) -> np.ndarray:
     """The gradient of the objective in θ (lme4's order) at the factor ``f``'s θ."""
-    return in_theta_order(cross, template_gradients(cross, f, reml))
-
-
-def in_theta_order(cross: CrossProducts, grads: list[np.ndarray]) -> np.ndarray:
-    """The derivatives in each engine term's template entries as the gradient in θ (lme4's order)."""
-    per_term = cross.joined.by_model_term(grads, axes=2)
-    return np.concatenate([g[template_positions(g.shape[0])] for g in per_term])
+    return cross.joined.theta_gradient(template_gradients(cross, f, reml))
 
 
 def template_gradients(cross: CrossProducts, f: Factor, reml: bool) -> list[np.ndarray]:
@@ -82,7 +75,7 @@ def _pwrss_gradients(cross: CrossProducts, templates: list[np.ndarray], gamma: n
     cols = cross.rest_columns
     random = cols.random
     b = [u @ T.T for u, T in zip(us, templates)]  # b_l = T u_l, each (ℓ, S)
-    tail = np.append(gamma, -1.0)
+    tail = np.concatenate((gamma, (-1.0,)))
     b0 = b[0].reshape(-1)
     a0 = np.matmul(cross.first.crossprods, b[0][..., None])[..., 0].reshape(-1) + cross.F0.T @ tail
     a = [a0]
@@ -142,7 +135,7 @@ def _first_term_weights(cross: CrossProducts, K: np.ndarray, k: int) -> np.ndarr
     D = cross.rest.update.adjoint(cross.rest.in_layout(W))  # (planes, ℓ): Q's entries, off the diagonal twice
     pairs = pair_index(S)
     twice = np.where(np.eye(S, dtype=bool), 1.0, 2.0)
-    return np.moveaxis(D[pairs] / twice[..., None], -1, 0)
+    return (D[pairs] / twice[..., None]).transpose(2, 0, 1)
 
 
 def _fixed_only_weights(X0: np.ndarray, K: np.ndarray, S: int) -> np.ndarray:

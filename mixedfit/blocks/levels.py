@@ -389,7 +389,7 @@ class FirstTerm:
             inverse = np.stack([B[2], -B[1], B[0]]) / (B[0] * B[2] - B[1] * B[1])
         else:  # batched LAPACK inverses took 1.1 ms on 3,000 4×4 blocks
             inverse = _packed_inverse(self.packed, T)[1]
-        return np.moveaxis(inverse[pair_index(S)], -1, 0)
+        return inverse[pair_index(S)].transpose(2, 0, 1)  # not np.moveaxis: its checks cost more than the gather
 
     def _keep_inverse(self, T: np.ndarray) -> tuple[float, np.ndarray]:
         """``_packed_inverse`` of the blocks at T, kept for ``inverses`` at the same T.
