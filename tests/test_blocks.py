@@ -417,6 +417,17 @@ def test_batched_kernels_give_numpy_linalgs_bits():
     assert np.array_equal(batched_inverse(L), np.linalg.inv(L))
 
 
+def test_level_diagonal_is_a_view_of_each_levels_block_of_a_strided_matrix():
+    parent = np.arange(100.0).reshape(10, 10)
+    M = parent[1:, 1:]  # a view: rows 10 entries apart
+    blocks = levels.level_diagonal(M, 1, 2, 4)  # the 2×2 blocks of four levels from (1, 1) on
+    for level in range(4):
+        at = slice(1 + 2 * level, 3 + 2 * level)
+        np.testing.assert_array_equal(blocks[level], M[at, at])
+    blocks[...] = -1.0
+    assert (parent == -1.0).sum() == 16 and (M[1:9, 1:9] == -1.0).sum() == 16
+
+
 @pytest.mark.parametrize("S, nlevels", [(1, 9), (2, 9), (3, 9), (4, 9), (2, levels._CLOSED_INVERSE_MIN_LEVELS),
                                         (3, levels._CLOSED_INVERSE_MIN_LEVELS), (4, levels._PLANES_MIN_LEVELS)])
 def test_first_term_inverses_invert_each_levels_block(S, nlevels):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 import mixedfit as mf
 from mixedfit.terms import build_design
@@ -95,3 +96,17 @@ def test_from_sdcor_on_python_floats_gives_the_arrays_bits():
     with np.errstate(all="ignore"):
         for v in _sdcor_test_points(layout):
             assert np.array_equal(layout.from_sdcor(v), _from_sdcor_on_arrays(layout, v), equal_nan=True), v
+
+
+@pytest.mark.parametrize("plan, sizes", [([[0, 2], [1]], [1, 1, 2]), ([[0]], [3]), ([[1], [0]], [2, 1])])
+def test_joined_theta_gradient_is_the_adjoint_of_the_engine_templates(plan, sizes):
+    # derivatives in the engine templates' entries, read as the gradient in θ, give every directional derivative
+    joined = JoinedTheta(plan, sizes)
+    rng = np.random.default_rng(5)
+    widths = [sum(sizes[i] for i in parts) for parts in plan]
+    grads = [rng.normal(size=(w, w)) for w in widths]
+    gradient = joined.theta_gradient(grads)
+    for _ in range(5):
+        d = [rng.normal(size=s * (s + 1) // 2) for s in sizes]
+        along = sum(float(np.sum(G * lower_template(th, G.shape[0]))) for G, th in zip(grads, joined.engine(d)))
+        assert gradient @ np.concatenate(d) == pytest.approx(along, rel=1e-12)
