@@ -102,9 +102,9 @@ class WholeSystem:
         for blocks, T in zip(self._lam_blocks, templates):
             blocks[...] = T
         K, q = self.columns.size, self.columns.random
-        # Two products with the whole Λ̄ instead of a batched one per term and side: Λ̄'s zeros
-        # add nothing, and Λ̄ᵀ on the left sums the rest in the batched products' order (the
-        # same bits; G = scaled Λ̄ as written did not on systems of an odd size): G is Gtᵀ
+        # Λ̄ᵀAΛ̄ by two products with the whole Λ̄, not batched ones per term and side (Λ̄'s zeros
+        # add nothing).  Both take Λ̄ᵀ on the left, Gt being Gᵀ: so they sum in the batched
+        # products' order, the same bits, where (Λ̄ᵀA)Λ̄ differed on systems of odd size.
         scaled = np.dot(self._lam.T, self.A)
         Gt = np.dot(self._lam.T, scaled.T)
         Gt.reshape(-1)[: q * (K + 1): K + 1] += 1.0
