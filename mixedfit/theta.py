@@ -342,18 +342,16 @@ class JoinedTheta:
         self.plan = plan
         self.pieces: list[tuple[int, slice]] = [None] * len(sizes)
         self._at: list[tuple[np.ndarray, int] | None] = []  # per engine term: where its parts' θ go (None: one part)
+        # per model term: its engine term, and where its θ's entries lie in that term's flattened template
+        self._flat_at: list[tuple[int, np.ndarray]] = [None] * len(sizes)
         for e, parts in enumerate(plan):
             part_sizes = [sizes[i] for i in parts]
             starts = list(itertools.accumulate(part_sizes, initial=0))
             for i, a, b in zip(parts, starts[:-1], starts[1:]):
                 self.pieces[i] = (e, slice(a, b))
+                rows, columns = template_positions(sizes[i])
+                self._flat_at[i] = (e, (a + rows) * starts[-1] + a + columns)
             self._at.append(None if len(parts) == 1 else _joined_positions(part_sizes))
-        # per model term: its engine term, and where its θ's entries lie in that term's flattened template
-        self._flat_at = []
-        for i, (e, cols) in enumerate(self.pieces):
-            rows, columns = template_positions(sizes[i])
-            width = sum(sizes[j] for j in plan[e])
-            self._flat_at.append((e, (cols.start + rows) * width + cols.start + columns))
 
     def engine(self, theta_terms: list[np.ndarray]) -> list[np.ndarray]:
         """θ per engine term (engine order) from θ per model term (lme4 order)."""
@@ -376,9 +374,6 @@ class JoinedTheta:
         >>> joined.theta_gradient([np.arange(9.0).reshape(3, 3)])  # (0 + x + z|g)'s entries, then (1|g)'s
         array([4., 7., 8., 0.])
         """
-        if len(self._flat_at) == 1:
-            e, at = self._flat_at[0]
-            return template_gradients[e].reshape(-1)[at]
         return np.concatenate([template_gradients[e].reshape(-1)[at] for e, at in self._flat_at])
 
     def by_model_term(self, arrays: list[np.ndarray], axes: int) -> list[np.ndarray]:
