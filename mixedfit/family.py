@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from scipy import special
 
+from .distributions import special
 from .errors import DataError, MixedFitWarning, ModelSpecError, warn
 
 __all__ = ["Family", "Link", "family", "is_linear_model", "FAMILY_LINKS"]
@@ -75,10 +75,10 @@ def _cauchy() -> Any:
 
 
 _LINKS: dict[str, Link] = {
-    "logit": Link("logit", special.logit, lambda eta: _clamp01(special.expit(eta)), _logit_mu_eta,
-                  lambda mu: np.maximum(mu * (1.0 - mu), _EPS)),
-    "probit": Link("probit", special.ndtri,
-                   lambda eta: np.minimum(special.ndtr(eta), 1.0 - _EPS),
+    "logit": Link("logit", lambda mu: special().logit(mu), lambda eta: _clamp01(special().expit(eta)),
+                  _logit_mu_eta, lambda mu: np.maximum(mu * (1.0 - mu), _EPS)),
+    "probit": Link("probit", lambda mu: special().ndtri(mu),
+                   lambda eta: np.minimum(special().ndtr(eta), 1.0 - _EPS),
                    lambda eta: np.exp(-eta**2 / 2.0) / np.sqrt(2.0 * np.pi)),
     "cauchit": Link("cauchit", lambda mu: _cauchy().ppf(mu),
                     lambda eta: np.minimum(_cauchy().cdf(eta), 1.0 - _EPS),
@@ -108,7 +108,7 @@ FAMILY_LINKS: dict[str, tuple[str, ...]] = {
 def _ylogy(y: Array, mu: Array) -> Array:
     """y log(y/μ), 0 where y = 0 (lme4's ``Y_log_Y``)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return special.xlogy(y, y / mu)
+        return special().xlogy(y, y / mu)
 
 
 def _binomial_dev(y: Array, mu: Array, wt: Array) -> Array:
@@ -123,17 +123,18 @@ def _binomial_aic_at(y: Array, n: Array, wt: Array) -> Callable[[Array, float], 
     with np.errstate(divide="ignore", invalid="ignore"):
         scale = np.where(trials <= 0, 0.0, wt / np.where(trials <= 0, 1.0, trials))
         # R's dbinom(log = TRUE), as scipy's binom.logpmf computes it, without its checks
-        choose = special.gammaln(trials + 1.0) - special.gammaln(successes + 1.0) - special.gammaln(failures + 1.0)
+        gammaln = special().gammaln
+        choose = gammaln(trials + 1.0) - gammaln(successes + 1.0) - gammaln(failures + 1.0)
     used = scale != 0
     if np.all(trials == m) and np.all(np.abs(m * y - successes) <= 1e-9 * np.maximum(m, 1.0)):
         # whole trials and successes: −2 log L = deviance + terms free of μ
         with np.errstate(divide="ignore", invalid="ignore"):
-            saturated = 2.0 * wt * (special.xlogy(y, y) + special.xlogy(1.0 - y, 1.0 - y))
+            saturated = 2.0 * wt * (special().xlogy(y, y) + special().xlogy(1.0 - y, 1.0 - y))
         return _plus_constant(float(-2.0 * np.sum(scale[used] * choose[used]) - np.sum(saturated)))
 
     def aic(mu: Array, dev: float) -> float:
         with np.errstate(divide="ignore", invalid="ignore"):
-            logpmf = choose + special.xlogy(successes, mu) + special.xlog1py(failures, -mu)
+            logpmf = choose + special().xlogy(successes, mu) + special().xlog1py(failures, -mu)
         return float(-2.0 * np.sum(scale[used] * logpmf[used]))
 
     return aic
@@ -154,12 +155,12 @@ def _poisson_dev(y: Array, mu: Array, wt: Array) -> Array:
 
 def _poisson_aic_at(y: Array, n: Array, wt: Array) -> Callable[[Array, float], float]:
     """R's Poisson ``aic`` as a function of μ; log y! computed once (−inf at a non-integer y, as dpois)."""
-    log_factorial = np.where(y == np.rint(y), special.gammaln(y + 1.0), np.inf)
+    log_factorial = np.where(y == np.rint(y), special().gammaln(y + 1.0), np.inf)
     if np.all(np.isfinite(log_factorial)):  # −2 log L = deviance + terms free of μ
-        return _plus_constant(float(-2.0 * np.sum(wt * (special.xlogy(y, y) - y - log_factorial))))
+        return _plus_constant(float(-2.0 * np.sum(wt * (special().xlogy(y, y) - y - log_factorial))))
 
     def aic(mu: Array, dev: float) -> float:
-        return float(-2.0 * np.sum((special.xlogy(y, mu) - mu - log_factorial) * wt))
+        return float(-2.0 * np.sum((special().xlogy(y, mu) - mu - log_factorial) * wt))
 
     return aic
 
@@ -185,7 +186,7 @@ def _gamma_aic_from(dev: float, weight_sum: float, wlogy_sum: float) -> float:
     """
     disp = dev / weight_sum
     a = 1.0 / disp
-    return float(weight_sum * (1.0 + 2.0 * a * (1.0 + np.log(disp)) + 2.0 * special.gammaln(a))
+    return float(weight_sum * (1.0 + 2.0 * a * (1.0 + np.log(disp)) + 2.0 * special().gammaln(a))
                  + 2.0 * wlogy_sum + 2.0)
 
 
