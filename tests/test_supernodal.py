@@ -13,7 +13,7 @@ import mixedfit as mf
 from mixedfit.blocks import rest
 from mixedfit.blocks.rest import CholmodRest, KeptRest
 from mixedfit.model import MixedModel
-from mixedfit.supernodal import SupernodalRest, upper_pattern
+from mixedfit.supernodal import SupernodalRest, factor_column_counts, upper_pattern
 from mixedfit.terms import build_design
 
 EGSINGLE = "math ~ year + size + female + (year|childid) + (year|schoolid)"
@@ -22,7 +22,7 @@ EGSINGLE = "math ~ year + size + female + (year|childid) + (year|schoolid)"
 @pytest.fixture(scope="module")
 def model() -> MixedModel:
     model = MixedModel(build_design(EGSINGLE, mf.load_dataset("egsingle")))
-    model.objective(model.start)  # the first factorization may read the fill, which ends its own solves
+    model.objective(model.start)  # the first factorization decides between CHOLMOD and LAPACK
     assert model.cross.rest.dense is False
     return model
 
@@ -105,7 +105,7 @@ def test_leading_solution_from_cholmod_while_current_then_from_the_dense_factor(
     np.testing.assert_allclose(g.leading_solution(), dense, rtol=1e-12, atol=1e-14 * np.abs(dense).max())
 
 
-def test_dense_share_reads_the_fill_and_leaves_a_factor_that_works():
+def test_dense_share_reads_the_fill_off_the_pattern_before_any_factorization():
     m = 60
     B = np.random.default_rng(2).normal(size=(m, m))
     full = B @ B.T + m * np.eye(m)
@@ -116,11 +116,33 @@ def test_dense_share_reads_the_fill_and_leaves_a_factor_that_works():
     for G in (full, banded):
         pos = np.flatnonzero(np.tril(G))
         supernodal = SupernodalRest(pos, m, m - 1)
-        values = G.reshape(-1)[pos]
-        supernodal.diagonal(values)
         shares.append(supernodal.dense_share())
-        np.testing.assert_allclose(supernodal.diagonal(values)[-1], np.linalg.cholesky(G)[-1, -1], rtol=1e-12)
-    assert shares[0] == pytest.approx(1.0) and shares[1] < 0.2, shares  # CHOLMOD merges narrow columns
+        assert supernodal.generation == 0  # no numeric factorization
+        np.testing.assert_allclose(supernodal.diagonal(G.reshape(-1)[pos])[-1], np.linalg.cholesky(G)[-1, -1],
+                                   rtol=1e-12)
+    assert shares[0] == pytest.approx(1.0) and shares[1] < 0.2, shares
+
+
+def _numeric_counts(pattern: np.ndarray, order: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The nonzeros per column of LAPACK's Cholesky factor of a matrix of this pattern with generic values, in ``order``.
+
+    Random values leave no entry of the fill zero by cancellation, and the
+    diagonal is only as large as positive definiteness needs, so that no
+    entry of the fill underflows.
+    """
+    values = np.where(pattern | pattern.T, rng.uniform(0.5, 1.0, pattern.shape), 0.0)
+    G = np.tril(values) + np.tril(values, -1).T
+    G[np.diag_indices_from(G)] = np.abs(G).sum(axis=1) + 1.0
+    return np.count_nonzero(np.linalg.cholesky(G[np.ix_(order, order)]), axis=0)
+
+
+@pytest.mark.parametrize("m, density, seed", [(1, 0.0, 0), (9, 0.3, 1), (40, 0.05, 2), (40, 0.2, 3), (120, 0.02, 4)])
+def test_factor_column_counts_are_the_factors_own(m, density, seed):
+    rng = np.random.default_rng(seed)
+    pattern = np.tril(rng.random((m, m)) < density) | np.eye(m, dtype=bool)
+    pos = np.flatnonzero(pattern)
+    for order in (np.arange(m), rng.permutation(m)):
+        np.testing.assert_array_equal(factor_column_counts(pos, m, order), _numeric_counts(pattern, order, rng))
 
 
 def _crossed(rows: int) -> pd.DataFrame:
@@ -134,7 +156,7 @@ def _crossed(rows: int) -> pd.DataFrame:
 _CROSSED_THETAS = [np.array([0.4, 0.7]), np.array([1.1, 0.2]), np.array([0.05, 2.0])]
 
 
-@pytest.mark.parametrize("rows, dense", [(1200, True), (700, False)])  # CHOLMOD's flops: 0.60 and 0.24 of dense
+@pytest.mark.parametrize("rows, dense", [(1200, True), (700, False)])  # the factor's flops: 0.42 and 0.11 of dense
 def test_lapack_factors_the_rest_where_cholmods_factor_is_nearly_dense(rows, dense, monkeypatch):
     monkeypatch.setattr(rest.cores, "threaded", lambda columns: True)
     design = build_design("y ~ x + (1|a) + (1|b)", _crossed(rows))
@@ -142,8 +164,8 @@ def test_lapack_factors_the_rest_where_cholmods_factor_is_nearly_dense(rows, den
     assert type(model.cross.rest) is CholmodRest and model.cross.rest.dense is None
     values = [model.objective(theta) for theta in _CROSSED_THETAS]
     assert model.cross.rest.dense is dense
-    # One numeric factorization and the fill's reading, or one of each per θ.
-    assert model.cross.rest.cholmod.generation == (2 if dense else len(_CROSSED_THETAS) + 1)
+    # CHOLMOD factors each θ, or none: the fill is read off the pattern.
+    assert model.cross.rest.cholmod.generation == (0 if dense else len(_CROSSED_THETAS))
     monkeypatch.setattr(rest, "cholmod_available", lambda: False)
     lapack = MixedModel(design)
     assert type(lapack.cross.rest) is KeptRest
@@ -156,7 +178,7 @@ def test_cholmod_keeps_the_rest_where_lapack_would_run_on_one_core(monkeypatch):
     for theta in _CROSSED_THETAS:
         model.objective(theta)
     assert model.cross.rest.dense is False
-    assert model.cross.rest.cholmod.generation == len(_CROSSED_THETAS)  # the fill not read: no factor ended
+    assert model.cross.rest.cholmod.generation == len(_CROSSED_THETAS)
 
 
 @pytest.mark.parametrize("m", [1, 63, 64, 65, 300])

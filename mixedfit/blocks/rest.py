@@ -313,12 +313,16 @@ class KeptRest:
         return self.factorization.factor(self.sparse.dense(values, self.columns.size), upper_zero=True)
 
 
-# Least share of a dense factorization's flops (SupernodalRest.dense_share) from which LAPACK
-# on several cores factors the rest: on crossed (1|a) + (1|b) with 1,000 to 5,000 levels of b
-# (benchmarks/cholmod_fill.py, RESULTS_cholmod_fill.md), LAPACK on two cores took 1.06-2.5
-# times CHOLMOD's time up to a share of 0.44, 0.91-0.97 at 0.51, 0.76-0.83 at 0.56-0.65 and
-# 0.48 at 0.81; on one core it took 0.86 times CHOLMOD's at 0.81 and more below.
-_DENSE_SHARE = 0.5
+# Least share of a dense factorization's flops (SupernodalRest.dense_share: the factor's
+# own, counted from the pattern) from which LAPACK on several cores factors the rest: on
+# crossed (1|a) + (1|b) with 1,000 to 5,000 levels of b (benchmarks/cholmod_fill.py,
+# RESULTS_cholmod_fill.md, two runs), LAPACK on two cores took 1.07-2.4 times CHOLMOD's time
+# at shares of 0.13-0.36 but for the smallest rest (0.82-0.90 at 0.32), 0.72-0.74 at 0.38,
+# 0.83-1.43 at 0.43, 0.45-0.87 from 0.45 on; on one core 0.69-0.94 at 0.50-0.69 and more below.
+# CHOLMOD's supernodal factor computes more (its relaxed supernodes hold explicit zeros: a
+# share of 0.81 where the factor's is 0.69), and the 0.5 this was on that share makes the
+# same choice as 0.37 on the factor's on every rest of the sweep.
+_DENSE_SHARE = 0.37
 
 
 class CholmodRest(KeptRest):
@@ -327,10 +331,10 @@ class CholmodRest(KeptRest):
 
     Where the fill-reducing order still leaves the factor nearly dense (crossed
     factors that share many rows), LAPACK's dense factorization of the same
-    entries, on all the cores, is the faster: the first factorization measures
-    the fill (``SupernodalRest.dense_share``), and from a share of
-    ``_DENSE_SHARE`` on, where LAPACK runs on several cores (``cores.threaded``),
-    every later one is LAPACK's.
+    entries, on all the cores, is the faster: before the first factorization
+    the pattern gives the fill (``SupernodalRest.dense_share``), and from a
+    share of ``_DENSE_SHARE`` on, where LAPACK runs on several cores
+    (``cores.threaded``), every factorization is LAPACK's.
 
     Attributes
     ----------
@@ -348,26 +352,24 @@ class CholmodRest(KeptRest):
         return kept_rest, (self.sparse, self.update, self.columns, self.factorization)
 
     def _fills_in(self) -> bool:
-        """Whether LAPACK, on several cores, should factor the rest from now on (by CHOLMOD's last factor's fill).
+        """Whether LAPACK, on several cores, should factor the rest (by the fill of its factor in CHOLMOD's order).
 
         On one core LAPACK would need nearly the dense flops' worth of fill to
-        gain; reading the fill ends CHOLMOD's last factor's solves, so the
-        results of that θ read LAPACK's factor.
+        gain, so there the fill is not counted.
         """
         return cores.threaded(self.columns.size) and self.cholmod.dense_share() >= _DENSE_SHARE
 
     def factor(self, logdet0: float, g: np.ndarray, templates: list[np.ndarray], first, kept: bool) -> Factor | None:
+        if self.dense is None:
+            self.dense = self._fills_in()
         if self.dense:
             return super().factor(logdet0, g, templates, first, kept)
         values = self.sparse.penalized(g, templates[1:])
         diagonal = self.cholmod.diagonal(values)
         if diagonal is None:
             return None
-        generation = self.cholmod.generation
-        if self.dense is None:
-            self.dense = self._fills_in()
         return Factor(logdet0, diagonal, templates, first.factor, functools.partial(self._checked_factor, values),
-                      (self.cholmod, generation))
+                      (self.cholmod, self.cholmod.generation))
 
     def _checked_factor(self, values: np.ndarray) -> np.ndarray:
         """LAPACK's factor of a rest that CHOLMOD factored, from its kept entries (for the results, which read it whole)."""
