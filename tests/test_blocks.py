@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
 import mixedfit as mf
 from mixedfit import blocks
@@ -329,6 +330,36 @@ def test_a_schur_map_split_between_two_threads_gives_the_same_bits(name, formula
         packed = whole.cross.first.eliminate(whole.cross.templates(whole.engine_theta(theta))[0])[1]
         np.testing.assert_array_equal(split.cross.rest.eliminated(packed), whole.cross.rest.eliminated(packed))
         assert split.objective(theta) == whole.objective(theta)
+
+
+@pytest.mark.parametrize("S0, shared", [(1, False), (1, True), (2, False), (2, True), (3, False)])
+def test_the_schur_pattern_maps_m_onto_the_lower_triangle_of_the_dense_product(S0, shared):
+    # Ar0 M Ar0ᵀ formed densely, M block diagonal (levels sharing a block where shared): the map
+    # gives every entry of its lower triangle in the random rest's columns, and none lies outside its positions
+    rng = np.random.default_rng(10 * S0 + shared)
+    m, qr, ell = 30, 26, 17
+    Ar0 = np.where(rng.random((m, ell * S0)) < 0.2, rng.normal(size=(m, ell * S0)), 0.0)
+    Ar0[qr:] = rng.normal(size=(m - qr, ell * S0))  # X's and y's rows are dense
+    which = rng.integers(4, size=ell) if shared else None
+    P, pos = schur._schur_pattern(sp.csr_matrix(Ar0), S0, m, qr, which)
+    blocks_ = rng.normal(size=(4 if shared else ell, S0, S0))
+    blocks_ = blocks_ @ np.swapaxes(blocks_, 1, 2)  # symmetric
+    pairs = levels.pair_index(S0)
+    s, t = np.tril_indices(S0)
+    packed = np.zeros((pairs.max() + 1, blocks_.shape[0]))
+    packed[pairs[s, t]] = blocks_[:, s, t].T
+    per_level = blocks_ if which is None else blocks_[which]
+    M = np.zeros((ell * S0, ell * S0))
+    for level, block in enumerate(per_level):
+        M[level * S0:(level + 1) * S0, level * S0:(level + 1) * S0] = block
+    product = Ar0 @ M @ Ar0.T
+    rows, cols = np.divmod(pos, m)
+    assert np.all(rows >= cols) and np.all(cols < qr) and np.all(np.diff(pos) > 0)
+    np.testing.assert_allclose(P @ packed.ravel(), product.reshape(-1)[pos], rtol=1e-12, atol=1e-12)
+    outside = np.tril(np.ones((m, m), bool))
+    outside[:, qr:] = False
+    outside.reshape(-1)[pos] = False
+    assert not np.any(product[outside])
 
 
 @pytest.mark.parametrize("S", [1, 2])

@@ -90,27 +90,34 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int,
     partner = level[None, :] * S0 + np.arange(S0)[:, None]  # (S, entries): the level's columns
     run = first[partner].ravel()
     reps = np.searchsorted(key, (partner.astype(np.int64) * m + rows).ravel(), side="right") - run
-    # The pairs' index arrays make this the peak of a fit's memory (InstEval:
-    # 2.1M pairs, 134 MB with int64 throughout): int32 where they fit, and
-    # each freed once used.
+    # The pairs' arrays make this the peak of a fit's memory (InstEval: 2.1M
+    # pairs, 134 MB with int64 throughout): int32 where they fit, and each
+    # freed once used.
     small = np.int32 if max(int(reps.sum()), m * m) < 2**31 else np.int64
-    a = np.repeat(np.tile(np.arange(rows.size, dtype=small), S0), reps)
-    b = np.repeat((run - (np.cumsum(reps) - reps)).astype(small), reps)
-    b += np.arange(a.size, dtype=small)
-    b = rest.astype(small)[b]
-    flat = rows.astype(small)[a]
+    # Entry a (once per partner column) meets a run of reps[a] rest entries b:
+    # a's own values are repeated, b's gathered from within the runs, so no
+    # index array of a is formed (InstEval's pattern: 98 → 82 ms).
+    within = np.repeat((run - (np.cumsum(reps) - reps)).astype(small), reps)
+    within += np.arange(within.size, dtype=small)
+
+    def of_a(values: np.ndarray) -> np.ndarray:
+        return np.repeat(values if S0 == 1 else np.tile(values, S0), reps)
+
+    def of_b(values: np.ndarray) -> np.ndarray:
+        return values[rest][within]
+
+    flat = of_a(rows.astype(small))
     flat *= m
-    flat += rows[b]
+    flat += of_b(rows)
     pos, inverse = distinct(flat, m * m)
     del flat
     pairs = pair_index(S0)
     # which in level's own (int32) type: int64 column indices would add 16 MB to InstEval's peak
     column, width = (level, ell) if which is None else (which.astype(level.dtype)[level], int(which.max()) + 1)
-    mcol = column[a] if S0 == 1 else pairs[s[a], s[b]] * width + column[a]  # one pair: skip the lookup
-    data = vals[a]
-    del a
-    data *= vals[b]
-    del b
+    mcol = of_a(column) if S0 == 1 else pairs[of_a(s), of_b(s)] * width + of_a(column)  # one pair: skip the lookup
+    data = of_a(vals)
+    data *= of_b(vals)
+    del within
     P = sp.csr_matrix((data, (inverse, mcol)), shape=(pos.size, (pairs.max() + 1) * width))
     P.sum_duplicates()  # the (s, t) and (t, s) twins of each entry, and the levels that share a column
     return P, pos
