@@ -99,28 +99,28 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int,
     # index array of a is formed (InstEval's pattern: 98 → 82 ms).
     within = np.repeat((run - (np.cumsum(reps) - reps)).astype(small), reps)
     within += np.arange(within.size, dtype=small)
-
-    def of_a(values: np.ndarray) -> np.ndarray:
-        return np.repeat(values if S0 == 1 else np.tile(values, S0), reps)
-
-    def of_b(values: np.ndarray) -> np.ndarray:
-        return values[rest][within]
-
-    flat = of_a(rows.astype(small))
+    flat = _along_runs(rows.astype(small), S0, reps)
     flat *= m
-    flat += of_b(rows)
+    flat += rows[rest][within]
     pos, inverse = distinct(flat, m * m)
     del flat
     pairs = pair_index(S0)
     # which in level's own (int32) type: int64 column indices would add 16 MB to InstEval's peak
     column, width = (level, ell) if which is None else (which.astype(level.dtype)[level], int(which.max()) + 1)
-    mcol = of_a(column) if S0 == 1 else pairs[of_a(s), of_b(s)] * width + of_a(column)  # one pair: skip the lookup
-    data = of_a(vals)
-    data *= of_b(vals)
+    mcol = _along_runs(column, S0, reps)
+    if S0 > 1:  # with S0 = 1, one pair: no lookup
+        mcol += pairs[_along_runs(s, S0, reps), s[rest][within]] * width
+    data = _along_runs(vals, S0, reps)
+    data *= vals[rest][within]
     del within
     P = sp.csr_matrix((data, (inverse, mcol)), shape=(pos.size, (pairs.max() + 1) * width))
     P.sum_duplicates()  # the (s, t) and (t, s) twins of each entry, and the levels that share a column
     return P, pos
+
+
+def _along_runs(values: np.ndarray, S0: int, reps: np.ndarray) -> np.ndarray:
+    """Each entry's value (once per partner column of its level) repeated along its run of partners (``_schur_pattern``)."""
+    return np.repeat(values if S0 == 1 else np.tile(values, S0), reps)
 
 
 _DENSE_R0_FILL = 0.1  # fewest nonzeros, per entry of R0, for dense products with it
