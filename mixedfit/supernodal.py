@@ -105,10 +105,11 @@ def factor_column_counts(pos: np.ndarray, m: int, order: np.ndarray) -> np.ndarr
     lower triangle's entries that can be nonzero; ``order`` gives the order
     the columns are eliminated in (column k of the factor is ``order[k]``).
     Eliminating column j puts its entries below the diagonal into the
-    column of its first one, its parent (George and Liu's elimination tree):
-    one pass of array operations per column on a dense (m, m) pattern of
-    bytes, an eighth of the rest's own dense cross products.  These are the
-    counts of CHOLMOD's simplicial factor (``tests/test_supernodal.py``).
+    column of its first one, its parent in the elimination tree: one pass of
+    array operations per column on a dense (m, m) pattern of bytes, an eighth
+    of the rest's own dense cross products.  These are the nonzeros of the
+    factor of generic values (``tests/test_supernodal.py`` checks them against
+    LAPACK's).
 
     Examples
     --------
@@ -162,11 +163,11 @@ class SupernodalRest:
         self.pos, self.m, self.qr = pos, m, qr
         self.generation = 0  # numeric factorizations so far: CHOLMOD's factor holds the last one's
         self._ordering: tuple | None = None
-        self._symbolic = None
+        self._factor = None  # CHOLMOD's factor: symbolic, then the last numeric factorization's
 
     def __getstate__(self) -> dict:
         # CHOLMOD's factor does not pickle; it is analysed again where it is used.
-        return {"pos": self.pos, "m": self.m, "qr": self.qr, "generation": 0, "_ordering": None, "_symbolic": None}
+        return {"pos": self.pos, "m": self.m, "qr": self.qr, "generation": 0, "_ordering": None, "_factor": None}
 
     def _ordered(self) -> tuple:
         """The pattern as cvxopt's (upper triangle) sparse matrix, and the order CHOLMOD factors it in."""
@@ -184,9 +185,9 @@ class SupernodalRest:
     def _analysed(self) -> tuple:
         """``_ordered``'s matrix, and CHOLMOD's symbolic factor of it in that order."""
         A, order = self._ordered()
-        if self._symbolic is None:
-            self._symbolic = _symbolic(A, order)
-        return A, self._symbolic
+        if self._factor is None:
+            self._factor = _symbolic(A, order)
+        return A, self._factor
 
     def dense_share(self) -> float:
         """The flops of the factorization in CHOLMOD's order as a share of a dense one's, from the pattern alone.
@@ -220,13 +221,13 @@ class SupernodalRest:
     def _solved(self, generation: int, k: int, system: int) -> np.ndarray | None:
         """CHOLMOD's solve of ``system`` with the last k columns of I as right-hand sides, by the
         factor from numeric factorization ``generation``; None if CHOLMOD's factor holds a later one."""
-        if generation != self.generation or self._symbolic is None:
+        if generation != self.generation or self._factor is None:
             return None
         _, cholmod, matrix, _, _ = _cvxopt()
         E = np.zeros((self.m, k))
         E[-k:] = np.eye(k)
         Y = matrix(E)
-        cholmod.solve(self._symbolic, Y, sys=system)
+        cholmod.solve(self._factor, Y, sys=system)
         return np.array(Y)
 
     def trailing(self, generation: int, k: int) -> np.ndarray | None:
