@@ -108,8 +108,8 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int,
     # which in level's own (int32) type: int64 column indices would add 16 MB to InstEval's peak
     column, width = (level, ell) if which is None else (which.astype(level.dtype)[level], int(which.max()) + 1)
     mcol = _along_runs(column, S0, reps)
-    if S0 > 1:  # with S0 = 1, one pair: no lookup
-        mcol += pairs[_along_runs(s, S0, reps), s[rest][within]] * width
+    if S0 > 1:  # with S0 = 1, one pair: no lookup; a flat take is a third of a 2-d index's time
+        mcol += pairs.ravel().take(_along_runs(s, S0, reps) * S0 + s[rest][within]) * width
     data = _along_runs(vals, S0, reps)
     data *= vals[rest][within]
     del within
