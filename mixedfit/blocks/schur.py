@@ -85,7 +85,8 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int,
     # with rows[b] ≤ rows[a]: in each of the level's S columns a leading run, of a
     # length found by searching the rest's (column, row) keys.
     rest = np.flatnonzero(rows < qr)
-    key = coo.col[rest].astype(np.int64) * m + rows[rest]
+    rest_rows = rows[rest]
+    key = coo.col[rest].astype(np.int64) * m + rest_rows
     first = np.searchsorted(key, np.arange(Ar0.shape[1], dtype=np.int64) * m)
     partner = level[None, :] * S0 + np.arange(S0)[:, None]  # (S, entries): the level's columns
     run = first[partner].ravel()
@@ -101,7 +102,7 @@ def _schur_pattern(Ar0: sp.csr_matrix, S0: int, m: int, qr: int,
     within += np.arange(within.size, dtype=small)
     flat = _along_runs(rows.astype(small), S0, reps)
     flat *= m
-    flat += rows[rest][within]
+    flat += rest_rows[within]
     pos, inverse = distinct(flat, m * m)
     del flat
     pairs = pair_index(S0)
