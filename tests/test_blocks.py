@@ -332,6 +332,34 @@ def test_a_schur_map_split_between_two_threads_gives_the_same_bits(name, formula
         assert split.objective(theta) == whole.objective(theta)
 
 
+@pytest.mark.parametrize("split", [False, True])
+@pytest.mark.parametrize("positions", ["unbroken", "gaps", "many gaps", "unordered"])
+def test_a_packed_map_subtracts_its_product_at_its_positions_and_nowhere_else(positions, split, monkeypatch):
+    # Filled out to a slice where few positions are skipped, or by the positions themselves:
+    # either way g[at] -= matrix @ M, the other entries untouched, split between threads or not
+    from mixedfit import cores
+
+    rng = np.random.default_rng(len(positions))
+    rows, planes, ell = 40, 2, 7
+    matrix = sp.csr_matrix(np.where(rng.random((rows, planes * ell)) < 0.3, rng.normal(size=(rows, planes * ell)), 0.0))
+    skipped = {"unbroken": 0, "gaps": 3, "many gaps": 30}.get(positions, 0)
+    at = 5 + np.sort(rng.choice(rows + skipped, rows, replace=False))
+    if positions == "unordered":
+        at = rng.permutation(at)
+    monkeypatch.setattr(schur, "_SPLIT_PRODUCTS", 0 if split else 10**9)
+    monkeypatch.setattr(cores, "busy", lambda: False)
+    monkeypatch.setattr(cores, "_usable_cores", lambda: 2)
+    piece = schur.PackedMap(matrix, at)
+    assert (piece._halves is not None) == split
+    assert isinstance(piece._where[0], slice) == (positions in ("unbroken", "gaps"))
+    packed = rng.normal(size=(planes, ell))
+    g = rng.normal(size=at.max() + 9)
+    expected = g.copy()
+    expected[at] -= matrix @ packed.ravel()
+    piece.subtract(g, packed)
+    np.testing.assert_array_equal(g, expected)
+
+
 @pytest.mark.parametrize("S0, shared", [(1, False), (1, True), (2, False), (2, True), (3, False)])
 def test_the_schur_pattern_maps_m_onto_the_lower_triangle_of_the_dense_product(S0, shared):
     # Ar0 M Ar0ᵀ formed densely, M block diagonal (levels sharing a block where shared): the map
