@@ -100,7 +100,7 @@ def column_value(series: pd.Series, name: str) -> np.ndarray | RFactor:
         return series.to_numpy(dtype=float, na_value=np.nan)
     kind = pd.api.types.infer_dtype(series, skipna=True)
     if kind in ("string", "empty"):
-        return as_factor(series.to_numpy(dtype=object))
+        return as_factor(series)
     if kind in ("integer", "floating", "mixed-integer-float", "decimal", "boolean"):
         return pd.to_numeric(series).to_numpy(dtype=float, na_value=np.nan)
     raise DataError(f"column '{name}' has values of type '{kind}' ({dtype}), which a model "

@@ -33,18 +33,43 @@ _ASCII_ORDER = " _-,;:!?.'\"()[]{}@*/\\&#%`^+<=>|~$0123456789abcdefghijklmnopqrs
 _PRIMARY = {char: rank for rank, char in enumerate(_ASCII_ORDER)}
 
 
-def collation_key(text: str) -> tuple:
+# collation_key's ranks, one more than _PRIMARY's, as bytes that compare as the
+# ranks do: below 255 one byte (every ASCII character's), from 255 on the byte 255
+# and three more, big-endian (the largest, past Unicode's last code point, is
+# below 2**24).  For ASCII text, bytes.translate tables: upper case letters take
+# their lower case's rank, and the case table gives 1 where a letter is upper case.
+_ESCAPE = 255
+
+
+def _rank(char: str) -> int:
+    return 1 + _PRIMARY.get(char, len(_PRIMARY) + ord(char))
+
+
+_ASCII_RANKS = bytes(_rank(chr(code).lower()) if code < 128 else 0 for code in range(256))
+_ASCII_CASE = bytes(chr(code).isupper() if code < 128 else 0 for code in range(256))
+
+
+def collation_key(text: str) -> bytes:
     """Sort key reproducing R's (ICU root) string order for ASCII text.
+
+    Letters compare case-insensitively first, by their ranks in ``_ASCII_ORDER``
+    (other characters after them, by code point), and then lower case first.
+    The key is the ranks' bytes, a zero byte (below every rank, so that a
+    prefix sorts first) and the case bytes: one byte string, which ``sorted``
+    compares without a Python step per character (50,000 levels sorted:
+    134–164 → 19–25 ms).
 
     Examples
     --------
     >>> sorted(["b", "B", "a1", "A1", "a10", "a2", "a_b", "a.b"], key=collation_key)
     ['a_b', 'a.b', 'a1', 'A1', 'a10', 'a2', 'b', 'B']
     """
-    folded = text.lower()
-    primary = tuple(_PRIMARY.get(c, len(_PRIMARY) + ord(c)) for c in folded)
-    case = tuple(c.isupper() for c in text)
-    return primary, case
+    if text.isascii():
+        raw = text.encode("ascii")
+        return raw.translate(_ASCII_RANKS) + b"\0" + raw.translate(_ASCII_CASE)
+    ranks = (_rank(c) for c in text.lower())
+    primary = b"".join(bytes((r,)) if r < _ESCAPE else bytes((_ESCAPE,)) + r.to_bytes(3, "big") for r in ranks)
+    return primary + b"\0" + bytes(c.isupper() for c in text)
 
 
 def level_label(value: object) -> str:
@@ -87,9 +112,58 @@ def sort_levels(values: Sequence) -> list:
     [1, 2, 10]
     """
     distinct = list(dict.fromkeys(values))
-    if all(isinstance(v, str) for v in distinct):
-        return sorted(distinct, key=collation_key)
-    return sorted(distinct)
+    return [distinct[i] for i in _level_order(distinct)]
+
+
+def _level_order(distinct: list) -> list[int]:
+    """The positions of distinct values in R's level order: text by ``collation_key``, other values as they compare."""
+    if not all(isinstance(v, str) for v in distinct):
+        keys = distinct
+    else:
+        order = _ascii_order(distinct) if len(distinct) >= _ASCII_ORDER_LEVELS else None
+        if order is not None:
+            return order.tolist()
+        keys = [collation_key(v) for v in distinct]
+    return sorted(range(len(keys)), key=keys.__getitem__)
+
+
+_ASCII_ORDER_WIDTH = 64  # longest text _ascii_order takes: its keys are as wide as the longest, for every text
+# Fewest texts it orders: below, numpy's fixed costs exceed the keys' (120 texts: 45 µs each way).
+_ASCII_ORDER_LEVELS = 128
+
+
+def _ascii_order(texts: list[str]) -> np.ndarray | None:
+    """``collation_key``'s order of ASCII texts, by numpy: their keys as rows of bytes, sorted as integers.
+
+    Each text's ranks, zeros to the longest text's length (below every rank,
+    so a prefix sorts first), then its case bytes: 8 bytes at a time, as
+    big-endian integers, the rows are sorted by ``np.lexsort`` (50,000 levels:
+    41–43 → 14–17 ms against ``collation_key`` one by one).  None where a text is not
+    ASCII, ends in NUL characters (which numpy's byte strings drop) or is longer
+    than ``_ASCII_ORDER_WIDTH``, and where there are none.
+
+    Examples
+    --------
+    >>> _ascii_order(["b", "B", "a1", "a"]).tolist(), _ascii_order(["é"]) is None
+    ([3, 2, 0, 1], True)
+    """
+    lengths = np.fromiter(map(len, texts), dtype=np.intp, count=len(texts))
+    if not texts or lengths.max() > _ASCII_ORDER_WIDTH:
+        return None
+    width = max(1, int(lengths.max()))
+    try:
+        raw = np.array(texts, dtype=f"S{width}")
+    except UnicodeEncodeError:
+        return None
+    if not np.array_equal(np.char.str_len(raw), lengths):
+        return None
+    chars = raw.view(np.uint8).reshape(len(texts), width)
+    inside = np.arange(width) < lengths[:, None]  # NUL characters inside a text have a rank; padding none
+    keys = np.zeros((len(texts), -(-2 * width // 8) * 8), dtype=np.uint8)
+    keys[:, :width] = np.where(inside, np.frombuffer(_ASCII_RANKS, np.uint8)[chars], 0)
+    keys[:, width: 2 * width] = np.frombuffer(_ASCII_CASE, np.uint8)[chars]
+    words = keys.view(">u8")
+    return np.lexsort(words.T[::-1])
 
 
 #: Why a factor cannot be used as numbers, for the errors that say so.
@@ -236,13 +310,40 @@ def as_factor(values: object) -> RFactor:
         categorical = values.array if isinstance(values, pd.Series) else values  # no new Categorical
         return _by_label(categorical.codes, categorical.categories.tolist(),
                          bool(categorical.ordered))
-    values = np.asarray(values)
+    text_column = isinstance(values, pd.Series) and values.dtype.kind not in "biuf"  # stays as pandas holds it
+    if not text_column:
+        values = np.asarray(values)
+    if values.size < _HASHED_ROWS:  # to_numpy: a quarter of np.asarray's time on pandas' strings
+        return _few_values_factor(values.to_numpy(dtype=object) if text_column else values)
+    if values.dtype.kind in "biuf":  # numbers by numpy's sort
+        missing = pd.isna(values)
+        distinct, inverse = np.unique(values[~missing], return_inverse=True)
+        codes = np.full(len(values), -1, dtype=np.intp)
+        codes[~missing] = inverse.reshape(-1)
+        return _by_label(codes, distinct.tolist())
+    # Other values distinct by pandas' hash table (missing ones coded -1), so that
+    # only the distinct ones pass through Python: 200,000 rows of 50,000 text
+    # levels, 403–441 → 58–69 ms (integers by np.unique: 122–134 → 44–47 ms).
+    first_seen, uniques = pd.factorize(values)
+    uniques = uniques.tolist()
+    order = _level_order(uniques)
+    rank = np.full(len(order) + 1, -1, dtype=np.intp)  # the last entry, -1, is where code -1 reads
+    rank[order] = np.arange(len(order))
+    return _by_label(rank[first_seen], [uniques[i] for i in order])
+
+
+# Fewest values as_factor makes distinct by numpy or pandas: below, a dict is quicker (300: 122 against 157 µs).
+_HASHED_ROWS = 512
+
+
+def _few_values_factor(values: np.ndarray) -> RFactor:
+    """``as_factor`` of a few values (not a categorical), through a Python dict."""
     missing = pd.isna(values)
     present = values[~missing].tolist()
     distinct = sort_levels(present)
     position = {value: i for i, value in enumerate(distinct)}
     codes = np.full(len(values), -1, dtype=np.intp)
-    codes[~missing] = [position[v] for v in present]
+    codes[~missing] = [position[value] for value in present]
     return _by_label(codes, distinct)
 
 

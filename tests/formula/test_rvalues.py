@@ -5,10 +5,15 @@ Expected values: ``tests/lme4/formula_cases.R`` (see ``_formula_cases``).
 
 from __future__ import annotations
 
+import random
+import string
+
 import numpy as np
+import pandas as pd
 import pytest
 
-from mixedfit.formula.rvalues import as_factor, distinct
+from mixedfit.formula import rvalues
+from mixedfit.formula.rvalues import as_factor, collation_key, distinct
 
 from _formula_cases import CASES
 
@@ -28,3 +33,67 @@ def test_distinct_is_numpys_unique_with_its_inverse(count, size):
     expected, expected_inverse = np.unique(values, return_inverse=True)
     np.testing.assert_array_equal(found, expected)
     np.testing.assert_array_equal(inverse, expected_inverse)
+
+
+def _rank_tuples(text):
+    # collation_key's order as its docstring states it: the case-folded characters' ranks in
+    # _ASCII_ORDER (any other character after them, by code point), then upper case after lower
+    ranks = tuple(rvalues._ASCII_ORDER.find(c) if c in rvalues._ASCII_ORDER else 1000 + ord(c) for c in text.lower())
+    return ranks, tuple(c.isupper() for c in text)
+
+
+def _texts(seed, alphabet, count=400, longest=6):
+    rng = random.Random(seed)
+    return list(dict.fromkeys("".join(rng.choice(alphabet) for _ in range(rng.randint(0, longest)))
+                              for _ in range(count)))
+
+
+_NON_ASCII = "".join(map(chr, (0x80, 0xB5, 0xBE, 0xC0, 0xC9, 0xE9, 0x130, 0x3B1, 0x4E2D, 0x1F600, 0x10FFFF)))
+
+
+@pytest.mark.parametrize("alphabet", [string.ascii_letters + string.digits + " ._-", "".join(map(chr, range(128))),
+                                      "aAzZ0._" + _NON_ASCII])
+def test_collation_keys_order_text_by_ranks_then_case(alphabet):
+    texts = _texts(len(alphabet), alphabet)
+    assert sorted(texts, key=collation_key) == sorted(texts, key=_rank_tuples)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_numpys_order_of_ascii_levels_is_the_collation_keys(seed):
+    # embedded NUL and control characters, empty and prefix texts; a text ending in NUL,
+    # one not ASCII, or one longer than the keys' width goes back to the keys one by one
+    texts = _texts(seed, "aAbB_ .0\x01" + ("\x00" if seed else ""), count=300, longest=5)
+    texts = [text for text in texts if not text.endswith("\x00")] + ["a\x00b"] * bool(seed)
+    order = rvalues._ascii_order(texts)
+    assert order.tolist() == sorted(range(len(texts)), key=lambda i: collation_key(texts[i]))
+    for odd in ("a\x00", "\u00e9", "x" * (rvalues._ASCII_ORDER_WIDTH + 1)):
+        assert rvalues._ascii_order(texts + [odd]) is None
+
+
+def _columns():
+    rng = np.random.default_rng(3)
+    words = np.array(["b", "B", "a1", "a", "", "A", "a b", "\u00e9"], dtype=object)
+    text = words[rng.integers(len(words), size=700)]
+    text[::7] = None
+    text[3::11] = np.nan
+    many = np.array([f"L{i}" for i in rng.integers(0, 400, size=900)], dtype=object)
+    floats = rng.choice([0.5, -0.0, 0.0, 0.1 + 0.2, 0.3, np.nan, 1e5, -2.0], size=600)
+    return {
+        "text": text, "many levels": many, "python strings": pd.Series(many, dtype="string[python]"),
+        "arrow strings": pd.Series(text, dtype="string[pyarrow]"), "integers": rng.integers(-3, 300, size=800),
+        "floats": floats, "mixed objects": np.array([1, 1.0, True, 2, 0.5, None] * 100, dtype=object),
+        "nullable integers": pd.array(list(rng.integers(0, 30, size=599)) + [None], dtype="Int64"),
+    }
+
+
+@pytest.mark.parametrize("name", list(_columns()))
+def test_many_values_are_factored_as_a_few_are(name, monkeypatch):
+    # pandas' hash table, numpy's sort and numpy's order of text give what the dict does,
+    # whose levels test_factor_levels_sort_as_r checks against R's
+    values = _columns()[name]
+    monkeypatch.setattr(rvalues, "_HASHED_ROWS", 0)
+    hashed = as_factor(values)
+    monkeypatch.setattr(rvalues, "_HASHED_ROWS", 10**9)
+    few = as_factor(values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values)
+    assert hashed.levels == few.levels and hashed.codes.tolist() == few.codes.tolist()
+    assert len(hashed.levels) >= (100 if "levels" in name or "python" in name else 3)
