@@ -224,6 +224,14 @@ CASES: list[Case] = [
         sim=dict(n_region=40, n_school=25, n_class=8, n_pupil=10, seed=20240608, beta=(0.0, 0.5),
                  sd=(0.5, 0.7, 0.4), sigma=1.0),
     ),
+    Case(
+        key="sim_text_ids", title="sim (1|g) 50,000 text ids, 200k rows", source="sim_text_ids",
+        formula="y ~ x + (1|g)", reml=True, size="medium", repeats=3,
+        statsmodels=dict(formula="y ~ x", groups="g"),
+        note="the grouping ids are text, as read_csv gives them (pandas' str dtype; a character vector "
+             "in R), not a factor: each library makes the factor itself",
+        sim=dict(n=200_000, n_g=50_000, seed=20240609, beta=(1.0, 0.5), sd_g=0.6, sigma=1.0),
+    ),
     # ---- GLMMs (issue 19): lme4's glmer and the peers now; mixedfit once it takes family=
     Case(
         key="glmm_cbpp", title="cbpp (binomial)", source="R:cbpp",
@@ -418,6 +426,15 @@ def _sim_nested3(p: dict, rng: np.random.Generator) -> pd.DataFrame:
                          "school": _factor(school, "s", ks), "class": _factor(klass, "c", kc)})
 
 
+def _sim_text_ids(p: dict, rng: np.random.Generator) -> pd.DataFrame:
+    n, k = p["n"], p["n_g"]
+    g = _skewed_levels(rng, n, k, 0.5)
+    x = rng.normal(0.0, 1.0, size=n)
+    y = p["beta"][0] + p["beta"][1] * x + rng.normal(0.0, p["sd_g"], size=k)[g] + rng.normal(0.0, p["sigma"], size=n)
+    ids = np.array([f"id{i}" for i in rng.permutation(k)], dtype=object)  # labels in no sorted order
+    return pd.DataFrame({"y": y, "x": x, "g": pd.Series(ids[g], dtype="str")})
+
+
 def _sim_glmm_nested(p: dict, rng: np.random.Generator) -> pd.DataFrame:
     kc, ks, m = p["n_clinic"], p["n_subj"], p["n_obs"]
     clinic = np.repeat(np.arange(kc), ks * m)
@@ -436,6 +453,7 @@ _SIMULATIONS = {
     "sim_factor_slopes": _sim_factor_slopes,
     "sim_crossed_big": _sim_crossed_big,
     "sim_nested3": _sim_nested3,
+    "sim_text_ids": _sim_text_ids,
     "sim_glmm_nested": _sim_glmm_nested,
 }
 
@@ -495,6 +513,10 @@ def write_manifest(case: Case, frame: pd.DataFrame, directory: Path) -> Path:
             vals = col.to_numpy(dtype="float64")
             raw = np.where(np.isnan(vals), R_NA_REAL, vals).astype("<f8")
             spec.update(type="numeric")
+        elif pd.api.types.is_string_dtype(col.dtype):  # text: codes into its distinct values, in no sorted order
+            codes, values = pd.factorize(col, sort=False)
+            raw = np.where(codes < 0, R_NA_INTEGER, codes + 1).astype("<i4")
+            spec.update(type="text", values=[str(v) for v in values])
         else:
             raise TypeError(f"column {name!r}: unsupported dtype {col.dtype}")
         raw.tofile(path)
@@ -529,6 +551,9 @@ def load_manifest(path: str | os.PathLike) -> pd.DataFrame:
                 codes = np.where(isna, -1, raw - 1)
                 out[spec["name"]] = pd.Categorical.from_codes(
                     codes, categories=spec["levels"], ordered=spec["ordered"])
+            elif spec["type"] == "text":
+                text = np.array(spec["values"] + [None], dtype=object)[np.where(isna, -1, raw - 1)]
+                out[spec["name"]] = pd.Series(text, dtype="str")
             elif isna.any():
                 out[spec["name"]] = pd.array(np.where(isna, 0, raw), dtype="Int64")
                 out[spec["name"]][isna] = pd.NA

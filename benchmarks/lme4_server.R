@@ -56,6 +56,8 @@ read_raw_column <- function(spec, nrow) {
     if (spec$type == "factor") {
       v <- structure(v, levels = as.character(unlist(spec$levels)),
                      class = c(if (isTRUE(spec$ordered)) "ordered", "factor"))
+    } else if (spec$type == "text") {  # a character vector, as read.csv gives it: lmer makes the factor
+      v <- as.character(unlist(spec$values))[v]
     }
     v
   }
