@@ -677,3 +677,17 @@ def test_a_one_term_models_engine_theta_is_theta_itself():
     theta = np.array([0.9, 0.1, 0.3])
     assert one.engine_theta(theta)[0] is theta
     np.testing.assert_array_equal(joined.engine_theta(theta[[0, 2]])[0], [0.9, 0.0, 0.3])  # the joined template's zero
+
+
+@pytest.mark.parametrize("S", [1, 2, 3, 5])
+def test_batched_cholesky_solve_is_numpys_solve_level_by_level(S):
+    # the same bits where S = 1 (two divisions, as numpy's solves do them), rounding otherwise
+    rng = np.random.default_rng(S)
+    A = rng.normal(size=(200, S, S))
+    L = np.linalg.cholesky(A @ np.swapaxes(A, 1, 2) + np.eye(S))
+    y = rng.normal(size=(200, S))
+    expected = np.linalg.solve(np.swapaxes(L, 1, 2), np.linalg.solve(L, y[..., None]))[..., 0]
+    x = levels.batched_cholesky_solve(L, y)
+    if S == 1:
+        np.testing.assert_array_equal(x, expected)
+    np.testing.assert_allclose(x, expected, rtol=1e-11, atol=0)

@@ -10,7 +10,7 @@ from scipy.linalg import solve_triangular
 from ..terms import Design
 from ..theta import JoinedTheta, lower_template
 from .factor import DenseCholesky, Factor, last_row_solution, rest_factorization
-from .levels import FirstTerm
+from .levels import FirstTerm, batched_cholesky_solve
 from .rest import DenseRest, RestColumns, rest_strategy
 from .schur import schur_update
 from .sums import CrossBlocks, engine_plan, joined_term
@@ -201,7 +201,7 @@ class CrossProducts:
         v, z = self.right_hand_side(f)
         y = z @ f.templates[0]  # rows T0ᵀ z_l
         if inverses is None:
-            u0 = np.linalg.solve(np.swapaxes(f.L00, 1, 2), np.linalg.solve(f.L00, y[..., None]))[..., 0]
+            u0 = batched_cholesky_solve(f.L00, y)
         else:
             u0 = np.matmul(inverses, y[..., None])[..., 0]
         us = [u0] + [v[sl].reshape(ell, S) for sl, S, ell in self.rest_columns.terms]

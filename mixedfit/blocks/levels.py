@@ -28,8 +28,8 @@ except (ImportError, AttributeError):  # a numpy without that private module: it
     batched_cholesky, batched_inverse = np.linalg.cholesky, np.linalg.inv
 
 __all__ = ["batched_cholesky", "batched_inverse", "pair_index", "level_blocks_product", "batched_lower_inverse",
-           "to_planes", "planes_times_blocks", "symmetric_from_lower", "level_blocks_into", "level_diagonal", "FirstTerm",
-           "lower_triangle"]
+           "batched_cholesky_solve", "to_planes", "planes_times_blocks", "symmetric_from_lower", "level_blocks_into",
+           "level_diagonal", "FirstTerm", "lower_triangle"]
 
 
 _PLANES_MIN_LEVELS = 200  # fewest first-term levels for _packed_inverse's planes (S ≥ 4)
@@ -92,6 +92,34 @@ def _congruence(A: np.ndarray, T: np.ndarray) -> np.ndarray:
     """``Tᵀ A_l T`` for every block of a stack (ℓ, S, S)."""
     Tb = np.broadcast_to(T, A.shape)
     return _right_multiply(np.swapaxes(Tb, 1, 2), _right_multiply(A, Tb))
+
+
+def batched_cholesky_solve(L: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``(L_l L_lᵀ)⁻¹ y_l`` for a stack of lower-triangular blocks L (ℓ, S, S) and rows y (ℓ, S).
+
+    Forward and back substitution, each step one array operation over the
+    levels: numpy's batched ``solve`` calls LAPACK once a block (50,000 levels
+    of S = 1: 9.3 ms against 0.07; 3,000 of S = 4: 1.8 against 0.2).  With S = 1 the same bits as that solve,
+    ``y / L / L``.
+
+    Examples
+    --------
+    >>> L = np.array([[[2.0, 0.0], [1.0, 3.0]]])
+    >>> x = batched_cholesky_solve(L, np.array([[4.0, 5.0]]))
+    >>> bool(np.allclose(L[0] @ L[0].T @ x[0], [4.0, 5.0]))
+    True
+    """
+    S = L.shape[-1]
+    x = np.array(y, dtype=float)
+    for i in range(S):  # L z = y
+        if i:
+            x[:, i] -= np.einsum("lk,lk->l", L[:, i, :i], x[:, :i])
+        x[:, i] /= L[:, i, i]
+    for i in reversed(range(S)):  # Lᵀ x = z
+        if i < S - 1:
+            x[:, i] -= np.einsum("lk,lk->l", L[:, i + 1:, i], x[:, i + 1:])
+        x[:, i] /= L[:, i, i]
+    return x
 
 
 def batched_lower_inverse(L: np.ndarray) -> np.ndarray:
