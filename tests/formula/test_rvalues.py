@@ -81,6 +81,7 @@ def _columns():
     return {
         "text": text, "many levels": many, "python strings": pd.Series(many, dtype="string[python]"),
         "arrow strings": pd.Series(text, dtype="string[pyarrow]"), "integers": rng.integers(-3, 300, size=800),
+        "integers far apart": rng.integers(-2**40, 2**40, size=600) // 1000 * 1000,
         "floats": floats, "mixed objects": np.array([1, 1.0, True, 2, 0.5, None] * 100, dtype=object),
         "nullable integers": pd.array(list(rng.integers(0, 30, size=599)) + [None], dtype="Int64"),
     }
