@@ -487,10 +487,16 @@ def tall_r_factor(X: np.ndarray) -> np.ndarray:
 
 def _r_factor(X: np.ndarray) -> np.ndarray:
     """``np.linalg.qr(X, mode="r")`` by LAPACK's dgeqrf itself: the same R, without numpy's
-    35 µs of checks and copies around it (most of the time of a 180 × 3 QR)."""
+    35 µs of checks and copies around it (most of the time of a 180 × 3 QR).
+
+    With the workspace LAPACK asks for, as numpy gives it: scipy's default is too
+    small for the blocked algorithm, and past 32 columns the unblocked one ran at
+    a quarter of the speed (8,192 × 402: 509 → 125 ms).
+    """
     if X.size == 0:
         return np.zeros((min(X.shape), X.shape[1]))
-    qr, _, _, info = lapack.dgeqrf(np.asarray(X, dtype=float))
+    work, _ = lapack.dgeqrf_lwork(*X.shape)
+    qr, _, _, info = lapack.dgeqrf(np.asarray(X, dtype=float), lwork=int(work))
     if info != 0:
         raise np.linalg.LinAlgError(f"dgeqrf failed (info = {info})")
     return np.triu(qr[: min(X.shape)])
