@@ -78,11 +78,12 @@ def _columns():
     text[3::11] = np.nan
     many = np.array([f"L{i}" for i in rng.integers(0, 400, size=900)], dtype=object)
     floats = rng.choice([0.5, -0.0, 0.0, 0.1 + 0.2, 0.3, np.nan, 1e5, -2.0], size=600)
+    whole = rng.choice([-0.0, 0.0, 7.0, -12.0, 1e5, -2e5, 1.2e6, 123456.0, 3e15, np.nan], size=700)
     return {
         "text": text, "many levels": many, "python strings": pd.Series(many, dtype="string[python]"),
         "arrow strings": pd.Series(text, dtype="string[pyarrow]"), "integers": rng.integers(-3, 300, size=800),
         "integers far apart": rng.integers(-2**40, 2**40, size=600) // 1000 * 1000,
-        "floats": floats, "mixed objects": np.array([1, 1.0, True, 2, 0.5, None] * 100, dtype=object),
+        "floats": floats, "whole numbers as doubles": whole, "mixed objects": np.array([1, 1.0, True, 2, 0.5, None] * 100, dtype=object),
         "nullable integers": pd.array(list(rng.integers(0, 30, size=599)) + [None], dtype="Int64"),
     }
 
@@ -98,3 +99,13 @@ def test_many_values_are_factored_as_a_few_are(name, monkeypatch):
     few = as_factor(values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values)
     assert hashed.levels == few.levels and hashed.codes.tolist() == few.codes.tolist()
     assert len(hashed.levels) >= (100 if "levels" in name or "python" in name else 3)
+
+
+def test_whole_numbers_as_doubles_are_labelled_as_r_labels_each_number():
+    # level_label (R's as.character, fixed or scientific as it is shorter) against the shortcut
+    rng = np.random.default_rng(7)
+    values = np.unique(np.concatenate([rng.integers(-10**15, 10**15, size=3000), rng.integers(-10**6, 10**6, size=3000),
+                                       [m * 10**k for m in (1, 2, 12, 99) for k in range(17)], [0, 2**53 - 1]]))
+    values = np.concatenate([values, -values]).astype(float)
+    values = np.unique(values[np.abs(values) < 2.0**53])
+    assert rvalues._whole_number_labels(values) == [rvalues.level_label(float(v)) for v in values]
