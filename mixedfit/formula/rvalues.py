@@ -100,6 +100,8 @@ def level_labels_of(values: Sequence) -> list[str]:
     values = list(values)
     if all(type(v) is str for v in values):  # factors of text: thousands of levels, no formatting
         return values
+    if all(type(v) is int for v in values):  # of whole numbers (a categorical of ids): their digits
+        return list(map(str, values))
     return [level_label(v) for v in values]
 
 

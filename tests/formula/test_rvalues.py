@@ -109,3 +109,12 @@ def test_whole_numbers_as_doubles_are_labelled_as_r_labels_each_number():
     values = np.concatenate([values, -values]).astype(float)
     values = np.unique(values[np.abs(values) < 2.0**53])
     assert rvalues._whole_number_labels(values) == [rvalues.level_label(float(v)) for v in values]
+
+
+def test_whole_numbers_are_labelled_by_their_digits():
+    # a categorical of integer ids: level_labels_of's shortcut against level_label, booleans apart
+    values = [3, -7, 0, 10**20, -(10**30), 100000, 2**63]
+    assert rvalues.level_labels_of(values) == [rvalues.level_label(v) for v in values]
+    assert rvalues.level_labels_of([True, 1]) == ["TRUE", "1"]
+    categorical = pd.Categorical(np.random.default_rng(2).integers(0, 900, size=2000))
+    assert as_factor(categorical).levels == [rvalues.level_label(v) for v in categorical.categories.tolist()]
