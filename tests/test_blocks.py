@@ -691,3 +691,24 @@ def test_batched_cholesky_solve_is_numpys_solve_level_by_level(S):
     if S == 1:
         np.testing.assert_array_equal(x, expected)
     np.testing.assert_allclose(x, expected, rtol=1e-11, atol=0)
+
+
+@pytest.mark.parametrize("name, formula", [SPARSE_CASES[0], SPARSE_CASES[3]])
+def test_penalized_sums_each_entrys_products_in_the_congruence_maps_order(name, formula):
+    # Only the entries of S > 1 blocks are summed by a bincount; each entry's products must still be
+    # added in _congruence_map's order, so to the bits of one bincount over all of its rows.
+    data = name() if callable(name) else mf.load_dataset(name)
+    model = MixedModel(build_design(formula, data))
+    kept = model.cross.rest
+    assert isinstance(kept, KeptRest) and kept.sparse.touched is not None
+    sr, columns = kept.sparse, kept.columns
+    m = columns.size
+    size, effect, base = rest._effect_blocks(columns.offsets, columns.sizes, columns.levels, m)
+    target, source, code_a, code_b = rest._congruence_map(sr.pos, size, effect, base, m)
+    for theta in _random_thetas(model, 3):
+        templates = model.cross.templates(model.engine_theta(theta))
+        g = kept.eliminated(model.cross.first.eliminate(templates[0])[1])
+        tv = np.concatenate([T.ravel() for T in templates[1:]] + [np.ones(1)])
+        whole = np.bincount(target, weights=tv[code_a] * tv[code_b] * g[source], minlength=sr.pos.size)
+        whole[sr.diagonal] += 1.0
+        np.testing.assert_array_equal(sr.penalized(g, templates[1:]), whole)
