@@ -21,7 +21,7 @@ Objective (``scale`` says which lme4 quantity it is comparable with):
   lme4's optimised Laplace objective ``ldL2 + sum of deviance residuals + |u|²``
   (``scale="laplace"``; it leaves out the saturated model's log-likelihood, which does not
   depend on the parameters); for the others the worker also finds glmer's −2 log L at the
-  peer's θ, β refitted (``objective_at_theta``), by which their optimum is judged.
+  peer's θ, β refitted (``objective_at_theta``): their optimum is judged by the higher of the two.
 """
 
 from __future__ import annotations
