@@ -230,8 +230,9 @@ def _glmm_objective_at(spec: dict, frame, theta: list[float]) -> float | None:
     glmer's function starts PIRLS, at every (θ, β), where its first stage
     ended, and its value moves with that start: at glmer's optimum on cbpp,
     mixedfit's model gives 184.053133 (glmer's value, to 1e-11) after its own
-    fit, which starts it there too, and 184.052602 started afresh.  The peers report θ but not always β in lme4's column order, so β
-    is found again: BFGS on that model's deviance at this θ, from mixedfit's β̂.
+    fit, which starts it there too, and 184.052602 started afresh.  The peers
+    report θ but not always β in lme4's column order, so β is found again:
+    BFGS on that model's deviance at this θ, from mixedfit's β̂.
     """
     from scipy.optimize import minimize
 

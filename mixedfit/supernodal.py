@@ -193,7 +193,8 @@ class SupernodalRest:
 
     def _held_values(self) -> np.ndarray:
         """A writable view of the cvxopt matrix that carries the values into CHOLMOD's, made once:
-        converting a numpy array to a new one each θ cost 0.14 ms on 163,161 entries, the copy 0.04 ms."""
+        a new one converted from numpy at each θ took the hand-over of InstEval's 145,762 values
+        from 65–83 µs to 141–191."""
         if self._values is None:
             self._values = _cvxopt()[2](np.zeros(self.pos.size))
         return np.asarray(memoryview(self._values))

@@ -89,9 +89,10 @@ class SparseRest:
         rows: each such entry's own product, then the products of other
         entries, in that order, ``target`` indexing ``touched``.  None where
         every entry is its own single product (all terms S = 1).  Summing
-        only these rows, not one row for every entry too, takes a third of
-        the time on MixedModels.jl's InstEval model (0.9 → 0.3 ms), and each
-        entry's products are added in the same order, so to the same bits.
+        only these rows, not one row for every entry too (MixedModels.jl's
+        InstEval model: 27,930 of 173,692 entries), takes the scaling from
+        1.18 to 0.87 ms, and each entry's products are added in the same
+        order, so to the same bits.
     code : ndarray
         Indexes the flattened outer product of ``tv`` with itself, for each
         entry's own product, then for the rows of ``target``: one gather per

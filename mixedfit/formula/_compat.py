@@ -45,7 +45,7 @@ def evaluate(expression: str, namespace: Mapping[str, Any],
     ``bs``), as formulaic keeps it for later prediction.  Where the namespace
     holds no stateful transform, formulaic would only parse, walk and compile
     the expression before evaluating it as it stands: its compiled code is
-    kept instead (``I(age^2)`` 0.5 ms → 20 µs a design).
+    kept instead (``I(age^2)``: 40–60 → 2 µs an evaluation).
     """
     if not any(getattr(value, "__is_stateful_transform__", False) for value in namespace.values()):
         return eval(_compiled(expression), {}, namespace)  # nosec: the formula's own translation
